@@ -1,0 +1,77 @@
+/* ember/info.h — introspection for tools such as ember-info: where the loader looks, every
+ * plugin it finds and what happened when loading it, and each plugin's devices and ops.
+ * The structs are owned by the scan and are append-only (check struct_size). */
+#ifndef EMBER_INFO_H
+#define EMBER_INFO_H
+
+#include <ember/common.h>
+#include <ember/config.h>
+#include <ember/backend.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where a plugin search directory came from. */
+typedef enum em_search_origin {
+    EM_SEARCH_LIBRARY_KEY = 0,   /* library= in the backend's section (a file, not a dir) */
+    EM_SEARCH_ENV = 1,           /* EMBER_BACKEND_PATH */
+    EM_SEARCH_CONFIG_PATH = 2,   /* [backends] path= */
+    EM_SEARCH_INSTALL_DIR = 3,   /* compiled-in $(pkglibdir)/backends */
+    EM_SEARCH_LIBEMBER_DIR = 4   /* next to the loaded libember */
+} em_search_origin;
+
+typedef struct em_search_dir {
+    const char *path;
+    em_search_origin origin;
+    bool exists;
+} em_search_dir;
+
+/* Load stages, in order; a plugin's `stage` is the last one it reached. */
+typedef enum em_load_stage {
+    EM_STAGE_FIND = 0,     /* no file found */
+    EM_STAGE_OPEN = 1,     /* dlopen failed (message has dlerror text) */
+    EM_STAGE_SYMBOL = 2,   /* no ember_backend_entry */
+    EM_STAGE_ABI = 3,      /* ABI major mismatch, short struct, name mismatch */
+    EM_STAGE_INIT = 4,     /* the entry returned an error */
+    EM_STAGE_DEVICES = 5,  /* loaded, but no usable device */
+    EM_STAGE_READY = 6     /* loaded with at least one device */
+} em_load_stage;
+
+EMBER_API const char *em_load_stage_name(em_load_stage st);   /* "open", "symbol", ... */
+
+typedef struct em_plugin_info {
+    size_t struct_size;
+    const char *name;          /* from the file name: ember-backend-<name>.so */
+    const char *path;
+    em_search_origin origin;
+    const char *shadowed_by;   /* non-NULL: same name found earlier in the search (this one is ignored) */
+    em_load_stage stage;
+    em_status status;
+    const char *message;       /* why it stopped before READY, "" otherwise */
+    uint32_t abi_major, abi_minor;
+    const char *version, *description;
+    int device_count;
+    const em_device_props *devices;
+    int kernel_count;                 /* entries of em_backend_ops the core knows */
+    const char *const *kernel_names;  /* "add", "gemm", ... */
+    const bool *kernel_present;       /* false: NULL in the plugin's table */
+    const bool *kernel_optional;      /* true: the core composes it when absent */
+} em_plugin_info;
+
+typedef struct em_registry em_registry;
+
+/* Scan the search path that cfg (NULL: the located device.ini) gives and try to load every
+ * plugin found (each in its own instance, devices enumerated, then unloaded). Fails only
+ * when out of memory or cfg is invalid; per-plugin failures are in the infos. */
+EMBER_API em_status em_registry_scan(const em_config *cfg, em_registry **out);
+EMBER_API void em_registry_free(em_registry *reg);
+EMBER_API int em_registry_dir_count(const em_registry *reg);
+EMBER_API const em_search_dir *em_registry_dir(const em_registry *reg, int i);
+EMBER_API int em_registry_plugin_count(const em_registry *reg);
+EMBER_API const em_plugin_info *em_registry_plugin(const em_registry *reg, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,106 @@
+/* ember/tensor.h — creating tensors, reading them back, views, printing.
+ *
+ * Ownership: every function returning em_tensor* returns a new handle. With a scope open
+ * (em_scope_begin) the scope owns it; otherwise the caller does and releases it with
+ * em_tensor_free. em_tensor_keep() takes a handle out of its scope. Views share storage
+ * with their base; storage lives as long as any tensor using it.
+ *
+ * Shapes are passed as (ndim, const int64_t *shape); EM_SHAPE(2, 3) expands to exactly
+ * that, e.g. em_zeros(ctx, EM_F32, EM_SHAPE(64, 1000)). */
+#ifndef EMBER_TENSOR_H
+#define EMBER_TENSOR_H
+
+#include <stdio.h>
+#include <ember/common.h>
+#include <ember/context.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct em_tensor em_tensor;
+
+#define EM__NARG_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
+#define EM__NARG(...) EM__NARG_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+/* EM_SHAPE(a, b, ...) -> ndim, (const int64_t[]){a, b, ...}  (1 to 8 sizes) */
+#define EM_SHAPE(...) EM__NARG(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}
+/* A 0-dimensional (scalar) shape. */
+#define EM_SCALAR_SHAPE 0, NULL
+
+/* ---- lifetime ---- */
+EMBER_API void em_tensor_free(em_tensor *t);
+EMBER_API em_tensor *em_tensor_keep(em_tensor *t);
+
+/* ---- creation ---- */
+/* data: ndim/shape elements, row-major, of dtype's C type (float, double, uint8_t). */
+EMBER_API em_tensor *em_tensor_from_data(em_context *ctx, em_dtype dt, int ndim,
+                                         const int64_t *shape, const void *data);
+EMBER_API em_tensor *em_empty(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_zeros(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_ones(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_full(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape,
+                             double value);
+EMBER_API em_tensor *em_scalar(em_context *ctx, em_dtype dt, double value); /* 0-dim */
+/* [start, end) by step, as torch.arange (length ceil((end - start) / step)). */
+EMBER_API em_tensor *em_arange(em_context *ctx, em_dtype dt, double start, double end,
+                               double step);
+/* U[0,1) and N(0,1) from the context's generator (see em_manual_seed, <ember/philox.h>). */
+EMBER_API em_tensor *em_rand(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_randn(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_zeros_like(em_tensor *t);
+EMBER_API em_tensor *em_ones_like(em_tensor *t);
+EMBER_API em_tensor *em_full_like(em_tensor *t, double value);
+
+/* ---- inspection (a NULL tensor gives 0 / -1 / NULL) ---- */
+EMBER_API em_context *em_tensor_context(const em_tensor *t);
+EMBER_API em_dtype em_tensor_dtype(const em_tensor *t);
+EMBER_API int em_tensor_ndim(const em_tensor *t);
+EMBER_API int64_t em_tensor_size(const em_tensor *t, int dim);     /* dim < 0 counts from the end */
+EMBER_API int64_t em_tensor_stride(const em_tensor *t, int dim);
+EMBER_API int64_t em_tensor_numel(const em_tensor *t);
+EMBER_API const int64_t *em_tensor_shape(const em_tensor *t);      /* ndim entries */
+EMBER_API bool em_tensor_is_contiguous(const em_tensor *t);
+
+/* ---- reading and writing data ---- */
+/* Copy the tensor, as a row-major contiguous array of its dtype, into dst (bytes must be
+ * at least numel * dtype size). Synchronises. */
+EMBER_API em_status em_tensor_to_host(em_tensor *t, void *dst, size_t bytes);
+/* Overwrite a contiguous tensor from host memory. */
+EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t bytes);
+/* Value of a one-element tensor as double (NaN and a recorded error otherwise). */
+EMBER_API double em_item(em_tensor *t);
+EMBER_API em_status em_item_get(em_tensor *t, double *out);
+
+/* ---- views and copies ---- */
+EMBER_API em_tensor *em_transpose(em_tensor *t, int dim0, int dim1);
+EMBER_API em_tensor *em_t(em_tensor *t);    /* 2-D transpose; 0-D and 1-D unchanged */
+/* A view with a new shape; one size may be -1. Fails if the strides do not allow it. */
+EMBER_API em_tensor *em_view(em_tensor *t, int ndim, const int64_t *shape);
+/* Like em_view, but copies when a view is impossible. */
+EMBER_API em_tensor *em_reshape(em_tensor *t, int ndim, const int64_t *shape);
+/* Broadcast to a larger shape without copying (size -1 keeps a dim). */
+EMBER_API em_tensor *em_expand(em_tensor *t, int ndim, const int64_t *shape);
+EMBER_API em_tensor *em_unsqueeze(em_tensor *t, int dim);
+EMBER_API em_tensor *em_squeeze(em_tensor *t, int dim);
+EMBER_API em_tensor *em_flatten(em_tensor *t);
+/* t itself (new handle) if already contiguous, else a contiguous copy. */
+EMBER_API em_tensor *em_contiguous(em_tensor *t);
+EMBER_API em_tensor *em_clone(em_tensor *t);
+EMBER_API em_tensor *em_to_dtype(em_tensor *t, em_dtype dt);
+/* Copy to another context (another device or backend). */
+EMBER_API em_tensor *em_to_context(em_tensor *t, em_context *dst);
+
+/* ---- printing, in PyTorch's format ---- */
+/* "tensor([[1., 2.],\n        [3., 4.]], requires_grad=True)"; malloc'd, caller free()s. */
+EMBER_API char *em_tensor_str(em_tensor *t);
+EMBER_API em_status em_tensor_print(em_tensor *t, FILE *f);    /* str + newline */
+EMBER_API em_status em_print(em_tensor *t);                    /* to stdout */
+/* print options as torch.set_printoptions: precision (4), threshold (1000), edgeitems
+ * (3), linewidth (80); a negative value leaves the setting unchanged. Per context. */
+EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold,
+                                   int edgeitems, int linewidth);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
