@@ -1,0 +1,411 @@
+/* core/context.c — context lifetime, scopes (ownership of temporaries), the random
+ * generator state and the device buffer cache. The context owns everything made in it, so
+ * em_context_free releases even tensors the user forgot. */
+#include "config.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static em_status context_create(em_config *cfg, em_context **out)
+{
+    em_context *ctx = em__calloc(1, sizeof *ctx);
+    if (!ctx) {
+        em_config_free(cfg);
+        return em__error_global(EM_ERR_OOM, "out of memory creating a context");
+    }
+    ctx->cfg = cfg;
+    ctx->grad_enabled = true;
+    ctx->res.log_level = EM_LOG_WARN;
+    ctx->print_precision = 4;
+    ctx->print_threshold = 1000;
+    ctx->print_edgeitems = 3;
+    ctx->print_linewidth = 80;
+    em_status st = em__backend_open(ctx);
+    if (st != EM_OK) {
+        em__resolved_free(&ctx->res);
+        em_config_free(cfg);
+        free(ctx->fallback_reason);
+        free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return EM_OK;
+}
+
+EMBER_API em_status em_context_create(em_context **out, const char *config_path)
+{
+    if (!out)
+        return em__error_global(EM_ERR_INVALID, "em_context_create: out is NULL");
+    *out = NULL;
+    em_config *cfg = NULL;
+    em_status st = em__config_load_for_context(config_path, &cfg);
+    if (st != EM_OK)
+        return st;
+    return context_create(cfg, out);
+}
+
+EMBER_API em_status em_context_create_with(em_context **out, const em_config *cfg)
+{
+    if (!out)
+        return em__error_global(EM_ERR_INVALID, "em_context_create_with: out is NULL");
+    *out = NULL;
+    if (!cfg)
+        return em__error_global(EM_ERR_INVALID, "em_context_create_with: cfg is NULL");
+    em_config *copy = em__config_clone(cfg);
+    if (!copy)
+        return em__error_global(EM_ERR_OOM, "out of memory copying the configuration");
+    return context_create(copy, out);
+}
+
+static void cache_drain(em_context *ctx)
+{
+    for (int i = 0; i < ctx->n_bins; i++) {
+        em__cache_bin *b = &ctx->bins[i];
+        for (int j = 0; j < b->n; j++)
+            ctx->ops->buffer_free(ctx->dev, b->bufs[j]);
+        ctx->mem_cached -= b->bytes * (size_t)b->n;
+        b->n = 0;
+    }
+}
+
+EMBER_API void em_context_free(em_context *ctx)
+{
+    if (!ctx)
+        return;
+    /* Everything is released wholesale: no refcount walking, so cycles or forgotten
+     * handles cannot leak. */
+    for (int i = 0; i < ctx->cap_scopes; i++)
+        free(ctx->scopes[i].items);
+    free(ctx->scopes);
+    for (em_node *n = ctx->nodes, *next; n; n = next) {
+        next = n->live_next;
+        free(n);
+    }
+    free(ctx->node_free_stack);
+    free(ctx->bw_order);
+    free(ctx->bw_stack);
+    for (em_tensor *t = ctx->tensor_live, *next; t; t = next) {
+        next = t->live_next;
+        free(t);
+    }
+    for (em_tensor *t = ctx->tensor_free, *next; t; t = next) {
+        next = t->live_next;
+        free(t);
+    }
+    for (em_storage *s = ctx->storages, *next; s; s = next) {
+        next = s->next;
+        if (s->buf)
+            ctx->ops->buffer_free(ctx->dev, s->buf);
+        free(s);
+    }
+    cache_drain(ctx);
+    for (int i = 0; i < ctx->n_bins; i++)
+        free(ctx->bins[i].bufs);
+    free(ctx->bins);
+    em__backend_close(ctx);
+    em__resolved_free(&ctx->res);
+    em_config_free(ctx->cfg);
+    free(ctx->fallback_reason);
+    free(ctx);
+}
+
+EMBER_API const char *em_context_backend(const em_context *ctx)
+{
+    return ctx ? ctx->backend_name : NULL;
+}
+
+EMBER_API int em_context_device_index(const em_context *ctx)
+{
+    return ctx ? ctx->device_index : -1;
+}
+
+EMBER_API const char *em_context_device_name(const em_context *ctx)
+{
+    return ctx ? ctx->props.name : NULL;
+}
+
+EMBER_API const char *em_context_config_source(const em_context *ctx)
+{
+    return ctx && ctx->cfg ? ctx->cfg->source : NULL;
+}
+
+EMBER_API const char *em_context_fallback_reason(const em_context *ctx)
+{
+    return ctx ? ctx->fallback_reason : NULL;
+}
+
+EMBER_API void em_manual_seed(em_context *ctx, uint64_t seed)
+{
+    if (!ctx)
+        return;
+    ctx->seed = seed;
+    ctx->counter = 0;
+}
+
+EMBER_API em_status em_synchronize(em_context *ctx)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "em_synchronize: NULL context");
+    em_status st = ctx->ops->synchronize(ctx->dev);
+    if (st != EM_OK)
+        return em__backend_failed(ctx, st, "synchronize");
+    return EM_OK;
+}
+
+EMBER_API void em_context_empty_cache(em_context *ctx)
+{
+    if (ctx)
+        cache_drain(ctx);
+}
+
+EMBER_API size_t em_context_memory_in_use(const em_context *ctx)
+{
+    return ctx ? ctx->mem_in_use : 0;
+}
+
+EMBER_API size_t em_context_memory_cached(const em_context *ctx)
+{
+    return ctx ? ctx->mem_cached : 0;
+}
+
+EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold, int edgeitems,
+                                   int linewidth)
+{
+    if (!ctx)
+        return;
+    if (precision >= 0)
+        ctx->print_precision = precision;
+    if (threshold >= 0)
+        ctx->print_threshold = threshold;
+    if (edgeitems >= 0)
+        ctx->print_edgeitems = edgeitems;
+    if (linewidth >= 0)
+        ctx->print_linewidth = linewidth;
+}
+
+/* ------------------------------------------------------------------------ scopes */
+
+EMBER_API void em_scope_begin(em_context *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->n_scopes == ctx->cap_scopes) {
+        int cap = ctx->cap_scopes ? ctx->cap_scopes * 2 : 8;
+        em__scope *s = em__realloc(ctx->scopes, sizeof *s * (size_t)cap);
+        if (!s) {
+            /* Tensors then go to the enclosing scope; em_scope_end stays balanced. */
+            ctx->scope_overflow++;
+            em__error(ctx, EM_ERR_OOM, "em_scope_begin: out of memory");
+            return;
+        }
+        memset(s + ctx->cap_scopes, 0, sizeof *s * (size_t)(cap - ctx->cap_scopes));
+        ctx->scopes = s;
+        ctx->cap_scopes = cap;
+    }
+    ctx->scopes[ctx->n_scopes++].n = 0;
+}
+
+EMBER_API void em_scope_end(em_context *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->scope_overflow > 0) {
+        ctx->scope_overflow--;
+        return;
+    }
+    if (ctx->n_scopes == 0) {
+        em__error(ctx, EM_ERR_INVALID, "em_scope_end without a matching em_scope_begin");
+        return;
+    }
+    em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
+    /* Release newest first: later temporaries tend to depend on earlier ones. */
+    for (int i = s->n - 1; i >= 0; i--)
+        em__tensor_unref(s->items[i]);
+    s->n = 0;
+    ctx->n_scopes--;
+}
+
+em_tensor *em__give(em_tensor *t)
+{
+    if (!t)
+        return NULL;
+    em_context *ctx = t->ctx;
+    if (ctx->n_scopes == 0)
+        return t;
+    em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        em_tensor **items = em__realloc(s->items, sizeof *items * (size_t)cap);
+        if (!items) {
+            em__tensor_unref(t);
+            em__error(ctx, EM_ERR_OOM, "out of memory registering a tensor in its scope");
+            return NULL;
+        }
+        s->items = items;
+        s->cap = cap;
+    }
+    s->items[s->n++] = t;
+    return t;
+}
+
+/* Remove one scope entry for t, innermost scope and newest entry first. */
+static bool scope_take(em_context *ctx, em_tensor *t)
+{
+    for (int i = ctx->n_scopes - 1; i >= 0; i--) {
+        em__scope *s = &ctx->scopes[i];
+        for (int j = s->n - 1; j >= 0; j--) {
+            if (s->items[j] == t) {
+                memmove(s->items + j, s->items + j + 1, sizeof *s->items * (size_t)(s->n - j - 1));
+                s->n--;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool em__scope_take_top(em_context *ctx, em_tensor *t)
+{
+    if (ctx->n_scopes == 0 || ctx->scope_overflow > 0)
+        return false;
+    em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
+    for (int j = s->n - 1; j >= 0; j--) {
+        if (s->items[j] == t) {
+            memmove(s->items + j, s->items + j + 1, sizeof *s->items * (size_t)(s->n - j - 1));
+            s->n--;
+            return true;
+        }
+    }
+    return false;
+}
+
+EMBER_API void em_tensor_free(em_tensor *t)
+{
+    if (!t || !em__live(t))
+        return;
+    scope_take(t->ctx, t);
+    em__tensor_unref(t);
+}
+
+EMBER_API em_tensor *em_tensor_keep(em_tensor *t)
+{
+    if (!t || !em__live(t))
+        return NULL;
+    scope_take(t->ctx, t);
+    return t;
+}
+
+/* ------------------------------------------------------------------ buffer cache */
+
+/* Size classes: 512-byte minimum, then four classes per power of two (<= 25% slack). */
+static size_t size_class(size_t bytes)
+{
+    if (bytes <= 512)
+        return 512;
+    size_t p = (size_t)1 << (63 - __builtin_clzll((unsigned long long)bytes));
+    size_t step = p >= 2048 ? p / 4 : 512;
+    return (bytes + step - 1) / step * step;
+}
+
+static em__cache_bin *find_bin(em_context *ctx, size_t bytes, bool create)
+{
+    int lo = 0, hi = ctx->n_bins;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (ctx->bins[mid].bytes < bytes)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < ctx->n_bins && ctx->bins[lo].bytes == bytes)
+        return &ctx->bins[lo];
+    if (!create)
+        return NULL;
+    if (ctx->n_bins == ctx->cap_bins) {
+        int cap = ctx->cap_bins ? ctx->cap_bins * 2 : 16;
+        em__cache_bin *b = em__realloc(ctx->bins, sizeof *b * (size_t)cap);
+        if (!b)
+            return NULL;
+        ctx->bins = b;
+        ctx->cap_bins = cap;
+    }
+    memmove(ctx->bins + lo + 1, ctx->bins + lo, sizeof *ctx->bins * (size_t)(ctx->n_bins - lo));
+    ctx->bins[lo] = (em__cache_bin){.bytes = bytes};
+    ctx->n_bins++;
+    return &ctx->bins[lo];
+}
+
+em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf)
+{
+    size_t cls = size_class(bytes);
+    em__cache_bin *b = find_bin(ctx, cls, false);
+    if (b && b->n > 0) {
+        *buf = b->bufs[--b->n];
+        ctx->mem_cached -= cls;
+        ctx->mem_in_use += cls;
+        return EM_OK;
+    }
+    em_status st = EM_ERR_OOM;
+    if (!em__fail_injected()) {
+        st = ctx->ops->buffer_alloc(ctx->dev, cls, buf);
+        if (st == EM_ERR_OOM && ctx->mem_cached > 0) {
+            /* Cached buffers of other sizes may be what the device is missing. */
+            cache_drain(ctx);
+            ctx->plugin->last_msg[0] = 0;
+            st = ctx->ops->buffer_alloc(ctx->dev, cls, buf);
+        }
+    }
+    if (st != EM_OK) {
+        *buf = NULL;
+        if (st == EM_ERR_OOM) {
+            ctx->plugin->last_msg[0] = 0;
+            return em__error(ctx, EM_ERR_OOM, "out of memory allocating %zu bytes on %s:%d",
+                             cls, ctx->backend_name, ctx->device_index);
+        }
+        return em__backend_failed(ctx, st, "buffer_alloc");
+    }
+    ctx->mem_in_use += cls;
+    return EM_OK;
+}
+
+void em__buffer_release(em_context *ctx, void *buf, size_t bytes)
+{
+    if (!buf)
+        return;
+    size_t cls = size_class(bytes);
+    ctx->mem_in_use -= cls;
+    em__cache_bin *b = find_bin(ctx, cls, true);
+    if (b && b->n == b->cap) {
+        int cap = b->cap ? b->cap * 2 : 8;
+        void **bufs = em__realloc(b->bufs, sizeof *bufs * (size_t)cap);
+        if (bufs) {
+            b->bufs = bufs;
+            b->cap = cap;
+        }
+    }
+    if (!b || b->n == b->cap) {
+        ctx->ops->buffer_free(ctx->dev, buf);   /* cannot cache: give it back */
+        return;
+    }
+    b->bufs[b->n++] = buf;
+    ctx->mem_cached += cls;
+}
+
+em_status em__backend_failed(em_context *ctx, em_status st, const char *what)
+{
+    em_plugin *p = ctx->plugin;
+    if (p && p->last_msg[0]) {
+        em__error(ctx, st, "%s on backend %s: %s", what, ctx->backend_name, p->last_msg);
+        p->last_msg[0] = 0;
+    } else {
+        em__error(ctx, st, "%s failed on backend %s (%s)", what, ctx->backend_name,
+                  em_status_name(st));
+    }
+    return st;
+}
+
+bool em__grad_mode(const em_context *ctx)
+{
+    return ctx->grad_enabled && ctx->no_grad_depth == 0;
+}

@@ -1,0 +1,415 @@
+/* core/internal.h — the core's private structures and the contracts between core files.
+ * Never installed; never included by backends.
+ *
+ * Layers (docs/architecture.md):
+ *   public API (ops.c, tensor.c) -> em__apply (dispatch.c): checks, shape rule, output,
+ *   forward, autograd record -> kernels via the loaded plugin's ops table (em__kernel_*).
+ */
+#ifndef EMBER_CORE_INTERNAL_H
+#define EMBER_CORE_INTERNAL_H
+
+#include <ember/ember.h>
+#include <ember/backend.h>
+#include <ember/info.h>
+#include <stdarg.h>
+
+#define EM_INTERNAL __attribute__((visibility("hidden")))
+
+/* ------------------------------------------------------------------ errors (error.c) */
+/* Record an error in ctx (kept only if none is pending). Returns st. */
+EM_INTERNAL em_status em__error(em_context *ctx, em_status st, const char *fmt, ...) EM_PRINTF(3, 4);
+/* Record an error for calls with no context (thread-local; em_last_error). Returns st. */
+EM_INTERNAL em_status em__error_global(em_status st, const char *fmt, ...) EM_PRINTF(2, 3);
+EM_INTERNAL void em__log(em_context *ctx, em_log_level lvl, const char *fmt, ...) EM_PRINTF(3, 4);
+
+/* Test hook for allocation-failure injection: when > 0, the Nth call of em__malloc (and of
+ * device buffer allocation) from now fails. Set by EMBER_FAIL_ALLOC=N or by tests. */
+EM_INTERNAL void *em__malloc(size_t n);
+EM_INTERNAL void *em__calloc(size_t n, size_t sz);
+EM_INTERNAL void *em__realloc(void *p, size_t n);
+EM_INTERNAL char *em__strdup(const char *s);
+EM_INTERNAL bool em__fail_injected(void);   /* consumes one count; true = fail this one */
+
+/* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
+EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);
+
+/* ----------------------------------------------------------------- config (config.c) */
+typedef struct em__cfg_entry {
+    char *section, *key, *value;
+    int line;             /* 0 for keys set in code */
+    char *file;           /* file it was read from (NULL: set in code); for messages */
+} em__cfg_entry;
+
+struct em_config {
+    em__cfg_entry *entries;
+    int n, cap;
+    char *source;         /* file path, "(in-code configuration)" or "(built-in defaults)" */
+};
+
+/* What a configuration means once validated (and EMBER_DEVICE applied). */
+typedef struct em__resolved {
+    char backend[64];       /* [device] backend, default "cpu" */
+    int index;              /* -1: plugin default */
+    char fallback[64];      /* "" if none */
+    em_log_level log_level; /* [device] log, default warn */
+    int op_fallback_cpu;    /* [device] op_fallback: 1 = cpu (default), 0 = error */
+    char *search[16];       /* directories from [backends] path (colon-separated) */
+    int n_search;
+    char device_env[128];   /* EMBER_DEVICE as read ("" if unset) */
+} em__resolved;
+
+/* Validate cfg and compute its meaning. On error: message names file, line, key. */
+EM_INTERNAL em_status em__config_resolve(const em_config *cfg, em__resolved *out, bool apply_env);
+EM_INTERNAL void em__resolved_free(em__resolved *r);
+EM_INTERNAL em_config *em__config_clone(const em_config *cfg);
+/* Locate (path NULL) or read `path`, and parse: the config a new context uses. */
+EM_INTERNAL em_status em__config_load_for_context(const char *path, em_config **out);
+/* Keys of section `sec` (the backend's own), as a kv array valid while cfg lives. */
+EM_INTERNAL int em__config_section(const em_config *cfg, const char *sec, em_config_kv *kv,
+                                   int max, const em__cfg_entry **where);
+/* "device.ini:12" style location of an entry, for messages. */
+EM_INTERNAL void em__config_where(const em_config *cfg, const em__cfg_entry *e, char *buf, size_t n);
+EM_INTERNAL const char *em__getenv(const char *name);   /* secure_getenv */
+/* [a-z0-9_-]{1,63}: the names a backend (and its plugin file) may have. */
+EM_INTERNAL bool em__valid_backend_name(const char *s);
+
+/* ----------------------------------------------------------------- loader (loader.c) */
+/* The core-side owner of a plugin instance; its address is the em_host_ctx token. */
+typedef struct em_plugin {
+    void *dl;                      /* dlopen handle */
+    char *path;
+    char name[64];
+    em_search_origin origin;
+    em_backend be;                 /* what the entry returned */
+    em_backend_ops ops;            /* zero-extended copy of the plugin's table */
+    em_context *ctx;               /* receives errors and logs; NULL while scanning */
+    em_status last_status;         /* last status reported through host->error */
+    char last_msg[512];            /* last message reported through host->error */
+    em_log_level log_level;
+} em_plugin;
+
+EM_INTERNAL extern const em_host em__host;
+
+/* Build the search path for a resolved config (library= of the backend's section first). */
+typedef struct em__search_path {
+    em_search_dir dirs[24];
+    int n;
+    char *library;                 /* library= of the wanted backend, or NULL */
+    bool oom;                      /* an allocation failed: the path is incomplete */
+} em__search_path;
+EM_INTERNAL void em__search_path_build(const em_config *cfg, const em__resolved *r,
+                                       const char *backend, em__search_path *sp);
+EM_INTERNAL void em__search_path_free(em__search_path *sp);
+
+/* Find, open, check and instantiate backend `name`. On failure returns the status, fills
+ * `stage` and writes a message naming the plugin path, stage and dlerror/plugin text. */
+EM_INTERNAL em_status em__plugin_load(const em_config *cfg, const em__resolved *r,
+                                      const char *name, em_plugin **out, em_load_stage *stage,
+                                      char *msg, size_t msglen);
+EM_INTERNAL void em__plugin_unload(em_plugin *p);
+/* The same for a known file (no search): used by em__plugin_load and the registry scan. */
+EM_INTERNAL em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r,
+                                           const char *name, const char *path,
+                                           em_search_origin origin, em_plugin **out,
+                                           em_load_stage *stage, char *msg, size_t msglen);
+/* device_count of a loaded plugin; 0 devices or a failure is EM_ERR_NO_DEVICE with the
+ * plugin's reason in msg. */
+EM_INTERNAL em_status em__plugin_devices(em_plugin *p, int *count, char *msg, size_t msglen);
+
+/* Context creation's backend half (loader.c). ctx->cfg is set (owned by ctx). Resolves it
+ * into ctx->res (EMBER_DEVICE applied), loads the configured backend, opens its device and
+ * fills ctx->plugin, dev, ops, backend_name, device_index, props. If that fails and
+ * [device] fallback names a backend, loads that instead, prints one warning on stderr and
+ * sets ctx->fallback_reason. On failure returns the status with the message recorded by
+ * em__error_global (naming file/line/key, plugin path, stage, dlerror text) and leaves
+ * nothing loaded. */
+EM_INTERNAL em_status em__backend_open(em_context *ctx);
+/* Closes the device and unloads the plugin (after all buffers were released). */
+EM_INTERNAL void em__backend_close(em_context *ctx);
+
+/* Kernel entries of em_backend_ops the core knows, by name, for messages and ember-info. */
+typedef struct em__kernel_desc {
+    const char *name;
+    size_t offset;        /* offsetof(em_backend_ops, <name>) */
+    bool optional;
+} em__kernel_desc;
+EM_INTERNAL extern const em__kernel_desc em__kernels[];
+EM_INTERNAL extern const int em__n_kernels;
+#define EM_KERNEL_OFFSET(field) offsetof(em_backend_ops, field)
+/* The kernel at `offset` in p's (zero-extended) ops table, or NULL. */
+static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offset)
+{
+    em_kernel_fn fn;
+    __builtin_memcpy(&fn, (const char *)ops + offset, sizeof fn);
+    return fn;
+}
+
+/* ----------------------------------------------------------------- tensors (tensor.c) */
+typedef struct em_storage em_storage;
+typedef struct em_node em_node;
+
+struct em_storage {
+    em_context *ctx;
+    void *buf;              /* backend buffer handle */
+    size_t nbytes;
+    int32_t refcount;       /* tensors using it */
+    uint32_t version;       /* bumped by every in-place write (autograd checks it) */
+    em_storage *prev, *next;/* the context's list of live storages */
+};
+
+#define EM_TENSOR_MAGIC 0x7e45a0e1u
+#define EM_TENSOR_DEAD 0xdeadbeefu
+
+struct em_tensor {
+    uint32_t magic;
+    int32_t refcount;       /* handles held by users/scopes + internal references */
+    em_context *ctx;
+    em_storage *storage;
+    int64_t offset;         /* elements */
+    int64_t shape[EM_MAX_DIMS];
+    int64_t strides[EM_MAX_DIMS];
+    int32_t ndim;
+    em_dtype dtype;
+    /* autograd */
+    bool requires_grad;
+    bool retains_grad;
+    bool is_view;           /* shares storage with a base created by a view op */
+    em_tensor *grad;        /* accumulated gradient (owned) */
+    em_node *grad_fn;       /* producer node (owned ref), NULL for leaves */
+    em_tensor *live_next;   /* the context's live list; the free list while dead */
+    em_tensor *live_prev;
+};
+
+/* Reference counting of tensor objects (internal references; users use free/keep). */
+EM_INTERNAL em_tensor *em__tensor_ref(em_tensor *t);
+EM_INTERNAL void em__tensor_unref(em_tensor *t);
+/* A validated tensor argument: NULL -> false silently; freed -> records EM_ERR_FREED. */
+EM_INTERNAL bool em__live(const em_tensor *t);
+/* New tensor with fresh contiguous storage (refcount 1, owned by caller, not in a scope). */
+EM_INTERNAL em_tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+/* New tensor object aliasing t's storage with the given geometry (refcount 1). */
+EM_INTERNAL em_tensor *em__tensor_alias(em_tensor *t, int ndim, const int64_t *shape,
+                                        const int64_t *strides, int64_t offset);
+/* Hand a new (refcount-1) tensor to the user: registers it in the innermost scope. */
+EM_INTERNAL em_tensor *em__give(em_tensor *t);
+EM_INTERNAL int64_t em__numel(int ndim, const int64_t *shape);
+EM_INTERNAL bool em__is_contiguous(const em_tensor *t);
+EM_INTERNAL void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+/* Fill a kernel view from a tensor. */
+EM_INTERNAL void em__view_of(const em_tensor *t, em_kview *v);
+/* Read a tensor into a host array of dtype dt (converting), row-major. */
+EM_INTERNAL em_status em__to_host_as(em_tensor *t, em_dtype dt, void *dst);
+/* "[64, 1000]" */
+EM_INTERNAL void em__shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
+EM_INTERNAL void em__storage_bump(em_storage *s);
+
+/* ----------------------------------------------------------------- ops (dispatch.c, ops_*.c) */
+#define EM_MAX_ARITY 3
+
+typedef struct em_op_params {
+    double s[4];                    /* scalars */
+    int64_t shape[EM_MAX_DIMS];     /* target shape (view/reshape/expand) */
+    int ndim;
+    uint32_t dim_mask;              /* reduced dims */
+    int i[4];                       /* small ints: transpose dims, keepdim, flags */
+} em_op_params;
+
+typedef struct em_op em_op;
+
+/* One call of an op: the inputs, parameters, and the output being produced. */
+typedef struct em_call {
+    em_context *ctx;
+    const em_op *op;
+    em_tensor *in[EM_MAX_ARITY];
+    int n_in;
+    em_op_params p;
+    /* filled by the shape rule */
+    int out_ndim;
+    int64_t out_shape[EM_MAX_DIMS];
+    em_dtype out_dtype;
+    em_tensor *out;                 /* allocated by the dispatcher unless the op is a view */
+    /* filled by the dispatcher for the autograd record */
+    uint32_t in_version[EM_MAX_ARITY];      /* storage versions before forward ran */
+    em_tensor *save_override[EM_MAX_ARITY]; /* saved instead of in[i] (in-place: self's old value) */
+} em_call;
+
+/* What a backward function receives. It sets grad_in[i] for each i where needs[i] is true,
+ * each holding its own reference: results of the public API (the engine opens a scope
+ * around the call and takes them out of it) or em__tensor_ref() of an existing tensor
+ * (e.g. passing grad_out through). The engine reduces each to the input's shape (sum over
+ * broadcast dims). */
+typedef struct em_bw {
+    em_context *ctx;
+    const em_op_params *p;
+    em_tensor *grad_out;
+    em_tensor *saved[EM_MAX_ARITY + 1]; /* inputs as saved (per op->saves), then output */
+    int in_ndim[EM_MAX_ARITY];
+    const int64_t *in_shape[EM_MAX_ARITY];
+    em_dtype in_dtype[EM_MAX_ARITY];
+    bool needs[EM_MAX_ARITY];
+    em_tensor *grad_in[EM_MAX_ARITY];
+} em_bw;
+
+#define EM_SAVE_IN(i) (1u << (i))
+#define EM_SAVE_OUT (1u << 3)
+
+/* The op descriptor: one per op, in the table. forward and backward sit together in the
+ * op's source file. */
+struct em_op {
+    const char *name;          /* "add": used in messages */
+    const char *grad_fn;       /* PyTorch's node name, "AddBackward0"; NULL: not differentiable */
+    int arity;
+    unsigned saves;            /* EM_SAVE_* bits: what backward needs */
+    bool is_view;              /* forward produces a view of in[0] (no allocation) */
+    size_t kernel;             /* EM_KERNEL_OFFSET of the kernel it lowers to, if one */
+    /* Shape rule: validate inputs and params, set out_ndim/out_shape/out_dtype. */
+    em_status (*shape)(em_call *c);
+    /* Forward: write c->out (already allocated), or set c->out to a view if is_view. */
+    em_status (*forward)(em_call *c);
+    /* Backward: see em_bw. NULL for ops that produce no gradient. */
+    em_status (*backward)(em_bw *b);
+};
+
+/* Run an op: checks (live, same context), shape rule, output allocation, forward, and the
+ * autograd record. Returns a new tensor (refcount 1, not in a scope) or NULL (error
+ * recorded in the context of the first live input). */
+EM_INTERNAL em_tensor *em__apply(const em_op *op, em_tensor *const *in, int n_in,
+                                 const em_op_params *p);
+/* The same, writing into `self` (in-place ops): self must have the output's shape. */
+EM_INTERNAL em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *in,
+                                        int n_in, const em_op_params *p);
+
+/* --- kernel launch helpers used by forwards (dispatch.c) --- */
+/* Elementwise kernel over out and inputs broadcast to out's shape, dims coalesced.
+ * `offset` selects the kernel in the ops table. */
+EM_INTERNAL em_status em__launch(em_context *ctx, size_t offset, em_tensor *out,
+                                 em_tensor *const *in, int n_in, const double *p,
+                                 const uint64_t *u);
+/* Reduction kernel (sum): out has in's ndim with 1 in reduced dims. */
+EM_INTERNAL em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out_keepdim,
+                                        em_tensor *in, double scale);
+/* GEMM over 2-D or 3-D (batched) tensors; copies operands that no stride layout fits. */
+EM_INTERNAL em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a,
+                                      em_tensor *b, double alpha, double beta);
+/* Device memory */
+EM_INTERNAL em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf);
+EM_INTERNAL void em__buffer_release(em_context *ctx, void *buf, size_t bytes);
+
+/* --- broadcasting helpers (shape.c) --- */
+EM_INTERNAL em_status em__broadcast_shapes(em_context *ctx, const char *opname, int na,
+                                           const int64_t *a, int nb, const int64_t *b,
+                                           int *nout, int64_t *out);
+/* Strides of t seen as shape (ndim, shape) by broadcasting (0 for broadcast dims). */
+EM_INTERNAL void em__broadcast_strides(const em_tensor *t, int ndim, const int64_t *shape,
+                                       int64_t *strides);
+EM_INTERNAL int em__wrap_dim(em_context *ctx, int dim, int ndim, const char *opname, bool *ok);
+
+/* The op table (ops_*.c). */
+#define EM_OP(name) EM_INTERNAL extern const em_op em__op_##name
+EM_OP(add); EM_OP(sub); EM_OP(mul); EM_OP(div); EM_OP(maximum); EM_OP(minimum);
+EM_OP(add_scalar); EM_OP(mul_scalar); EM_OP(rsub_scalar); EM_OP(rdiv_scalar); EM_OP(pow_scalar);
+EM_OP(neg); EM_OP(exp); EM_OP(log); EM_OP(sqrt); EM_OP(abs); EM_OP(relu); EM_OP(tanh); EM_OP(sigmoid);
+EM_OP(clamp); EM_OP(clamp_min); EM_OP(clamp_max);
+EM_OP(lt); EM_OP(le); EM_OP(gt); EM_OP(ge); EM_OP(eq); EM_OP(ne);
+EM_OP(where); EM_OP(masked_fill);
+EM_OP(mm); EM_OP(bmm);
+EM_OP(sum); EM_OP(mean);
+EM_OP(sub_scalar); EM_OP(div_scalar);
+EM_OP(relu_bw); EM_OP(clamp_bw); EM_OP(pow_bw); EM_OP(tanh_bw); EM_OP(sigmoid_bw);
+EM_OP(sum_dims); EM_OP(mean_dims);
+EM_OP(transpose); EM_OP(t); EM_OP(view); EM_OP(reshape_alias); EM_OP(unsafe_view);
+EM_OP(expand); EM_OP(unsqueeze); EM_OP(squeeze);
+EM_OP(clone); EM_OP(cast); EM_OP(copy_); EM_OP(fill_); EM_OP(zero_);
+#undef EM_OP
+
+/* ---------------------------------------------------------------- autograd (autograd.c) */
+struct em_node {
+    int32_t refcount;
+    em_context *ctx;
+    const em_op *op;
+    em_op_params p;
+    int n_in;
+    em_node *next_fn[EM_MAX_ARITY];   /* producer of input i (ref), or NULL */
+    em_tensor *next_leaf[EM_MAX_ARITY];/* leaf input i requiring grad (ref), or NULL */
+    em_tensor *saved[EM_MAX_ARITY + 1];
+    uint32_t saved_version[EM_MAX_ARITY + 1];
+    int in_ndim[EM_MAX_ARITY];
+    int64_t in_shape[EM_MAX_ARITY][EM_MAX_DIMS];
+    em_dtype in_dtype[EM_MAX_ARITY];
+    bool released;                     /* saved tensors freed by a backward */
+    em_tensor *retained_out;           /* output whose .grad is retained (weak) */
+    /* backward scratch */
+    uint64_t epoch;
+    int pending;
+    em_tensor *acc;                    /* accumulated grad of the output during backward */
+    em_node *live_prev, *live_next;    /* the context's list of nodes (freed with it) */
+};
+
+/* Called by em__apply after forward when grad mode is on and an input requires grad. */
+EM_INTERNAL em_status em__record(em_call *c);
+EM_INTERNAL void em__node_unref(em_node *n);
+/* Sum g over broadcast dims so it has shape (ndim, shape); returns a new tensor (+1 ref). */
+EM_INTERNAL em_tensor *em__sum_to(em_tensor *g, int ndim, const int64_t *shape);
+
+/* ---------------------------------------------------------------- context (context.c) */
+typedef struct em__scope {
+    em_tensor **items;
+    int n, cap;
+} em__scope;
+
+typedef struct em__cache_bin {
+    void **bufs;
+    int n, cap;
+    size_t bytes;
+} em__cache_bin;
+
+struct em_context {
+    em_plugin *plugin;
+    void *dev;
+    const em_backend_ops *ops;      /* == &plugin->ops */
+    char backend_name[64];
+    int device_index;
+    em_device_props props;
+    em_config *cfg;
+    em__resolved res;
+    char *fallback_reason;
+    /* errors: the first one is kept */
+    em_status status;
+    char errmsg[1024];
+    /* scopes */
+    em__scope *scopes;
+    int n_scopes, cap_scopes;
+    /* autograd */
+    int no_grad_depth;
+    bool grad_enabled;
+    uint64_t bw_epoch;
+    em_node **bw_order;              /* scratch of the topological sort, reused */
+    struct em__bw_frame *bw_stack;
+    int cap_bw_order, cap_bw_stack;
+    /* rng */
+    uint64_t seed, counter;
+    /* tensor objects: free list and live list */
+    em_tensor *tensor_free;
+    em_tensor *tensor_live;
+    int64_t n_live_tensors;
+    em_storage *storages;            /* live storages */
+    em_node *nodes;                  /* live autograd nodes */
+    em_node **node_free_stack;       /* iterative release of long graphs */
+    int n_node_free, cap_node_free;
+    bool freeing_nodes;
+    int scope_overflow;              /* scopes that could not be pushed (out of memory) */
+    /* device buffer cache, binned by size */
+    em__cache_bin *bins;
+    int n_bins, cap_bins;
+    size_t mem_in_use, mem_cached;
+    /* print options */
+    int print_precision, print_threshold, print_edgeitems, print_linewidth;
+};
+
+EM_INTERNAL bool em__grad_mode(const em_context *ctx);
+/* Remove t from the innermost scope only (the autograd engine's private scope). */
+EM_INTERNAL bool em__scope_take_top(em_context *ctx, em_tensor *t);
+/* Report a failed kernel call: uses the plugin's last message if it set one. */
+EM_INTERNAL em_status em__backend_failed(em_context *ctx, em_status st, const char *what);
+
+#endif

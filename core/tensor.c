@@ -1,0 +1,528 @@
+/* core/tensor.c — tensor objects, storage, creation, inspection and host transfers.
+ * Tensor objects come from a per-context pool (no malloc per op in a steady loop) and
+ * keep a magic word so a freed handle is reported instead of silently reused. */
+#include "config.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ----------------------------------------------------------------- object pool */
+
+static em_tensor *tensor_obj(em_context *ctx)
+{
+    em_tensor *t = ctx->tensor_free;
+    if (t)
+        ctx->tensor_free = t->live_next;
+    else if (!(t = em__malloc(sizeof *t))) {
+        em__error(ctx, EM_ERR_OOM, "out of memory allocating a tensor");
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    t->magic = EM_TENSOR_MAGIC;
+    t->refcount = 1;
+    t->ctx = ctx;
+    t->live_next = ctx->tensor_live;
+    if (ctx->tensor_live)
+        ctx->tensor_live->live_prev = t;
+    ctx->tensor_live = t;
+    ctx->n_live_tensors++;
+    return t;
+}
+
+static void tensor_obj_release(em_tensor *t)
+{
+    em_context *ctx = t->ctx;
+    if (t->live_prev)
+        t->live_prev->live_next = t->live_next;
+    else
+        ctx->tensor_live = t->live_next;
+    if (t->live_next)
+        t->live_next->live_prev = t->live_prev;
+    t->magic = EM_TENSOR_DEAD;
+    t->live_prev = NULL;
+    t->live_next = ctx->tensor_free;
+    ctx->tensor_free = t;
+    ctx->n_live_tensors--;
+}
+
+bool em__live(const em_tensor *t)
+{
+    if (!t)
+        return false;
+    if (t->magic == EM_TENSOR_MAGIC)
+        return true;
+    if (t->magic == EM_TENSOR_DEAD)
+        em__error(t->ctx, EM_ERR_FREED, "a tensor was used after em_tensor_free or em_scope_end released it");
+    else
+        em__error_global(EM_ERR_FREED, "not a live ember tensor (freed, or not a tensor)");
+    return false;
+}
+
+/* ----------------------------------------------------------------- storage */
+
+static em_storage *storage_new(em_context *ctx, size_t bytes)
+{
+    em_storage *s = em__calloc(1, sizeof *s);
+    if (!s) {
+        em__error(ctx, EM_ERR_OOM, "out of memory allocating tensor storage");
+        return NULL;
+    }
+    if (bytes > 0 && em__buffer_alloc(ctx, bytes, &s->buf) != EM_OK) {
+        free(s);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->nbytes = bytes;
+    s->refcount = 1;
+    s->next = ctx->storages;
+    if (ctx->storages)
+        ctx->storages->prev = s;
+    ctx->storages = s;
+    return s;
+}
+
+static void storage_unref(em_storage *s)
+{
+    if (!s || --s->refcount > 0)
+        return;
+    em_context *ctx = s->ctx;
+    em__buffer_release(ctx, s->buf, s->nbytes);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->storages = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s);
+}
+
+void em__storage_bump(em_storage *s)
+{
+    s->version++;
+}
+
+/* ----------------------------------------------------------------- references */
+
+em_tensor *em__tensor_ref(em_tensor *t)
+{
+    if (t)
+        t->refcount++;
+    return t;
+}
+
+void em__tensor_unref(em_tensor *t)
+{
+    if (!t || --t->refcount > 0)
+        return;
+    if (t->grad_fn && t->grad_fn->retained_out == t)
+        t->grad_fn->retained_out = NULL;
+    em__tensor_unref(t->grad);
+    em__node_unref(t->grad_fn);
+    storage_unref(t->storage);
+    tensor_obj_release(t);
+}
+
+/* ----------------------------------------------------------------- construction */
+
+static em_status check_shape(em_context *ctx, const char *what, em_dtype dt, int ndim,
+                             const int64_t *shape)
+{
+    if (em_dtype_size(dt) == 0)
+        return em__error(ctx, EM_ERR_DTYPE, "%s: invalid dtype %d", what, (int)dt);
+    if (ndim < 0 || ndim > EM_MAX_DIMS)
+        return em__error(ctx, EM_ERR_SHAPE, "%s: %d dimensions requested; ember supports 0 to %d",
+                         what, ndim, EM_MAX_DIMS);
+    if (ndim > 0 && !shape)
+        return em__error(ctx, EM_ERR_INVALID, "%s: shape is NULL for %d dimensions", what, ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return em__error(ctx, EM_ERR_SHAPE, "%s: size %lld of dimension %d is negative", what,
+                             (long long)shape[i], i);
+        if (shape[i] > 0 && n > (INT64_MAX / 16) / shape[i])
+            return em__error(ctx, EM_ERR_SHAPE, "%s: shape has too many elements", what);
+        n *= shape[i];
+    }
+    return EM_OK;
+}
+
+em_tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    if (check_shape(ctx, "tensor", dt, ndim, shape) != EM_OK)
+        return NULL;
+    em_tensor *t = tensor_obj(ctx);
+    if (!t)
+        return NULL;
+    t->dtype = dt;
+    t->ndim = ndim;
+    if (ndim)
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    em__contiguous_strides(ndim, t->shape, t->strides);
+    size_t bytes = (size_t)em__numel(ndim, t->shape) * em_dtype_size(dt);
+    t->storage = storage_new(ctx, bytes);
+    if (!t->storage) {
+        tensor_obj_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+em_tensor *em__tensor_alias(em_tensor *src, int ndim, const int64_t *shape,
+                            const int64_t *strides, int64_t offset)
+{
+    em_tensor *t = tensor_obj(src->ctx);
+    if (!t)
+        return NULL;
+    t->dtype = src->dtype;
+    t->ndim = ndim;
+    if (ndim) {
+        memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+        memcpy(t->strides, strides, sizeof(int64_t) * (size_t)ndim);
+    }
+    t->offset = offset;
+    t->storage = src->storage;
+    t->storage->refcount++;
+    t->is_view = true;
+    return t;
+}
+
+static em_tensor *new_filled(em_context *ctx, const char *what, em_dtype dt, int ndim,
+                             const int64_t *shape, double value)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "%s: NULL context", what), NULL;
+    if (check_shape(ctx, what, dt, ndim, shape) != EM_OK)
+        return NULL;
+    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    if (!t)
+        return NULL;
+    double p[4] = {value, 0, 0, 0};
+    if (em__launch(ctx, EM_KERNEL_OFFSET(fill), t, NULL, 0, p, NULL) != EM_OK) {
+        em__tensor_unref(t);
+        return NULL;
+    }
+    return em__give(t);
+}
+
+EMBER_API em_tensor *em_empty(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "em_empty: NULL context"), NULL;
+    if (check_shape(ctx, "em_empty", dt, ndim, shape) != EM_OK)
+        return NULL;
+    return em__give(em__tensor_new(ctx, dt, ndim, shape));
+}
+
+EMBER_API em_tensor *em_zeros(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    return new_filled(ctx, "em_zeros", dt, ndim, shape, 0.0);
+}
+
+EMBER_API em_tensor *em_ones(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    return new_filled(ctx, "em_ones", dt, ndim, shape, 1.0);
+}
+
+EMBER_API em_tensor *em_full(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape,
+                             double value)
+{
+    return new_filled(ctx, "em_full", dt, ndim, shape, value);
+}
+
+EMBER_API em_tensor *em_scalar(em_context *ctx, em_dtype dt, double value)
+{
+    return new_filled(ctx, "em_scalar", dt, 0, NULL, value);
+}
+
+EMBER_API em_tensor *em_zeros_like(em_tensor *t)
+{
+    return em__live(t) ? new_filled(t->ctx, "em_zeros_like", t->dtype, t->ndim, t->shape, 0.0) : NULL;
+}
+
+EMBER_API em_tensor *em_ones_like(em_tensor *t)
+{
+    return em__live(t) ? new_filled(t->ctx, "em_ones_like", t->dtype, t->ndim, t->shape, 1.0) : NULL;
+}
+
+EMBER_API em_tensor *em_full_like(em_tensor *t, double value)
+{
+    return em__live(t) ? new_filled(t->ctx, "em_full_like", t->dtype, t->ndim, t->shape, value) : NULL;
+}
+
+static em_status upload(em_tensor *t, const void *src)
+{
+    size_t bytes = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
+    if (bytes == 0)
+        return EM_OK;
+    em_context *ctx = t->ctx;
+    size_t off = (size_t)t->offset * em_dtype_size(t->dtype);
+    em_status st = ctx->ops->copy_h2d(ctx->dev, t->storage->buf, off, src, bytes);
+    if (st != EM_OK)
+        return em__backend_failed(ctx, st, "copy_h2d");
+    em__storage_bump(t->storage);
+    return EM_OK;
+}
+
+EMBER_API em_tensor *em_tensor_from_data(em_context *ctx, em_dtype dt, int ndim,
+                                         const int64_t *shape, const void *data)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "em_tensor_from_data: NULL context"), NULL;
+    if (check_shape(ctx, "em_tensor_from_data", dt, ndim, shape) != EM_OK)
+        return NULL;
+    if (!data && em__numel(ndim, shape) > 0)
+        return em__error(ctx, EM_ERR_INVALID, "em_tensor_from_data: data is NULL"), NULL;
+    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    if (!t)
+        return NULL;
+    if (upload(t, data) != EM_OK) {
+        em__tensor_unref(t);
+        return NULL;
+    }
+    return em__give(t);
+}
+
+EMBER_API em_tensor *em_arange(em_context *ctx, em_dtype dt, double start, double end, double step)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "em_arange: NULL context"), NULL;
+    if (dt != EM_F32 && dt != EM_F64)
+        return em__error(ctx, EM_ERR_DTYPE, "em_arange: dtype must be f32 or f64, got %s",
+                         em_dtype_name(dt)), NULL;
+    if (!(step != 0) || !isfinite(start) || !isfinite(end) || !isfinite(step))
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: step must be non-zero and bounds finite "
+                         "(start %g, end %g, step %g)", start, end, step), NULL;
+    if ((step > 0 && end < start) || (step < 0 && end > start))
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: upper bound and larger bound inconsistent "
+                         "with step sign (start %g, end %g, step %g)", start, end, step), NULL;
+    double len = ceil((end - start) / step);
+    if (len > 1e12)
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len), NULL;
+    int64_t n = (int64_t)len;
+    em_tensor *t = em__tensor_new(ctx, dt, 1, &n);
+    if (!t)
+        return NULL;
+    void *host = em__malloc((size_t)n * em_dtype_size(dt));
+    if (!host) {
+        em__tensor_unref(t);
+        return em__error(ctx, EM_ERR_OOM, "em_arange: out of memory"), NULL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double v = start + (double)i * step;
+        if (dt == EM_F32)
+            ((float *)host)[i] = (float)v;
+        else
+            ((double *)host)[i] = v;
+    }
+    em_status st = upload(t, host);
+    free(host);
+    if (st != EM_OK) {
+        em__tensor_unref(t);
+        return NULL;
+    }
+    return em__give(t);
+}
+
+static em_tensor *random_tensor(em_context *ctx, const char *what, size_t kernel, em_dtype dt,
+                                int ndim, const int64_t *shape, double a, double b)
+{
+    if (!ctx)
+        return em__error_global(EM_ERR_INVALID, "%s: NULL context", what), NULL;
+    if (check_shape(ctx, what, dt, ndim, shape) != EM_OK)
+        return NULL;
+    if (dt != EM_F32 && dt != EM_F64)
+        return em__error(ctx, EM_ERR_DTYPE, "%s: dtype must be f32 or f64, got %s", what,
+                         em_dtype_name(dt)), NULL;
+    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    if (!t)
+        return NULL;
+    double p[4] = {a, b, 0, 0};
+    uint64_t u[2] = {ctx->seed, ctx->counter};
+    if (em__launch(ctx, kernel, t, NULL, 0, p, u) != EM_OK) {
+        em__tensor_unref(t);
+        return NULL;
+    }
+    ctx->counter += (uint64_t)em__numel(ndim, shape);
+    return em__give(t);
+}
+
+EMBER_API em_tensor *em_rand(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    return random_tensor(ctx, "em_rand", EM_KERNEL_OFFSET(rng_uniform), dt, ndim, shape, 0.0, 1.0);
+}
+
+EMBER_API em_tensor *em_randn(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+{
+    return random_tensor(ctx, "em_randn", EM_KERNEL_OFFSET(rng_normal), dt, ndim, shape, 0.0, 1.0);
+}
+
+/* ----------------------------------------------------------------- inspection */
+
+EMBER_API em_context *em_tensor_context(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC ? t->ctx : NULL;
+}
+
+EMBER_API em_dtype em_tensor_dtype(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC ? t->dtype : EM_DTYPE_COUNT_;
+}
+
+EMBER_API int em_tensor_ndim(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC ? t->ndim : -1;
+}
+
+EMBER_API int64_t em_tensor_size(const em_tensor *t, int dim)
+{
+    if (!t || t->magic != EM_TENSOR_MAGIC)
+        return -1;
+    if (dim < 0)
+        dim += t->ndim;
+    return dim >= 0 && dim < t->ndim ? t->shape[dim] : -1;
+}
+
+EMBER_API int64_t em_tensor_stride(const em_tensor *t, int dim)
+{
+    if (!t || t->magic != EM_TENSOR_MAGIC)
+        return -1;
+    if (dim < 0)
+        dim += t->ndim;
+    return dim >= 0 && dim < t->ndim ? t->strides[dim] : -1;
+}
+
+EMBER_API int64_t em_tensor_numel(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC ? em__numel(t->ndim, t->shape) : 0;
+}
+
+EMBER_API const int64_t *em_tensor_shape(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC ? t->shape : NULL;
+}
+
+EMBER_API bool em_tensor_is_contiguous(const em_tensor *t)
+{
+    return t && t->magic == EM_TENSOR_MAGIC && em__is_contiguous(t);
+}
+
+/* ----------------------------------------------------------------- host transfers */
+
+/* Copy t's elements row-major into dst as t's own dtype. */
+static em_status download(em_tensor *t, void *dst)
+{
+    em_context *ctx = t->ctx;
+    size_t es = em_dtype_size(t->dtype);
+    size_t bytes = (size_t)em__numel(t->ndim, t->shape) * es;
+    if (bytes == 0)
+        return EM_OK;
+    em_tensor *src = t;
+    if (!em__is_contiguous(t)) {
+        src = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
+        if (!src)
+            return ctx->status;
+        em_tensor *in[1] = {t};
+        em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), src, in, 1, NULL, NULL);
+        if (st != EM_OK) {
+            em__tensor_unref(src);
+            return st;
+        }
+    }
+    em_status st = ctx->ops->copy_d2h(ctx->dev, dst, src->storage->buf, (size_t)src->offset * es, bytes);
+    if (src != t)
+        em__tensor_unref(src);
+    if (st != EM_OK)
+        return em__backend_failed(ctx, st, "copy_d2h");
+    return EM_OK;
+}
+
+static double host_get(em_dtype dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case EM_F32: return ((const float *)p)[i];
+    case EM_F64: return ((const double *)p)[i];
+    default: return ((const uint8_t *)p)[i];
+    }
+}
+
+static void host_set(em_dtype dt, void *p, int64_t i, double v)
+{
+    switch (dt) {
+    case EM_F32: ((float *)p)[i] = (float)v; break;
+    case EM_F64: ((double *)p)[i] = v; break;
+    default: ((uint8_t *)p)[i] = v != 0; break;
+    }
+}
+
+em_status em__to_host_as(em_tensor *t, em_dtype dt, void *dst)
+{
+    if (dt == t->dtype)
+        return download(t, dst);
+    int64_t n = em__numel(t->ndim, t->shape);
+    void *tmp = em__malloc((size_t)n * em_dtype_size(t->dtype));
+    if (!tmp)
+        return em__error(t->ctx, EM_ERR_OOM, "out of memory reading a tensor to the host");
+    em_status st = download(t, tmp);
+    if (st == EM_OK)
+        for (int64_t i = 0; i < n; i++)
+            host_set(dt, dst, i, host_get(t->dtype, tmp, i));
+    free(tmp);
+    return st;
+}
+
+EMBER_API em_status em_tensor_to_host(em_tensor *t, void *dst, size_t bytes)
+{
+    if (!t)
+        return em__error_global(EM_ERR_INVALID, "em_tensor_to_host: NULL tensor");
+    if (!em__live(t))
+        return EM_ERR_FREED;
+    size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
+    if (!dst || bytes < need)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_to_host: destination of %zu bytes is "
+                         "too small for %zu bytes", dst ? bytes : 0, need);
+    return download(t, dst);
+}
+
+EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t bytes)
+{
+    if (!t)
+        return em__error_global(EM_ERR_INVALID, "em_tensor_from_host: NULL tensor");
+    if (!em__live(t))
+        return EM_ERR_FREED;
+    size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
+    if (!em__is_contiguous(t))
+        return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_from_host: tensor is not contiguous");
+    if (!src || bytes != need)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_from_host: source has %zu bytes, "
+                         "tensor needs %zu", src ? bytes : 0, need);
+    if (t->requires_grad && !t->grad_fn && em__grad_mode(t->ctx))
+        return em__error(t->ctx, EM_ERR_AUTOGRAD, "a leaf Variable that requires grad is being "
+                         "used in an in-place operation.");
+    return upload(t, src);
+}
+
+EMBER_API em_status em_item_get(em_tensor *t, double *out)
+{
+    if (!t)
+        return em__error_global(EM_ERR_INVALID, "em_item: NULL tensor");
+    if (!em__live(t))
+        return EM_ERR_FREED;
+    int64_t n = em__numel(t->ndim, t->shape);
+    if (n != 1) {
+        char s[160];
+        em__shape_str(t->ndim, t->shape, s, sizeof s);
+        return em__error(t->ctx, EM_ERR_SHAPE, "em_item: a Tensor with %lld elements (shape %s) "
+                         "cannot be converted to Scalar", (long long)n, s);
+    }
+    return em__to_host_as(t, EM_F64, out);
+}
+
+EMBER_API double em_item(em_tensor *t)
+{
+    double v = NAN;
+    if (em_item_get(t, &v) != EM_OK)
+        return NAN;
+    return v;
+}
