@@ -1,0 +1,100 @@
+/* tests/test_print.c — em_tensor_str against PyTorch's own printing, byte for byte, for the
+ * cases in tests/data/print_reference.txt (made by tests/data/gen_print.py): integral and
+ * fixed and scientific formats, NaN/inf, summaries, line wrapping, empty tensors, bool,
+ * dtype and requires_grad suffixes. Also the device suffix off the cpu and print options. */
+#include "backend_harness.h"
+
+static void test_print_reference(void **state)
+{
+    (void)state;
+    char path[4096];
+    const char *dir = getenv("EMBER_TEST_DATA_DIR");
+    snprintf(path, sizeof path, "%s/print_reference.txt", dir ? dir : "tests/data");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    char dtn[8];
+    int rg, nd, ncases = 0, failures = 0;
+    while (fscanf(f, " case %7s %d %d", dtn, &rg, &nd) == 3) {
+        int64_t shape[EM_MAX_DIMS], n = 1;
+        for (int d = 0; d < nd; d++) {
+            long long s;
+            assert_int_equal(fscanf(f, "%lld", &s), 1);
+            shape[d] = s;
+            n *= s;
+        }
+        double *v = malloc(sizeof(double) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++)
+            assert_int_equal(fscanf(f, "%lf", &v[i]), 1);
+        int nlines;
+        assert_int_equal(fscanf(f, " lines %d", &nlines), 1);
+        fgetc(f);   /* the newline after the count */
+        size_t cap = 1 << 16, len = 0;
+        char *want = malloc(cap);
+        want[0] = 0;
+        for (int l = 0; l < nlines; l++) {
+            char line[4096];
+            if (!fgets(line, sizeof line, f))
+                fail_msg("reference file truncated");
+            if (l == nlines - 1)
+                line[strcspn(line, "\n")] = 0;
+            size_t ll = strlen(line);
+            memcpy(want + len, line, ll + 1);
+            len += ll;
+        }
+        em_dtype dt = !strcmp(dtn, "f32") ? EM_F32 : !strcmp(dtn, "f64") ? EM_F64 : EM_BOOL;
+        em_tensor *t = from_doubles(dt, nd, shape, v);
+        if (rg)
+            em_tensor_set_requires_grad(t, true);
+        char *got = em_tensor_str(t);
+        assert_non_null(got);
+        if (strcmp(got, want)) {
+            print_message("# case %d: got\n%s\n# want\n%s\n", ncases, got, want);
+            failures++;
+        }
+        free(got);
+        free(want);
+        free(v);
+        ncases++;
+    }
+    fclose(f);
+    assert_true(ncases >= 30);
+    assert_int_equal(failures, 0);
+}
+
+static void test_print_suffixes_and_options(void **state)
+{
+    (void)state;
+    em_tensor *x = em_ones(g_ctx, EM_F32, EM_SHAPE(2));
+    em_tensor_set_requires_grad(x, true);
+    char *s = em_tensor_str(em_add_scalar(x, 1));
+    bool cpu = !strcmp(em_context_backend(g_ctx), "cpu");
+    char want[256];
+    if (cpu)
+        snprintf(want, sizeof want, "tensor([2., 2.], grad_fn=<AddBackward0>)");
+    else
+        snprintf(want, sizeof want, "tensor([2., 2.], device='%s:%d', grad_fn=<AddBackward0>)",
+                 em_context_backend(g_ctx), em_context_device_index(g_ctx));
+    assert_string_equal(s, want);
+    free(s);
+    em_set_printoptions(g_ctx, 2, -1, -1, -1);
+    s = em_tensor_str(em_full(g_ctx, EM_F64, EM_SHAPE(1), 0.125));
+    assert_non_null(strstr(s, "[0.12]"));
+    free(s);
+    em_set_printoptions(g_ctx, 4, -1, -1, -1);
+    assert_null(em_tensor_str(NULL));
+}
+
+int main(void)
+{
+    int rc = test_backend_setup();
+    if (rc >= 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        EM_TEST(test_print_reference),
+        EM_TEST(test_print_suffixes_and_options),
+    };
+    rc = _cmocka_run_group_tests("print", tests, sizeof tests / sizeof tests[0], NULL, NULL);
+    em_context_free(g_ctx);
+    return rc;
+}

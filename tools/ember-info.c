@@ -1,0 +1,389 @@
+/* tools/ember-info.c — answers "which device will ember use, and if not the one I wanted,
+ * why not?": which device.ini was used and why, each effective setting and where it came
+ * from, the plugin search path, every plugin found (devices, kernels, or the stage and
+ * message of its failure), and what em_context_create actually gives.
+ * Uses only the public API (ember.h, info.h), like any other program would.
+ * Exit status: 0 when a context could be created (even through the fallback), 2 when not,
+ * 1 for a bad command line. */
+#include <ember/ember.h>
+#include <ember/info.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WIDTH 100   /* wrap long messages here */
+#define LABEL 14    /* width of the "label:" column */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: ember-info [--config PATH]\n"
+            "Show which device ember would use and why: the device.ini found (or PATH),\n"
+            "each setting and its source, the plugin search path, every backend plugin\n"
+            "with its devices and kernels or the reason it failed to load, and the result\n"
+            "of creating a context.\n"
+            "\n"
+            "  --config PATH  use this device.ini, as em_context_create(&ctx, PATH) would\n"
+            "  --help         show this help\n"
+            "  --version      show the ember version and plugin ABI\n"
+            "\n"
+            "Environment: EMBER_CONFIG, EMBER_DEVICE=name[:index], EMBER_BACKEND_PATH,\n"
+            "XDG_CONFIG_HOME (see README, \"device.ini\").\n"
+            "Exit status: 0 if a context could be created (also through the fallback),\n"
+            "2 if not, 1 for a usage error.\n");
+}
+
+/* Print text after a label, wrapped at WIDTH with a hanging indent. */
+static void wrapped(int indent, const char *label, const char *text)
+{
+    int col = printf("%*s%-*s", indent, "", LABEL, label);
+    int hang = indent + LABEL;
+    bool space = false;   /* a space is owed before the next word on this line */
+    for (const char *s = text; *s;) {
+        if (*s == '\n') {
+            printf("\n%*s", hang, "");
+            col = hang;
+            space = false;
+            s++;
+            continue;
+        }
+        if (*s == ' ') {
+            space = col > hang;
+            s++;
+            continue;
+        }
+        size_t w = strcspn(s, " \n");
+        if (col > hang && col + (int)w + space > WIDTH) {
+            printf("\n%*s", hang, "");
+            col = hang;
+            space = false;
+        }
+        col += printf("%s%.*s", space ? " " : "", (int)w, s);
+        space = false;
+        s += w;
+    }
+    printf("\n");
+}
+
+static const char *origin_name(em_search_origin o)
+{
+    switch (o) {
+    case EM_SEARCH_LIBRARY_KEY: return "library= (file)";
+    case EM_SEARCH_ENV: return "EMBER_BACKEND_PATH";
+    case EM_SEARCH_CONFIG_PATH: return "[backends] path";
+    case EM_SEARCH_INSTALL_DIR: return "install dir";
+    case EM_SEARCH_LIBEMBER_DIR: return "next to libember";
+    }
+    return "?";
+}
+
+/* Line of `key` in `section` of a file that loaded cleanly (0: not in the file). A light
+ * scan is enough: the file already passed the real parser. */
+static int line_of(const char *file, const char *section, const char *key)
+{
+    FILE *f = file ? fopen(file, "r") : NULL;
+    if (!f)
+        return 0;
+    char line[512], cur[128] = "";
+    int n = 0, found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        n++;
+        char *s = line;
+        if (n == 1 && !strncmp(s, "\xEF\xBB\xBF", 3))
+            s += 3;
+        s += strspn(s, " \t");
+        if (*s == ';' || *s == '#' || *s == '\n' || *s == '\r' || !*s)
+            continue;
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (end) {
+                s++;
+                s += strspn(s, " \t");
+                while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+                    end--;
+                snprintf(cur, sizeof cur, "%.*s", (int)(end - s), s);
+            }
+            continue;
+        }
+        size_t k = strcspn(s, "=:");
+        while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'))
+            k--;
+        if (!strcmp(cur, section) && strlen(key) == k && !strncmp(s, key, k))
+            found = n;
+    }
+    fclose(f);
+    return found;
+}
+
+/* One setting: value and where it came from. */
+static void setting(const em_config *cfg, const char *file, const char *section,
+                    const char *key, const char *dflt, const char *env_value)
+{
+    const char *v = em_config_get(cfg, section, key);
+    char src[1200], label[64];
+    snprintf(label, sizeof label, "%s", key);
+    if (env_value) {
+        snprintf(src, sizeof src, "EMBER_DEVICE%s", v ? " (overrides device.ini)" : "");
+        v = env_value;
+    } else if (v) {
+        int line = line_of(file, section, key);
+        if (line)
+            snprintf(src, sizeof src, "%s:%d", file, line);
+        else
+            snprintf(src, sizeof src, "%s", file ? file : "(in-code configuration)");
+    } else {
+        snprintf(src, sizeof src, "default");
+        v = dflt;
+    }
+    if (strlen(v) > 28)   /* a long value (a path list) gets its source on the next line */
+        printf("    %-12s %s\n    %-12s %-28s %s\n", label, v, "", "", src);
+    else
+        printf("    %-12s %-28s %s\n", label, v, src);
+}
+
+static void print_settings(const em_config *cfg, const char *file)
+{
+    const char *env = getenv("EMBER_DEVICE");
+    char name[128] = "", index[64] = "";
+    const char *env_backend = NULL, *env_index = NULL;
+    if (env && *env) {
+        snprintf(name, sizeof name, "%s", env);
+        char *colon = strchr(name, ':');
+        if (colon) {
+            *colon = 0;
+            snprintf(index, sizeof index, "%s", colon + 1);
+            env_index = index;
+        }
+        env_backend = name;
+    }
+    printf("  [device]\n");
+    setting(cfg, file, "device", "backend", "cpu", env_backend);
+    /* EMBER_DEVICE without an index keeps the file's index only for the same backend */
+    const char *file_backend = em_config_get(cfg, "device", "backend");
+    bool env_drops_index = env_backend && !env_index &&
+                           strcmp(env_backend, file_backend ? file_backend : "cpu");
+    setting(cfg, file, "device", "index", "-1 (the backend's default)",
+            env_index ? env_index : env_drops_index ? "-1 (the backend's default)" : NULL);
+    setting(cfg, file, "device", "fallback", "(none)", NULL);
+    setting(cfg, file, "device", "log", "warn", NULL);
+    setting(cfg, file, "device", "op_fallback", "cpu", NULL);
+    printf("  [backends]\n");
+    setting(cfg, file, "backends", "path", "(none)", NULL);
+    const char *bp = getenv("EMBER_BACKEND_PATH");
+    printf("  environment\n");
+    printf("    %-19s %s\n", "EMBER_DEVICE", env && *env ? env : "(unset)");
+    printf("    %-19s %s\n", "EMBER_BACKEND_PATH", bp && *bp ? bp : "(unset)");
+}
+
+static void human_bytes(unsigned long long b, char *buf, size_t n)
+{
+    if (!b)
+        snprintf(buf, n, "unknown");
+    else if (b >= (1ull << 30))
+        snprintf(buf, n, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else
+        snprintf(buf, n, "%.1f MiB", (double)b / (double)(1ull << 20));
+}
+
+static void print_kernels(const em_plugin_info *pi)
+{
+    char have[4096] = "", miss[4096] = "";
+    size_t lh = 0, lm = 0;
+    int nh = 0, nm = 0;
+    bool any_optional = false;
+    for (int k = 0; k < pi->kernel_count; k++) {
+        if (pi->kernel_present[k]) {
+            nh++;
+            if (lh < sizeof have)
+                lh += (size_t)snprintf(have + lh, sizeof have - lh, "%s%s", lh ? " " : "",
+                                       pi->kernel_names[k]);
+        } else {
+            nm++;
+            any_optional |= pi->kernel_optional[k];
+            if (lm < sizeof miss)
+                lm += (size_t)snprintf(miss + lm, sizeof miss - lm, "%s%s%s", lm ? " " : "",
+                                       pi->kernel_names[k], pi->kernel_optional[k] ? "*" : "");
+        }
+    }
+    char label[64];
+    snprintf(label, sizeof label, "ops (%d/%d):", nh, pi->kernel_count);
+    wrapped(11, label, nh ? have : "(none)");
+    if (nm) {
+        if (any_optional && lm + 40 < sizeof miss)
+            snprintf(miss + lm, sizeof miss - lm, "\n(* optional: the core composes it)");
+        wrapped(11, "missing:", miss);
+    }
+}
+
+static void print_plugin(const em_plugin_info *pi, int name_width)
+{
+    printf("  %-*s  %s\n", name_width, pi->name, pi->path[0] ? pi->path : "(no file)");
+    char buf[2048];
+    if (pi->path[0]) {
+        snprintf(buf, sizeof buf, "%s", origin_name(pi->origin));
+        wrapped(11, "found via:", buf);
+    }
+    if (pi->shadowed_by) {
+        snprintf(buf, sizeof buf, "ignored: shadowed by %s (found earlier in the search path)",
+                 pi->shadowed_by);
+        wrapped(11, "status:", buf);
+        return;
+    }
+    if (pi->stage != EM_STAGE_READY) {
+        snprintf(buf, sizeof buf, "FAILED at stage '%s' (%s)", em_load_stage_name(pi->stage),
+                 em_status_name(pi->status));
+        wrapped(11, "status:", buf);
+        wrapped(11, "reason:", pi->message);
+        return;
+    }
+    wrapped(11, "status:", "ready");
+    snprintf(buf, sizeof buf, "%u.%u", pi->abi_major, pi->abi_minor);
+    wrapped(11, "ABI:", buf);
+    wrapped(11, "version:", pi->version[0] ? pi->version : "(not given)");
+    wrapped(11, "description:", pi->description[0] ? pi->description : "(not given)");
+    snprintf(buf, sizeof buf, "%d", pi->device_count);
+    wrapped(11, "devices:", buf);
+    for (int d = 0; d < pi->device_count; d++) {
+        const em_device_props *p = &pi->devices[d];
+        char mem[32];
+        human_bytes(p->total_memory, mem, sizeof mem);
+        printf("%*s[%d] %s\n", 13, "", d, p->name);
+        printf("%*svendor: %s   driver: %s\n", 17, "", p->vendor[0] ? p->vendor : "?",
+               p->driver[0] ? p->driver : "?");
+        if (p->compute_units)
+            printf("%*smemory: %s   compute units: %u   fp64: %s\n", 17, "", mem,
+                   p->compute_units, p->fp64 ? "yes" : "no");
+        else
+            printf("%*smemory: %s   compute units: unknown   fp64: %s\n", 17, "", mem,
+                   p->fp64 ? "yes" : "no");
+        for (const char *s = p->extra; *s;) {
+            size_t w = strcspn(s, "\n");
+            if (w)
+                printf("%*s%.*s\n", 17, "", (int)w, s);
+            s += w + (s[w] == '\n');
+        }
+    }
+    print_kernels(pi);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("ember-info (ember) %s, plugin ABI %d.%d\n", em_version_string(), EM_ABI_MAJOR,
+                   EM_ABI_MINOR);
+            return 0;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            config = argv[i] + 9;
+        } else {
+            fprintf(stderr, "ember-info: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 1;
+        }
+    }
+    printf("ember %s (plugin ABI %d.%d)\n\n", em_version_string(), EM_ABI_MAJOR, EM_ABI_MINOR);
+
+    /* ---- device.ini */
+    printf("device.ini\n");
+    char *report = NULL;
+    char *located = em_config_locate(&report);
+    const char *file = config ? config : located;
+    if (config)
+        printf("  %s\n  (given with --config: the candidates below are not consulted)\n\n", config);
+    for (const char *s = report ? report : ""; *s;) {
+        size_t w = strcspn(s, "\n");
+        printf("  %.*s\n", (int)w, s);
+        s += w + (s[w] == '\n');
+    }
+    em_config *cfg = em_config_create();
+    if (!cfg) {
+        fprintf(stderr, "ember-info: %s\n", em_last_error());
+        return 2;
+    }
+    bool cfg_ok = true;
+    if (file && em_config_load_file(cfg, file) != EM_OK) {
+        printf("  ERROR: %s\n", em_last_error());
+        cfg_ok = false;
+    }
+    printf("\n");
+
+    /* ---- settings */
+    printf("settings (value, then where it comes from)\n");
+    print_settings(cfg, file);
+    printf("\n");
+
+    /* ---- plugins */
+    em_registry *reg = NULL;
+    em_status st = cfg_ok ? em_registry_scan(config ? cfg : NULL, &reg) : EM_ERR_CONFIG;
+    if (st != EM_OK) {
+        printf("plugin search path\n  cannot be determined: %s\n\n",
+               cfg_ok ? em_last_error() : "device.ini did not load (see above)");
+    } else {
+        printf("plugin search path (in order; the first ember-backend-<name>.so found wins)\n");
+        for (int i = 0; i < em_registry_dir_count(reg); i++) {
+            const em_search_dir *d = em_registry_dir(reg, i);
+            printf("  %2d. %-52s %-18s %s\n", i + 1, d->path, origin_name(d->origin),
+                   d->exists ? "exists" : "missing");
+        }
+        int ready = 0, failed = 0, shadowed = 0, n = em_registry_plugin_count(reg), nw = 6;
+        for (int i = 0; i < n; i++) {
+            const em_plugin_info *pi = em_registry_plugin(reg, i);
+            if ((int)strlen(pi->name) > nw)
+                nw = (int)strlen(pi->name);
+            if (pi->shadowed_by)
+                shadowed++;
+            else if (pi->stage == EM_STAGE_READY)
+                ready++;
+            else
+                failed++;
+        }
+        printf("\nplugins (%d ready, %d failed, %d shadowed)\n", ready, failed, shadowed);
+        for (int i = 0; i < n; i++) {
+            print_plugin(em_registry_plugin(reg, i), nw);
+            if (i + 1 < n)
+                printf("\n");
+        }
+        if (!n)
+            printf("  none found\n");
+        printf("\n");
+    }
+
+    /* ---- the context a program would get */
+    printf("context (what em_context_create gives)\n");
+    fflush(stdout);   /* the fallback warning goes to stderr: keep the order readable */
+    em_context *ctx = NULL;
+    st = em_context_create(&ctx, config);
+    if (st == EM_OK) {
+        char dev[256];
+        snprintf(dev, sizeof dev, "%d: %s", em_context_device_index(ctx), em_context_device_name(ctx));
+        wrapped(2, "result:", "ok");
+        wrapped(2, "backend:", em_context_backend(ctx));
+        wrapped(2, "device:", dev);
+        wrapped(2, "config:", em_context_config_source(ctx));
+        if (em_context_fallback_reason(ctx)) {
+            char buf[2048];
+            snprintf(buf, sizeof buf, "TAKEN, because: %s", em_context_fallback_reason(ctx));
+            wrapped(2, "fallback:", buf);
+        } else {
+            wrapped(2, "fallback:", "not needed");
+        }
+    } else {
+        char buf[128];
+        snprintf(buf, sizeof buf, "FAILED (%s)", em_status_name(st));
+        wrapped(2, "result:", buf);
+        wrapped(2, "error:", em_last_error());
+    }
+    em_context_free(ctx);
+    em_registry_free(reg);
+    em_config_free(cfg);
+    free(located);
+    free(report);
+    return st == EM_OK ? 0 : 2;
+}
