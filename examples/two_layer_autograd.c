@@ -2,8 +2,11 @@
  * two-layer network in f32, forward with tensor ops, loss.backward(), weights updated under
  * no_grad and gradients zeroed; "t loss" every 100 iterations. Runs on the device chosen
  * in device.ini (default cpu). --sgd trains with em_sgd instead of the manual update.
- * Usage: two_layer_autograd [--sgd] [--steps N] [--seed S] [--lr LR] */
+ * --stats prints peak RSS and device memory to stderr at the end (tests use it to check that
+ * memory does not grow with the number of steps).
+ * Usage: two_layer_autograd [--sgd] [--steps N] [--seed S] [--lr LR] [--stats] */
 #include <ember/ember.h>
+#include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +17,7 @@
 int main(int argc, char **argv)
 {
     int steps = 1000;
-    bool use_sgd = false;
+    bool use_sgd = false, stats = false;
     uint64_t seed = 0;
     double learning_rate = 1e-6;
     for (int i = 1; i < argc; i++) {
@@ -26,8 +29,10 @@ int main(int argc, char **argv)
             seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--lr") && i + 1 < argc)
             learning_rate = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--stats"))
+            stats = true;
         else {
-            fprintf(stderr, "usage: %s [--sgd] [--steps N] [--seed S] [--lr LR]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--sgd] [--steps N] [--seed S] [--lr LR] [--stats]\n", argv[0]);
             return 2;
         }
     }
@@ -86,6 +91,12 @@ int main(int argc, char **argv)
     if (em_context_status(ctx) != EM_OK) {
         fprintf(stderr, "two_layer_autograd: %s\n", em_context_error(ctx));
         rc = 1;
+    }
+    if (stats) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr, "stats: steps %d peak_rss_kb %ld device_in_use %zu device_cached %zu\n", steps,
+                ru.ru_maxrss, em_context_memory_in_use(ctx), em_context_memory_cached(ctx));
     }
     em_sgd_free(opt);
     em_context_free(ctx);

@@ -1,0 +1,78 @@
+#!/bin/sh
+# tests/test_examples.sh — the seed notebook's cells, run as the example programs on one
+# backend (EMBER_TEST_EXAMPLES_BACKEND, default cpu), checked as TAP:
+#   clamp prints True; autograd_basics matches the seed's printed text byte for byte;
+#   the two-layer nets' losses fall as in the seed; em_sgd reproduces the manual update.
+# The backend is chosen the way users choose it: through a device.ini (EMBER_CONFIG).
+set -u
+backend=${EMBER_TEST_EXAMPLES_BACKEND:-cpu}
+top=${EMBER_TEST_BUILD_DIR:-.}
+data=${EMBER_TEST_DATA_DIR:-tests/data}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/device.ini" <<INI
+[device]
+backend = $backend
+[backends]
+path = ${EMBER_TEST_BACKEND_DIR:-$top/.libs}
+INI
+export EMBER_CONFIG="$tmp/device.ini"
+unset EMBER_DEVICE
+
+if ! "$top/examples/clamp" > "$tmp/clamp.out" 2> "$tmp/clamp.err"; then
+    if grep -q "no usable\|No OpenCL\|no OpenCL\|not found" "$tmp/clamp.err" && \
+       ! echo "${EMBER_TEST_REQUIRE:-}" | grep -q "$backend"; then
+        echo "1..0 # SKIP backend $backend not usable: $(head -1 "$tmp/clamp.err")"
+        exit 0
+    fi
+fi
+echo "1..7"
+n=0
+check() {  # check DESCRIPTION COMMAND...
+    n=$((n + 1)); d=$1; shift
+    if "$@"; then echo "ok $n - $d"; else echo "not ok $n - $d"; fi
+}
+
+check "clamp prints True ($backend)" grep -qx True "$tmp/clamp.out"
+
+"$top/examples/autograd_basics" > "$tmp/basics.out" 2> "$tmp/basics.err"
+check "autograd_basics matches the seed byte for byte ($backend)" \
+    cmp -s "$tmp/basics.out" "$data/autograd_basics.expected"
+cmp "$tmp/basics.out" "$data/autograd_basics.expected" >/dev/null 2>&1 || \
+    { diff "$data/autograd_basics.expected" "$tmp/basics.out" | sed 's/^/# /'; sed 's/^/# /' "$tmp/basics.err"; }
+
+# loss lines "t loss": 10 of them, first ~1e7, falling
+losses_ok() {  # FILE MAX_FIRST_LOW MAX_LAST
+    awk -v lo="$2" -v last_max="$3" '
+        { t[NR] = $1; l[NR] = $2 + 0 }
+        END {
+            if (NR != 10) { print "# expected 10 loss lines, got " NR; exit 1 }
+            for (i = 1; i <= 10; i++) if (t[i] != (i - 1) * 100) { print "# bad t at line " i; exit 1 }
+            if (l[1] < lo) { print "# first loss " l[1] " below " lo; exit 1 }
+            if (!(l[10] < last_max)) { print "# last loss " l[10] " not below " last_max; exit 1 }
+            if (!(l[10] < l[1] / 1e5)) { print "# loss did not fall"; exit 1 }
+        }' "$1"
+}
+"$top/examples/two_layer_numpy" > "$tmp/numpy.out" 2> "$tmp/numpy.err"
+check "two_layer_numpy: f64 loss falls from ~1e7 to below 1e-6 ($backend)" losses_ok "$tmp/numpy.out" 1e6 1e-6
+sed 's/^/# /' "$tmp/numpy.out"
+
+"$top/examples/two_layer_autograd" > "$tmp/autograd.out" 2> "$tmp/autograd.err"
+check "two_layer_autograd: f32 loss falls from ~1e7 to below 100 ($backend)" losses_ok "$tmp/autograd.out" 1e6 100
+sed 's/^/# /' "$tmp/autograd.out"
+
+"$top/examples/two_layer_autograd" --sgd > "$tmp/sgd.out" 2> "$tmp/sgd.err"
+check "two_layer_autograd --sgd gives the same losses as the manual update ($backend)" \
+    cmp -s "$tmp/sgd.out" "$tmp/autograd.out"
+
+# memory does not grow with steps: peak RSS of 1000 steps within 2 MiB of 100 steps
+"$top/examples/two_layer_autograd" --steps 100 --stats > /dev/null 2> "$tmp/s100.log"
+"$top/examples/two_layer_autograd" --steps 1000 --stats > /dev/null 2> "$tmp/s1000.log"
+r100=$(sed -n 's/.*peak_rss_kb \([0-9]*\).*/\1/p' "$tmp/s100.log")
+r1000=$(sed -n 's/.*peak_rss_kb \([0-9]*\).*/\1/p' "$tmp/s1000.log")
+check "1000 steps run in the memory of 100 (peak RSS ${r100:-?} kB vs ${r1000:-?} kB, $backend)" \
+    test -n "$r100" -a -n "$r1000" -a $((${r1000:-0} - ${r100:-0})) -lt 2048
+
+err=$(cat "$tmp"/*.err | grep -v "running on" || true)
+check "no errors or warnings on stderr ($backend)" test -z "$err"
+[ -z "$err" ] || echo "$err" | sed 's/^/# /'

@@ -1,0 +1,43 @@
+#!/bin/sh
+# tests/test_valgrind.sh — valgrind memcheck on every example (fewer steps to keep it short):
+# no errors, nothing definitely or indirectly lost. TAP; SKIP where valgrind is absent or
+# the build is instrumented by a sanitizer (the two do not mix).
+set -u
+top=${EMBER_TEST_BUILD_DIR:-.}
+if ! command -v valgrind >/dev/null 2>&1; then
+    echo "1..0 # SKIP valgrind is not installed"
+    exit 0
+fi
+if grep -q "fsanitize" "$top/Makefile" 2>/dev/null; then
+    echo "1..0 # SKIP sanitizer build (valgrind runs on the plain build)"
+    exit 0
+fi
+backend=${EMBER_TEST_EXAMPLES_BACKEND:-cpu}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/device.ini" <<INI
+[device]
+backend = $backend
+[backends]
+path = ${EMBER_TEST_BACKEND_DIR:-$top/.libs}
+INI
+export EMBER_CONFIG="$tmp/device.ini"
+unset EMBER_DEVICE
+set -- "clamp" "autograd_basics" "two_layer_numpy --steps 20" "two_layer_autograd --steps 20" \
+       "two_layer_autograd --steps 20 --sgd"
+echo "1..$#"
+n=0
+for ex in "$@"; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086
+    "$top/libtool" --mode=execute valgrind -q --error-exitcode=99 --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+        "$top/examples/"$ex > /dev/null 2> "$tmp/vg.log"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        echo "ok $n - valgrind clean: $ex ($backend)"
+    else
+        echo "not ok $n - valgrind: $ex ($backend) exit $rc"
+        sed 's/^/# /' "$tmp/vg.log" | head -60
+    fi
+done
