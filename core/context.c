@@ -169,6 +169,17 @@ EMBER_API size_t em_context_memory_cached(const em_context *ctx)
     return ctx ? ctx->mem_cached : 0;
 }
 
+EMBER_API size_t em_context_memory_peak(const em_context *ctx)
+{
+    return ctx ? ctx->mem_peak : 0;
+}
+
+EMBER_API void em_context_reset_peak(em_context *ctx)
+{
+    if (ctx)
+        ctx->mem_peak = ctx->mem_in_use;
+}
+
 EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold, int edgeitems,
                                    int linewidth)
 {
@@ -344,6 +355,8 @@ em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf)
         *buf = b->bufs[--b->n];
         ctx->mem_cached -= cls;
         ctx->mem_in_use += cls;
+        if (ctx->mem_in_use > ctx->mem_peak)
+            ctx->mem_peak = ctx->mem_in_use;
         return EM_OK;
     }
     em_status st = EM_ERR_OOM;
@@ -366,6 +379,8 @@ em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf)
         return em__backend_failed(ctx, st, "buffer_alloc");
     }
     ctx->mem_in_use += cls;
+    if (ctx->mem_in_use > ctx->mem_peak)
+        ctx->mem_peak = ctx->mem_in_use;
     return EM_OK;
 }
 

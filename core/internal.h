@@ -401,7 +401,7 @@ struct em_context {
     /* device buffer cache, binned by size */
     em__cache_bin *bins;
     int n_bins, cap_bins;
-    size_t mem_in_use, mem_cached;
+    size_t mem_in_use, mem_cached, mem_peak;
     /* print options */
     int print_precision, print_threshold, print_edgeitems, print_linewidth;
 };

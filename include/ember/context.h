@@ -60,6 +60,9 @@ EMBER_API void em_context_empty_cache(em_context *ctx);
 /* Memory accounting: bytes of device memory held by live tensors, and by the cache. */
 EMBER_API size_t em_context_memory_in_use(const em_context *ctx);
 EMBER_API size_t em_context_memory_cached(const em_context *ctx);
+/* Highest em_context_memory_in_use since creation or the last reset. */
+EMBER_API size_t em_context_memory_peak(const em_context *ctx);
+EMBER_API void em_context_reset_peak(em_context *ctx);
 
 /* Scopes: every tensor returned while a scope is open belongs to the innermost scope and
  * is released by em_scope_end, so a loop body needs no free call per temporary. Tensors

@@ -1,0 +1,333 @@
+/* tools/ember-bench.c — timed workloads on any backend: the seed's training steps, GEMMs,
+ * elementwise ops, a reduction, and the per-op overhead of the API. For each workload:
+ * warm-up, then several timed repetitions (synchronised with the device), the median and
+ * minimum µs per step, GFLOP/s (GB/s for memory-bound ops) and peak device memory.
+ * Each result line starts "<workload> <median> us/step" so scripts can grep it.
+ *
+ *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--workload NAME]... [--steps N]
+ *               [--reps R] [--warmup W] [--list]
+ */
+#include <ember/ember.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef struct bench_state bench_state;
+
+typedef struct workload {
+    const char *name;
+    const char *what;
+    int default_steps;
+    double flops;          /* per step; 0 if not meaningful */
+    double bytes;          /* per step, for memory-bound ops; 0 if not meaningful */
+    int (*setup)(bench_state *b, const struct workload *w);
+    void (*step)(bench_state *b);
+    int64_t n;             /* size parameter */
+} workload;
+
+struct bench_state {
+    em_context *ctx;
+    em_tensor *t[8];
+    em_sgd *opt;
+    int64_t n;
+};
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+/* ------------------------------------------------------------------ workloads */
+
+enum { N = 64, D_IN = 1000, H = 100, D_OUT = 10 };
+
+/* The seed's autograd step: f32, forward mm-clamp-mm, loss, backward, update, zero grads. */
+static int setup_seed_autograd(bench_state *b, const workload *w)
+{
+    (void)w;
+    em_context *c = b->ctx;
+    b->t[0] = em_randn(c, EM_F32, EM_SHAPE(N, D_IN));
+    b->t[1] = em_randn(c, EM_F32, EM_SHAPE(N, D_OUT));
+    b->t[2] = em_randn(c, EM_F32, EM_SHAPE(D_IN, H));
+    b->t[3] = em_randn(c, EM_F32, EM_SHAPE(H, D_OUT));
+    em_tensor_set_requires_grad(b->t[2], true);
+    em_tensor_set_requires_grad(b->t[3], true);
+    return em_context_status(c) == EM_OK ? 0 : -1;
+}
+
+static void step_seed_autograd(bench_state *b)
+{
+    em_context *c = b->ctx;
+    em_tensor *x = b->t[0], *y = b->t[1], *w1 = b->t[2], *w2 = b->t[3];
+    em_scope_begin(c);
+    em_tensor *y_pred = em_mm(em_clamp(em_mm(x, w1), 0.0, INFINITY), w2);
+    em_tensor *loss = em_sum(em_pow(em_sub(y_pred, y), 2.0));
+    em_backward(loss);
+    em_no_grad_begin(c);
+    em_sub_(w1, em_mul_scalar(em_grad(w1), 1e-6));
+    em_sub_(w2, em_mul_scalar(em_grad(w2), 1e-6));
+    em_tensor_zero_grad(w1);
+    em_tensor_zero_grad(w2);
+    em_no_grad_end(c);
+    em_scope_end(c);
+}
+
+/* The seed's hand-written numpy step in f64. */
+static int setup_seed_manual(bench_state *b, const workload *w)
+{
+    (void)w;
+    em_context *c = b->ctx;
+    b->t[0] = em_randn(c, EM_F64, EM_SHAPE(N, D_IN));
+    b->t[1] = em_randn(c, EM_F64, EM_SHAPE(N, D_OUT));
+    b->t[2] = em_randn(c, EM_F64, EM_SHAPE(D_IN, H));
+    b->t[3] = em_randn(c, EM_F64, EM_SHAPE(H, D_OUT));
+    b->t[4] = em_scalar(c, EM_F64, 0.0);
+    return em_context_status(c) == EM_OK ? 0 : -1;
+}
+
+static void step_seed_manual(bench_state *b)
+{
+    em_context *c = b->ctx;
+    em_tensor *x = b->t[0], *y = b->t[1], *w1 = b->t[2], *w2 = b->t[3], *zero = b->t[4];
+    em_scope_begin(c);
+    em_tensor *h = em_mm(x, w1);
+    em_tensor *h_relu = em_maximum(h, zero);
+    em_tensor *y_pred = em_mm(h_relu, w2);
+    em_tensor *diff = em_sub(y_pred, y);
+    em_tensor *loss = em_sum(em_pow(diff, 2.0));
+    (void)loss;
+    em_tensor *grad_y_pred = em_mul_scalar(diff, 2.0);
+    em_tensor *grad_w2 = em_mm(em_t(h_relu), grad_y_pred);
+    em_tensor *grad_h = em_clone(em_mm(grad_y_pred, em_t(w2)));
+    em_masked_fill_(grad_h, em_lt_scalar(h, 0.0), 0.0);
+    em_tensor *grad_w1 = em_mm(em_t(x), grad_h);
+    em_sub_(w1, em_mul_scalar(grad_w1, 1e-6));
+    em_sub_(w2, em_mul_scalar(grad_w2, 1e-6));
+    em_scope_end(c);
+}
+
+static int setup_gemm(bench_state *b, const workload *w)
+{
+    em_dtype dt = strstr(w->name, "dgemm") ? EM_F64 : EM_F32;
+    b->n = w->n;
+    b->t[0] = em_randn(b->ctx, dt, EM_SHAPE(w->n, w->n));
+    b->t[1] = em_randn(b->ctx, dt, EM_SHAPE(w->n, w->n));
+    return em_context_status(b->ctx) == EM_OK ? 0 : -1;
+}
+
+static void step_gemm(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_mm(b->t[0], b->t[1]);
+    em_scope_end(b->ctx);
+}
+
+static int setup_vec(bench_state *b, const workload *w)
+{
+    b->n = w->n;
+    b->t[0] = em_randn(b->ctx, EM_F32, EM_SHAPE(w->n));
+    b->t[1] = em_randn(b->ctx, EM_F32, EM_SHAPE(w->n));
+    return em_context_status(b->ctx) == EM_OK ? 0 : -1;
+}
+
+static void step_add(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_add(b->t[0], b->t[1]);
+    em_scope_end(b->ctx);
+}
+
+static void step_relu(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_relu(b->t[0]);
+    em_scope_end(b->ctx);
+}
+
+static void step_sum(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_sum(b->t[0]);
+    em_scope_end(b->ctx);
+}
+
+/* One tiny op through the whole API: argument checks, shape rule, output from the pool and
+ * the buffer cache, kernel call, scope registration and release. */
+static int setup_overhead(bench_state *b, const workload *w)
+{
+    (void)w;
+    b->t[0] = em_ones(b->ctx, EM_F32, EM_SHAPE(1));
+    b->t[1] = em_ones(b->ctx, EM_F32, EM_SHAPE(1));
+    return em_context_status(b->ctx) == EM_OK ? 0 : -1;
+}
+
+static void step_overhead(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_add(b->t[0], b->t[1]);
+    em_scope_end(b->ctx);
+}
+
+#define SEED_FLOPS (2.0 * N * D_IN * H * 2 + 2.0 * N * H * D_OUT * 3)
+#define GEMM(nm, sz) {nm, #sz "x" #sz " matrix product", 0, 2.0 * sz * sz * sz, 0, setup_gemm, step_gemm, sz}
+static const workload workloads[] = {
+    {"seed-autograd", "seed training step, f32, autograd (64x1000x100x10)", 200, SEED_FLOPS, 0,
+     setup_seed_autograd, step_seed_autograd, 0},
+    {"seed-manual", "seed numpy step, f64, hand-written backward", 200, SEED_FLOPS, 0,
+     setup_seed_manual, step_seed_manual, 0},
+    GEMM("sgemm-256", 256), GEMM("sgemm-1024", 1024), GEMM("sgemm-2048", 2048),
+    GEMM("dgemm-256", 256), GEMM("dgemm-1024", 1024), GEMM("dgemm-2048", 2048),
+    {"add-1M", "elementwise add, 1M f32", 200, 0, 12.0 * (1 << 20), setup_vec, step_add, 1 << 20},
+    {"add-16M", "elementwise add, 16M f32", 20, 0, 12.0 * (1 << 24), setup_vec, step_add, 1 << 24},
+    {"relu-1M", "relu, 1M f32", 200, 0, 8.0 * (1 << 20), setup_vec, step_relu, 1 << 20},
+    {"relu-16M", "relu, 16M f32", 20, 0, 8.0 * (1 << 24), setup_vec, step_relu, 1 << 24},
+    {"sum-16M", "sum of 16M f32", 20, 0, 4.0 * (1 << 24), setup_vec, step_sum, 1 << 24},
+    {"overhead", "one add of two 1-element tensors, end to end", 20000, 0, 0, setup_overhead,
+     step_overhead, 0},
+};
+#define N_WORKLOADS (int)(sizeof workloads / sizeof workloads[0])
+
+static int default_steps(const workload *w)
+{
+    if (w->default_steps)
+        return w->default_steps;
+    return w->n <= 256 ? 200 : w->n <= 1024 ? 10 : 3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run(em_context *ctx, const workload *w, int steps, int reps, int warmup)
+{
+    bench_state b;
+    memset(&b, 0, sizeof b);
+    b.ctx = ctx;
+    em_scope_begin(ctx);
+    if (w->setup(&b, w) != 0) {
+        fprintf(stderr, "ember-bench: %s: setup failed: %s\n", w->name, em_context_error(ctx));
+        em_scope_end(ctx);
+        em_context_clear_error(ctx);
+        return 1;
+    }
+    if (steps <= 0)
+        steps = default_steps(w);
+    for (int i = 0; i < warmup; i++)
+        for (int s = 0; s < (steps < 10 ? steps : 10); s++)
+            w->step(&b);
+    em_synchronize(ctx);
+    em_context_reset_peak(ctx);
+    double *t = calloc((size_t)reps, sizeof *t);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_us();
+        for (int s = 0; s < steps; s++)
+            w->step(&b);
+        em_synchronize(ctx);
+        t[r] = (now_us() - t0) / steps;
+    }
+    int rc = 0;
+    if (em_context_status(ctx) != EM_OK) {
+        fprintf(stderr, "ember-bench: %s: %s\n", w->name, em_context_error(ctx));
+        em_context_clear_error(ctx);
+        rc = 1;
+    } else {
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        char rate[64] = "";
+        if (w->flops > 0)
+            snprintf(rate, sizeof rate, ", %.1f GFLOP/s", w->flops / med * 1e-3);
+        else if (w->bytes > 0)
+            snprintf(rate, sizeof rate, ", %.1f GB/s", w->bytes / med * 1e-3);
+        printf("%-14s %10.2f us/step  (min %.2f, %d reps x %d steps%s, peak device %.1f MiB)\n",
+               w->name, med, t[0], reps, steps, rate,
+               em_context_memory_peak(ctx) / 1048576.0);
+        fflush(stdout);
+    }
+    free(t);
+    em_sgd_free(b.opt);
+    em_scope_end(ctx);
+    return rc;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ember-bench [--config PATH] [--backend NAME[:INDEX]] [--workload NAME]...\n"
+               "                   [--steps N] [--reps R] [--warmup W] [--list]\n"
+               "Runs the named workloads (all if none named) on the backend from device.ini, or\n"
+               "the one given by --backend (same meaning as EMBER_DEVICE).\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL, *backend = NULL;
+    const char *names[64];
+    int n_names = 0, steps = 0, reps = 7, warmup = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config") && i + 1 < argc)
+            config = argv[++i];
+        else if (!strcmp(a, "--backend") && i + 1 < argc)
+            backend = argv[++i];
+        else if (!strcmp(a, "--workload") && i + 1 < argc && n_names < 64)
+            names[n_names++] = argv[++i];
+        else if (!strcmp(a, "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && i + 1 < argc)
+            warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--list")) {
+            for (int w = 0; w < N_WORKLOADS; w++)
+                printf("%-14s %s\n", workloads[w].name, workloads[w].what);
+            return 0;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (reps < 1)
+        reps = 1;
+    for (int k = 0; k < n_names; k++) {
+        bool found = false;
+        for (int w = 0; w < N_WORKLOADS; w++)
+            found |= !strcmp(names[k], workloads[w].name);
+        if (!found) {
+            fprintf(stderr, "ember-bench: unknown workload '%s' (--list shows them)\n", names[k]);
+            return 2;
+        }
+    }
+    if (backend && setenv("EMBER_DEVICE", backend, 1) != 0)
+        return 2;
+    em_context *ctx;
+    if (em_context_create(&ctx, config) != EM_OK) {
+        fprintf(stderr, "ember-bench: %s\n", em_last_error());
+        return 1;
+    }
+    em_manual_seed(ctx, 0);
+    printf("# ember %s, backend %s:%d (%s)\n", em_version_string(), em_context_backend(ctx),
+           em_context_device_index(ctx), em_context_device_name(ctx));
+    int rc = 0;
+    for (int w = 0; w < N_WORKLOADS; w++) {
+        bool want = n_names == 0;
+        for (int k = 0; k < n_names; k++)
+            want |= !strcmp(names[k], workloads[w].name);
+        if (want)
+            rc |= run(ctx, &workloads[w], steps, reps, warmup);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("# peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
+    em_context_free(ctx);
+    return rc;
+}
