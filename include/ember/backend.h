@@ -223,6 +223,12 @@ typedef em_status (*em_backend_entry_fn)(const em_host *host, em_host_ctx *hc,
                                          const em_config_kv *config, size_t n_config,
                                          em_backend *out);
 
+/* The entry's prototype, so that plugins defining it compile cleanly with
+ * -Wmissing-prototypes. Define it with EM_BACKEND_ENTRY { ... }. */
+EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx *hc,
+                                                const em_config_kv *config, size_t n_config,
+                                                em_backend *out);
+
 #define EM_BACKEND_ENTRY                                                                   \
     EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx *hc, \
                                                     const em_config_kv *config,             \

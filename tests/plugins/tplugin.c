@@ -254,9 +254,6 @@ static const em_backend_ops tp_ops_old_minor = {
 static const char *const tp_config_keys[] = {"mode", NULL};
 
 #ifndef TPLUGIN_NOSYM
-EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx *hc,
-                                                const em_config_kv *config, size_t n_config,
-                                                em_backend *out);
 EM_BACKEND_ENTRY
 {
     /* Say who we are first, so the core can judge our config keys even if we fail. */

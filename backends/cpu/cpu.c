@@ -1,0 +1,618 @@
+/* backends/cpu/cpu.c — the cpu backend's entry point and instance-level services: config,
+ * the single host device, host-memory buffers, and the per-instance thread pool that the
+ * big kernels (cpu_kernels.c, cpu_gemm.c) share. Built as ember-backend-cpu.so. */
+#include "cpu.h"
+
+#include <ember/backend.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CPU_VERSION "0.1.0"
+
+static const char *const cpu_config_keys[] = {"threads", NULL};
+
+/* ------------------------------------------------------------------ small helpers */
+
+const char *cpu_dtype_name(int32_t dt)
+{
+    switch (dt) {
+    case EM_F32: return "f32";
+    case EM_F64: return "f64";
+    case EM_BOOL: return "bool";
+    default: return "(invalid dtype)";
+    }
+}
+
+size_t cpu_dtype_size(int32_t dt)
+{
+    switch (dt) {
+    case EM_F32: return 4;
+    case EM_F64: return 8;
+    case EM_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)n);
+}
+
+/* Default thread count: the cores we may actually run on (a container or taskset may
+ * allow fewer than are online). */
+static int usable_cores(void)
+{
+    int n = online_cores();
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int a = CPU_COUNT(&set);
+        if (a >= 1 && a < n)
+            n = a;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ scratch memory */
+
+void *cpu_scratch_get(cpu_inst *inst, cpu_scratch *s, size_t bytes)
+{
+    if (s->cap >= bytes && s->p)
+        return s->p;
+    cpu_scratch_release(inst, s);
+    if (bytes > SIZE_MAX - 64)
+        return NULL;
+    void *raw = inst->host->alloc(inst->hc, bytes + 64);
+    if (!raw)
+        return NULL;
+    s->raw = raw;
+    s->p = (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    s->cap = bytes;
+    return s->p;
+}
+
+void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s)
+{
+    if (s->raw)
+        inst->host->free(inst->hc, s->raw);
+    s->raw = s->p = NULL;
+    s->cap = 0;
+}
+
+/* ------------------------------------------------------------------ thread pool */
+
+/* Tasks are handed out through an atomic counter so uneven tasks balance themselves;
+ * which thread runs a task never changes the arithmetic, so results do not depend on the
+ * thread count. */
+static void run_tasks(cpu_pool *pool, int worker)
+{
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed);
+        if (t >= pool->ntasks)
+            break;
+        pool->fn(pool->arg, t, worker);
+    }
+}
+
+/* Spin briefly before sleeping: kernels often come back to back (gemm forks twice per k
+ * block), and a condition-variable wake-up costs tens of microseconds. */
+#define POOL_SPIN 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *worker_main(void *p)
+{
+    cpu_worker *w = p;
+    cpu_pool *pool = &w->inst->pool;
+    uint64_t seen = 0;
+    for (;;) {
+        for (int i = 0; i < pool->spin; i++) {
+            if (atomic_load_explicit(&pool->gen, memory_order_acquire) != seen ||
+                atomic_load_explicit(&pool->stop, memory_order_relaxed))
+                break;
+            cpu_relax();
+        }
+        pthread_mutex_lock(&pool->mu);
+        while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop))
+            pthread_cond_wait(&pool->wake, &pool->mu);
+        if (atomic_load(&pool->stop)) {
+            pthread_mutex_unlock(&pool->mu);
+            break;
+        }
+        uint64_t g = atomic_load(&pool->gen);
+        pthread_mutex_unlock(&pool->mu);
+        /* claimed only grows: if the caller already excused us from g (or a later job,
+         * while we were descheduled), we sit this one out */
+        uint64_t c = atomic_load(&w->claimed);
+        int joined = 0;
+        while (c < g && !(joined = atomic_compare_exchange_weak(&w->claimed, &c, g)))
+            ;
+        seen = joined || c < g ? g : c;
+        if (!joined)
+            continue;
+        run_tasks(pool, w->id);
+        if (atomic_fetch_sub(&pool->busy, 1) == 1) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+    return NULL;
+}
+
+/* Started on first use rather than at entry: ember-info and small programs that never
+ * run a big kernel should not pay for idle threads. */
+static void pool_start(cpu_inst *inst)
+{
+    cpu_pool *pool = &inst->pool;
+    const em_host *h = inst->host;
+    int want = inst->nthreads - 1;
+    if (want <= 0) {
+        inst->pool_state = -1;
+        return;
+    }
+    pool->threads = h->alloc(inst->hc, sizeof(pthread_t) * (size_t)want);
+    pool->workers = h->alloc(inst->hc, sizeof(cpu_worker) * (size_t)want);
+    if (!pool->threads || !pool->workers) {
+        /* out of memory now is no reason to stay single-threaded: retry next time */
+        h->free(inst->hc, pool->threads);
+        h->free(inst->hc, pool->workers);
+        memset(pool, 0, sizeof *pool);
+        return;
+    }
+    int sync = 0;
+    if (pthread_mutex_init(&pool->mu, NULL) == 0) {
+        sync = 1;
+        if (pthread_cond_init(&pool->wake, NULL) == 0) {
+            sync = 2;
+            if (pthread_cond_init(&pool->done, NULL) == 0)
+                sync = 3;
+        }
+    }
+    /* more threads than cores: a spinning thread would only steal the core of a busy one */
+    pool->spin = inst->nthreads <= online_cores() ? POOL_SPIN : 0;
+    if (sync == 3) {
+        /* workers block all signals: the application's handlers keep running on its own
+         * threads, never on ours */
+        sigset_t all, old;
+        sigfillset(&all);
+        int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+        for (int i = 0; i < want; i++) {
+            pool->workers[i].inst = inst;
+            pool->workers[i].id = i + 1;
+            atomic_init(&pool->workers[i].claimed, 0);
+            if (pthread_create(&pool->threads[i], NULL, worker_main, &pool->workers[i]) != 0)
+                break;
+            pool->n_started++;
+        }
+        if (masked)
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (pool->n_started == 0) {
+        if (sync >= 3)
+            pthread_cond_destroy(&pool->done);
+        if (sync >= 2)
+            pthread_cond_destroy(&pool->wake);
+        if (sync >= 1)
+            pthread_mutex_destroy(&pool->mu);
+        h->free(inst->hc, pool->threads);
+        h->free(inst->hc, pool->workers);
+        memset(pool, 0, sizeof *pool);
+        inst->pool_state = -1;
+        h->log(inst->hc, EM_LOG_WARN,
+               "cpu: could not start worker threads; running single-threaded");
+        return;
+    }
+    if (pool->n_started < want)
+        h->log(inst->hc, EM_LOG_WARN, "cpu: started %d of %d worker threads", pool->n_started,
+               want);
+    inst->pool_state = 1;
+}
+
+int cpu_threads(cpu_inst *inst)
+{
+    if (inst->pool_state == 0)
+        pool_start(inst);
+    return inst->pool_state == 1 ? inst->pool.n_started + 1 : 1;
+}
+
+void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg)
+{
+    if (ntasks <= 0)
+        return;
+    if (ntasks == 1 || cpu_threads(inst) <= 1) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(arg, t, 0);
+        return;
+    }
+    cpu_pool *pool = &inst->pool;
+    pthread_mutex_lock(&pool->mu);
+    pool->fn = fn;
+    pool->arg = arg;
+    pool->ntasks = ntasks;
+    atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
+    atomic_store(&pool->busy, pool->n_started);
+    atomic_fetch_add(&pool->gen, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mu);
+    run_tasks(pool, 0);
+    /* All tasks are handed out. Workers that have not joined yet (asleep, or descheduled
+     * on a busy machine) are excused rather than waited for; only joined ones count. */
+    const uint64_t g = atomic_load(&pool->gen);
+    for (int i = 0; i < pool->n_started; i++) {
+        uint64_t c = atomic_load(&pool->workers[i].claimed);
+        while (c < g) {
+            if (atomic_compare_exchange_weak(&pool->workers[i].claimed, &c, g)) {
+                atomic_fetch_sub(&pool->busy, 1);
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < pool->spin && atomic_load_explicit(&pool->busy, memory_order_acquire) > 0; i++)
+        cpu_relax();
+    if (atomic_load_explicit(&pool->busy, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        while (atomic_load(&pool->busy) > 0)
+            pthread_cond_wait(&pool->done, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
+    }
+}
+
+void cpu_pool_stop(cpu_inst *inst)
+{
+    cpu_pool *pool = &inst->pool;
+    if (inst->pool_state != 1) {
+        inst->pool_state = 0;
+        return;
+    }
+    pthread_mutex_lock(&pool->mu);
+    atomic_store(&pool->stop, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_started; i++)
+        pthread_join(pool->threads[i], NULL);
+    inst->host->free(inst->hc, pool->threads);
+    inst->host->free(inst->hc, pool->workers);
+    pthread_cond_destroy(&pool->done);
+    pthread_cond_destroy(&pool->wake);
+    pthread_mutex_destroy(&pool->mu);
+    memset(pool, 0, sizeof *pool);
+    inst->pool_state = 0;
+}
+
+/* ------------------------------------------------------------------ devices */
+
+static em_status cpu_device_count(void *bctx, int *count)
+{
+    (void)bctx;
+    *count = 1;
+    return EM_OK;
+}
+
+/* Copy the value of a "key\t: value" line of /proc/cpuinfo. */
+static int cpuinfo_field(const char *line, const char *key, char *dst, size_t n)
+{
+    size_t kl = strlen(key);
+    if (strncmp(line, key, kl) != 0)
+        return 0;
+    const char *p = line + kl;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != ':')
+        return 0;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    if (len >= n)
+        len = n - 1;
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    return 1;
+}
+
+static void read_cpuinfo(char *model, size_t nmodel, char *vendor, size_t nvendor)
+{
+    model[0] = vendor[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f) && (!model[0] || !vendor[0])) {
+        if (!model[0])
+            cpuinfo_field(line, "model name", model, nmodel);
+        if (!vendor[0])
+            cpuinfo_field(line, "vendor_id", vendor, nvendor);
+    }
+    fclose(f);
+}
+
+static const char *simd_text(int simd)
+{
+    return simd == CPU_SIMD_AVX2 ? "avx2 fma" : "generic (compiler auto-vectorised)";
+}
+
+static em_status cpu_device_props(void *bctx, int index, em_device_props *props)
+{
+    cpu_inst *inst = bctx;
+    if (index != 0)
+        return CPU_ERR(inst, EM_ERR_NO_DEVICE, "cpu: no device %d (the cpu backend has 1 device, index 0)",
+                       index);
+    char model[112], vendor[64];   /* model fits in name[] after "cpu (" */
+    read_cpuinfo(model, sizeof model, vendor, sizeof vendor);
+    memset((char *)props + sizeof props->struct_size, 0, sizeof *props - sizeof props->struct_size);
+    if (model[0])
+        snprintf(props->name, sizeof props->name, "cpu (%s)", model);
+    else
+        snprintf(props->name, sizeof props->name, "cpu");
+    const char *v = vendor;
+    if (!strcmp(vendor, "GenuineIntel"))
+        v = "Intel";
+    else if (!strcmp(vendor, "AuthenticAMD"))
+        v = "AMD";
+    else if (!vendor[0])
+        v = "unknown";
+    snprintf(props->vendor, sizeof props->vendor, "%s", v);
+    snprintf(props->driver, sizeof props->driver, "host");
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    props->total_memory = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
+    props->compute_units = (uint32_t)online_cores();
+    props->fp64 = 1;
+    snprintf(props->extra, sizeof props->extra,
+             "threads: %d\nsimd: %s\ngemm: %s\n", inst->nthreads, simd_text(inst->simd),
+             inst->simd == CPU_SIMD_AVX2 ? "packed, 6x16 f32 / 6x8 f64 avx2 micro-kernels"
+                                         : "packed, 4x8 f32 / 4x4 f64 portable micro-kernels");
+    return EM_OK;
+}
+
+/* The one device is the instance itself: kernels get the cpu_inst as `dev`. */
+static em_status cpu_device_open(void *bctx, int index, void **dev)
+{
+    cpu_inst *inst = bctx;
+    if (index != -1 && index != 0)
+        return CPU_ERR(inst, EM_ERR_NO_DEVICE, "cpu: no device %d (the cpu backend has 1 device, index 0)",
+                       index);
+    inst->n_open++;
+    *dev = inst;
+    return EM_OK;
+}
+
+static void cpu_device_close(void *dev)
+{
+    cpu_inst *inst = dev;
+    if (inst && inst->n_open > 0)
+        inst->n_open--;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static em_status cpu_buffer_alloc(void *dev, size_t bytes, void **buf)
+{
+    cpu_inst *inst = dev;
+    void *p = NULL;
+    /* 64 bytes: a cache line and a full AVX-512 vector, so kernels never straddle */
+    if (bytes == 0 || posix_memalign(&p, 64, bytes) != 0 || !p)
+        return CPU_ERR(inst, EM_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+    *buf = p;
+    return EM_OK;
+}
+
+static void cpu_buffer_free(void *dev, void *buf)
+{
+    (void)dev;
+    free(buf);
+}
+
+static em_status cpu_copy_h2d(void *dev, void *dst, size_t dst_offset, const void *src,
+                              size_t bytes)
+{
+    (void)dev;
+    if (bytes)
+        memcpy((char *)dst + dst_offset, src, bytes);
+    return EM_OK;
+}
+
+static em_status cpu_copy_d2h(void *dev, void *dst, const void *src, size_t src_offset,
+                              size_t bytes)
+{
+    (void)dev;
+    if (bytes)
+        memcpy(dst, (const char *)src + src_offset, bytes);
+    return EM_OK;
+}
+
+static em_status cpu_copy_d2d(void *dev, void *dst, size_t dst_offset, const void *src,
+                              size_t src_offset, size_t bytes)
+{
+    (void)dev;
+    /* memmove: the core may copy between overlapping ranges of one buffer */
+    if (bytes)
+        memmove((char *)dst + dst_offset, (const char *)src + src_offset, bytes);
+    return EM_OK;
+}
+
+static em_status cpu_synchronize(void *dev)
+{
+    (void)dev;
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ instance */
+
+static void cpu_shutdown(void *bctx)
+{
+    cpu_inst *inst = bctx;
+    if (!inst)
+        return;
+    cpu_pool_stop(inst);
+    for (int i = 0; i < inst->nthreads; i++) {
+        if (inst->work)
+            cpu_scratch_release(inst, &inst->work[i]);
+        if (inst->pack_b)
+            cpu_scratch_release(inst, &inst->pack_b[i]);
+    }
+    const em_host *host = inst->host;
+    em_host_ctx *hc = inst->hc;
+    host->free(hc, inst->work);
+    host->free(hc, inst->pack_b);
+    host->free(hc, inst);
+}
+
+static const em_backend_ops cpu_ops = {
+    .struct_size = sizeof(em_backend_ops),
+    .shutdown = cpu_shutdown,
+    .device_count = cpu_device_count,
+    .device_props = cpu_device_props,
+    .device_open = cpu_device_open,
+    .device_close = cpu_device_close,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
+    .copy_h2d = cpu_copy_h2d,
+    .copy_d2h = cpu_copy_d2h,
+    .copy_d2d = cpu_copy_d2d,
+    .synchronize = cpu_synchronize,
+    .gemm = cpu_gemm,
+    .fill = cpu_k_fill,
+    .rng_uniform = cpu_k_rng_uniform,
+    .rng_normal = cpu_k_rng_normal,
+    .copy = cpu_k_copy,
+    .neg = cpu_k_neg,
+    .exp = cpu_k_exp,
+    .log = cpu_k_log,
+    .sqrt = cpu_k_sqrt,
+    .abs = cpu_k_abs,
+    .relu = cpu_k_relu,
+    .tanh = cpu_k_tanh,
+    .sigmoid = cpu_k_sigmoid,
+    .add_scalar = cpu_k_add_scalar,
+    .mul_scalar = cpu_k_mul_scalar,
+    .rsub_scalar = cpu_k_rsub_scalar,
+    .div_scalar = cpu_k_div_scalar,
+    .rdiv_scalar = cpu_k_rdiv_scalar,
+    .pow_scalar = cpu_k_pow_scalar,
+    .clamp = cpu_k_clamp,
+    .add = cpu_k_add,
+    .sub = cpu_k_sub,
+    .mul = cpu_k_mul,
+    .div = cpu_k_div,
+    .maximum = cpu_k_maximum,
+    .minimum = cpu_k_minimum,
+    .lt = cpu_k_lt,
+    .le = cpu_k_le,
+    .gt = cpu_k_gt,
+    .ge = cpu_k_ge,
+    .eq = cpu_k_eq,
+    .ne = cpu_k_ne,
+    .where = cpu_k_where,
+    .masked_fill = cpu_k_masked_fill,
+    .sum = cpu_k_sum,
+    .relu_backward = cpu_k_relu_backward,
+    .clamp_backward = cpu_k_clamp_backward,
+    .pow_backward = cpu_k_pow_backward,
+    .tanh_backward = cpu_k_tanh_backward,
+    .sigmoid_backward = cpu_k_sigmoid_backward,
+};
+
+/* threads = N: a plain decimal integer, 0 meaning "one per usable core". */
+static int parse_threads(const char *s, int *out)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > CPU_MAX_THREADS)
+        return -1;
+    *out = (int)v;
+    return 1;
+}
+
+static int detect_simd(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+    /* libgcc's constructor has filled the feature bits by now (no __builtin_cpu_init,
+     * which would write them again, racing with a concurrent entry call); its avx2 bit
+     * also requires the OS to save YMM state */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return CPU_SIMD_AVX2;
+#endif
+    return CPU_SIMD_GENERIC;
+}
+
+EM_BACKEND_ENTRY
+{
+    if (!host || !out)
+        return EM_ERR_PLUGIN;
+    if (host->abi_major != EM_ABI_MAJOR)
+        return host->error(hc, EM_ERR_PLUGIN,
+                           "cpu backend built for plugin ABI %d.%d, but the core speaks %u.%u",
+                           EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
+                           (unsigned)host->abi_minor);
+    int threads = 0;
+    for (size_t i = 0; i < n_config; i++) {
+        const char *key = config[i].key ? config[i].key : "";
+        const char *val = config[i].value ? config[i].value : "";
+        if (!strcmp(key, "threads")) {
+            int r = parse_threads(val, &threads);
+            if (r == 0)
+                return host->error(hc, EM_ERR_CONFIG,
+                                   "threads: expected a non-negative integer, got '%s'", val);
+            if (r < 0)
+                return host->error(hc, EM_ERR_CONFIG, "threads: '%s' is too large (at most %d)",
+                                   val, CPU_MAX_THREADS);
+        } else if (!strcmp(key, "library")) {
+            /* the core's key: which file to load */
+        } else {
+            return host->error(hc, EM_ERR_CONFIG,
+                               "unknown key '%s' in [cpu] (known keys: threads)", key);
+        }
+    }
+    if (threads == 0)
+        threads = usable_cores();
+
+    cpu_inst *inst = host->alloc(hc, sizeof *inst);
+    if (!inst)
+        return host->error(hc, EM_ERR_OOM, "cpu: cannot allocate %zu bytes for the instance",
+                           sizeof *inst);
+    memset(inst, 0, sizeof *inst);
+    inst->host = host;
+    inst->hc = hc;
+    inst->nthreads = threads;
+    inst->simd = detect_simd();
+    size_t sb = sizeof(cpu_scratch) * (size_t)threads;
+    inst->work = host->alloc(hc, sb);
+    inst->pack_b = inst->work ? host->alloc(hc, sb) : NULL;
+    if (!inst->work || !inst->pack_b) {
+        host->free(hc, inst->work);
+        host->free(hc, inst);
+        return host->error(hc, EM_ERR_OOM, "cpu: cannot allocate %zu bytes for the instance",
+                           2 * sb);
+    }
+    memset(inst->work, 0, sb);
+    memset(inst->pack_b, 0, sb);
+
+    out->abi_major = EM_ABI_MAJOR;
+    out->abi_minor = EM_ABI_MINOR;
+    out->name = "cpu";
+    out->version = CPU_VERSION;
+    out->description = "host CPU: strided kernels, packed SIMD gemm, pthread pool";
+    out->config_keys = cpu_config_keys;
+    out->ops = &cpu_ops;
+    out->ctx = inst;
+    return EM_OK;
+}

@@ -1,0 +1,101 @@
+/* backends/cpu/cpu.h — what the cpu backend's files share: the instance (config, lazily
+ * started thread pool, gemm scratch), the pool API, and the kernel entry points cpu.c puts
+ * in the ops table. Private to the plugin: nothing here is exported. */
+#ifndef EMBER_BACKEND_CPU_H
+#define EMBER_BACKEND_CPU_H
+
+#include <ember/backend.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Belt and braces next to -fvisibility=hidden: cross-file symbols must never leak. */
+#define CPU_HIDDEN __attribute__((visibility("hidden")))
+
+#define CPU_MAX_THREADS 1024
+
+/* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
+enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1 };
+
+/* One unit of parallel work. `worker` is in [0, cpu_inst.nthreads): 0 is the calling
+ * thread; it indexes per-worker scratch. */
+typedef void (*cpu_task_fn)(void *arg, int64_t task, int worker);
+
+typedef struct cpu_worker {
+    struct cpu_inst *inst;
+    int id;
+    /* the last job generation this worker joined or was excused from; whoever (worker or
+     * caller) moves it to the current generation first decides which */
+    atomic_uint_fast64_t claimed;
+} cpu_worker;
+
+typedef struct cpu_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;         /* workers wait here for a new generation */
+    pthread_cond_t done;         /* the caller waits here for busy == 0 */
+    pthread_t *threads;
+    cpu_worker *workers;
+    int n_started;               /* worker threads running (caller excluded) */
+    int spin;                    /* busy-wait iterations before sleeping */
+    /* written under mu, also read without it by spinning threads */
+    atomic_uint_fast64_t gen;    /* bumped for each job */
+    atomic_int stop;
+    atomic_int busy;             /* workers still inside the current job */
+    cpu_task_fn fn;
+    void *arg;
+    int64_t ntasks;
+    atomic_int_fast64_t next;    /* next task index to hand out */
+} cpu_pool;
+
+/* Grow-only, 64-byte aligned scratch memory obtained through host->alloc. */
+typedef struct cpu_scratch {
+    void *raw;
+    void *p;
+    size_t cap;
+} cpu_scratch;
+
+typedef struct cpu_inst {
+    const em_host *host;
+    em_host_ctx *hc;
+    int nthreads;                /* configured threads, caller included (>= 1) */
+    int pool_state;              /* 0: not started, 1: running, -1: unavailable */
+    cpu_pool pool;
+    int simd;                    /* CPU_SIMD_* used by gemm */
+    int n_open;                  /* devices currently open */
+    cpu_scratch *work;           /* nthreads entries, per worker: gemm A packs, sum tiles */
+    cpu_scratch *pack_b;         /* nthreads entries: packed B panels (0 = shared one) */
+} cpu_inst;
+
+#define CPU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
+
+/* Threads usable now (starts the pool on first call; 1 when it cannot start). */
+CPU_HIDDEN int cpu_threads(cpu_inst *inst);
+/* Run fn(arg, t, worker) for t in [0, ntasks) on the pool and the caller; returns when all
+ * are done. Runs inline when the pool has no workers or ntasks <= 1. */
+CPU_HIDDEN void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg);
+CPU_HIDDEN void cpu_pool_stop(cpu_inst *inst);
+/* At least `bytes` of 64-byte aligned scratch in s, or NULL (out of memory). */
+CPU_HIDDEN void *cpu_scratch_get(cpu_inst *inst, cpu_scratch *s, size_t bytes);
+CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
+
+CPU_HIDDEN const char *cpu_dtype_name(int32_t dt);
+CPU_HIDDEN size_t cpu_dtype_size(int32_t dt);
+
+/* Kernels (cpu_kernels.c, cpu_gemm.c); `dev` is the cpu_inst. */
+#define CPU_KERNEL(name) CPU_HIDDEN em_status cpu_k_##name(void *dev, const em_kargs *a)
+CPU_KERNEL(fill); CPU_KERNEL(rng_uniform); CPU_KERNEL(rng_normal); CPU_KERNEL(copy);
+CPU_KERNEL(neg); CPU_KERNEL(exp); CPU_KERNEL(log); CPU_KERNEL(sqrt); CPU_KERNEL(abs);
+CPU_KERNEL(relu); CPU_KERNEL(tanh); CPU_KERNEL(sigmoid);
+CPU_KERNEL(add_scalar); CPU_KERNEL(mul_scalar); CPU_KERNEL(rsub_scalar); CPU_KERNEL(div_scalar);
+CPU_KERNEL(rdiv_scalar); CPU_KERNEL(pow_scalar); CPU_KERNEL(clamp);
+CPU_KERNEL(add); CPU_KERNEL(sub); CPU_KERNEL(mul); CPU_KERNEL(div);
+CPU_KERNEL(maximum); CPU_KERNEL(minimum);
+CPU_KERNEL(lt); CPU_KERNEL(le); CPU_KERNEL(gt); CPU_KERNEL(ge); CPU_KERNEL(eq); CPU_KERNEL(ne);
+CPU_KERNEL(where); CPU_KERNEL(masked_fill);
+CPU_KERNEL(sum);
+CPU_KERNEL(relu_backward); CPU_KERNEL(clamp_backward); CPU_KERNEL(pow_backward);
+CPU_KERNEL(tanh_backward); CPU_KERNEL(sigmoid_backward);
+#undef CPU_KERNEL
+
+CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
+
+#endif

@@ -1,0 +1,1298 @@
+/* backends/cpu/cpu_kernels.c — every non-gemm kernel of the cpu backend.
+ *
+ * Elementwise kernels share one N-d strided walker: an odometer over the outer dims that
+ * hands whole rows of the innermost dim to a typed row function. Row functions are
+ * generated per (op, dtype) by macros and have fast paths for unit strides and scalar
+ * broadcast (stride 0) so gcc can vectorise them; no function pointer is called per
+ * element. Big launches are cut into chunks of the logical index range and run on the
+ * instance's thread pool; every element is computed by the same code whatever the
+ * chunking, so results do not depend on the thread count.
+ *
+ * sum reduces with pairwise (cascade) summation in double over a partition that depends
+ * only on the shapes, never on the thread count. */
+#include "cpu.h"
+
+#include <ember/philox.h>
+#include <math.h>
+#include <string.h>
+
+/* Work below these sizes runs inline: waking the pool costs more than it saves. */
+#define PAR_CHEAP 131072          /* elements, simple arithmetic */
+#define PAR_COSTLY 16384          /* elements, libm calls, rng */
+#define PAR_CHUNK_MIN 8192
+
+/* ------------------------------------------------------------------ the strided walker */
+
+/* A row function: n elements; p[k] points at the row's first element of operand k
+ * (0 = out, 1.. = inputs), s[k] is its element stride; lin is the row-major logical index
+ * of the row's first element within out (used by the rng). */
+typedef void (*row_fn)(int64_t n, char *const *p, const int64_t *s, const em_kargs *ka,
+                       int64_t lin);
+
+typedef struct ew_plan {
+    int nops, ndim;
+    int64_t numel;
+    int64_t shape[EM_MAX_DIMS];
+    int64_t st[4][EM_MAX_DIMS];
+    char *base[4];
+    int64_t esz[4];
+    row_fn fn;
+    const em_kargs *ka;
+    int64_t chunk;
+} ew_plan;
+
+static void ew_walk(const ew_plan *pl, int64_t start, int64_t count)
+{
+    const int nd = pl->ndim, last = nd - 1, nops = pl->nops;
+    int64_t idx[EM_MAX_DIMS];
+    char *p[4] = {NULL, NULL, NULL, NULL};
+    int64_t inner[4] = {0, 0, 0, 0};
+    int64_t rem = start;
+    for (int d = last; d >= 0; d--) {
+        idx[d] = rem % pl->shape[d];
+        rem /= pl->shape[d];
+    }
+    for (int k = 0; k < nops; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < nd; d++)
+            off += idx[d] * pl->st[k][d];
+        p[k] = pl->base[k] + off * pl->esz[k];
+        inner[k] = pl->st[k][last];
+    }
+    int64_t lin = start;
+    while (count > 0) {
+        int64_t len = pl->shape[last] - idx[last];
+        if (len > count)
+            len = count;
+        pl->fn(len, p, inner, pl->ka, lin);
+        count -= len;
+        lin += len;
+        if (count == 0)
+            break;
+        /* the row was finished: back to its start, then step the outer odometer */
+        for (int k = 0; k < nops; k++)
+            p[k] -= idx[last] * inner[k] * pl->esz[k];
+        idx[last] = 0;
+        for (int d = last - 1; d >= 0; d--) {
+            idx[d]++;
+            for (int k = 0; k < nops; k++)
+                p[k] += pl->st[k][d] * pl->esz[k];
+            if (idx[d] < pl->shape[d])
+                break;
+            for (int k = 0; k < nops; k++)
+                p[k] -= pl->shape[d] * pl->st[k][d] * pl->esz[k];
+            idx[d] = 0;
+        }
+    }
+}
+
+static void ew_task(void *arg, int64_t t, int worker)
+{
+    (void)worker;
+    const ew_plan *pl = arg;
+    int64_t start = t * pl->chunk;
+    int64_t n = pl->numel - start < pl->chunk ? pl->numel - start : pl->chunk;
+    ew_walk(pl, start, n);
+}
+
+static void ew_run(cpu_inst *inst, ew_plan *pl, int64_t par_min)
+{
+    int nt = 1;
+    if (pl->numel >= par_min)
+        nt = cpu_threads(inst);
+    if (nt <= 1) {
+        ew_walk(pl, 0, pl->numel);
+        return;
+    }
+    /* a few chunks per thread for balance; multiples of 1024 keep chunk edges off
+     * shared cache lines for contiguous outputs of every dtype */
+    int64_t chunk = pl->numel / ((int64_t)nt * 4);
+    if (chunk < PAR_CHUNK_MIN)
+        chunk = PAR_CHUNK_MIN;
+    chunk = (chunk + 1023) & ~(int64_t)1023;
+    pl->chunk = chunk;
+    cpu_parallel(inst, (pl->numel + chunk - 1) / chunk, ew_task, pl);
+}
+
+static int valid_dtype(int32_t dt)
+{
+    return dt == EM_F32 || dt == EM_F64 || dt == EM_BOOL;
+}
+
+static em_status check_view(cpu_inst *inst, const char *kname, const char *what,
+                            const em_kview *v)
+{
+    if (!v || !v->buf)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s view is missing", kname, what);
+    if (!valid_dtype(v->dtype))
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has invalid dtype %d", kname, what,
+                       (int)v->dtype);
+    if (v->ndim < 1 || v->ndim > EM_MAX_DIMS)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has %d dims (1..%d supported)", kname,
+                       what, (int)v->ndim, EM_MAX_DIMS);
+    for (int d = 0; d < v->ndim; d++)
+        if (v->shape[d] < 0)
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has negative size %lld in dim %d",
+                           kname, what, (long long)v->shape[d], d);
+    return EM_OK;
+}
+
+/* Validate out and n inputs (same ndim and shape) and build the walker plan. */
+static em_status ew_setup(cpu_inst *inst, const char *kname, const em_kargs *ka, int nin,
+                          row_fn fn, ew_plan *pl)
+{
+    static const char *const names[4] = {"out", "in[0]", "in[1]", "in[2]"};
+    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
+    em_status st;
+    for (int k = 0; k <= nin; k++)
+        if ((st = check_view(inst, kname, names[k], v[k])) != EM_OK)
+            return st;
+    const em_kview *o = v[0];
+    for (int k = 1; k <= nin; k++) {
+        if (v[k]->ndim != o->ndim)
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has %d dims but out has %d", kname,
+                           names[k], (int)v[k]->ndim, (int)o->ndim);
+        for (int d = 0; d < o->ndim; d++)
+            if (v[k]->shape[d] != o->shape[d])
+                return CPU_ERR(inst, EM_ERR_INVALID,
+                               "%s: %s has size %lld in dim %d but out has %lld", kname,
+                               names[k], (long long)v[k]->shape[d], d,
+                               (long long)o->shape[d]);
+    }
+    memset(pl, 0, sizeof *pl);
+    pl->nops = nin + 1;
+    pl->ndim = o->ndim;
+    pl->numel = 1;
+    for (int d = 0; d < o->ndim; d++) {
+        pl->shape[d] = o->shape[d];
+        pl->numel *= o->shape[d];
+    }
+    for (int k = 0; k <= nin; k++) {
+        pl->esz[k] = (int64_t)cpu_dtype_size(v[k]->dtype);
+        pl->base[k] = (char *)v[k]->buf + v[k]->offset * pl->esz[k];
+        memcpy(pl->st[k], v[k]->strides, sizeof(int64_t) * (size_t)o->ndim);
+    }
+    pl->fn = fn;
+    pl->ka = ka;
+    return EM_OK;
+}
+
+static em_status unsupported(cpu_inst *inst, const char *kname, int32_t dt)
+{
+    return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: dtype %s is not supported by the cpu backend",
+                   kname, cpu_dtype_name(dt));
+}
+
+static em_status mismatch(cpu_inst *inst, const char *kname, const char *what, int32_t got,
+                          int32_t want)
+{
+    return CPU_ERR(inst, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
+                   cpu_dtype_name(got), cpu_dtype_name(want));
+}
+
+/* Run a kernel whose row functions are indexed by one dtype (table[EM_DTYPE_COUNT_]).
+ * `key` selects the table entry; `same` lists the operands that must share that dtype. */
+static em_status ew_launch(void *dev, const em_kargs *ka, const char *kname, int nin,
+                           const row_fn *table, int32_t key, unsigned same, int64_t par_min)
+{
+    cpu_inst *inst = dev;
+    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
+    static const char *const names[4] = {"out", "in[0]", "in[1]", "in[2]"};
+    for (int k = 0; k <= nin; k++)
+        if (!v[k])
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s view is missing", kname, names[k]);
+    if (key < 0 || key >= EM_DTYPE_COUNT_ || !table[key])
+        return unsupported(inst, kname, key);
+    for (int k = 0; k <= nin; k++)
+        if ((same >> k) & 1u && v[k]->dtype != key)
+            return mismatch(inst, kname, names[k], v[k]->dtype, key);
+    ew_plan pl;
+    em_status st = ew_setup(inst, kname, ka, nin, table[key], &pl);
+    if (st != EM_OK)
+        return st;
+    if (pl.numel > 0)
+        ew_run(inst, &pl, par_min);
+    return EM_OK;
+}
+
+#define SAME_OUT 1u
+#define SAME_IN0 2u
+#define SAME_IN1 4u
+#define SAME_IN2 8u
+
+/* ------------------------------------------------------------------ typed math */
+
+#define M_EXP(x) _Generic((x), float: expf, default: exp)(x)
+#define M_LOG(x) _Generic((x), float: logf, default: log)(x)
+#define M_SQRT(x) _Generic((x), float: sqrtf, default: sqrt)(x)
+#define M_FABS(x) _Generic((x), float: fabsf, default: fabs)(x)
+#define M_TANH(x) _Generic((x), float: tanhf, default: tanh)(x)
+#define M_POW(x, y) _Generic((x), float: powf, default: pow)((x), (y))
+
+/* exp of -|x| never overflows, so both halves of the logistic stay finite */
+static inline float logistic_f32(float x)
+{
+    float e = expf(-fabsf(x));
+    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+static inline double logistic_f64(double x)
+{
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
+#define M_SIGMOID(x) _Generic((x), float: logistic_f32, default: logistic_f64)(x)
+
+/* ------------------------------------------------------------------ row generators */
+
+/* out (T) = EXPR(x), x = in[0] (T); p0, p1 are the kernel's scalars as T. */
+#define DEF_UNARY(NAME, T, EXPR)                                                          \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        T *o = (T *)pp[0];                                                                \
+        const T *a = (const T *)pp[1];                                                    \
+        const int64_t so = s[0], sa = s[1];                                               \
+        const T p0 = (T)ka->p[0], p1 = (T)ka->p[1];                                       \
+        (void)p0;                                                                         \
+        (void)p1;                                                                         \
+        (void)lin;                                                                        \
+        if (so == 1 && sa == 1) {                                                         \
+            int64_t i = 0;                                                                \
+            for (; i + 8 <= n; i += 8) {                                                  \
+                T r_[8];                                                                  \
+                for (int j_ = 0; j_ < 8; j_++) {                                          \
+                    const T x = a[i + j_];                                                \
+                    r_[j_] = (EXPR);                                                      \
+                }                                                                         \
+                for (int j_ = 0; j_ < 8; j_++)                                            \
+                    o[i + j_] = r_[j_];                                                   \
+            }                                                                             \
+            for (; i < n; i++) {                                                          \
+                const T x = a[i];                                                         \
+                o[i] = (EXPR);                                                            \
+            }                                                                             \
+        } else if (sa == 0) {                                                             \
+            const T x = a[0];                                                             \
+            const T r = (EXPR);                                                           \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = r;                                                            \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++) {                                             \
+                const T x = a[i * sa];                                                    \
+                o[i * so] = (EXPR);                                                       \
+            }                                                                             \
+        }                                                                                 \
+    }
+
+/* Contiguous output rows go in blocks of 8 with every load of a block before its
+ * stores: gcc then vectorises them even at -O2 (no alias versioning needed), and an
+ * in-place row (out exactly aliasing an input) stays correct. */
+#define BINARY_BLOCKS(TO, TI, EXPR, LA, LB)                                               \
+    for (; i + 8 <= n; i += 8) {                                                          \
+        TO r_[8];                                                                         \
+        for (int j_ = 0; j_ < 8; j_++) {                                                  \
+            const TI a = (LA), b = (LB);                                                  \
+            r_[j_] = (EXPR);                                                              \
+        }                                                                                 \
+        for (int j_ = 0; j_ < 8; j_++)                                                    \
+            o[i + j_] = r_[j_];                                                           \
+    }                                                                                     \
+    {                                                                                     \
+        const int j_ = 0; /* the tail reuses the block's load expressions */              \
+        (void)j_;                                                                         \
+        for (; i < n; i++) {                                                              \
+            const TI a = (LA), b = (LB);                                                  \
+            o[i] = (EXPR);                                                                \
+        }                                                                                 \
+    }
+
+/* out (TO) = EXPR(a, b), a = in[0], b = in[1] (TI); p0, p1 as TP (no casts for bool). */
+#define DEF_BINARY_BODY(TO, TI, EXPR)                                                     \
+    TO *o = (TO *)pp[0];                                                                  \
+    const TI *A = (const TI *)pp[1], *B = (const TI *)pp[2];                              \
+    const int64_t so = s[0], sa = s[1], sb = s[2];                                        \
+    (void)lin;                                                                            \
+    if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0)) {                        \
+        /* unit or broadcast inputs: the index multiply by 0/1 folds away per version */  \
+        int64_t i = 0;                                                                    \
+        if (sa == 1 && sb == 1) {                                                         \
+            BINARY_BLOCKS(TO, TI, EXPR, A[i + j_], B[i + j_])                             \
+        } else if (sa == 1) {                                                             \
+            const TI b0_ = B[0];                                                          \
+            BINARY_BLOCKS(TO, TI, EXPR, A[i + j_], b0_)                                   \
+        } else if (sb == 1) {                                                             \
+            const TI a0_ = A[0];                                                          \
+            BINARY_BLOCKS(TO, TI, EXPR, a0_, B[i + j_])                                   \
+        } else {                                                                          \
+            const TI a = A[0], b = B[0];                                                  \
+            const TO r_ = (EXPR);                                                         \
+            for (; i < n; i++)                                                            \
+                o[i] = r_;                                                                \
+        }                                                                                 \
+    } else {                                                                              \
+        for (int64_t i = 0; i < n; i++) {                                                 \
+            const TI a = A[i * sa], b = B[i * sb];                                        \
+            o[i * so] = (EXPR);                                                           \
+        }                                                                                 \
+    }
+
+#define DEF_BINARY(NAME, TO, TI, EXPR)                                                    \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)ka;                                                                         \
+        DEF_BINARY_BODY(TO, TI, EXPR)                                                     \
+    }
+
+#define DEF_BINARY_P(NAME, T, EXPR)                                                       \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        const T p0 = (T)ka->p[0], p1 = (T)ka->p[1];                                       \
+        (void)p0;                                                                         \
+        (void)p1;                                                                         \
+        DEF_BINARY_BODY(T, T, EXPR)                                                       \
+    }
+
+/* Instantiate a float-only op for f32 and f64, plus its dtype table. */
+#define UNARY_OP(OP, EXPR)                                                                \
+    DEF_UNARY(OP##_f32, float, EXPR)                                                      \
+    DEF_UNARY(OP##_f64, double, EXPR)                                                     \
+    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {[EM_F32] = OP##_f32,                \
+                                                      [EM_F64] = OP##_f64};
+
+#define BINARY_OP(OP, EXPR)                                                               \
+    DEF_BINARY_P(OP##_f32, float, EXPR)                                                   \
+    DEF_BINARY_P(OP##_f64, double, EXPR)                                                  \
+    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {[EM_F32] = OP##_f32,                \
+                                                      [EM_F64] = OP##_f64};
+
+#define COMPARE_OP(OP, EXPR)                                                              \
+    DEF_BINARY(OP##_f32, uint8_t, float, EXPR)                                            \
+    DEF_BINARY(OP##_f64, uint8_t, double, EXPR)                                           \
+    DEF_BINARY(OP##_bool, uint8_t, uint8_t, EXPR)                                         \
+    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {                                    \
+        [EM_F32] = OP##_f32, [EM_F64] = OP##_f64, [EM_BOOL] = OP##_bool};
+
+/* ------------------------------------------------------------------ unary kernels */
+
+UNARY_OP(neg, -x)
+UNARY_OP(exp, M_EXP(x))
+UNARY_OP(log, M_LOG(x))
+UNARY_OP(sqrt, M_SQRT(x))
+UNARY_OP(abs, M_FABS(x))
+/* NaN passes through (as PyTorch): only a number <= 0 becomes 0 */
+UNARY_OP(relu, x > 0 || x != x ? x : (__typeof__(x))0)
+UNARY_OP(tanh, M_TANH(x))
+UNARY_OP(sigmoid, M_SIGMOID(x))
+UNARY_OP(add_scalar, x + p0)
+UNARY_OP(mul_scalar, x * p0)
+UNARY_OP(rsub_scalar, p0 - x)
+/* a true division: x * (1/p0) would round differently */
+UNARY_OP(div_scalar, x / p0)
+UNARY_OP(rdiv_scalar, p0 / x)
+/* min(max(x, lo), hi) with NaN in x propagating: both comparisons are false for NaN */
+UNARY_OP(clamp, (x < p0 ? p0 : x) > p1 ? p1 : (x < p0 ? p0 : x))
+/* pow_scalar: the common exponents avoid libm pow (results as pow's, up to pow's own
+ * rounding; sqrt for 0.5 as PyTorch) */
+UNARY_OP(pow_gen, M_POW(x, p0))
+UNARY_OP(pow_two, x * x)
+UNARY_OP(pow_one, x)
+UNARY_OP(pow_zero, (__typeof__(x))1)
+UNARY_OP(pow_half, M_SQRT(x))
+UNARY_OP(pow_minus_one, (__typeof__(x))1 / x)
+
+#define UNARY_KERNEL(OP, COST)                                                            \
+    em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
+    {                                                                                     \
+        return ew_launch(dev, ka, #OP, 1, OP##_rows, ka->out ? ka->out->dtype : EM_F32,   \
+                         SAME_OUT | SAME_IN0, COST);                                      \
+    }
+
+UNARY_KERNEL(neg, PAR_CHEAP)
+UNARY_KERNEL(exp, PAR_COSTLY)
+UNARY_KERNEL(log, PAR_COSTLY)
+UNARY_KERNEL(sqrt, PAR_CHEAP)
+UNARY_KERNEL(abs, PAR_CHEAP)
+UNARY_KERNEL(relu, PAR_CHEAP)
+UNARY_KERNEL(tanh, PAR_COSTLY)
+UNARY_KERNEL(sigmoid, PAR_COSTLY)
+UNARY_KERNEL(add_scalar, PAR_CHEAP)
+UNARY_KERNEL(mul_scalar, PAR_CHEAP)
+UNARY_KERNEL(rsub_scalar, PAR_CHEAP)
+UNARY_KERNEL(div_scalar, PAR_CHEAP)
+UNARY_KERNEL(rdiv_scalar, PAR_CHEAP)
+UNARY_KERNEL(clamp, PAR_CHEAP)
+
+em_status cpu_k_pow_scalar(void *dev, const em_kargs *ka)
+{
+    const double e = ka->p[0];
+    const row_fn *rows = pow_gen_rows;
+    int64_t cost = PAR_COSTLY;
+    if (e == 2.0)
+        rows = pow_two_rows;
+    else if (e == 1.0)
+        rows = pow_one_rows;
+    else if (e == 0.0)
+        rows = pow_zero_rows;
+    else if (e == 0.5)
+        rows = pow_half_rows;
+    else if (e == -1.0)
+        rows = pow_minus_one_rows;
+    if (rows != pow_gen_rows)
+        cost = PAR_CHEAP;
+    return ew_launch(dev, ka, "pow_scalar", 1, rows, ka->out ? ka->out->dtype : EM_F32,
+                     SAME_OUT | SAME_IN0, cost);
+}
+
+/* ------------------------------------------------------------------ binary kernels */
+
+BINARY_OP(add, a + b)
+BINARY_OP(sub, a - b)
+BINARY_OP(mul, a * b)
+BINARY_OP(div, a / b)
+/* a NaN on either side wins (PyTorch maximum/minimum) */
+BINARY_OP(maximum, a > b || a != a ? a : b)
+BINARY_OP(minimum, a < b || a != a ? a : b)
+/* backward helpers: a = g, b = x or y. Masks select rather than multiply, so an
+ * infinite g stays out of masked-off elements. relu: b = relu(x); NaN passes g. */
+BINARY_OP(relu_backward, b <= 0 ? (__typeof__(a))0 : a)
+BINARY_OP(clamp_backward, p0 <= b && b <= p1 ? a : (__typeof__(a))0)
+BINARY_OP(pow_backward_gen, a * (p0 * M_POW(b, p0 - (__typeof__(a))1)))
+/* exponents 2 and 1 give bit-identical results without pow: pow(x, 1) == x, 1*pow(x,0) == 1 */
+BINARY_OP(pow_backward_two, a * ((__typeof__(a))2 * b))
+BINARY_OP(pow_backward_one, ((void)b, a))
+BINARY_OP(tanh_backward, a * ((__typeof__(a))1 - b * b))
+BINARY_OP(sigmoid_backward, a * (((__typeof__(a))1 - b) * b))
+
+#define BINARY_KERNEL(OP, COST)                                                           \
+    em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
+    {                                                                                     \
+        return ew_launch(dev, ka, #OP, 2, OP##_rows, ka->out ? ka->out->dtype : EM_F32,   \
+                         SAME_OUT | SAME_IN0 | SAME_IN1, COST);                           \
+    }
+
+BINARY_KERNEL(add, PAR_CHEAP)
+BINARY_KERNEL(sub, PAR_CHEAP)
+BINARY_KERNEL(mul, PAR_CHEAP)
+BINARY_KERNEL(div, PAR_CHEAP)
+BINARY_KERNEL(maximum, PAR_CHEAP)
+BINARY_KERNEL(minimum, PAR_CHEAP)
+BINARY_KERNEL(relu_backward, PAR_CHEAP)
+BINARY_KERNEL(clamp_backward, PAR_CHEAP)
+BINARY_KERNEL(tanh_backward, PAR_CHEAP)
+BINARY_KERNEL(sigmoid_backward, PAR_CHEAP)
+
+em_status cpu_k_pow_backward(void *dev, const em_kargs *ka)
+{
+    const double e = ka->p[0];
+    const row_fn *rows = pow_backward_gen_rows;
+    if (e == 2.0)
+        rows = pow_backward_two_rows;
+    else if (e == 1.0)
+        rows = pow_backward_one_rows;
+    return ew_launch(dev, ka, "pow_backward", 2, rows, ka->out ? ka->out->dtype : EM_F32,
+                     SAME_OUT | SAME_IN0 | SAME_IN1,
+                     rows == pow_backward_gen_rows ? PAR_COSTLY : PAR_CHEAP);
+}
+
+/* ------------------------------------------------------------------ comparisons */
+
+COMPARE_OP(lt, a < b)
+COMPARE_OP(le, a <= b)
+COMPARE_OP(gt, a > b)
+COMPARE_OP(ge, a >= b)
+COMPARE_OP(eq, a == b)
+COMPARE_OP(ne, a != b)
+
+#define COMPARE_KERNEL(OP)                                                                \
+    em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
+    {                                                                                     \
+        cpu_inst *inst = dev;                                                             \
+        if (ka->out && ka->out->dtype != EM_BOOL)                                         \
+            return mismatch(inst, #OP, "out", ka->out->dtype, EM_BOOL);                   \
+        return ew_launch(dev, ka, #OP, 2, OP##_rows, ka->in[0] ? ka->in[0]->dtype : EM_F32, \
+                         SAME_IN0 | SAME_IN1, PAR_CHEAP);                                 \
+    }
+
+COMPARE_KERNEL(lt)
+COMPARE_KERNEL(le)
+COMPARE_KERNEL(gt)
+COMPARE_KERNEL(ge)
+COMPARE_KERNEL(eq)
+COMPARE_KERNEL(ne)
+
+/* ------------------------------------------------------------------ where / masked_fill */
+
+#define DEF_WHERE(NAME, T)                                                                \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)ka;                                                                         \
+        (void)lin;                                                                        \
+        T *o = (T *)pp[0];                                                                \
+        const uint8_t *c = (const uint8_t *)pp[1];                                        \
+        const T *A = (const T *)pp[2], *B = (const T *)pp[3];                             \
+        const int64_t so = s[0], sc = s[1], sa = s[2], sb = s[3];                         \
+        if (so == 1 && sc == 1 && sa == 1 && sb == 1) {                                   \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i] = c[i] ? A[i] : B[i];                                                \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = c[i * sc] ? A[i * sa] : B[i * sb];                            \
+        }                                                                                 \
+    }
+
+DEF_WHERE(where_f32, float)
+DEF_WHERE(where_f64, double)
+DEF_WHERE(where_bool, uint8_t)
+static const row_fn where_rows[EM_DTYPE_COUNT_] = {
+    [EM_F32] = where_f32, [EM_F64] = where_f64, [EM_BOOL] = where_bool};
+
+em_status cpu_k_where(void *dev, const em_kargs *ka)
+{
+    cpu_inst *inst = dev;
+    if (ka->in[0] && ka->in[0]->dtype != EM_BOOL)
+        return mismatch(inst, "where", "in[0] (condition)", ka->in[0]->dtype, EM_BOOL);
+    return ew_launch(dev, ka, "where", 3, where_rows, ka->out ? ka->out->dtype : EM_F32,
+                     SAME_OUT | SAME_IN1 | SAME_IN2, PAR_CHEAP);
+}
+
+#define DEF_MASKED_FILL(NAME, T, VALUE)                                                   \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)lin;                                                                        \
+        T *o = (T *)pp[0];                                                                \
+        const T *A = (const T *)pp[1];                                                    \
+        const uint8_t *m = (const uint8_t *)pp[2];                                        \
+        const int64_t so = s[0], sa = s[1], sm = s[2];                                    \
+        const T v = (VALUE);                                                              \
+        if (so == 1 && sa == 1 && sm == 1) {                                              \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i] = m[i] ? v : A[i];                                                   \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = m[i * sm] ? v : A[i * sa];                                    \
+        }                                                                                 \
+    }
+
+DEF_MASKED_FILL(masked_fill_f32, float, (float)ka->p[0])
+DEF_MASKED_FILL(masked_fill_f64, double, ka->p[0])
+DEF_MASKED_FILL(masked_fill_bool, uint8_t, ka->p[0] != 0)
+static const row_fn masked_fill_rows[EM_DTYPE_COUNT_] = {
+    [EM_F32] = masked_fill_f32, [EM_F64] = masked_fill_f64, [EM_BOOL] = masked_fill_bool};
+
+em_status cpu_k_masked_fill(void *dev, const em_kargs *ka)
+{
+    cpu_inst *inst = dev;
+    if (ka->in[1] && ka->in[1]->dtype != EM_BOOL)
+        return mismatch(inst, "masked_fill", "in[1] (mask)", ka->in[1]->dtype, EM_BOOL);
+    return ew_launch(dev, ka, "masked_fill", 2, masked_fill_rows,
+                     ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0, PAR_CHEAP);
+}
+
+/* ------------------------------------------------------------------ fill / copy */
+
+#define DEF_FILL(NAME, T, VALUE)                                                          \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)lin;                                                                        \
+        T *o = (T *)pp[0];                                                                \
+        const int64_t so = s[0];                                                          \
+        const T v = (VALUE);                                                              \
+        if (so == 1) {                                                                    \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i] = v;                                                                 \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = v;                                                            \
+        }                                                                                 \
+    }
+
+DEF_FILL(fill_f32, float, (float)ka->p[0])
+DEF_FILL(fill_f64, double, ka->p[0])
+DEF_FILL(fill_bool, uint8_t, ka->p[0] != 0)
+static const row_fn fill_rows[EM_DTYPE_COUNT_] = {
+    [EM_F32] = fill_f32, [EM_F64] = fill_f64, [EM_BOOL] = fill_bool};
+
+em_status cpu_k_fill(void *dev, const em_kargs *ka)
+{
+    return ew_launch(dev, ka, "fill", 0, fill_rows, ka->out ? ka->out->dtype : EM_F32,
+                     SAME_OUT, PAR_CHEAP);
+}
+
+#define CONV_PLAIN(TO, x) ((TO)(x))
+#define CONV_BOOL(TO, x) ((TO)((x) != 0))
+
+#define DEF_COPY(NAME, TO, TI, CONV)                                                      \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)ka;                                                                         \
+        (void)lin;                                                                        \
+        TO *o = (TO *)pp[0];                                                              \
+        const TI *a = (const TI *)pp[1];                                                  \
+        const int64_t so = s[0], sa = s[1];                                               \
+        if (so == 1 && sa == 1) {                                                         \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i] = CONV(TO, a[i]);                                                    \
+        } else if (sa == 0) {                                                             \
+            const TO v = CONV(TO, a[0]);                                                  \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = v;                                                            \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = CONV(TO, a[i * sa]);                                          \
+        }                                                                                 \
+    }
+
+/* same-dtype contiguous rows are plain memory copies */
+#define DEF_COPY_SAME(NAME, T)                                                            \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        (void)ka;                                                                         \
+        (void)lin;                                                                        \
+        T *o = (T *)pp[0];                                                                \
+        const T *a = (const T *)pp[1];                                                    \
+        const int64_t so = s[0], sa = s[1];                                               \
+        if (so == 1 && sa == 1) {                                                         \
+            if (o != a)                                                                   \
+                memcpy(o, a, (size_t)n * sizeof(T));                                      \
+        } else if (sa == 0) {                                                             \
+            const T v = a[0];                                                             \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = v;                                                            \
+        } else {                                                                          \
+            for (int64_t i = 0; i < n; i++)                                               \
+                o[i * so] = a[i * sa];                                                    \
+        }                                                                                 \
+    }
+
+DEF_COPY_SAME(copy_f32_f32, float)
+DEF_COPY_SAME(copy_f64_f64, double)
+DEF_COPY_SAME(copy_bool_bool, uint8_t)
+DEF_COPY(copy_f32_f64, float, double, CONV_PLAIN)
+DEF_COPY(copy_f32_bool, float, uint8_t, CONV_PLAIN)
+DEF_COPY(copy_f64_f32, double, float, CONV_PLAIN)
+DEF_COPY(copy_f64_bool, double, uint8_t, CONV_PLAIN)
+DEF_COPY(copy_bool_f32, uint8_t, float, CONV_BOOL)
+DEF_COPY(copy_bool_f64, uint8_t, double, CONV_BOOL)
+
+/* [out dtype][in dtype] */
+static const row_fn copy_rows[EM_DTYPE_COUNT_][EM_DTYPE_COUNT_] = {
+    [EM_F32] = {[EM_F32] = copy_f32_f32, [EM_F64] = copy_f32_f64, [EM_BOOL] = copy_f32_bool},
+    [EM_F64] = {[EM_F32] = copy_f64_f32, [EM_F64] = copy_f64_f64, [EM_BOOL] = copy_f64_bool},
+    [EM_BOOL] = {[EM_F32] = copy_bool_f32, [EM_F64] = copy_bool_f64,
+                 [EM_BOOL] = copy_bool_bool},
+};
+
+em_status cpu_k_copy(void *dev, const em_kargs *ka)
+{
+    cpu_inst *inst = dev;
+    if (!ka->out || !ka->in[0])
+        return CPU_ERR(inst, EM_ERR_INVALID, "copy: a view is missing");
+    int32_t to = ka->out->dtype, ti = ka->in[0]->dtype;
+    if (!valid_dtype(to))
+        return unsupported(inst, "copy", to);
+    if (!valid_dtype(ti))
+        return unsupported(inst, "copy", ti);
+    return ew_launch(dev, ka, "copy", 1, copy_rows[to], ti, SAME_IN0, PAR_CHEAP);
+}
+
+/* ------------------------------------------------------------------ rng */
+
+/* f32 draws the same u as f64 rounded to float, and the affine map is done in double
+ * then rounded once: the spec every backend follows bit for bit (<ember/philox.h>). */
+static void uniform_f32(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,
+                        int64_t lin)
+{
+    float *o = (float *)pp[0];
+    const int64_t so = s[0];
+    const double lo = ka->p[0], span = ka->p[1] - ka->p[0];
+    const uint64_t seed = ka->u[0], ctr = ka->u[1] + (uint64_t)lin;
+    for (int64_t i = 0; i < n; i++) {
+        float u = em_philox_uniform01_f32(em_philox4x32_10(seed, ctr + (uint64_t)i));
+        o[i * so] = (float)(lo + span * (double)u);
+    }
+}
+
+static void uniform_f64(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,
+                        int64_t lin)
+{
+    double *o = (double *)pp[0];
+    const int64_t so = s[0];
+    const double lo = ka->p[0], span = ka->p[1] - ka->p[0];
+    const uint64_t seed = ka->u[0], ctr = ka->u[1] + (uint64_t)lin;
+    for (int64_t i = 0; i < n; i++) {
+        double u = em_philox_uniform01(em_philox4x32_10(seed, ctr + (uint64_t)i));
+        o[i * so] = lo + span * u;
+    }
+}
+
+#define DEF_NORMAL(NAME, T)                                                               \
+    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
+                     int64_t lin)                                                         \
+    {                                                                                     \
+        T *o = (T *)pp[0];                                                                \
+        const int64_t so = s[0];                                                          \
+        const double mean = ka->p[0], sd = ka->p[1];                                      \
+        const uint64_t seed = ka->u[0], ctr = ka->u[1] + (uint64_t)lin;                   \
+        for (int64_t i = 0; i < n; i++) {                                                 \
+            double z = em_philox_normal(em_philox4x32_10(seed, ctr + (uint64_t)i));       \
+            o[i * so] = (T)(mean + sd * z);                                               \
+        }                                                                                 \
+    }
+
+DEF_NORMAL(normal_f32, float)
+DEF_NORMAL(normal_f64, double)
+
+static const row_fn uniform_rows[EM_DTYPE_COUNT_] = {[EM_F32] = uniform_f32,
+                                                     [EM_F64] = uniform_f64};
+static const row_fn normal_rows[EM_DTYPE_COUNT_] = {[EM_F32] = normal_f32,
+                                                    [EM_F64] = normal_f64};
+
+em_status cpu_k_rng_uniform(void *dev, const em_kargs *ka)
+{
+    return ew_launch(dev, ka, "rng_uniform", 0, uniform_rows,
+                     ka->out ? ka->out->dtype : EM_F32, SAME_OUT, PAR_COSTLY);
+}
+
+em_status cpu_k_rng_normal(void *dev, const em_kargs *ka)
+{
+    return ew_launch(dev, ka, "rng_normal", 0, normal_rows, ka->out ? ka->out->dtype : EM_F32,
+                     SAME_OUT, PAR_COSTLY);
+}
+
+/* ------------------------------------------------------------------ sum */
+
+/* Pairwise sum of n elements at stride s, accumulated in double. The base case keeps
+ * eight independent accumulators, spelled out so that gcc's straight-line (SLP)
+ * vectoriser handles the contiguous loop even at -O2; the recursion bounds the error
+ * growth by O(log n) as in numpy. */
+#define PW_BLOCK 128
+
+#define DEF_PAIRWISE(NAME, T)                                                             \
+    static double NAME(const T *x, int64_t n, int64_t s)                                  \
+    {                                                                                     \
+        if (n <= PW_BLOCK) {                                                              \
+            double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;        \
+            int64_t i = 0;                                                                \
+            if (s == 1) {                                                                 \
+                for (; i + 8 <= n; i += 8) {                                              \
+                    a0 += (double)x[i];                                                   \
+                    a1 += (double)x[i + 1];                                               \
+                    a2 += (double)x[i + 2];                                               \
+                    a3 += (double)x[i + 3];                                               \
+                    a4 += (double)x[i + 4];                                               \
+                    a5 += (double)x[i + 5];                                               \
+                    a6 += (double)x[i + 6];                                               \
+                    a7 += (double)x[i + 7];                                               \
+                }                                                                         \
+            } else {                                                                      \
+                for (; i + 8 <= n; i += 8) {                                              \
+                    const T *q = x + i * s;                                               \
+                    a0 += (double)q[0];                                                   \
+                    a1 += (double)q[s];                                                   \
+                    a2 += (double)q[2 * s];                                               \
+                    a3 += (double)q[3 * s];                                               \
+                    a4 += (double)q[4 * s];                                               \
+                    a5 += (double)q[5 * s];                                               \
+                    a6 += (double)q[6 * s];                                               \
+                    a7 += (double)q[7 * s];                                               \
+                }                                                                         \
+            }                                                                             \
+            double r = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));                \
+            for (; i < n; i++)                                                            \
+                r += (double)x[i * s];                                                    \
+            return r;                                                                     \
+        }                                                                                 \
+        int64_t h = (n / 2) & ~(int64_t)7;                                                \
+        return NAME(x, h, s) + NAME(x + h * s, n - h, s);                                 \
+    }
+
+DEF_PAIRWISE(pairwise_f32, float)
+DEF_PAIRWISE(pairwise_f64, double)
+
+static double count_bool(const uint8_t *x, int64_t n, int64_t s)
+{
+    int64_t c = 0;
+    if (s == 1) {
+        for (int64_t i = 0; i < n; i++)
+            c += x[i] != 0;
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            c += x[i * s] != 0;
+    }
+    return (double)c;
+}
+
+static double seg_sum(int32_t dt, const char *p, int64_t n, int64_t s)
+{
+    switch (dt) {
+    case EM_F32: return pairwise_f32((const float *)p, n, s);
+    case EM_F64: return pairwise_f64((const double *)p, n, s);
+    default: return count_bool((const uint8_t *)p, n, s);
+    }
+}
+
+/* acc[j] += x[j*s] for a row of a column-wise reduction; contiguous rows in blocks of 8
+ * (fixed trip counts vectorise at -O2 too) */
+#define ADD_ROW_UNIT(x)                                                                   \
+    do {                                                                                  \
+        int64_t j = 0;                                                                    \
+        for (; j + 8 <= n; j += 8)                                                        \
+            for (int k_ = 0; k_ < 8; k_++)                                                \
+                acc[j + k_] += (double)x[j + k_];                                         \
+        for (; j < n; j++)                                                                \
+            acc[j] += (double)x[j];                                                       \
+    } while (0)
+
+static void add_row(int32_t dt, double *restrict acc, const char *restrict p, int64_t n,
+                    int64_t s)
+{
+    if (dt == EM_F32) {
+        const float *x = (const float *)p;
+        if (s == 1)
+            ADD_ROW_UNIT(x);
+        else
+            for (int64_t j = 0; j < n; j++)
+                acc[j] += (double)x[j * s];
+    } else if (dt == EM_F64) {
+        const double *x = (const double *)p;
+        if (s == 1)
+            ADD_ROW_UNIT(x);
+        else
+            for (int64_t j = 0; j < n; j++)
+                acc[j] += x[j * s];
+    } else {
+        const uint8_t *x = (const uint8_t *)p;
+        for (int64_t j = 0; j < n; j++)
+            acc[j] += (double)(x[j * s] != 0);
+    }
+}
+
+/* Scalar cascade: pushes are merged like a binary counter, giving pairwise accuracy for
+ * a stream of partial sums of unknown length. */
+typedef struct casc {
+    double v[64];
+    int64_t w[64];
+    int n;
+} casc;
+
+static void casc_push(casc *c, double v, int64_t w)
+{
+    c->v[c->n] = v;
+    c->w[c->n] = w;
+    c->n++;
+    while (c->n >= 2 && c->w[c->n - 1] >= c->w[c->n - 2]) {
+        c->v[c->n - 2] += c->v[c->n - 1];
+        c->w[c->n - 2] += c->w[c->n - 1];
+        c->n--;
+    }
+}
+
+static double casc_total(const casc *c)
+{
+    double r = 0;
+    for (int i = c->n - 1; i >= 0; i--)
+        r += c->v[i];
+    return r;
+}
+
+#define SUM_CHUNK 32768           /* elements of one reduction per task (row mode) */
+#define COL_TILE 4096             /* columns per accumulator tile (column mode) */
+#define COL_CHUNK_ELEMS 65536     /* column mode: rows per chunk ~ this / tile width ... */
+#define COL_CHUNK_MIN_ROWS 256    /* ... but at least this, to bound the partials */
+#define COL_BLOCK 16              /* rows added sequentially before cascading */
+
+typedef struct sum_plan {
+    int32_t idt, odt;
+    const char *ibase;
+    char *obase;
+    int64_t isz, osz;
+    double scale;
+    /* kept dims (outputs), row-major; in column mode the last one is the column dim */
+    int nk;
+    int64_t ks[EM_MAX_DIMS], kist[EM_MAX_DIMS], kost[EM_MAX_DIMS];
+    /* reduced dims; in row mode the last one is the contiguous-ish inner dim */
+    int nr;
+    int64_t rs[EM_MAX_DIMS], rist[EM_MAX_DIMS];
+    int64_t M, L;                 /* outputs, elements reduced per output */
+    int col;                      /* column mode */
+    int64_t C, ntiles, MO;        /* column mode: columns, tiles, outer outputs */
+    int64_t chunk, nch;           /* chunk length (elements or rows) and count */
+    int64_t tile, nlev;           /* column mode: tile width, cascade levels */
+    double *partial;              /* [output][chunk] when nch > 1 */
+    int64_t units_per_task, nunits;
+    cpu_scratch *work;            /* column mode: per-worker accumulators */
+} sum_plan;
+
+/* Input offset (elements) of kept index o over the first nk kept dims. */
+static int64_t kept_offset(const sum_plan *sp, int nk, int64_t o, int64_t *ooff)
+{
+    int64_t in = 0, out = 0;
+    for (int d = nk - 1; d >= 0; d--) {
+        int64_t i = o % sp->ks[d];
+        o /= sp->ks[d];
+        in += i * sp->kist[d];
+        out += i * sp->kost[d];
+    }
+    if (ooff)
+        *ooff = out;
+    return in;
+}
+
+static void store_out(const sum_plan *sp, int64_t ooff, double v)
+{
+    v *= sp->scale;
+    if (sp->odt == EM_F32)
+        ((float *)sp->obase)[ooff] = (float)v;
+    else
+        ((double *)sp->obase)[ooff] = v;
+}
+
+/* Row mode: elements [r0, r0+cnt) of the reduction space of one output, in row-major
+ * order of the reduced dims, each innermost run summed pairwise. */
+static double sum_rspace(const sum_plan *sp, const char *base, int64_t r0, int64_t cnt)
+{
+    const int nr = sp->nr, last = nr - 1;
+    int64_t idx[EM_MAX_DIMS], rem = r0, off = 0;
+    for (int d = last; d >= 0; d--) {
+        idx[d] = rem % sp->rs[d];
+        rem /= sp->rs[d];
+        off += idx[d] * sp->rist[d];
+    }
+    const char *p = base + off * sp->isz;
+    casc c;
+    c.n = 0;
+    while (cnt > 0) {
+        int64_t len = sp->rs[last] - idx[last];
+        if (len > cnt)
+            len = cnt;
+        double v = seg_sum(sp->idt, p, len, sp->rist[last]);
+        cnt -= len;
+        if (cnt == 0 && c.n == 0)
+            return v;
+        casc_push(&c, v, len);
+        if (cnt == 0)
+            break;
+        p -= idx[last] * sp->rist[last] * sp->isz;
+        idx[last] = 0;
+        for (int d = last - 1; d >= 0; d--) {
+            idx[d]++;
+            p += sp->rist[d] * sp->isz;
+            if (idx[d] < sp->rs[d])
+                break;
+            p -= sp->rs[d] * sp->rist[d] * sp->isz;
+            idx[d] = 0;
+        }
+    }
+    return casc_total(&c);
+}
+
+static void sum_row_unit(const sum_plan *sp, int64_t unit)
+{
+    int64_t o = unit / sp->nch, ch = unit % sp->nch;
+    int64_t ooff;
+    int64_t ioff = kept_offset(sp, sp->nk, o, &ooff);
+    int64_t r0 = ch * sp->chunk;
+    int64_t cnt = sp->L - r0 < sp->chunk ? sp->L - r0 : sp->chunk;
+    double v = sum_rspace(sp, sp->ibase + ioff * sp->isz, r0, cnt);
+    if (sp->nch == 1)
+        store_out(sp, ooff, v);
+    else
+        sp->partial[o * sp->nch + ch] = v;
+}
+
+/* Column mode: rows [r0, r0+cnt) of the reduction space, columns [j0, j0+w) of outer
+ * output mo. Whole rows are streamed into a vector of accumulators (a tile as wide as the
+ * row, up to COL_TILE, so memory is read in order); rows are added in blocks of COL_BLOCK
+ * and the block sums merged like a binary counter for pairwise accuracy. The
+ * accumulators live in the worker's scratch: (nlev + 1) * tile doubles. */
+static void sum_col_unit(const sum_plan *sp, int64_t unit, int worker)
+{
+    int64_t tile = unit % sp->ntiles, rest = unit / sp->ntiles;
+    int64_t ch = rest % sp->nch, mo = rest / sp->nch;
+    int64_t j0 = tile * sp->tile, w = sp->C - j0 < sp->tile ? sp->C - j0 : sp->tile;
+    int64_t ooff;
+    const int nk = sp->nk;
+    int64_t ioff = kept_offset(sp, nk - 1, mo, &ooff);
+    ioff += j0 * sp->kist[nk - 1];
+    ooff += j0 * sp->kost[nk - 1];
+    const int64_t cs = sp->kist[nk - 1];
+    int64_t r0 = ch * sp->chunk, cnt = sp->L - r0 < sp->chunk ? sp->L - r0 : sp->chunk;
+
+    double *blk = sp->work[worker].p;
+    double *lev = blk + sp->tile;          /* level l at lev + l * tile */
+    uint64_t used = 0;                     /* bit l: level l holds 2^l blocks */
+    const int nr = sp->nr;
+    int64_t idx[EM_MAX_DIMS], rem = r0, roff = 0;
+    for (int d = nr - 1; d >= 0; d--) {
+        idx[d] = rem % sp->rs[d];
+        rem /= sp->rs[d];
+        roff += idx[d] * sp->rist[d];
+    }
+    const char *p = sp->ibase + (ioff + roff) * sp->isz;
+    while (cnt > 0) {
+        int64_t nb = cnt < COL_BLOCK ? cnt : COL_BLOCK;
+        memset(blk, 0, sizeof(double) * (size_t)w);
+        for (int64_t r = 0; r < nb; r++) {
+            add_row(sp->idt, blk, p, w, cs);
+            for (int d = nr - 1; d >= 0; d--) {
+                idx[d]++;
+                p += sp->rist[d] * sp->isz;
+                if (idx[d] < sp->rs[d])
+                    break;
+                p -= sp->rs[d] * sp->rist[d] * sp->isz;
+                idx[d] = 0;
+            }
+        }
+        cnt -= nb;
+        int64_t l = 0;
+        while (l < sp->nlev - 1 && (used >> l & 1u)) {
+            const double *lv = lev + l * sp->tile;
+            for (int64_t j = 0; j < w; j++)
+                blk[j] += lv[j];
+            used &= ~((uint64_t)1 << l);
+            l++;
+        }
+        double *lv = lev + l * sp->tile;
+        if (used >> l & 1u)
+            for (int64_t j = 0; j < w; j++)
+                blk[j] += lv[j];
+        memcpy(lv, blk, sizeof(double) * (size_t)w);
+        used |= (uint64_t)1 << l;
+    }
+    memset(blk, 0, sizeof(double) * (size_t)w);
+    for (int64_t l = 0; l < sp->nlev; l++)
+        if (used >> l & 1u) {
+            const double *lv = lev + l * sp->tile;
+            for (int64_t j = 0; j < w; j++)
+                blk[j] += lv[j];
+        }
+    for (int64_t j = 0; j < w; j++) {
+        if (sp->nch == 1)
+            store_out(sp, ooff + j * sp->kost[nk - 1], blk[j]);
+        else
+            sp->partial[(mo * sp->C + j0 + j) * sp->nch + ch] = blk[j];
+    }
+}
+
+static void sum_task(void *arg, int64_t t, int worker)
+{
+    const sum_plan *sp = arg;
+    int64_t u0 = t * sp->units_per_task;
+    int64_t u1 = u0 + sp->units_per_task < sp->nunits ? u0 + sp->units_per_task : sp->nunits;
+    for (int64_t u = u0; u < u1; u++) {
+        if (sp->col)
+            sum_col_unit(sp, u, worker);
+        else
+            sum_row_unit(sp, u);
+    }
+}
+
+/* Pairwise combination of the per-chunk partials of each output. */
+static double pairwise_partials(const double *x, int64_t n)
+{
+    if (n <= 8) {
+        double r = 0;
+        for (int64_t i = 0; i < n; i++)
+            r += x[i];
+        return r;
+    }
+    int64_t h = n / 2;
+    return pairwise_partials(x, h) + pairwise_partials(x + h, n - h);
+}
+
+static void sum_finish_task(void *arg, int64_t t, int worker)
+{
+    (void)worker;
+    const sum_plan *sp = arg;
+    /* t is an output in row-major order of the kept dims */
+    int64_t ooff;
+    kept_offset(sp, sp->nk, t, &ooff);
+    store_out(sp, ooff, pairwise_partials(sp->partial + t * sp->nch, sp->nch));
+}
+
+em_status cpu_k_sum(void *dev, const em_kargs *ka)
+{
+    cpu_inst *inst = dev;
+    const em_kview *in = ka->in[0], *out = ka->out;
+    em_status st;
+    if ((st = check_view(inst, "sum", "out", out)) != EM_OK ||
+        (st = check_view(inst, "sum", "in[0]", in)) != EM_OK)
+        return st;
+    if (out->dtype != EM_F32 && out->dtype != EM_F64)
+        return unsupported(inst, "sum", out->dtype);
+    if (in->ndim != out->ndim)
+        return CPU_ERR(inst, EM_ERR_INVALID, "sum: in[0] has %d dims but out has %d",
+                       (int)in->ndim, (int)out->ndim);
+    sum_plan sp;
+    memset(&sp, 0, sizeof sp);
+    sp.idt = in->dtype;
+    sp.odt = out->dtype;
+    sp.isz = (int64_t)cpu_dtype_size(in->dtype);
+    sp.osz = (int64_t)cpu_dtype_size(out->dtype);
+    sp.ibase = (const char *)in->buf + in->offset * sp.isz;
+    sp.obase = (char *)out->buf + out->offset * sp.osz;
+    sp.scale = ka->p[0];
+
+    /* classify dims, dropping size-1 ones and merging same-class neighbours that are
+     * contiguous in both views */
+    int64_t sz[EM_MAX_DIMS], ist[EM_MAX_DIMS], ost[EM_MAX_DIMS];
+    int red[EM_MAX_DIMS], nd = 0;
+    int64_t in_numel = 1, out_numel = 1;
+    for (int d = 0; d < in->ndim; d++) {
+        int64_t is = in->shape[d], os = out->shape[d];
+        in_numel *= is;
+        out_numel *= os;
+        if (os != is && os != 1)
+            return CPU_ERR(inst, EM_ERR_INVALID,
+                           "sum: out has size %lld in dim %d, expected 1 or %lld", (long long)os,
+                           d, (long long)is);
+        if (is == 1)
+            continue;
+        int r = os == 1;
+        if (nd > 0 && red[nd - 1] == r && ist[nd - 1] == in->strides[d] * is &&
+            (r || ost[nd - 1] == out->strides[d] * is)) {
+            sz[nd - 1] *= is;
+            ist[nd - 1] = in->strides[d];
+            ost[nd - 1] = out->strides[d];
+            continue;
+        }
+        sz[nd] = is;
+        ist[nd] = in->strides[d];
+        ost[nd] = out->strides[d];
+        red[nd] = r;
+        nd++;
+    }
+    if (out_numel == 0)
+        return EM_OK;
+    if (in_numel == 0) {
+        /* an empty reduction is 0 for every output */
+        em_kargs fk;
+        memset(&fk, 0, sizeof fk);
+        fk.struct_size = sizeof fk;
+        fk.out = out;
+        return cpu_k_fill(dev, &fk);
+    }
+    /* split into kept and reduced dims; the innermost dim (smallest input stride) decides
+     * between row mode (it is reduced: sum contiguous runs) and column mode (it is kept:
+     * add whole rows into a vector of accumulators) */
+    int inner = -1;
+    uint64_t best = 0;
+    for (int d = 0; d < nd; d++) {
+        /* a broadcast (stride 0) dim has no locality to exploit: rank it last */
+        uint64_t a = ist[d] == 0 ? UINT64_MAX : (uint64_t)(ist[d] < 0 ? -ist[d] : ist[d]);
+        if (inner < 0 || a <= best) {
+            inner = d;
+            best = a;
+        }
+    }
+    sp.col = inner >= 0 && !red[inner];
+    sp.M = sp.L = 1;
+    for (int d = 0; d < nd; d++) {
+        if (d == inner)
+            continue;
+        if (red[d]) {
+            sp.rs[sp.nr] = sz[d];
+            sp.rist[sp.nr++] = ist[d];
+            sp.L *= sz[d];
+        } else {
+            sp.ks[sp.nk] = sz[d];
+            sp.kist[sp.nk] = ist[d];
+            sp.kost[sp.nk++] = ost[d];
+            sp.M *= sz[d];
+        }
+    }
+    if (inner >= 0) {
+        if (red[inner]) {
+            sp.rs[sp.nr] = sz[inner];
+            sp.rist[sp.nr++] = ist[inner];
+            sp.L *= sz[inner];
+        } else {
+            sp.ks[sp.nk] = sz[inner];
+            sp.kist[sp.nk] = ist[inner];
+            sp.kost[sp.nk++] = ost[inner];
+            sp.M *= sz[inner];
+        }
+    }
+    if (sp.nr == 0) {
+        /* nothing reduced: a scaled copy; treat as a reduction of length 1 */
+        sp.rs[0] = 1;
+        sp.rist[0] = 0;
+        sp.nr = 1;
+    }
+    if (sp.nk == 0) {
+        sp.ks[0] = 1;
+        sp.kist[0] = sp.kost[0] = 0;
+        sp.nk = 1;
+    }
+
+    /* partition: fixed by the shapes alone, so the thread count never changes a bit */
+    int64_t unit_elems;
+    if (sp.col) {
+        sp.C = sp.ks[sp.nk - 1];
+        sp.MO = sp.M / sp.C;
+        sp.tile = sp.C < COL_TILE ? sp.C : COL_TILE;
+        sp.ntiles = (sp.C + sp.tile - 1) / sp.tile;
+        sp.chunk = COL_CHUNK_ELEMS / sp.tile;
+        if (sp.chunk < COL_CHUNK_MIN_ROWS)
+            sp.chunk = COL_CHUNK_MIN_ROWS;
+        sp.nch = (sp.L + sp.chunk - 1) / sp.chunk;
+        sp.nunits = sp.MO * sp.ntiles * sp.nch;
+        unit_elems = (sp.L < sp.chunk ? sp.L : sp.chunk) * sp.tile;
+        /* levels for up to chunk / COL_BLOCK blocks */
+        int64_t nblk = (sp.chunk + COL_BLOCK - 1) / COL_BLOCK;
+        sp.nlev = 1;
+        while (((int64_t)1 << (sp.nlev - 1)) < nblk)
+            sp.nlev++;
+    } else {
+        sp.chunk = SUM_CHUNK;
+        sp.nch = (sp.L + sp.chunk - 1) / sp.chunk;
+        sp.nunits = sp.M * sp.nch;
+        unit_elems = sp.L < sp.chunk ? sp.L : sp.chunk;
+    }
+    sp.units_per_task = SUM_CHUNK / (unit_elems > 0 ? unit_elems : 1);
+    if (sp.units_per_task < 1)
+        sp.units_per_task = 1;
+    size_t pbytes = 0;
+    if (sp.nch > 1) {
+        pbytes = sizeof(double) * (size_t)sp.M * (size_t)sp.nch;
+        sp.partial = inst->host->alloc(inst->hc, pbytes);
+        if (!sp.partial)
+            return CPU_ERR(inst, EM_ERR_OOM, "sum: cannot allocate %zu bytes of partial sums",
+                           pbytes);
+    }
+    int64_t ntasks = (sp.nunits + sp.units_per_task - 1) / sp.units_per_task;
+    int nt = in_numel >= PAR_CHEAP && ntasks > 1 ? cpu_threads(inst) : 1;
+    if (sp.col) {
+        size_t wbytes = sizeof(double) * (size_t)(sp.nlev + 1) * (size_t)sp.tile;
+        sp.work = inst->work;
+        for (int w = 0; w < nt; w++)
+            if (!cpu_scratch_get(inst, &inst->work[w], wbytes)) {
+                inst->host->free(inst->hc, sp.partial);
+                return CPU_ERR(inst, EM_ERR_OOM, "sum: cannot allocate %zu bytes of accumulators",
+                               wbytes);
+            }
+    }
+    if (nt > 1)
+        cpu_parallel(inst, ntasks, sum_task, &sp);
+    else
+        for (int64_t t = 0; t < ntasks; t++)
+            sum_task(&sp, t, 0);
+    if (sp.nch > 1) {
+        if (sp.M * sp.nch >= PAR_CHEAP)
+            cpu_parallel(inst, sp.M, sum_finish_task, &sp);
+        else
+            for (int64_t t = 0; t < sp.M; t++)
+                sum_finish_task(&sp, t, 0);
+        inst->host->free(inst->hc, sp.partial);
+    }
+    return EM_OK;
+}
