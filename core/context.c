@@ -29,6 +29,7 @@ static em_status context_create(em_config *cfg, em_context **out)
         free(ctx);
         return st;
     }
+    em__announce_fallbacks(ctx);
     *out = ctx;
     return EM_OK;
 }
@@ -103,6 +104,7 @@ EMBER_API void em_context_free(em_context *ctx)
     for (int i = 0; i < ctx->n_bins; i++)
         free(ctx->bins[i].bufs);
     free(ctx->bins);
+    em__fallback_free(ctx);
     em__backend_close(ctx);
     em__resolved_free(&ctx->res);
     em_config_free(ctx->cfg);

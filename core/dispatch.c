@@ -8,19 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kernel_name(size_t offset)
-{
-    for (int i = 0; i < em__n_kernels; i++)
-        if (em__kernels[i].offset == offset)
-            return em__kernels[i].name;
-    return "?";
-}
-
-static em_status unsupported(em_context *ctx, size_t offset)
-{
-    return em__error(ctx, EM_ERR_UNSUPPORTED, "op %s is not supported by backend %s",
-                     kernel_name(offset), ctx->backend_name);
-}
 
 /* ----------------------------------------------------------------- apply */
 
@@ -239,9 +226,6 @@ static em_tensor *contiguous_copy(em_context *ctx, em_tensor *t)
 em_status em__launch(em_context *ctx, size_t offset, em_tensor *out, em_tensor *const *in,
                      int n_in, const double *p, const uint64_t *u)
 {
-    em_kernel_fn fn = em__kernel_at(ctx->ops, offset);
-    if (!fn)
-        return unsupported(ctx, offset);
     if (em__numel(out->ndim, out->shape) == 0)
         return EM_OK;
     em_tensor *src[EM_MAX_ARITY] = {0}, *tmp[EM_MAX_ARITY] = {0};
@@ -290,10 +274,8 @@ em_status em__launch(em_context *ctx, size_t offset, em_tensor *out, em_tensor *
         memcpy(a.p, p, sizeof a.p);
     if (u)
         memcpy(a.u, u, sizeof a.u);
-    st = fn(ctx->dev, &a);
-    if (st != EM_OK)
-        em__backend_failed(ctx, st, kernel_name(offset));
-    else
+    st = em__kernel_call(ctx, offset, &a);
+    if (st == EM_OK)
         em__storage_bump(out->storage);
 done:
     for (int i = 0; i < n_in; i++)
@@ -306,9 +288,6 @@ done:
 em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out, em_tensor *in,
                             double scale)
 {
-    em_kernel_fn fn = em__kernel_at(ctx->ops, offset);
-    if (!fn)
-        return unsupported(ctx, offset);
     int64_t nout = em__numel(out->ndim, out->shape);
     if (nout == 0)
         return EM_OK;
@@ -357,9 +336,9 @@ em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out, em_t
     }
     /* out strides of reduced dims are irrelevant (size 1); give them a harmless value */
     em_kargs a = {.struct_size = sizeof a, .out = &vo, .in = {&vi}, .p = {scale}};
-    em_status st = fn(ctx->dev, &a);
+    em_status st = em__kernel_call(ctx, offset, &a);
     if (st != EM_OK)
-        return em__backend_failed(ctx, st, kernel_name(offset));
+        return st;
     em__storage_bump(out->storage);
     return EM_OK;
 }
@@ -388,8 +367,6 @@ static bool gemm_layout(const em_tensor *t, int d0, int d1, int *trans, int64_t 
 em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tensor *b,
                           double alpha, double beta)
 {
-    if (!ctx->ops->gemm)
-        return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
     int nd = out->ndim;   /* 2, or 3 when batched */
     int64_t batch = nd == 3 ? out->shape[0] : 1;
     int64_t m = out->shape[nd - 2], n = out->shape[nd - 1], k = a->shape[nd - 1];
@@ -444,9 +421,7 @@ em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tens
         double p[4] = {0};
         st = em__launch(ctx, EM_KERNEL_OFFSET(fill), c, NULL, 0, p, NULL);
     } else {
-        st = ctx->ops->gemm(ctx->dev, &g);
-        if (st != EM_OK)
-            em__backend_failed(ctx, st, "gemm");
+        st = em__gemm_call(ctx, &g);
     }
     if (st == EM_OK && tc) {
         em_tensor *in[1] = {tc};

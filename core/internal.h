@@ -127,6 +127,19 @@ EM_INTERNAL em_status em__backend_open(em_context *ctx);
 /* Closes the device and unloads the plugin (after all buffers were released). */
 EM_INTERNAL void em__backend_close(em_context *ctx);
 
+/* Every kernel call goes through these (fallback.c): the backend's kernel, or, when its
+ * entry is NULL and [device] op_fallback = cpu, the cpu backend on mirrored buffers. */
+EM_INTERNAL em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a);
+EM_INTERNAL em_status em__gemm_call(em_context *ctx, const em_gemm_args *g);
+/* Whether an op lowering to this kernel can run here (natively or by fallback). */
+EM_INTERNAL bool em__kernel_available(const em_context *ctx, size_t offset);
+/* One warning at context creation listing the ops that will fall back. */
+EM_INTERNAL void em__announce_fallbacks(em_context *ctx);
+EM_INTERNAL void em__fallback_free(em_context *ctx);
+EM_INTERNAL int em__kernel_index(size_t offset);
+EM_INTERNAL const char *em__kernel_name(size_t offset);
+typedef struct em__fallback em__fallback;
+
 /* Kernel entries of em_backend_ops the core knows, by name, for messages and ember-info. */
 typedef struct em__kernel_desc {
     const char *name;
@@ -373,6 +386,7 @@ struct em_context {
     em_config *cfg;
     em__resolved res;
     char *fallback_reason;
+    em__fallback *fallback;          /* cpu instance for ops the backend lacks (lazy) */
     /* errors: the first one is kept */
     em_status status;
     char errmsg[1024];

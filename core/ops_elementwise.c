@@ -118,7 +118,7 @@ static em_status fw_kernel(em_call *c)
 static em_tensor *fused(const em_op *op, em_tensor *g, em_tensor *x, double p0, double p1,
                         bool *missing)
 {
-    *missing = em__kernel_at(g->ctx->ops, op->kernel) == NULL;
+    *missing = em__kernel_at(g->ctx->ops, op->kernel) == NULL;   /* compose, never fall back */
     if (*missing)
         return NULL;
     em_op_params p;

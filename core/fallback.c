@@ -1,0 +1,361 @@
+/* core/fallback.c — every kernel call goes through here. A backend that leaves an entry of
+ * its ops table NULL still runs the op: on the cpu backend, loaded on first need, with the
+ * operands' buffer ranges copied to the host and back ([device] op_fallback = cpu, the
+ * default). So a new backend can start with memory + gemm and grow. It is never silent:
+ * one warning when the context is created lists the ops that will fall back, a notice per
+ * op at the first fallback goes to the log at info level, and op_fallback = error turns
+ * every such call into "op <name> is not supported by backend <name>". */
+#include "config.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct em__fallback {
+    em_plugin *plugin;
+    void *dev;
+    uint64_t noticed[2];   /* kernels already announced (bit per em__kernels index) */
+};
+
+int em__kernel_index(size_t offset)
+{
+    for (int i = 0; i < em__n_kernels; i++)
+        if (em__kernels[i].offset == offset)
+            return i;
+    return -1;
+}
+
+const char *em__kernel_name(size_t offset)
+{
+    int i = em__kernel_index(offset);
+    return i >= 0 ? em__kernels[i].name : "?";
+}
+
+static em_status unsupported(em_context *ctx, size_t offset)
+{
+    return em__error(ctx, EM_ERR_UNSUPPORTED, "op %s is not supported by backend %s%s",
+                     em__kernel_name(offset), ctx->backend_name,
+                     ctx->res.op_fallback_cpu ? "" : " (and [device] op_fallback = error)");
+}
+
+void em__fallback_free(em_context *ctx)
+{
+    em__fallback *fb = ctx->fallback;
+    if (!fb)
+        return;
+    if (fb->dev)
+        fb->plugin->ops.device_close(fb->dev);
+    em__plugin_unload(fb->plugin);
+    free(fb);
+    ctx->fallback = NULL;
+}
+
+static em__fallback *fallback_get(em_context *ctx)
+{
+    if (ctx->fallback)
+        return ctx->fallback;
+    em__fallback *fb = em__calloc(1, sizeof *fb);
+    if (!fb) {
+        em__error(ctx, EM_ERR_OOM, "out of memory loading the cpu backend for op fallback");
+        return NULL;
+    }
+    char msg[1024];
+    em_load_stage stage;
+    em_status st = em__plugin_load(ctx->cfg, &ctx->res, "cpu", &fb->plugin, &stage, msg, sizeof msg);
+    if (st != EM_OK) {
+        free(fb);
+        em__error(ctx, st, "op fallback to cpu: %s", msg);
+        return NULL;
+    }
+    fb->plugin->ctx = ctx;
+    st = fb->plugin->ops.device_open(fb->plugin->be.ctx, -1, &fb->dev);
+    if (st != EM_OK) {
+        em__error(ctx, st, "op fallback to cpu: opening the cpu device failed: %s",
+                  fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+        em__plugin_unload(fb->plugin);
+        free(fb);
+        return NULL;
+    }
+    ctx->fallback = fb;
+    return fb;
+}
+
+/* ------------------------------------------------------------------ buffer ranges */
+
+/* A byte range of one primary buffer, mirrored in a cpu buffer. */
+typedef struct range {
+    void *pbuf, *fbuf;
+    size_t lo, hi;
+    bool written;
+} range;
+
+typedef struct mirror {
+    range r[8];
+    int n;
+} mirror;
+
+static range *mirror_add(mirror *m, void *buf, size_t lo, size_t hi, bool write)
+{
+    for (int i = 0; i < m->n; i++) {
+        if (m->r[i].pbuf == buf) {   /* views of one buffer share one mirror (aliasing) */
+            if (lo < m->r[i].lo)
+                m->r[i].lo = lo;
+            if (hi > m->r[i].hi)
+                m->r[i].hi = hi;
+            m->r[i].written |= write;
+            return &m->r[i];
+        }
+    }
+    m->r[m->n] = (range){.pbuf = buf, .lo = lo, .hi = hi, .written = write};
+    return &m->r[m->n++];
+}
+
+static range *mirror_find(mirror *m, void *buf)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->r[i].pbuf == buf)
+            return &m->r[i];
+    return NULL;
+}
+
+/* Copy every range primary -> cpu. */
+static em_status mirror_in(em_context *ctx, em__fallback *fb, mirror *m)
+{
+    const em_backend_ops *co = &fb->plugin->ops;
+    for (int i = 0; i < m->n; i++) {
+        range *r = &m->r[i];
+        size_t bytes = r->hi - r->lo;
+        void *host = em__malloc(bytes);
+        if (!host)
+            return em__error(ctx, EM_ERR_OOM, "op fallback: out of memory (%zu bytes)", bytes);
+        em_status st = ctx->ops->copy_d2h(ctx->dev, host, r->pbuf, r->lo, bytes);
+        if (st != EM_OK) {
+            free(host);
+            return em__backend_failed(ctx, st, "op fallback: copy_d2h");
+        }
+        st = co->buffer_alloc(fb->dev, bytes, &r->fbuf);
+        if (st != EM_OK)
+            r->fbuf = NULL;
+        else
+            st = co->copy_h2d(fb->dev, r->fbuf, 0, host, bytes);
+        free(host);
+        if (st != EM_OK)
+            return em__error(ctx, st, "op fallback: cpu buffer of %zu bytes: %s", bytes,
+                             fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+    }
+    return EM_OK;
+}
+
+/* Copy written ranges cpu -> primary, and free the cpu buffers. */
+static em_status mirror_out(em_context *ctx, em__fallback *fb, mirror *m, bool copy_back)
+{
+    const em_backend_ops *co = &fb->plugin->ops;
+    em_status st = EM_OK;
+    for (int i = 0; i < m->n; i++) {
+        range *r = &m->r[i];
+        if (!r->fbuf)
+            continue;
+        if (copy_back && r->written && st == EM_OK) {
+            size_t bytes = r->hi - r->lo;
+            void *host = em__malloc(bytes);
+            if (!host) {
+                st = em__error(ctx, EM_ERR_OOM, "op fallback: out of memory (%zu bytes)", bytes);
+            } else {
+                st = co->copy_d2h(fb->dev, host, r->fbuf, 0, bytes);
+                if (st == EM_OK) {
+                    st = ctx->ops->copy_h2d(ctx->dev, r->pbuf, r->lo, host, bytes);
+                    if (st != EM_OK)
+                        em__backend_failed(ctx, st, "op fallback: copy_h2d");
+                } else {
+                    em__error(ctx, st, "op fallback: reading the cpu result failed");
+                }
+                free(host);
+            }
+        }
+        co->buffer_free(fb->dev, r->fbuf);
+        r->fbuf = NULL;
+    }
+    return st;
+}
+
+/* Element range [lo, hi) that a view touches. */
+static void view_extent(const em_kview *v, int64_t *lo, int64_t *hi)
+{
+    int64_t a = v->offset, b = v->offset;
+    for (int d = 0; d < v->ndim; d++) {
+        if (v->shape[d] == 0) {
+            *lo = *hi = v->offset;
+            return;
+        }
+        int64_t span = (v->shape[d] - 1) * v->strides[d];
+        if (span < 0)
+            a += span;
+        else
+            b += span;
+    }
+    *lo = a;
+    *hi = b + 1;
+}
+
+static void notice(em_context *ctx, em__fallback *fb, size_t offset)
+{
+    int k = em__kernel_index(offset);
+    if (k < 0 || (fb->noticed[k / 64] >> (k % 64) & 1))
+        return;
+    fb->noticed[k / 64] |= 1ull << (k % 64);
+    em__log(ctx, EM_LOG_INFO, "op %s is not implemented by backend %s: running it on cpu "
+            "(operands copied to the host and back)", em__kernels[k].name, ctx->backend_name);
+}
+
+static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs *a)
+{
+    em__fallback *fb = fallback_get(ctx);
+    if (!fb)
+        return ctx->status;
+    em_kernel_fn fn = em__kernel_at(&fb->plugin->ops, offset);
+    if (!fn)
+        return unsupported(ctx, offset);
+    notice(ctx, fb, offset);
+    const em_kview *views[4] = {a->out, a->in[0], a->in[1], a->in[2]};
+    em_kview mapped[4];
+    mirror m = {.n = 0};
+    for (int i = 0; i < 4; i++) {
+        if (!views[i])
+            continue;
+        int64_t lo, hi;
+        view_extent(views[i], &lo, &hi);
+        size_t es = em_dtype_size((em_dtype)views[i]->dtype);
+        mirror_add(&m, views[i]->buf, (size_t)lo * es, (size_t)hi * es, i == 0);
+    }
+    em_status st = mirror_in(ctx, fb, &m);
+    em_kargs b = *a;
+    if (st == EM_OK) {
+        for (int i = 0; i < 4; i++) {
+            if (!views[i])
+                continue;
+            range *r = mirror_find(&m, views[i]->buf);
+            size_t es = em_dtype_size((em_dtype)views[i]->dtype);
+            mapped[i] = *views[i];
+            mapped[i].buf = r->fbuf;
+            mapped[i].offset = views[i]->offset - (int64_t)(r->lo / es);
+        }
+        b.out = &mapped[0];
+        for (int i = 0; i < 3; i++)
+            b.in[i] = views[i + 1] ? &mapped[i + 1] : NULL;
+        st = fn(fb->dev, &b);
+        if (st != EM_OK)
+            em__error(ctx, st, "op %s (fallback on cpu): %s", em__kernel_name(offset),
+                      fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+    }
+    em_status st2 = mirror_out(ctx, fb, &m, st == EM_OK);
+    return st != EM_OK ? st : st2;
+}
+
+/* Elements a gemm operand spans: rows x cols with leading dim ld, over batches. */
+static void gemm_extent(int64_t off, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
+                        int64_t bstride, int64_t *lo, int64_t *hi)
+{
+    int64_t last = off + (rows - 1) * ld + (cols - 1);
+    int64_t span = (batch - 1) * bstride;
+    *lo = off + (span < 0 ? span : 0);
+    *hi = last + (span > 0 ? span : 0) + 1;
+}
+
+static em_status fallback_gemm(em_context *ctx, const em_gemm_args *g)
+{
+    em__fallback *fb = fallback_get(ctx);
+    if (!fb)
+        return ctx->status;
+    if (!fb->plugin->ops.gemm)
+        return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
+    notice(ctx, fb, EM_KERNEL_OFFSET(gemm));
+    size_t es = em_dtype_size((em_dtype)g->dtype);
+    int64_t lo[3], hi[3];
+    gemm_extent(g->a_offset, g->trans_a ? g->k : g->m, g->trans_a ? g->m : g->k, g->lda, g->batch,
+                g->a_batch_stride, &lo[0], &hi[0]);
+    gemm_extent(g->b_offset, g->trans_b ? g->n : g->k, g->trans_b ? g->k : g->n, g->ldb, g->batch,
+                g->b_batch_stride, &lo[1], &hi[1]);
+    gemm_extent(g->c_offset, g->m, g->n, g->ldc, g->batch, g->c_batch_stride, &lo[2], &hi[2]);
+    mirror m = {.n = 0};
+    void *bufs[3] = {g->a, g->b, g->c};
+    for (int i = 0; i < 3; i++)
+        mirror_add(&m, bufs[i], (size_t)lo[i] * es, (size_t)hi[i] * es, i == 2);
+    em_status st = mirror_in(ctx, fb, &m);
+    if (st == EM_OK) {
+        em_gemm_args h = *g;
+        range *ra = mirror_find(&m, g->a), *rb = mirror_find(&m, g->b), *rc = mirror_find(&m, g->c);
+        h.a = ra->fbuf;
+        h.a_offset -= (int64_t)(ra->lo / es);
+        h.b = rb->fbuf;
+        h.b_offset -= (int64_t)(rb->lo / es);
+        h.c = rc->fbuf;
+        h.c_offset -= (int64_t)(rc->lo / es);
+        st = fb->plugin->ops.gemm(fb->dev, &h);
+        if (st != EM_OK)
+            em__error(ctx, st, "op gemm (fallback on cpu): %s",
+                      fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+    }
+    em_status st2 = mirror_out(ctx, fb, &m, st == EM_OK);
+    return st != EM_OK ? st : st2;
+}
+
+/* ------------------------------------------------------------------ the entry points */
+
+em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
+{
+    em_kernel_fn fn = em__kernel_at(ctx->ops, offset);
+    if (fn) {
+        em_status st = fn(ctx->dev, a);
+        if (st != EM_OK)
+            em__backend_failed(ctx, st, em__kernel_name(offset));
+        return st;
+    }
+    if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
+        return unsupported(ctx, offset);
+    return fallback_kernel(ctx, offset, a);
+}
+
+em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
+{
+    if (ctx->ops->gemm) {
+        em_status st = ctx->ops->gemm(ctx->dev, g);
+        if (st != EM_OK)
+            em__backend_failed(ctx, st, "gemm");
+        return st;
+    }
+    if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
+        return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
+    return fallback_gemm(ctx, g);
+}
+
+bool em__kernel_available(const em_context *ctx, size_t offset)
+{
+    return em__kernel_at(ctx->ops, offset) != NULL ||
+           (ctx->res.op_fallback_cpu && strcmp(ctx->backend_name, "cpu") != 0);
+}
+
+void em__announce_fallbacks(em_context *ctx)
+{
+    char list[1024];
+    size_t used = 0;
+    int missing = 0;
+    list[0] = 0;
+    for (int i = 0; i < em__n_kernels; i++) {
+        if (em__kernels[i].optional || em__kernel_at(ctx->ops, em__kernels[i].offset))
+            continue;
+        missing++;
+        if (used < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", missing > 1 ? ", " : "",
+                                     em__kernels[i].name);
+    }
+    if (!missing)
+        return;
+    if (ctx->res.op_fallback_cpu)
+        em__log(ctx, EM_LOG_WARN, "backend '%s' does not implement %d op%s (%s): they run on cpu, "
+                "copying operands to the host and back ([device] op_fallback = cpu)",
+                ctx->backend_name, missing, missing > 1 ? "s" : "", list);
+    else
+        em__log(ctx, EM_LOG_INFO, "backend '%s' does not implement %d op%s (%s): calls fail "
+                "([device] op_fallback = error)", ctx->backend_name, missing, missing > 1 ? "s" : "",
+                list);
+}
