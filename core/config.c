@@ -579,7 +579,7 @@ static void report_add(char **rep, size_t *len, size_t *cap, bool *oom, const ch
         n = (int)sizeof line - 1;
     if (*len + (size_t)n + 1 > *cap) {
         size_t c = (*cap ? *cap * 2 : 512) + (size_t)n;
-        char *r = realloc(*rep, c);   /* handed to the user, who frees it with free() */
+        char *r = em__realloc(*rep, c);   /* handed to the user, who frees it with free() */
         if (!r) {
             *oom = true;
             return;
@@ -608,7 +608,7 @@ static em_status locate(located *out, char **report)
     const char *env = em__getenv("EMBER_CONFIG");
     if (env && *env) {
         bool exists = stat(env, &sb) == 0;
-        out->path = strdup(env);
+        out->path = em__strdup(env);
         out->origin = "named by EMBER_CONFIG";
         out->explicit_ = true;
         chosen = true;
@@ -628,7 +628,7 @@ static em_status locate(located *out, char **report)
                chosen ? (exists ? "  found  (not used)" : "  not found")
                       : (exists ? "  found  <- used" : "  not found"));
     if (!chosen && exists) {
-        out->path = strdup(cand);
+        out->path = em__strdup(cand);
         out->origin = "found in the current directory";
         chosen = true;
     }
@@ -653,7 +653,7 @@ static em_status locate(located *out, char **report)
                    chosen ? (exists ? "  found  (not used)" : "  not found")
                           : (exists ? "  found  <- used" : "  not found"));
         if (!chosen && exists) {
-            out->path = strdup(cand);
+            out->path = em__strdup(cand);
             out->origin = "found in the user's configuration directory";
             chosen = true;
         }
@@ -667,7 +667,7 @@ static em_status locate(located *out, char **report)
                chosen ? (exists ? "  found  (not used)" : "  not found")
                       : (exists ? "  found  <- used" : "  not found"));
     if (!chosen && exists) {
-        out->path = strdup(cand);
+        out->path = em__strdup(cand);
         out->origin = "the system-wide file";
         chosen = true;
     }
@@ -702,7 +702,7 @@ em_status em__config_load_for_context(const char *path, em_config **out)
     *out = NULL;
     located loc = {0};
     if (path) {
-        loc.path = strdup(path);
+        loc.path = em__strdup(path);
         loc.origin = "given in code";
         loc.explicit_ = true;
         if (!loc.path)
