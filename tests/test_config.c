@@ -354,6 +354,8 @@ static void test_explicit_missing_is_error(void **state)
     char *dir = th_mkdir("explicit/adir");
     TH_EXPECT(create_from(dir), EM_ERR_IO, "it is a directory");
     free(dir);
+    /* an unreadable file (opens, but reading fails; works even when run as root) */
+    TH_EXPECT(create_from("/proc/self/mem"), EM_ERR_IO, "/proc/self/mem", "read error");
     /* EMBER_CONFIG=/dev/null: an empty file, i.e. the built-in defaults */
     em_config *cfg = em_config_create();
     TH_EXPECT(em_config_load_file(cfg, "/dev/null"), EM_OK, "");

@@ -1,0 +1,87 @@
+#!/bin/sh
+# tests/test_broken_plugins.sh — a corpus of broken plugins in two plugin directories, seen
+# through ember-info (which loads every plugin it finds) and through context creation:
+# not an ELF file, a truncated .so, one that needs an absent library, no entry symbol, a
+# newer ABI major, a name that does not match its file, an init failure, no device, and a
+# duplicate name in a second directory. Each must get its precise message; nothing crashes.
+set -u
+top=${EMBER_TEST_BUILD_DIR:-.}
+plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
+inc=${EMBER_TEST_INCLUDE_DIR:-}
+cc=${CC:-cc}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/a" "$tmp/b" "$tmp/dep"
+cp "$plugins"/ember-backend-t*.so "$tmp/a/"
+cp "$plugins/ember-backend-tgood.so" "$tmp/b/"
+echo "this is not a shared object" > "$tmp/a/ember-backend-notelf.so"
+head -c 3000 "$plugins/ember-backend-tgood.so" > "$tmp/a/ember-backend-trunc.so"
+# a plugin that needs a library which is not there at run time
+cat > "$tmp/dep/dep.c" <<'C'
+int em_test_dep_value(void);
+int em_test_dep_value(void) { return 7; }
+C
+cat > "$tmp/dep/needsdep.c" <<'C'
+#include <ember/backend.h>
+int em_test_dep_value(void);
+EM_BACKEND_ENTRY
+{
+    (void)host; (void)hc; (void)config; (void)n_config; (void)out;
+    return em_test_dep_value() ? EM_ERR_BACKEND : EM_OK;
+}
+C
+have_needsdep=no
+if $cc -shared -fPIC -o "$tmp/dep/libemtestdep.so" "$tmp/dep/dep.c" 2>"$tmp/cc.log" &&
+   $cc -shared -fPIC ${inc:+-I"$inc"} -o "$tmp/a/ember-backend-needsdep.so" "$tmp/dep/needsdep.c" \
+       -L"$tmp/dep" -lemtestdep 2>>"$tmp/cc.log"; then
+    rm -f "$tmp/dep/libemtestdep.so"
+    have_needsdep=yes
+fi
+
+export EMBER_BACKEND_PATH="$tmp/a:$tmp/b"
+export EMBER_CONFIG=/dev/null   # built-in defaults, whatever the developer's own files say
+unset EMBER_DEVICE
+"$top/tools/ember-info" > "$tmp/info.out" 2>&1
+info_rc=$?
+# ember-info wraps long lines: join them so phrases can be searched
+tr -s ' \n' '  ' < "$tmp/info.out" > "$tmp/info.flat"
+
+echo "1..13"
+n=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+has() { grep -qF -- "$1" "$tmp/info.flat"; }
+check() { d=$1; shift; r=0; for p in "$@"; do has "$p" || { r=1; echo "# missing: $p"; }; done; ok $r "$d"; }
+
+ok $([ $info_rc -eq 0 ]; echo $?) "ember-info survives the corpus and still reports the default cpu context (exit $info_rc)"
+check "not an ELF file: stage open, dlerror text" \
+    "ember-backend-notelf.so" "FAILED at stage 'open'" "file too short"
+check "truncated .so: detected before dlopen" "ember-backend-trunc.so" "it is truncated"
+if [ $have_needsdep = yes ]; then
+    check "missing dependency: dlopen's message names the library" \
+        "ember-backend-needsdep.so" "libemtestdep.so: cannot open shared object file"
+else
+    n=$((n + 1)); echo "ok $n - # SKIP no C compiler to build the plugin ($(head -1 "$tmp/cc.log"))"
+fi
+check "no entry symbol" "FAILED at stage 'symbol'" "no symbol 'ember_backend_entry'"
+check "newer ABI major refused with both versions" "FAILED at stage 'abi'" "plugin ABI 2.0, but this libember uses ABI 1.0"
+check "name that does not match the file" "calls itself 'somethingelse', expected 'tmismatch'"
+check "init failure carries the plugin's message" "FAILED at stage 'init'" "simulated driver failure"
+check "no device" "FAILED at stage 'devices'" "no test hardware"
+check "duplicate name: first wins, the other is reported" "$tmp/b/ember-backend-tgood.so" "shadowed by $tmp/a/ember-backend-tgood.so"
+
+# choosing a broken plugin: ember-info exits 2, context creation gives the stage message
+EMBER_DEVICE=tbadabi "$top/tools/ember-info" > "$tmp/bad.out" 2>&1
+rc=$?
+tr -s ' \n' '  ' < "$tmp/bad.out" > "$tmp/info.flat"
+r=1; [ $rc -eq 2 ] && has "ABI 2.0" && r=0
+ok $r "EMBER_DEVICE=tbadabi: ember-info exits 2 and says why (exit $rc)"
+EMBER_DEVICE=trunc "$top/tools/ember-info" > "$tmp/trunc.out" 2>&1
+rc=$?
+tr -s ' \n' '  ' < "$tmp/trunc.out" > "$tmp/info.flat"
+r=1; [ $rc -eq 2 ] && has "truncated" && r=0
+ok $r "EMBER_DEVICE=trunc: exits 2 and says the file is truncated (exit $rc)"
+EMBER_DEVICE=nosuchbackend "$top/tools/ember-info" > "$tmp/none.out" 2>&1
+rc=$?
+tr -s ' \n' '  ' < "$tmp/none.out" > "$tmp/info.flat"
+r=1; [ $rc -eq 2 ] && has "not found" && has "$tmp/a" && r=0
+ok $r "EMBER_DEVICE=nosuchbackend: not found, with the directories searched (exit $rc)"
