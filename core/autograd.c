@@ -90,8 +90,15 @@ em_status em__record(em_call *c)
             }
         }
         if (c->op->saves & EM_SAVE_IN(i)) {
+            /* Saved values only: an alias without history. Holding the input itself would
+             * make a cycle once the input is modified in place (its new grad_fn can lead
+             * back to this node). */
             em_tensor *s = c->save_override[i] ? c->save_override[i] : t;
-            n->saved[i] = em__tensor_ref(s);
+            n->saved[i] = em__tensor_alias(s, s->ndim, s->shape, s->strides, s->offset);
+            if (!n->saved[i]) {
+                em__node_unref(n);
+                return ctx->status;
+            }
             n->saved_version[i] = c->save_override[i] ? s->storage->version : c->in_version[i];
         }
     }
