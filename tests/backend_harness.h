@@ -23,14 +23,14 @@
 
 static em_context *g_ctx;
 
-static const char *test_backend_name(void)
+static inline const char *test_backend_name(void)
 {
     const char *b = getenv("EMBER_TEST_BACKEND_OVERRIDE");
     return b && *b ? b : EM_TEST_BACKEND;
 }
 
 /* A config for backend `name` with plugins from the build tree. */
-static em_config *test_config(const char *name)
+static inline em_config *test_config(const char *name)
 {
     em_config *cfg = em_config_create();
     em_config_set(cfg, "device", "backend", name);
@@ -40,7 +40,7 @@ static em_config *test_config(const char *name)
     return cfg;
 }
 
-static em_context *test_open(const char *name, char *why, size_t n)
+static inline em_context *test_open(const char *name, char *why, size_t n)
 {
     em_config *cfg = test_config(name);
     em_context *ctx = NULL;
@@ -52,7 +52,7 @@ static em_context *test_open(const char *name, char *why, size_t n)
 
 /* Returns 0 to run the suite, or the exit code after printing the TAP plan for a skip or a
  * required-but-missing failure. */
-static int test_backend_setup(void)
+static inline int test_backend_setup(void)
 {
     char why[1024] = "";
     const char *name = test_backend_name();
@@ -73,10 +73,10 @@ static int test_backend_setup(void)
 
 /* ---- data helpers ---- */
 
-static size_t dt_size(em_dtype dt) { return em_dtype_size(dt); }
+static inline size_t dt_size(em_dtype dt) { return em_dtype_size(dt); }
 
 /* Tensor of dtype dt from doubles. */
-static em_tensor *from_doubles(em_dtype dt, int nd, const int64_t *shape, const double *v)
+static inline em_tensor *from_doubles(em_dtype dt, int nd, const int64_t *shape, const double *v)
 {
     int64_t n = 1;
     for (int i = 0; i < nd; i++)
@@ -96,7 +96,7 @@ static em_tensor *from_doubles(em_dtype dt, int nd, const int64_t *shape, const 
 }
 
 /* All values of t as doubles (malloc'd), via em_tensor_to_host. */
-static double *to_doubles(em_tensor *t)
+static inline double *to_doubles(em_tensor *t)
 {
     int64_t n = em_tensor_numel(t);
     em_dtype dt = em_tensor_dtype(t);
@@ -111,13 +111,13 @@ static double *to_doubles(em_tensor *t)
 
 /* Deterministic pseudo-random doubles in [lo, hi). */
 static uint64_t g_lcg = 0x9e3779b97f4a7c15ULL;
-static double rnd(double lo, double hi)
+static inline double rnd(double lo, double hi)
 {
     g_lcg = g_lcg * 6364136223846793005ULL + 1442695040888963407ULL;
     return lo + (hi - lo) * (double)(g_lcg >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static double *rnd_array(int64_t n, double lo, double hi)
+static inline double *rnd_array(int64_t n, double lo, double hi)
 {
     double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
     for (int64_t i = 0; i < n; i++)
@@ -125,10 +125,10 @@ static double *rnd_array(int64_t n, double lo, double hi)
     return v;
 }
 
-static double tol_for(em_dtype dt) { return dt == EM_F32 ? 2e-5 : 1e-12; }
+static inline double tol_for(em_dtype dt) { return dt == EM_F32 ? 2e-5 : 1e-12; }
 
 /* |got - want| <= tol * max(1, |want|), NaN equal to NaN, inf equal to inf. */
-static bool close_enough(double got, double want, double tol)
+static inline bool close_enough(double got, double want, double tol)
 {
     if (isnan(want))
         return isnan(got);
@@ -154,7 +154,7 @@ static bool close_enough(double got, double want, double tol)
     } while (0)
 
 /* Every test runs in a scope; errors must not leak across tests. */
-static int test_setup(void **state)
+static inline int test_setup(void **state)
 {
     (void)state;
     em_context_clear_error(g_ctx);
@@ -162,7 +162,7 @@ static int test_setup(void **state)
     return 0;
 }
 
-static int test_teardown(void **state)
+static inline int test_teardown(void **state)
 {
     (void)state;
     em_scope_end(g_ctx);

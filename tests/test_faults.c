@@ -173,6 +173,10 @@ static void test_registry_faults(void **state)
 {
     (void)state;
     em_config *cfg = test_config(test_backend_name());
+    /* the stage every plugin reaches without injected failures (a plugin without a device,
+     * e.g. cuda on a machine without a GPU, normally stops at 'devices') */
+    em_registry *base = NULL;
+    assert_int_equal(em_registry_scan(cfg, &base), EM_OK);
     int n;
     for (n = 1; n <= MAX_N; n++) {
         em_registry *reg = NULL;
@@ -181,16 +185,16 @@ static void test_registry_faults(void **state)
         em__test_fail_alloc_after(0);
         if (st == EM_OK) {
             /* a scan may also succeed with a plugin that failed inside: it must say so */
-            bool all_ready = true;
-            for (int i = 0; i < em_registry_plugin_count(reg); i++) {
+            bool as_normal = em_registry_plugin_count(reg) == em_registry_plugin_count(base);
+            for (int i = 0; as_normal && i < em_registry_plugin_count(reg); i++) {
                 const em_plugin_info *p = em_registry_plugin(reg, i);
-                if (p->stage != EM_STAGE_READY && !p->shadowed_by) {
-                    all_ready = false;
+                if (p->stage != em_registry_plugin(base, i)->stage) {
+                    as_normal = false;
                     assert_true(p->message && *p->message);
                 }
             }
             em_registry_free(reg);
-            if (all_ready)
+            if (as_normal)
                 break;
             continue;
         }
@@ -198,6 +202,7 @@ static void test_registry_faults(void **state)
         assert_true(strlen(em_last_error()) > 0);
     }
     assert_true(n <= MAX_N);
+    em_registry_free(base);
     em_config_free(cfg);
 }
 

@@ -1,0 +1,745 @@
+/* backends/cuda/cuda_backend.cu — the cuda backend's entry point and everything but the
+ * elementwise/reduction kernels: config ([cuda] device=), device enumeration and
+ * properties, device open (current device, one non-blocking stream, a cuBLAS handle bound
+ * to it), buffers, copies, synchronisation, and gemm through cuBLAS. Built by nvcc as
+ * ember-backend-cuda.so; it uses the CUDA runtime API only (no libcuda link), so it loads
+ * on machines without the NVIDIA driver and reports "no usable CUDA device: <reason>".
+ *
+ * Memory: buffer_alloc/buffer_free are plain cudaMalloc/cudaFree. The core keeps the
+ * caching allocator (core/context.c: size-binned free lists per context, four classes per
+ * power of two, drained and retried on OOM), so a training step reuses buffers and never
+ * reaches cudaMalloc once warm. All work of a context is queued on its one stream, so a
+ * buffer the core recycles is only touched again after earlier work on it, in stream order.
+ *
+ * Synchronisation: only copy_d2h and synchronize wait for the stream (and a host-to-device
+ * copy larger than one pinned staging slot, see copy_h2d). Kernels, gemm, d2d copies and
+ * small uploads are asynchronous. */
+#include "cuda_backend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CU_VERSION "0.1.0"
+
+static const char *const cu_config_keys[] = {"device", NULL};
+
+__thread int cu_tls_device = -1;
+
+/* ------------------------------------------------------------------ small helpers */
+
+const char *cu_dtype_name(int32_t dt)
+{
+    switch (dt) {
+    case EM_F32: return "f32";
+    case EM_F64: return "f64";
+    case EM_BOOL: return "bool";
+    default: return "(invalid dtype)";
+    }
+}
+
+size_t cu_dtype_size(int32_t dt)
+{
+    switch (dt) {
+    case EM_F32: return 4;
+    case EM_F64: return 8;
+    case EM_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+const char *cu_blas_status_name(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    default: return "CUBLAS_STATUS_(unknown)";
+    }
+}
+
+static const char *blas_status_text(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "the cuBLAS library was not initialised";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "cuBLAS could not allocate device memory";
+    case CUBLAS_STATUS_INVALID_VALUE: return "an unsupported value or parameter was passed";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "the GPU does not support this operation";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "the kernel failed to launch or run on the GPU";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal cuBLAS operation failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "the requested functionality is not supported";
+    default: return "cuBLAS error";
+    }
+}
+
+static em_status cu_status_of(cudaError_t e)
+{
+    return e == cudaErrorMemoryAllocation ? EM_ERR_OOM : EM_ERR_BACKEND;
+}
+
+em_status cu_fail(cu_dev *d, cudaError_t e, const char *what, const char *api)
+{
+    cudaGetLastError();   /* clear a non-sticky error; a sticky one stays and reappears */
+    return CU_ERR(d->inst, cu_status_of(e), "cuda: %s: %s failed: %s (%s)", what, api,
+                  cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, const char *api)
+{
+    cudaGetLastError();
+    return CU_ERR(d->inst, s == CUBLAS_STATUS_ALLOC_FAILED ? EM_ERR_OOM : EM_ERR_BACKEND,
+                  "cuda: %s: %s failed: %s (%s)", what, api, blas_status_text(s),
+                  cu_blas_status_name(s));
+}
+
+em_status cu_make_current(cu_dev *d)
+{
+    cudaError_t e = cudaSetDevice(d->index);
+    if (e != cudaSuccess)
+        return cu_fail(d, e, "device", "cudaSetDevice");
+    cu_tls_device = d->index;
+    return EM_OK;
+}
+
+/* "12.4" from 12040 */
+static void version_text(int v, char *buf, size_t n)
+{
+    if (v <= 0)
+        snprintf(buf, n, "none");
+    else
+        snprintf(buf, n, "%d.%d", v / 1000, (v % 1000) / 10);
+}
+
+/* ------------------------------------------------------------------ devices */
+
+/* The reason for "no usable CUDA device" when the runtime cannot count devices. */
+static em_status no_device(cu_inst *inst, cudaError_t e)
+{
+    int drv = 0;
+    cudaDriverGetVersion(&drv);
+    cudaGetLastError();
+    return CU_ERR(inst, EM_ERR_NO_DEVICE, "no usable CUDA device: %s (%s)%s",
+                  cudaGetErrorString(e), cudaGetErrorName(e),
+                  drv == 0 ? "; no NVIDIA driver is installed (libcuda.so.1 not found)" : "");
+}
+
+static em_status count_devices(cu_inst *inst, int *count)
+{
+    int c = 0;
+    cudaError_t e = cudaGetDeviceCount(&c);
+    if (e != cudaSuccess)   /* without a driver: error 35, count left untouched */
+        return no_device(inst, e);
+    if (c <= 0)
+        return CU_ERR(inst, EM_ERR_NO_DEVICE, "no usable CUDA device: no GPU found");
+    *count = c;
+    return EM_OK;
+}
+
+static em_status cu_device_count(void *bctx, int *count)
+{
+    return count_devices((cu_inst *)bctx, count);
+}
+
+static em_status cu_device_props(void *bctx, int index, em_device_props *props)
+{
+    cu_inst *inst = (cu_inst *)bctx;
+    int count = 0;
+    em_status st = count_devices(inst, &count);
+    if (st != EM_OK)
+        return st;
+    if (index < 0 || index >= count)
+        return CU_ERR(inst, EM_ERR_NO_DEVICE, "cuda: no device %d (%d CUDA device%s, indices 0..%d)",
+                      index, count, count == 1 ? "" : "s", count - 1);
+    cudaDeviceProp p;
+    cudaError_t e = cudaGetDeviceProperties(&p, index);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return CU_ERR(inst, EM_ERR_BACKEND, "cuda: cudaGetDeviceProperties(%d) failed: %s (%s)",
+                      index, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    int drv = 0, rt = 0, clock_khz = 0, mem_khz = 0, blas_major = 0, blas_minor = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, index);
+    cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, index);
+    cublasGetProperty(MAJOR_VERSION, &blas_major);
+    cublasGetProperty(MINOR_VERSION, &blas_minor);
+    cudaGetLastError();
+    char dv[16], rv[16];
+    version_text(drv, dv, sizeof dv);
+    version_text(rt, rv, sizeof rv);
+    memset((char *)props + sizeof props->struct_size, 0, sizeof *props - sizeof props->struct_size);
+    snprintf(props->name, sizeof props->name, "%.*s", (int)sizeof props->name - 1, p.name);
+    snprintf(props->vendor, sizeof props->vendor, "NVIDIA");
+    snprintf(props->driver, sizeof props->driver, "CUDA driver %s, runtime %s", dv, rv);
+    props->total_memory = (uint64_t)p.totalGlobalMem;
+    props->compute_units = (uint32_t)p.multiProcessorCount;
+    props->fp64 = 1;
+    const int ok = p.major * 10 + p.minor >= 75;
+    snprintf(props->extra, sizeof props->extra,
+             "compute capability: %d.%d%s\n"
+             "SM clock: %d MHz, memory clock: %d MHz, bus width: %d bits\n"
+             "L2 cache: %d KiB, shared memory per block: %zu KiB\n"
+             "PCI: %04x:%02x:%02x.0\n"
+             "gemm: cuBLAS %d.%d (f32: full fp32, no TF32)\n",
+             p.major, p.minor, ok ? "" : " (below 7.5: not supported by this plugin)",
+             clock_khz / 1000, mem_khz / 1000, p.memoryBusWidth, p.l2CacheSize / 1024,
+             p.sharedMemPerBlock / 1024, (unsigned)p.pciDomainID, (unsigned)p.pciBusID,
+             (unsigned)p.pciDeviceID, blas_major, blas_minor);
+    return EM_OK;
+}
+
+static void dev_release(cu_dev *d)
+{
+    if (d->stream)
+        cudaStreamSynchronize(d->stream);
+    if (d->blas)
+        cublasDestroy(d->blas);
+    for (int i = 0; i < CU_STAGE_SLOTS; i++)
+        if (d->stage_ev[i])
+            cudaEventDestroy(d->stage_ev[i]);
+    if (d->stage)
+        cudaFreeHost(d->stage);
+    if (d->d2h)
+        cudaFreeHost(d->d2h);
+    if (d->red)
+        cudaFree(d->red);
+    if (d->stream)
+        cudaStreamDestroy(d->stream);
+    cudaGetLastError();
+    cu_inst *inst = d->inst;
+    inst->host->free(inst->hc, d);
+}
+
+static em_status cu_device_open(void *bctx, int index, void **out)
+{
+    cu_inst *inst = (cu_inst *)bctx;
+    int count = 0;
+    em_status st = count_devices(inst, &count);
+    if (st != EM_OK)
+        return st;
+    const int idx = index >= 0 ? index : inst->device >= 0 ? inst->device : 0;
+    if (idx >= count) {
+        if (index < 0)
+            return CU_ERR(inst, EM_ERR_NO_DEVICE,
+                          "cuda: [cuda] device=%d, but there %s %d CUDA device%s (indices 0..%d)",
+                          idx, count == 1 ? "is" : "are", count, count == 1 ? "" : "s", count - 1);
+        return CU_ERR(inst, EM_ERR_NO_DEVICE, "cuda: no device %d (%d CUDA device%s, indices 0..%d)",
+                      idx, count, count == 1 ? "" : "s", count - 1);
+    }
+    cu_dev *d = (cu_dev *)inst->host->alloc(inst->hc, sizeof *d);
+    if (!d)
+        return CU_ERR(inst, EM_ERR_OOM, "cuda: cannot allocate %zu bytes for the device",
+                      sizeof *d);
+    memset(d, 0, sizeof *d);
+    d->inst = inst;
+    d->index = idx;
+    cudaError_t e;
+    cublasStatus_t bs;
+    const char *api = "";
+    int major = 0, minor = 0;
+    if ((e = cudaSetDevice(idx)) != cudaSuccess) {
+        api = "cudaSetDevice";
+        goto cuda_fail;
+    }
+    cu_tls_device = idx;
+    if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, idx)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, idx)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&d->sm_count, cudaDevAttrMultiProcessorCount, idx)) != cudaSuccess) {
+        api = "cudaDeviceGetAttribute";
+        goto cuda_fail;
+    }
+    d->cc_major = major;
+    d->cc_minor = minor;
+    if ((e = cu_kernels_probe()) != cudaSuccess) {
+        st = CU_ERR(inst, EM_ERR_NO_DEVICE,
+                    "cuda: device %d (compute capability %d.%d) cannot run this plugin's kernels, "
+                    "built for sm_75 to sm_90 plus compute_90 PTX: %s (%s)",
+                    idx, major, minor, cudaGetErrorString(e), cudaGetErrorName(e));
+        dev_release(d);
+        return st;
+    }
+    /* grid-stride kernels: 8 blocks of 256 threads per SM fill every SM generation */
+    d->max_blocks = (int64_t)(d->sm_count > 0 ? d->sm_count : 1) * 8;
+    if ((e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        api = "cudaStreamCreateWithFlags";
+        goto cuda_fail;
+    }
+    if ((bs = cublasCreate(&d->blas)) != CUBLAS_STATUS_SUCCESS) {
+        d->blas = NULL;
+        st = cu_blas_fail(d, bs, "device open", "cublasCreate");
+        dev_release(d);
+        return st;
+    }
+    if ((bs = cublasSetStream(d->blas, d->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetMathMode(d->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+        st = cu_blas_fail(d, bs, "device open", "cublasSetStream");
+        dev_release(d);
+        return st;
+    }
+    /* pinned staging; without it copies still work, synchronously */
+    if (cudaHostAlloc((void **)&d->stage, (size_t)CU_STAGE_SLOT * CU_STAGE_SLOTS,
+                      cudaHostAllocDefault) != cudaSuccess) {
+        d->stage = NULL;
+        cudaGetLastError();
+    }
+    for (int i = 0; d->stage && i < CU_STAGE_SLOTS; i++) {
+        if (cudaEventCreateWithFlags(&d->stage_ev[i], cudaEventDisableTiming) != cudaSuccess) {
+            e = cudaGetLastError();
+            api = "cudaEventCreateWithFlags";
+            goto cuda_fail;
+        }
+    }
+    if (cudaHostAlloc((void **)&d->d2h, CU_D2H_PINNED, cudaHostAllocDefault) != cudaSuccess) {
+        d->d2h = NULL;
+        cudaGetLastError();
+    }
+    inst->n_open++;
+    *out = d;
+    return EM_OK;
+
+cuda_fail:
+    st = cu_fail(d, e, "device open", api);
+    dev_release(d);
+    return st;
+}
+
+static void cu_device_close(void *dev)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (!d)
+        return;
+    cu_enter(d);
+    d->inst->n_open--;
+    dev_release(d);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static em_status cu_buffer_alloc(void *dev, size_t bytes, void **buf)
+{
+    cu_dev *d = (cu_dev *)dev;
+    em_status st = cu_enter(d);
+    if (st != EM_OK)
+        return st;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (e == cudaErrorMemoryAllocation)
+            return CU_ERR(d->inst, EM_ERR_OOM, "cuda: cannot allocate %zu bytes on device %d",
+                          bytes, d->index);
+        return cu_fail(d, e, "buffer_alloc", "cudaMalloc");
+    }
+    *buf = p;
+    return EM_OK;
+}
+
+static void cu_buffer_free(void *dev, void *buf)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (!buf || cu_enter(d) != EM_OK)
+        return;
+    /* cudaFree waits for the device: work still queued on the buffer completes first */
+    cudaFree(buf);
+    cudaGetLastError();
+}
+
+/* All queued work is done: every staging slot is free again. */
+static void stage_reset(cu_dev *d)
+{
+    for (int i = 0; i < CU_STAGE_SLOTS; i++)
+        d->stage_pending[i] = 0;
+    d->stage_used = 0;
+}
+
+static em_status stream_sync(cu_dev *d, const char *what)
+{
+    cudaError_t e = cudaStreamSynchronize(d->stream);
+    if (e != cudaSuccess)
+        return cu_fail(d, e, what, "cudaStreamSynchronize");
+    stage_reset(d);
+    return EM_OK;
+}
+
+/* Host to device. The caller may reuse src as soon as we return, so:
+ *  - up to CU_STAGE_SLOT bytes: copied into the pinned ring and sent with an async copy;
+ *    no host wait unless the GPU is a whole ring (16 slots) behind;
+ *  - larger (tensor uploads, rare in a training loop): an async copy on the stream, then
+ *    a wait for it. A plain cudaMemcpy would not do: it runs on the legacy default stream,
+ *    which does not order against our non-blocking stream, so it could overwrite a
+ *    recycled buffer that queued kernels still read. */
+static em_status cu_copy_h2d(void *dev, void *dst, size_t dst_offset, const void *src,
+                             size_t bytes)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (bytes == 0)
+        return EM_OK;
+    em_status st = cu_enter(d);
+    if (st != EM_OK)
+        return st;
+    char *to = (char *)dst + dst_offset;
+    cudaError_t e;
+    if (d->stage && bytes <= CU_STAGE_SLOT) {
+        if (d->stage_used + bytes > CU_STAGE_SLOT) {
+            /* close the slot behind an event and move to the next one, waiting for it if
+             * its copies have not run yet */
+            int s = d->stage_slot;
+            if ((e = cudaEventRecord(d->stage_ev[s], d->stream)) != cudaSuccess)
+                return cu_fail(d, e, "copy_h2d", "cudaEventRecord");
+            d->stage_pending[s] = 1;
+            s = (s + 1) % CU_STAGE_SLOTS;
+            if (d->stage_pending[s]) {
+                if ((e = cudaEventSynchronize(d->stage_ev[s])) != cudaSuccess)
+                    return cu_fail(d, e, "copy_h2d", "cudaEventSynchronize");
+                d->stage_pending[s] = 0;
+            }
+            d->stage_slot = s;
+            d->stage_used = 0;
+        }
+        char *from = d->stage + (size_t)d->stage_slot * CU_STAGE_SLOT + d->stage_used;
+        memcpy(from, src, bytes);
+        if ((e = cudaMemcpyAsync(to, from, bytes, cudaMemcpyHostToDevice, d->stream)) != cudaSuccess)
+            return cu_fail(d, e, "copy_h2d", "cudaMemcpyAsync");
+        d->stage_used += (bytes + 255) & ~(size_t)255;
+        return EM_OK;
+    }
+    if ((e = cudaMemcpyAsync(to, src, bytes, cudaMemcpyHostToDevice, d->stream)) != cudaSuccess)
+        return cu_fail(d, e, "copy_h2d", "cudaMemcpyAsync");
+    return stream_sync(d, "copy_h2d");
+}
+
+/* Device to host: queued behind all earlier work, then waited for — the host needs it. */
+static em_status cu_copy_d2h(void *dev, void *dst, const void *src, size_t src_offset,
+                             size_t bytes)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (bytes == 0)
+        return EM_OK;
+    em_status st = cu_enter(d);
+    if (st != EM_OK)
+        return st;
+    const char *from = (const char *)src + src_offset;
+    const bool pinned = d->d2h && bytes <= CU_D2H_PINNED;
+    cudaError_t e = cudaMemcpyAsync(pinned ? d->d2h : dst, from, bytes, cudaMemcpyDeviceToHost,
+                                    d->stream);
+    if (e != cudaSuccess)
+        return cu_fail(d, e, "copy_d2h", "cudaMemcpyAsync");
+    if ((st = stream_sync(d, "copy_d2h")) != EM_OK)
+        return st;
+    if (pinned)
+        memcpy(dst, d->d2h, bytes);
+    return EM_OK;
+}
+
+/* Device to device, asynchronous. Overlapping ranges of one buffer (memmove semantics)
+ * go through a temporary buffer; cudaMemcpy* does not allow overlap. */
+static em_status cu_copy_d2d(void *dev, void *dst, size_t dst_offset, const void *src,
+                             size_t src_offset, size_t bytes)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (bytes == 0)
+        return EM_OK;
+    em_status st = cu_enter(d);
+    if (st != EM_OK)
+        return st;
+    char *to = (char *)dst + dst_offset;
+    const char *from = (const char *)src + src_offset;
+    if (to == from)
+        return EM_OK;
+    cudaError_t e;
+    if (to < from + bytes && from < to + bytes) {
+        void *tmp = NULL;
+        if ((e = cudaMalloc(&tmp, bytes)) != cudaSuccess)
+            return cu_fail(d, e, "copy_d2d", "cudaMalloc");
+        if ((e = cudaMemcpyAsync(tmp, from, bytes, cudaMemcpyDeviceToDevice, d->stream)) == cudaSuccess)
+            e = cudaMemcpyAsync(to, tmp, bytes, cudaMemcpyDeviceToDevice, d->stream);
+        cudaFree(tmp);   /* waits for the device, so both copies are done */
+        return e == cudaSuccess ? EM_OK : cu_fail(d, e, "copy_d2d", "cudaMemcpyAsync");
+    }
+    if ((e = cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, d->stream)) != cudaSuccess)
+        return cu_fail(d, e, "copy_d2d", "cudaMemcpyAsync");
+    return EM_OK;
+}
+
+static em_status cu_synchronize(void *dev)
+{
+    cu_dev *d = (cu_dev *)dev;
+    em_status st = cu_enter(d);
+    return st != EM_OK ? st : stream_sync(d, "synchronize");
+}
+
+/* The counter area [0, red_counter_bytes) is zeroed once, when allocated, and kernels put
+ * each counter back to zero; partial sums always start after the whole area, so a plan
+ * with few tiles never writes over counters a later plan with more tiles relies on. */
+em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t partial_bytes,
+                         unsigned **counters, double **partials)
+{
+    if (counter_bytes > d->red_counter_bytes ||
+        partial_bytes > d->red_bytes - d->red_counter_bytes) {
+        size_t cb = d->red_counter_bytes > counter_bytes ? d->red_counter_bytes : counter_bytes;
+        size_t c = 4096, t = 64 * 1024;
+        while (c < cb)
+            c *= 2;
+        while (t < c + partial_bytes)
+            t *= 2;
+        if (d->red) {
+            cudaFree(d->red);   /* waits for the device: no kernel still uses it */
+            d->red = NULL;
+            d->red_bytes = d->red_counter_bytes = 0;
+        }
+        cudaError_t e;
+        if ((e = cudaMalloc((void **)&d->red, t)) != cudaSuccess) {
+            d->red = NULL;
+            return cu_fail(d, e, "sum", "cudaMalloc (reduction scratch)");
+        }
+        if ((e = cudaMemsetAsync(d->red, 0, c, d->stream)) != cudaSuccess) {
+            cudaFree(d->red);
+            d->red = NULL;
+            return cu_fail(d, e, "sum", "cudaMemsetAsync");
+        }
+        d->red_bytes = t;
+        d->red_counter_bytes = c;
+    }
+    *counters = (unsigned *)d->red;
+    *partials = (double *)(d->red + d->red_counter_bytes);
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ gemm */
+
+/* Row-major C = alpha op(A) op(B) + beta C through column-major cuBLAS: a row-major
+ * matrix is its transpose in column-major, so compute C^T = op(B)^T op(A)^T, i.e. cuBLAS
+ * with the operands swapped (B first), m and n swapped, and each operand's own transpose
+ * flag. The leading dimensions carry over unchanged. */
+static em_status cu_gemm(void *dev, const em_gemm_args *g)
+{
+    cu_dev *d = (cu_dev *)dev;
+    cu_inst *inst = d->inst;
+    if (g->dtype != EM_F32 && g->dtype != EM_F64)
+        return CU_ERR(inst, EM_ERR_UNSUPPORTED, "gemm: dtype %s is not supported by the cuda backend",
+                      cu_dtype_name(g->dtype));
+    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
+        return CU_ERR(inst, EM_ERR_INVALID, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)",
+                      (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
+    if (g->m == 0 || g->n == 0 || g->batch == 0)
+        return EM_OK;
+    if (!g->a || !g->b || !g->c)
+        return CU_ERR(inst, EM_ERR_INVALID, "gemm: a buffer is missing");
+    const int64_t lim = 2147483647;
+    if (g->m > lim || g->n > lim || g->k > lim || g->batch > lim || g->lda > lim ||
+        g->ldb > lim || g->ldc > lim)
+        return CU_ERR(inst, EM_ERR_UNSUPPORTED,
+                      "gemm: sizes beyond 2^31-1 are not supported by the cuda backend "
+                      "(m %lld, n %lld, k %lld, batch %lld)",
+                      (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
+    /* cuBLAS's checks, stated in row-major terms */
+    const int64_t need_a = g->trans_a ? g->m : g->k, need_b = g->trans_b ? g->k : g->n;
+    if (g->lda < (need_a > 1 ? need_a : 1) || g->ldb < (need_b > 1 ? need_b : 1) ||
+        g->ldc < (g->n > 1 ? g->n : 1))
+        return CU_ERR(inst, EM_ERR_INVALID,
+                      "gemm: leading dimensions too small (lda %lld, ldb %lld, ldc %lld for "
+                      "m %lld, n %lld, k %lld)",
+                      (long long)g->lda, (long long)g->ldb, (long long)g->ldc, (long long)g->m,
+                      (long long)g->n, (long long)g->k);
+    em_status st = cu_enter(d);
+    if (st != EM_OK)
+        return st;
+    const cublasOperation_t opb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int M = (int)g->n, N = (int)g->m, K = (int)g->k;
+    const int ldb = (int)g->ldb, lda = (int)g->lda, ldc = (int)g->ldc;
+    const int batch = (int)g->batch;
+    cublasStatus_t s;
+    const char *api;
+    if (g->dtype == EM_F32) {
+        const float alpha = (float)g->alpha, beta = (float)g->beta;
+        const float *A = (const float *)g->a + g->a_offset;
+        const float *B = (const float *)g->b + g->b_offset;
+        float *C = (float *)g->c + g->c_offset;
+        if (batch == 1) {
+            api = "cublasSgemm";
+            s = cublasSgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+        } else {
+            api = "cublasSgemmStridedBatched";
+            s = cublasSgemmStridedBatched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
+                                          (long long)g->b_batch_stride, A, lda,
+                                          (long long)g->a_batch_stride, &beta, C, ldc,
+                                          (long long)g->c_batch_stride, batch);
+        }
+    } else {
+        const double alpha = g->alpha, beta = g->beta;
+        const double *A = (const double *)g->a + g->a_offset;
+        const double *B = (const double *)g->b + g->b_offset;
+        double *C = (double *)g->c + g->c_offset;
+        if (batch == 1) {
+            api = "cublasDgemm";
+            s = cublasDgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+        } else {
+            api = "cublasDgemmStridedBatched";
+            s = cublasDgemmStridedBatched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
+                                          (long long)g->b_batch_stride, A, lda,
+                                          (long long)g->a_batch_stride, &beta, C, ldc,
+                                          (long long)g->c_batch_stride, batch);
+        }
+    }
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return cu_blas_fail(d, s, "gemm", api);
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ instance */
+
+static void cu_shutdown(void *bctx)
+{
+    cu_inst *inst = (cu_inst *)bctx;
+    if (!inst)
+        return;
+    inst->host->free(inst->hc, inst);
+}
+
+static em_backend_ops make_ops(void)
+{
+    em_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof(em_backend_ops);
+    o.shutdown = cu_shutdown;
+    o.device_count = cu_device_count;
+    o.device_props = cu_device_props;
+    o.device_open = cu_device_open;
+    o.device_close = cu_device_close;
+    o.buffer_alloc = cu_buffer_alloc;
+    o.buffer_free = cu_buffer_free;
+    o.copy_h2d = cu_copy_h2d;
+    o.copy_d2h = cu_copy_d2h;
+    o.copy_d2d = cu_copy_d2d;
+    o.synchronize = cu_synchronize;
+    o.gemm = cu_gemm;
+    o.fill = cu_k_fill;
+    o.rng_uniform = cu_k_rng_uniform;
+    o.rng_normal = cu_k_rng_normal;
+    o.copy = cu_k_copy;
+    o.neg = cu_k_neg;
+    o.exp = cu_k_exp;
+    o.log = cu_k_log;
+    o.sqrt = cu_k_sqrt;
+    o.abs = cu_k_abs;
+    o.relu = cu_k_relu;
+    o.tanh = cu_k_tanh;
+    o.sigmoid = cu_k_sigmoid;
+    o.add_scalar = cu_k_add_scalar;
+    o.mul_scalar = cu_k_mul_scalar;
+    o.rsub_scalar = cu_k_rsub_scalar;
+    o.div_scalar = cu_k_div_scalar;
+    o.rdiv_scalar = cu_k_rdiv_scalar;
+    o.pow_scalar = cu_k_pow_scalar;
+    o.clamp = cu_k_clamp;
+    o.add = cu_k_add;
+    o.sub = cu_k_sub;
+    o.mul = cu_k_mul;
+    o.div = cu_k_div;
+    o.maximum = cu_k_maximum;
+    o.minimum = cu_k_minimum;
+    o.lt = cu_k_lt;
+    o.le = cu_k_le;
+    o.gt = cu_k_gt;
+    o.ge = cu_k_ge;
+    o.eq = cu_k_eq;
+    o.ne = cu_k_ne;
+    o.where = cu_k_where;
+    o.masked_fill = cu_k_masked_fill;
+    o.sum = cu_k_sum;
+    o.relu_backward = cu_k_relu_backward;
+    o.clamp_backward = cu_k_clamp_backward;
+    o.pow_backward = cu_k_pow_backward;
+    o.tanh_backward = cu_k_tanh_backward;
+    o.sigmoid_backward = cu_k_sigmoid_backward;
+    return o;
+}
+
+/* Static storage, filled by a static initialiser when the plugin is loaded: dlopen runs it
+ * before anyone can call the entry, so concurrent entry calls never race on it. */
+static const em_backend_ops cu_ops = make_ops();
+
+/* device = N: a plain decimal integer. */
+static int parse_device(const char *s, int *out)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > 1023)
+        return -1;
+    *out = (int)v;
+    return 1;
+}
+
+extern "C" {
+EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx *hc,
+                                                const em_config_kv *config, size_t n_config,
+                                                em_backend *out);
+}
+
+/* No CUDA call here: the entry runs for ember-info and for every context, and must work
+ * (parse config, report errors) where no driver exists; devices are probed on demand. */
+EM_BACKEND_ENTRY
+{
+    if (!host || !out)
+        return EM_ERR_PLUGIN;
+    if (host->abi_major != EM_ABI_MAJOR)
+        return host->error(hc, EM_ERR_PLUGIN,
+                           "cuda backend built for plugin ABI %d.%d, but the core speaks %u.%u",
+                           EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
+                           (unsigned)host->abi_minor);
+    int device = -1;
+    for (size_t i = 0; i < n_config; i++) {
+        const char *key = config[i].key ? config[i].key : "";
+        const char *val = config[i].value ? config[i].value : "";
+        if (!strcmp(key, "device")) {
+            int r = parse_device(val, &device);
+            if (r == 0)
+                return host->error(hc, EM_ERR_CONFIG,
+                                   "device: expected a CUDA device index (a non-negative "
+                                   "integer), got '%s'", val);
+            if (r < 0)
+                return host->error(hc, EM_ERR_CONFIG, "device: '%s' is too large (at most 1023)",
+                                   val);
+        } else if (!strcmp(key, "library")) {
+            /* the core's key: which file to load */
+        } else {
+            return host->error(hc, EM_ERR_CONFIG,
+                               "unknown key '%s' in [cuda] (known keys: device)", key);
+        }
+    }
+    cu_inst *inst = (cu_inst *)host->alloc(hc, sizeof *inst);
+    if (!inst)
+        return host->error(hc, EM_ERR_OOM, "cuda: cannot allocate %zu bytes for the instance",
+                           sizeof *inst);
+    memset(inst, 0, sizeof *inst);
+    inst->host = host;
+    inst->hc = hc;
+    inst->device = device;
+
+    out->abi_major = EM_ABI_MAJOR;
+    out->abi_minor = EM_ABI_MINOR;
+    out->name = "cuda";
+    out->version = CU_VERSION;
+    out->description = "NVIDIA GPUs through the CUDA runtime: cuBLAS gemm, nvcc kernels, one "
+                       "stream per context";
+    out->config_keys = cu_config_keys;
+    out->ops = &cu_ops;
+    out->ctx = inst;
+    return EM_OK;
+}

@@ -1,0 +1,105 @@
+/* backends/cuda/cuda_backend.h — what the cuda backend's two translation units share: the
+ * instance and device structs, the error helpers (every CUDA / cuBLAS failure becomes an
+ * ember status with the API name and CUDA's own error name and text), the current-device
+ * guard, and the kernel entry points cuda_kernels.cu defines for the ops table in
+ * cuda_backend.cu. Private to the plugin: nothing here is exported. */
+#ifndef EMBER_BACKEND_CUDA_H
+#define EMBER_BACKEND_CUDA_H
+
+#include <ember/backend.h>
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+/* Belt and braces next to -fvisibility=hidden: cross-file symbols must never leak. */
+#define CU_HIDDEN __attribute__((visibility("hidden")))
+
+/* Pinned staging for host -> device copies: a ring of CU_STAGE_SLOTS slots of
+ * CU_STAGE_SLOT bytes. Copies up to one slot go through it asynchronously; a slot is
+ * reused only after an event recorded behind its last copy has completed. */
+#define CU_STAGE_SLOT (64 * 1024)
+#define CU_STAGE_SLOTS 16
+/* Pinned landing buffer for small device -> host copies (item(), printing). */
+#define CU_D2H_PINNED (64 * 1024)
+
+typedef struct cu_inst {
+    const em_host *host;
+    em_host_ctx *hc;
+    int device;                  /* device= from [cuda]; -1: not given (use 0) */
+    int n_open;                  /* devices currently open */
+} cu_inst;
+
+typedef struct cu_dev {
+    cu_inst *inst;
+    int index;
+    int sm_count;
+    int cc_major, cc_minor;
+    int64_t max_blocks;          /* grid cap for grid-stride elementwise kernels */
+    cudaStream_t stream;         /* every copy, kernel and gemm of the context */
+    cublasHandle_t blas;         /* bound to stream */
+    /* h2d staging ring (NULL: pinned memory unavailable, copies go synchronously) */
+    char *stage;
+    cudaEvent_t stage_ev[CU_STAGE_SLOTS];
+    int stage_pending[CU_STAGE_SLOTS];
+    int stage_slot;
+    size_t stage_used;
+    char *d2h;                   /* pinned, CU_D2H_PINNED bytes, or NULL */
+    /* split-sum scratch: [0, red_counter_bytes) counters, kept zero between launches;
+     * the rest partial sums */
+    char *red;
+    size_t red_bytes;
+    size_t red_counter_bytes;
+} cu_dev;
+
+#define CU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
+
+CU_HIDDEN const char *cu_dtype_name(int32_t dt);
+CU_HIDDEN size_t cu_dtype_size(int32_t dt);
+CU_HIDDEN const char *cu_blas_status_name(cublasStatus_t s);
+
+/* Report a failed CUDA runtime call made for `what` (a kernel or op name) through
+ * host->error: EM_ERR_OOM for cudaErrorMemoryAllocation, EM_ERR_BACKEND otherwise.
+ * Clears the runtime's last-error slot so that a non-sticky failure is not blamed on a
+ * later launch. */
+CU_HIDDEN em_status cu_fail(cu_dev *d, cudaError_t e, const char *what, const char *api);
+CU_HIDDEN em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, const char *api);
+
+/* The device's ops must run with it current on the calling thread. The device is made
+ * current once at open; afterwards only a thread-local cache is compared, so an op costs no
+ * runtime call — unless the context moved to another thread, or another context of this
+ * plugin on another GPU ran on this thread, when cudaSetDevice is called once. (An
+ * application that itself calls cudaSetDevice on a thread it also uses for ember must
+ * switch back before calling ember: the cache cannot see that.) */
+CU_HIDDEN em_status cu_make_current(cu_dev *d);
+CU_HIDDEN extern __thread int cu_tls_device;
+
+static inline em_status cu_enter(cu_dev *d)
+{
+    return cu_tls_device == d->index ? EM_OK : cu_make_current(d);
+}
+
+/* Scratch for a split sum: at least counter_bytes of zeroed counters (kernels leave them
+ * zero) and, separately, partial_bytes for partial sums. */
+CU_HIDDEN em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t partial_bytes,
+                                   unsigned **counters, double **partials);
+
+/* 0 if this device can run the plugin's kernels, else the CUDA error (no kernel image for
+ * its architecture, ...). */
+CU_HIDDEN cudaError_t cu_kernels_probe(void);
+
+/* Kernels (cuda_kernels.cu); `dev` is the cu_dev. */
+#define CU_KERNEL(name) CU_HIDDEN em_status cu_k_##name(void *dev, const em_kargs *a)
+CU_KERNEL(fill); CU_KERNEL(rng_uniform); CU_KERNEL(rng_normal); CU_KERNEL(copy);
+CU_KERNEL(neg); CU_KERNEL(exp); CU_KERNEL(log); CU_KERNEL(sqrt); CU_KERNEL(abs);
+CU_KERNEL(relu); CU_KERNEL(tanh); CU_KERNEL(sigmoid);
+CU_KERNEL(add_scalar); CU_KERNEL(mul_scalar); CU_KERNEL(rsub_scalar); CU_KERNEL(div_scalar);
+CU_KERNEL(rdiv_scalar); CU_KERNEL(pow_scalar); CU_KERNEL(clamp);
+CU_KERNEL(add); CU_KERNEL(sub); CU_KERNEL(mul); CU_KERNEL(div);
+CU_KERNEL(maximum); CU_KERNEL(minimum);
+CU_KERNEL(lt); CU_KERNEL(le); CU_KERNEL(gt); CU_KERNEL(ge); CU_KERNEL(eq); CU_KERNEL(ne);
+CU_KERNEL(where); CU_KERNEL(masked_fill);
+CU_KERNEL(sum);
+CU_KERNEL(relu_backward); CU_KERNEL(clamp_backward); CU_KERNEL(pow_backward);
+CU_KERNEL(tanh_backward); CU_KERNEL(sigmoid_backward);
+#undef CU_KERNEL
+
+#endif
