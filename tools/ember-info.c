@@ -1,7 +1,8 @@
 /* tools/ember-info.c — answers "which device will ember use, and if not the one I wanted,
  * why not?": which device.ini was used and why, each effective setting and where it came
- * from, the plugin search path, every plugin found (devices, kernels, or the stage and
- * message of its failure), and what em_context_create actually gives.
+ * from, the plugin search path, every plugin found (its ABI, devices, the ops it implements
+ * and those that fall back to cpu, or the stage and message of its failure), and what
+ * em_context_create actually gives.
  * Uses only the public API (ember.h, info.h), like any other program would.
  * Exit status: 0 when a context could be created (even through the fallback), 2 when not,
  * 1 for a bad command line. */
@@ -186,37 +187,67 @@ static void human_bytes(unsigned long long b, char *buf, size_t n)
         snprintf(buf, n, "%.1f MiB", (double)b / (double)(1ull << 20));
 }
 
-static void print_kernels(const em_plugin_info *pi)
+/* Append name to a space-separated list. */
+static void list_add(char *buf, size_t n, size_t *used, const char *name)
 {
-    char have[4096] = "", miss[4096] = "";
-    size_t lh = 0, lm = 0;
-    int nh = 0, nm = 0;
-    bool any_optional = false;
+    if (*used < n)
+        *used += (size_t)snprintf(buf + *used, n - *used, "%s%s", *used ? " " : "", name);
+}
+
+/* What the plugin implements, what falls back to cpu (a NULL kernel) under the current
+ * [device] op_fallback policy, and which optional entries the core composes itself. */
+static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
+{
+    char have[4096] = "", fall[4096] = "", comp[1024] = "", buf[256];
+    size_t lh = 0, lf = 0, lc = 0;
+    int total = 0, nh = 0, opt_total = 0, opt_have = 0;
     for (int k = 0; k < pi->kernel_count; k++) {
-        if (pi->kernel_present[k]) {
-            nh++;
-            if (lh < sizeof have)
-                lh += (size_t)snprintf(have + lh, sizeof have - lh, "%s%s", lh ? " " : "",
-                                       pi->kernel_names[k]);
+        const char *name = pi->kernel_names[k];
+        if (pi->kernel_optional[k]) {
+            opt_total++;
+            if (pi->kernel_present[k]) {
+                opt_have++;
+                list_add(have, sizeof have, &lh, name);
+            } else {
+                list_add(comp, sizeof comp, &lc, name);
+            }
         } else {
-            nm++;
-            any_optional |= pi->kernel_optional[k];
-            if (lm < sizeof miss)
-                lm += (size_t)snprintf(miss + lm, sizeof miss - lm, "%s%s%s", lm ? " " : "",
-                                       pi->kernel_names[k], pi->kernel_optional[k] ? "*" : "");
+            total++;
+            if (pi->kernel_present[k]) {
+                nh++;
+                list_add(have, sizeof have, &lh, name);
+            } else {
+                list_add(fall, sizeof fall, &lf, name);
+            }
         }
     }
-    char label[64];
-    snprintf(label, sizeof label, "ops (%d/%d):", nh, pi->kernel_count);
-    wrapped(11, label, nh ? have : "(none)");
-    if (nm) {
-        if (any_optional && lm + 40 < sizeof miss)
-            snprintf(miss + lm, sizeof miss - lm, "\n(* optional: the core composes it)");
-        wrapped(11, "missing:", miss);
+    if (opt_have)
+        snprintf(buf, sizeof buf, "implements %d of %d ops (and %d of %d optional backward helpers)",
+                 nh, total, opt_have, opt_total);
+    else
+        snprintf(buf, sizeof buf, "implements %d of %d ops", nh, total);
+    wrapped(11, "ops:", buf);
+    wrapped(11, "implemented:", nh + opt_have ? have : "(none)");
+    if (nh < total) {
+        /* cpu cannot fall back on itself; op_fallback = error turns fallbacks into errors */
+        bool to_cpu = strcmp(op_fallback, "error") != 0 && strcmp(pi->name, "cpu") != 0;
+        char text[4096 + 200];
+        snprintf(text, sizeof text, "%s\n(%s)", fall,
+                 to_cpu ? "NULL in the plugin: these run on the cpu backend, operands copied to "
+                          "the host and back; [device] op_fallback = cpu"
+                 : strcmp(pi->name, "cpu") ? "NULL in the plugin: calls fail; [device] op_fallback "
+                                             "= error"
+                                           : "NULL in the plugin: calls fail");
+        wrapped(11, to_cpu ? "fallback:" : "unsupported:", text);
+    }
+    if (lc) {
+        char text[1024 + 100];
+        snprintf(text, sizeof text, "%s\n(optional: the core composes them from other ops)", comp);
+        wrapped(11, "composed:", text);
     }
 }
 
-static void print_plugin(const em_plugin_info *pi, int name_width)
+static void print_plugin(const em_plugin_info *pi, int name_width, const char *op_fallback)
 {
     printf("  %-*s  %s\n", name_width, pi->name, pi->path[0] ? pi->path : "(no file)");
     char buf[2048];
@@ -264,7 +295,7 @@ static void print_plugin(const em_plugin_info *pi, int name_width)
             s += w + (s[w] == '\n');
         }
     }
-    print_kernels(pi);
+    print_kernels(pi, op_fallback);
 }
 
 int main(int argc, char **argv)
@@ -344,9 +375,13 @@ int main(int argc, char **argv)
             else
                 failed++;
         }
-        printf("\nplugins (%d ready, %d failed, %d shadowed)\n", ready, failed, shadowed);
+        const char *op_fallback = em_config_get(cfg, "device", "op_fallback");
+        if (!op_fallback)
+            op_fallback = "cpu";
+        printf("\nplugins (%d ready, %d failed, %d shadowed; ops a plugin lacks: [device] "
+               "op_fallback = %s)\n", ready, failed, shadowed, op_fallback);
         for (int i = 0; i < n; i++) {
-            print_plugin(em_registry_plugin(reg, i), nw);
+            print_plugin(em_registry_plugin(reg, i), nw, op_fallback);
             if (i + 1 < n)
                 printf("\n");
         }
