@@ -117,6 +117,12 @@ em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *
                          "output type %s", op->name, em_dtype_name(c.out_dtype),
                          em_dtype_name(self->dtype));
     bool record = op->backward && em__grad_mode(ctx) && (self->requires_grad || any_requires_grad(c.in, n_in));
+    for (int d = 0; d < self->ndim; d++) {
+        if (self->strides[d] == 0 && self->shape[d] > 1)
+            return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: some elements of "
+                             "the written-to tensor refer to a single memory location (it is an "
+                             "expanded view; write to a contiguous copy, em_contiguous)", op->name);
+    }
     if (em__grad_mode(ctx) && self->requires_grad && !self->grad_fn)
         return em__error(ctx, EM_ERR_AUTOGRAD, "%s_: a leaf Variable that requires grad is being "
                          "used in an in-place operation.", op->name);
@@ -291,8 +297,8 @@ em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out, em_t
     int64_t nout = em__numel(out->ndim, out->shape);
     if (nout == 0)
         return EM_OK;
-    if (em__numel(in->ndim, in->shape) == 0) {   /* sum of nothing is 0 */
-        double p[4] = {0};
+    if (em__numel(in->ndim, in->shape) == 0) {   /* sum of nothing is 0, mean of it NaN */
+        double p[4] = {0.0 * scale};
         return em__launch(ctx, EM_KERNEL_OFFSET(fill), out, NULL, 0, p, NULL);
     }
     /* Classify dims (kept / reduced), drop size-1 dims of the input, merge neighbours of

@@ -59,7 +59,6 @@ static const struct {
     {"buffer_free", offsetof(em_backend_ops, buffer_free)},
     {"copy_h2d", offsetof(em_backend_ops, copy_h2d)},
     {"copy_d2h", offsetof(em_backend_ops, copy_d2h)},
-    {"copy_d2d", offsetof(em_backend_ops, copy_d2d)},
     {"synchronize", offsetof(em_backend_ops, synchronize)},
 };
 

@@ -47,6 +47,7 @@ static void test_creation(void **state)
     assert_int_equal(em_tensor_numel(e), 0);
     assert_non_null(em_add(e, e));
     assert_true(em_item(em_sum(e)) == 0.0);
+    assert_true(isnan(em_item(em_mean(e))));   /* as PyTorch: the mean of nothing is NaN */
     assert_ok_ctx();
 }
 
@@ -259,6 +260,11 @@ static void test_inplace(void **state)
         double *q = to_doubles(sq);
         assert_true(q[0] == 2 && q[1] == 5 && q[2] == 5 && q[3] == 8);
         free(q);
+        /* writing through an expanded view (several elements, one location) is refused */
+        em_tensor *row1 = em_zeros(g_ctx, dt, EM_SHAPE(1, 3));
+        assert_int_equal(em_add_scalar_(em_expand(row1, EM_SHAPE(4, 3)), 1), EM_ERR_INVALID);
+        assert_non_null(strstr(em_context_error(g_ctx), "single memory location"));
+        em_context_clear_error(g_ctx);
         /* the result of an in-place op must fit self */
         em_tensor *small = em_zeros(g_ctx, dt, EM_SHAPE(3));
         assert_int_equal(em_add_(small, a), EM_ERR_SHAPE);

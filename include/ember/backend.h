@@ -143,9 +143,10 @@ typedef struct em_backend_ops {
     em_status (*device_open)(void *bctx, int index, void **dev);
     void (*device_close)(void *dev);
 
-    /* Memory. bytes > 0. Copies may be asynchronous with respect to the host only if
-     * the source host memory is not touched again before synchronize; copy_d2h returns
-     * with the data in dst. Offsets are in bytes. */
+    /* Memory. bytes > 0. Offsets are in bytes. copy_h2d must have read src when it
+     * returns (the core reuses or frees it right after; the device side may still be in
+     * flight on the backend's queue). copy_d2h returns with the data in dst. copy_d2d
+     * (optional) is not called by the core of ABI 1.0; NULL is fine. */
     em_status (*buffer_alloc)(void *dev, size_t bytes, void **buf);
     void (*buffer_free)(void *dev, void *buf);
     em_status (*copy_h2d)(void *dev, void *dst, size_t dst_offset, const void *src, size_t bytes);
