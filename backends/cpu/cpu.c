@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CPU_VERSION "0.1.0"
@@ -101,9 +103,24 @@ static void run_tasks(cpu_pool *pool, int worker)
     }
 }
 
-/* Spin briefly before sleeping: kernels often come back to back (gemm forks twice per k
- * block), and a condition-variable wake-up costs tens of microseconds. */
-#define POOL_SPIN 20000
+/* Spin before sleeping: kernels often come back to back (gemm forks twice per k block, a
+ * training step runs several big kernels a few tens of microseconds apart), and a
+ * condition-variable wake-up costs tens of microseconds. Bounded in time rather than
+ * iterations, and adaptive: on a quiet machine workers spin long enough to bridge the
+ * small ops between a step's big kernels (POOL_SPIN_NS_DEFAULT); once a worker sees that it
+ * was preempted (involuntary context switches: someone else wants the core, as on a
+ * shared CI runner or during a build) it spins only briefly (POOL_SPIN_BUSY_NS) for
+ * POOL_CONTENDED_NS, since a spinning thread would then steal the core from the caller or
+ * from other work. Workers that are asleep when a job starts are not waited for (the caller
+ * excuses them and runs their share), so sleeping costs parallelism, never latency.
+ * EMBER_CPU_SPIN_US fixes the spin instead (benchmarks, tests). */
+#ifndef POOL_SPIN_NS_DEFAULT
+#define POOL_SPIN_NS_DEFAULT 300000
+#endif
+#define POOL_SPIN_BUSY_NS 50000
+#define POOL_CONTENDED_NS 50000000
+#define POOL_CHECK_NS 10000000
+#define POOL_PREEMPT_RATE 200.0
 
 static inline void cpu_relax(void)
 {
@@ -112,27 +129,112 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static inline int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Whether the calling thread is being preempted often: at least POOL_PREEMPT_RATE
+ * involuntary context switches a second since the last check (made at most every
+ * POOL_CHECK_NS; *last and *checked hold its count and time). A quiet machine preempts a
+ * thread a few dozen times a second at most (kernel work); a busy one hundreds. */
+static int preempted_since(long *last, int64_t *checked, int64_t t)
+{
+    const int64_t dt = t - *checked;
+    if (dt < POOL_CHECK_NS)
+        return 0;
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return 0;
+    const long d = ru.ru_nivcsw - *last;
+    const int r = *checked != 0 && d >= 2 && (double)d * 1e9 >= POOL_PREEMPT_RATE * (double)dt;
+    *checked = t;
+    *last = ru.ru_nivcsw;
+    return r;
+}
+
+/* How long worker w may spin now (see POOL_SPIN_NS_DEFAULT): the short budget while the
+ * machine counts as contended, because the caller or this worker was preempted lately. */
+static int64_t worker_spin_ns(cpu_pool *pool, cpu_worker *w)
+{
+    if (!pool->spin_adaptive || pool->spin_ns <= 0)
+        return pool->spin_ns;
+    int64_t t = mono_ns();
+    if (preempted_since(&w->nivcsw, &w->checked_ns, t))
+        w->contended_until_ns = t + POOL_CONTENDED_NS;
+    if (t < w->contended_until_ns ||
+        t < atomic_load_explicit(&pool->contended_until_ns, memory_order_relaxed))
+        return pool->spin_ns < POOL_SPIN_BUSY_NS ? pool->spin_ns : POOL_SPIN_BUSY_NS;
+    return pool->spin_ns;
+}
+
+/* Busy-wait while *word == seen (and no stop), for at most spin_ns. Returns 1 when the
+ * wait ended because the word changed or stop was set. */
+static int spin_while_eq(const cpu_pool *pool, const atomic_uint_fast64_t *word, uint64_t seen,
+                         int64_t spin_ns)
+{
+    if (spin_ns <= 0)
+        return 0;
+    int64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != seen ||
+            atomic_load_explicit(&pool->stop, memory_order_relaxed))
+            return 1;
+        cpu_relax();
+        if ((i & 31) == 0) {
+            int64_t t = mono_ns();
+            if (!deadline)
+                deadline = t + spin_ns;
+            else if (t >= deadline)
+                return 0;
+        }
+    }
+}
+
+/* The caller, waiting for joined workers to finish their last task: at most the short
+ * budget (a task is short; a worker that takes longer was likely preempted). */
+static int spin_busy(const cpu_pool *pool)
+{
+    const int64_t spin_ns = pool->spin_ns < POOL_SPIN_BUSY_NS ? pool->spin_ns : POOL_SPIN_BUSY_NS;
+    if (spin_ns <= 0)
+        return atomic_load_explicit(&pool->busy, memory_order_acquire) == 0;
+    int64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&pool->busy, memory_order_acquire) == 0)
+            return 1;
+        cpu_relax();
+        if ((i & 31) == 0) {
+            int64_t t = mono_ns();
+            if (!deadline)
+                deadline = t + spin_ns;
+            else if (t >= deadline)
+                return 0;
+        }
+    }
+}
+
 static void *worker_main(void *p)
 {
     cpu_worker *w = p;
     cpu_pool *pool = &w->inst->pool;
     uint64_t seen = 0;
     for (;;) {
-        for (int i = 0; i < pool->spin; i++) {
-            if (atomic_load_explicit(&pool->gen, memory_order_acquire) != seen ||
-                atomic_load_explicit(&pool->stop, memory_order_relaxed))
-                break;
-            cpu_relax();
-        }
-        pthread_mutex_lock(&pool->mu);
-        while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop))
-            pthread_cond_wait(&pool->wake, &pool->mu);
-        if (atomic_load(&pool->stop)) {
+        if (!spin_while_eq(pool, &pool->gen, seen, worker_spin_ns(pool, w))) {
+            /* sleepers is raised before gen is checked under mu, and the caller bumps gen
+             * before it reads sleepers (both seq_cst): either we see the new gen here or
+             * the caller sees us and broadcasts under mu */
+            pthread_mutex_lock(&pool->mu);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop))
+                pthread_cond_wait(&pool->wake, &pool->mu);
+            atomic_fetch_sub(&pool->sleepers, 1);
             pthread_mutex_unlock(&pool->mu);
-            break;
         }
+        if (atomic_load(&pool->stop))
+            break;
         uint64_t g = atomic_load(&pool->gen);
-        pthread_mutex_unlock(&pool->mu);
         /* claimed only grows: if the caller already excused us from g (or a later job,
          * while we were descheduled), we sit this one out */
         uint64_t c = atomic_load(&w->claimed);
@@ -143,7 +245,7 @@ static void *worker_main(void *p)
         if (!joined)
             continue;
         run_tasks(pool, w->id);
-        if (atomic_fetch_sub(&pool->busy, 1) == 1) {
+        if (atomic_fetch_sub(&pool->busy, 1) == 1 && atomic_load(&pool->caller_waiting)) {
             pthread_mutex_lock(&pool->mu);
             pthread_cond_signal(&pool->done);
             pthread_mutex_unlock(&pool->mu);
@@ -182,7 +284,8 @@ static void pool_start(cpu_inst *inst)
         }
     }
     /* more threads than cores: a spinning thread would only steal the core of a busy one */
-    pool->spin = inst->nthreads <= online_cores() ? POOL_SPIN : 0;
+    pool->spin_ns = inst->nthreads <= online_cores() ? inst->spin_ns : 0;
+    pool->spin_adaptive = inst->spin_adaptive;
     if (sync == 3) {
         /* workers block all signals: the application's handlers keep running on its own
          * threads, never on ours */
@@ -192,6 +295,9 @@ static void pool_start(cpu_inst *inst)
         for (int i = 0; i < want; i++) {
             pool->workers[i].inst = inst;
             pool->workers[i].id = i + 1;
+            pool->workers[i].nivcsw = 0;
+            pool->workers[i].checked_ns = 0;
+            pool->workers[i].contended_until_ns = 0;
             atomic_init(&pool->workers[i].claimed, 0);
             if (pthread_create(&pool->threads[i], NULL, worker_main, &pool->workers[i]) != 0)
                 break;
@@ -225,7 +331,25 @@ int cpu_threads(cpu_inst *inst)
 {
     if (inst->pool_state == 0)
         pool_start(inst);
-    return inst->pool_state == 1 ? inst->pool.n_started + 1 : 1;
+    if (inst->pool_state != 1)
+        return 1;
+    cpu_pool *pool = &inst->pool;
+    if (pool->spin_adaptive) {
+        /* the caller being preempted often means oversubscribed cores: workers then spin
+         * only briefly (worker_spin_ns) */
+        int64_t t = mono_ns();
+        if (preempted_since(&pool->caller_nivcsw, &pool->caller_checked_ns, t))
+            atomic_store_explicit(&pool->contended_until_ns, t + POOL_CONTENDED_NS,
+                                  memory_order_relaxed);
+    }
+    return pool->n_started + 1;
+}
+
+int cpu_contended(cpu_inst *inst)
+{
+    cpu_pool *pool = &inst->pool;
+    return inst->pool_state == 1 && pool->spin_adaptive &&
+           mono_ns() < atomic_load_explicit(&pool->contended_until_ns, memory_order_relaxed);
 }
 
 void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg)
@@ -238,15 +362,19 @@ void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg)
         return;
     }
     cpu_pool *pool = &inst->pool;
-    pthread_mutex_lock(&pool->mu);
+    /* every worker has claimed the previous job (joined and finished, or was excused), so
+     * none reads these until it sees the new gen */
     pool->fn = fn;
     pool->arg = arg;
     pool->ntasks = ntasks;
     atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
     atomic_store(&pool->busy, pool->n_started);
     atomic_fetch_add(&pool->gen, 1);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->mu);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->mu);
+    }
     run_tasks(pool, 0);
     /* All tasks are handed out. Workers that have not joined yet (asleep, or descheduled
      * on a busy machine) are excused rather than waited for; only joined ones count. */
@@ -260,12 +388,14 @@ void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg)
             }
         }
     }
-    for (int i = 0; i < pool->spin && atomic_load_explicit(&pool->busy, memory_order_acquire) > 0; i++)
-        cpu_relax();
-    if (atomic_load_explicit(&pool->busy, memory_order_acquire) > 0) {
+    /* joined workers are inside their last task: spin for it, briefly, then sleep (a
+     * worker that finds caller_waiting set after its decrement signals under mu) */
+    if (!spin_busy(pool)) {
         pthread_mutex_lock(&pool->mu);
+        atomic_store(&pool->caller_waiting, 1);
         while (atomic_load(&pool->busy) > 0)
             pthread_cond_wait(&pool->done, &pool->mu);
+        atomic_store(&pool->caller_waiting, 0);
         pthread_mutex_unlock(&pool->mu);
     }
 }
@@ -371,9 +501,12 @@ static em_status cpu_device_props(void *bctx, int index, em_device_props *props)
     props->compute_units = (uint32_t)online_cores();
     props->fp64 = 1;
     snprintf(props->extra, sizeof props->extra,
-             "threads: %d\nsimd: %s\ngemm: %s\n", inst->nthreads, simd_text(inst->simd),
-             inst->simd == CPU_SIMD_AVX2 ? "packed, 6x16 f32 / 6x8 f64 avx2 micro-kernels"
-                                         : "packed, 4x8 f32 / 4x4 f64 portable micro-kernels");
+             "threads: %d\nsimd: %s\ngemm: %s\ncaches: L1d %zu KiB, L2 %zu KiB, L3 %zu KiB\n",
+             inst->nthreads, simd_text(inst->simd),
+             inst->simd == CPU_SIMD_AVX2
+                 ? "direct (small/skinny) or packed, 6x16 f32 / 6x8 f64 avx2+fma micro-kernels"
+                 : "direct (small/skinny) or packed, 4x8 f32 / 4x4 f64 portable micro-kernels",
+             inst->l1d_bytes >> 10, inst->l2_bytes >> 10, inst->l3_bytes >> 10);
     return EM_OK;
 }
 
@@ -463,10 +596,12 @@ static void cpu_shutdown(void *bctx)
         if (inst->pack_b)
             cpu_scratch_release(inst, &inst->pack_b[i]);
     }
+    cpu_scratch_release(inst, &inst->ksum);
     const em_host *host = inst->host;
     em_host_ctx *hc = inst->hc;
     host->free(hc, inst->work);
     host->free(hc, inst->pack_b);
+    host->free(hc, inst->apacked);
     host->free(hc, inst);
 }
 
@@ -542,8 +677,52 @@ static int parse_threads(const char *s, int *out)
     return 1;
 }
 
+/* Size of the level-`level` data (or unified) cache of cpu0, from sysfs; 0 if unknown. */
+static size_t cache_bytes(int level)
+{
+    for (int i = 0; i < 8; i++) {
+        char path[96], buf[64];
+        int lv = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fscanf(f, "%d", &lv) != 1)
+            lv = 0;
+        fclose(f);
+        if (lv != level)
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if (!(f = fopen(path, "r")))
+            continue;
+        int ok = fgets(buf, sizeof buf, f) && strncmp(buf, "Instruction", 11) != 0;
+        fclose(f);
+        if (!ok)
+            continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!(f = fopen(path, "r")))
+            continue;
+        unsigned long long v = 0;
+        char unit = 0;
+        int n = fscanf(f, "%llu%c", &v, &unit);
+        fclose(f);
+        if (n < 1 || v == 0)
+            continue;
+        if (n == 2 && (unit == 'K' || unit == 'k'))
+            v <<= 10;
+        else if (n == 2 && (unit == 'M' || unit == 'm'))
+            v <<= 20;
+        return v > (1ull << 40) ? 0 : (size_t)v;
+    }
+    return 0;
+}
+
 static int detect_simd(void)
 {
+    /* tests: EMBER_CPU_SIMD=generic runs the portable kernels on any CPU */
+    const char *force = secure_getenv("EMBER_CPU_SIMD");
+    if (force && !strcmp(force, "generic"))
+        return CPU_SIMD_GENERIC;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
     /* libgcc's constructor has filled the feature bits by now (no __builtin_cpu_init,
      * which would write them again, racing with a concurrent entry call); its avx2 bit
@@ -594,11 +773,34 @@ EM_BACKEND_ENTRY
     inst->hc = hc;
     inst->nthreads = threads;
     inst->simd = detect_simd();
+    inst->l1d_bytes = cache_bytes(1);
+    inst->l2_bytes = cache_bytes(2);
+    inst->l3_bytes = cache_bytes(3);
+    /* tests and benchmarks: force one gemm path (see cpu_gemm_tmpl.h) */
+    const char *gp = secure_getenv("EMBER_CPU_GEMM");
+    inst->gemm_path = !gp ? CPU_GEMM_AUTO : !strcmp(gp, "direct") ? CPU_GEMM_DIRECT
+                                          : !strcmp(gp, "packed") ? CPU_GEMM_PACKED
+                                                                  : CPU_GEMM_AUTO;
+    inst->spin_ns = POOL_SPIN_NS_DEFAULT;
+    inst->spin_adaptive = 1;
+    /* a tuning knob for benchmarks, not configuration: microseconds a pool thread
+     * busy-waits for the next job before sleeping (0: sleep at once) */
+    const char *spin = secure_getenv("EMBER_CPU_SPIN_US");
+    if (spin && *spin) {
+        char *end;
+        long long us = strtoll(spin, &end, 10);
+        if (!*end && us >= 0 && us <= 1000000) {
+            inst->spin_ns = us * 1000;
+            inst->spin_adaptive = 0;
+        }
+    }
     size_t sb = sizeof(cpu_scratch) * (size_t)threads;
     inst->work = host->alloc(hc, sb);
     inst->pack_b = inst->work ? host->alloc(hc, sb) : NULL;
-    if (!inst->work || !inst->pack_b) {
+    inst->apacked = inst->pack_b ? host->alloc(hc, sizeof(int64_t) * (size_t)threads) : NULL;
+    if (!inst->work || !inst->pack_b || !inst->apacked) {
         host->free(hc, inst->work);
+        host->free(hc, inst->pack_b);
         host->free(hc, inst);
         return host->error(hc, EM_ERR_OOM, "cpu: cannot allocate %zu bytes for the instance",
                            2 * sb);

@@ -16,6 +16,10 @@
 /* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
 enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1 };
 
+/* which gemm path products take (EMBER_CPU_GEMM, for tests and benchmarks): by shape,
+ * or always the direct (unpacked) one, or always the packed one */
+enum { CPU_GEMM_AUTO = 0, CPU_GEMM_DIRECT = 1, CPU_GEMM_PACKED = 2 };
+
 /* One unit of parallel work. `worker` is in [0, cpu_inst.nthreads): 0 is the calling
  * thread; it indexes per-worker scratch. */
 typedef void (*cpu_task_fn)(void *arg, int64_t task, int worker);
@@ -23,6 +27,10 @@ typedef void (*cpu_task_fn)(void *arg, int64_t task, int worker);
 typedef struct cpu_worker {
     struct cpu_inst *inst;
     int id;
+    /* adaptive spinning (worker-private): involuntary context switches seen last, when,
+     * and until when the machine counts as contended */
+    long nivcsw;
+    int64_t checked_ns, contended_until_ns;
     /* the last job generation this worker joined or was excused from; whoever (worker or
      * caller) moves it to the current generation first decides which */
     atomic_uint_fast64_t claimed;
@@ -35,11 +43,20 @@ typedef struct cpu_pool {
     pthread_t *threads;
     cpu_worker *workers;
     int n_started;               /* worker threads running (caller excluded) */
-    int spin;                    /* busy-wait iterations before sleeping */
-    /* written under mu, also read without it by spinning threads */
+    int64_t spin_ns;             /* how long to busy-wait before sleeping (0: never spin) */
+    int spin_adaptive;           /* spin_ns long while quiet, POOL_SPIN_BUSY_NS when not */
+    /* the caller's involuntary context switches seen last and when; until when the
+     * machine counts as contended (written by the caller, read by spinning workers) */
+    long caller_nivcsw;
+    int64_t caller_checked_ns;
+    atomic_int_fast64_t contended_until_ns;
+    /* the job: written by the caller before it bumps gen, read by workers after they see
+     * the new gen (or, asleep, under mu) */
     atomic_uint_fast64_t gen;    /* bumped for each job */
     atomic_int stop;
     atomic_int busy;             /* workers still inside the current job */
+    atomic_int sleepers;         /* workers blocked (or about to block) on `wake` */
+    atomic_int caller_waiting;   /* the caller is blocked (or about to block) on `done` */
     cpu_task_fn fn;
     void *arg;
     int64_t ntasks;
@@ -59,16 +76,25 @@ typedef struct cpu_inst {
     int nthreads;                /* configured threads, caller included (>= 1) */
     int pool_state;              /* 0: not started, 1: running, -1: unavailable */
     cpu_pool pool;
+    int64_t spin_ns;             /* pool threads' busy-wait budget (EMBER_CPU_SPIN_US) */
+    int spin_adaptive;           /* 0 when EMBER_CPU_SPIN_US fixed it */
     int simd;                    /* CPU_SIMD_* used by gemm */
+    int gemm_path;               /* CPU_GEMM_* */
+    size_t l1d_bytes, l2_bytes, l3_bytes;   /* data caches seen by core 0 (0: unknown) */
     int n_open;                  /* devices currently open */
     cpu_scratch *work;           /* nthreads entries, per worker: gemm A packs, sum tiles */
     cpu_scratch *pack_b;         /* nthreads entries: packed B panels (0 = shared one) */
+    cpu_scratch ksum;            /* gemm split along k: the slices' partial sums */
+    int64_t *apacked;            /* nthreads entries: packed gemm, the A block each holds */
 } cpu_inst;
 
 #define CPU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
 
 /* Threads usable now (starts the pool on first call; 1 when it cannot start). */
 CPU_HIDDEN int cpu_threads(cpu_inst *inst);
+/* Whether the caller was being preempted often lately (oversubscribed cores; updated by
+ * cpu_threads). */
+CPU_HIDDEN int cpu_contended(cpu_inst *inst);
 /* Run fn(arg, t, worker) for t in [0, ntasks) on the pool and the caller; returns when all
  * are done. Runs inline when the pool has no workers or ntasks <= 1. */
 CPU_HIDDEN void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg);

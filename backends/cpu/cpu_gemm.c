@@ -9,21 +9,42 @@
 #define GEMM_PAR_WORK 1.0e6
 /* Batches smaller than this (m*n*k) run one per thread rather than each split up. */
 #define GEMM_BATCH_PAR_MAX 1.6e7
+/* The direct (unpacked) path: products with a dimension at most this small ... */
+#define GEMM_DIRECT_MAX_M 256
+#define GEMM_DIRECT_MAX_N 64
+#define GEMM_DIRECT_MAX_K 64
+/* ... and, for transposed B (packed whole first), at most this many elements of B */
+#define GEMM_DIRECT_TB_MAX 65536.0
+/* the direct path packs a transposed A when it is read for this many B panels or more */
+#ifndef GEMM_DIRECT_PACKA_PANELS
+#define GEMM_DIRECT_PACKA_PANELS 4
+#endif
 
 #define GEMM_MAX_MR 8
 #define GEMM_MAX_NR 16
+
+/* Where a micro-kernel reads op(A) from (the ukr[] index of a kernel family). */
+enum { GEMM_A_PACKED = 0, GEMM_A_ROWS = 1, GEMM_A_COLS = 2 };
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
 #define CPU_HAVE_AVX2 1
 #include <immintrin.h>
 
 #define AVX2_FN __attribute__((target("avx2,fma")))
+#define INLINE_ALWAYS inline __attribute__((always_inline))
+
+/* The address of op(A)[i, p] for the three A layouts; `mode` is a constant in every
+ * instantiation, so each kernel keeps only its own addressing. Row pointers r0..r5 serve
+ * GEMM_A_ROWS (rows lda apart); packed panels hold 6 values per p; columns are lda apart
+ * per p. */
+#define A_AT(i) (mode == GEMM_A_ROWS ? r##i + p : mode == GEMM_A_COLS ? a + p * lda + (i) \
+                                                                       : a + p * 6 + (i))
 
 /* 6x16 f32 tile: 12 ymm accumulators + 2 for B + 1 broadcast A = 15 of 16 registers,
  * enough independent FMAs to cover the FMA latency on both ports. */
 #define S_ROW(i)                                                                          \
     do {                                                                                  \
-        const __m256 ai = _mm256_broadcast_ss(a + (i));                                   \
+        const __m256 ai = _mm256_broadcast_ss(A_AT(i));                                   \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                       \
         c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                       \
     } while (0)
@@ -43,22 +64,32 @@
         }                                                                                 \
     } while (0)
 
-AVX2_FN static void ukr_avx2_f32(int64_t kc, const float *a, const float *b, float *c,
-                                 int64_t ldc, float alpha, float beta)
+#define C_PREFETCH(T, nr)                                                                 \
+    for (int i_ = 0; i_ < 6; i_++) {                                                      \
+        _mm_prefetch((const char *)(c + i_ * ldc), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)(c + i_ * ldc + (nr) - 1), _MM_HINT_T0);               \
+    }
+
+AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, int64_t kc, const float *a,
+                                                int64_t lda, const float *b, int64_t ldb,
+                                                float *c, int64_t ldc, float alpha, float beta)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
+    const float *r4 = a + 4 * lda, *r5 = a + 5 * lda;
+    (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+    C_PREFETCH(float, 16);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         S_ROW(0);
         S_ROW(1);
         S_ROW(2);
         S_ROW(3);
         S_ROW(4);
         S_ROW(5);
-        a += 6;
-        b += 16;
+        b += ldb;
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     S_STORE(0);
@@ -71,7 +102,7 @@ AVX2_FN static void ukr_avx2_f32(int64_t kc, const float *a, const float *b, flo
 
 #define D_ROW(i)                                                                          \
     do {                                                                                  \
-        const __m256d ai = _mm256_broadcast_sd(a + (i));                                  \
+        const __m256d ai = _mm256_broadcast_sd(A_AT(i));                                  \
         c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                                       \
         c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                       \
     } while (0)
@@ -92,22 +123,27 @@ AVX2_FN static void ukr_avx2_f32(int64_t kc, const float *a, const float *b, flo
     } while (0)
 
 /* 6x8 f64 tile, same register budget as the f32 one. */
-AVX2_FN static void ukr_avx2_f64(int64_t kc, const double *a, const double *b, double *c,
-                                 int64_t ldc, double alpha, double beta)
+AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, int64_t kc, const double *a,
+                                                int64_t lda, const double *b, int64_t ldb,
+                                                double *c, int64_t ldc, double alpha,
+                                                double beta)
 {
     __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const double *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
+    const double *r4 = a + 4 * lda, *r5 = a + 5 * lda;
+    (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
+    C_PREFETCH(double, 8);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
         D_ROW(0);
         D_ROW(1);
         D_ROW(2);
         D_ROW(3);
         D_ROW(4);
         D_ROW(5);
-        a += 6;
-        b += 8;
+        b += ldb;
     }
     const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
     D_STORE(0);
@@ -117,7 +153,38 @@ AVX2_FN static void ukr_avx2_f64(int64_t kc, const double *a, const double *b, d
     D_STORE(4);
     D_STORE(5);
 }
+
+#define AVX2_UKR(T, S, MODE, NAME)                                                        \
+    AVX2_FN static void NAME(int64_t kc, const T *a, int64_t lda, const T *b, int64_t ldb, \
+                             T *c, int64_t ldc, T alpha, T beta)                          \
+    {                                                                                     \
+        avx2_##S##_body(MODE, kc, a, lda, b, ldb, c, ldc, alpha, beta);                   \
+    }
+AVX2_UKR(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed)
+AVX2_UKR(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows)
+AVX2_UKR(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols)
+AVX2_UKR(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed)
+AVX2_UKR(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows)
+AVX2_UKR(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols)
 #endif
+
+/* Which path a product takes: decided by its shape alone (never the thread count), see
+ * cpu_gemm_tmpl.h. */
+static int cpu_gemm_direct(const cpu_inst *inst, int64_t m, int64_t n, int64_t k, int ta,
+                           int tb, size_t esz)
+{
+    (void)ta;
+    (void)esz;
+    if (inst->gemm_path == CPU_GEMM_DIRECT)
+        return 1;
+    if (inst->gemm_path == CPU_GEMM_PACKED)
+        return 0;
+    /* transposed B is packed whole first: only when it is small */
+    if (tb && (double)k * (double)n > GEMM_DIRECT_TB_MAX)
+        return 0;
+    /* packing pays only when each packed panel is reused enough */
+    return m <= GEMM_DIRECT_MAX_M || n <= GEMM_DIRECT_MAX_N || k <= GEMM_DIRECT_MAX_K;
+}
 
 /* ---- f32 */
 #define GT float
@@ -142,13 +209,42 @@ AVX2_FN static void ukr_avx2_f64(int64_t kc, const double *a, const double *b, d
 #undef GEN_NR
 
 /* Block sizes: KC x NR of B plus MR x KC of A stay in L1, MC x KC of A in L2, KC x NC of
- * B in L3. MC is a multiple of MR and NC of NR. */
-static const gkern_f32 kern_f32_generic = {4, 8, 128, 256, 2048, ukr_generic_f32};
-static const gkern_f64 kern_f64_generic = {4, 4, 96, 256, 2048, ukr_generic_f64};
+ * B in L3. MC is a multiple of MR and NC of NR. MC and NC here are defaults, replaced at
+ * run time from the cache sizes (blocking()); KC stays fixed so that results do not depend
+ * on the machine's caches. */
+static const gkern_f32 kern_f32_generic = {
+    4, 8, 128, 256, 2048, {ukr_generic_packed_f32, ukr_generic_rows_f32, ukr_generic_cols_f32}};
+static const gkern_f64 kern_f64_generic = {
+    4, 4, 96, 256, 2048, {ukr_generic_packed_f64, ukr_generic_rows_f64, ukr_generic_cols_f64}};
 #ifdef CPU_HAVE_AVX2
-static const gkern_f32 kern_f32_avx2 = {6, 16, 120, 256, 3072, ukr_avx2_f32};
-static const gkern_f64 kern_f64_avx2 = {6, 8, 96, 256, 2048, ukr_avx2_f64};
+static const gkern_f32 kern_f32_avx2 = {
+    6, 16, 120, 256, 3072, {ukr_avx2_f32_packed, ukr_avx2_f32_rows, ukr_avx2_f32_cols}};
+static const gkern_f64 kern_f64_avx2 = {
+    6, 8, 96, 256, 2048, {ukr_avx2_f64_packed, ukr_avx2_f64_rows, ukr_avx2_f64_cols}};
 #endif
+
+/* MC from the L2 (half of it for the A block), NC from the L3 (a quarter for the B block,
+ * the rest for C, A and the other cores), within sane bounds. */
+static void blocking(const cpu_inst *inst, int mr, int nr, int64_t kc, size_t esz, int64_t *mc,
+                     int64_t *nc)
+{
+    if (inst->l2_bytes > 0) {
+        int64_t v = (int64_t)(inst->l2_bytes / 2 / (size_t)kc / esz) / mr * mr;
+        if (v < 4 * mr)
+            v = 4 * mr;
+        if (v > 1020)
+            v = 1020 / mr * mr;
+        *mc = v;
+    }
+    if (inst->l3_bytes > 0) {
+        int64_t v = (int64_t)(inst->l3_bytes / 4 / (size_t)kc / esz) / nr * nr;
+        if (v < 16 * nr)
+            v = 16 * nr;
+        if (v > 4096)
+            v = 4096 / nr * nr;
+        *nc = v;
+    }
+}
 
 em_status cpu_gemm(void *dev, const em_gemm_args *g)
 {
@@ -180,17 +276,19 @@ em_status cpu_gemm(void *dev, const em_gemm_args *g)
         return CPU_ERR(inst, EM_ERR_INVALID, "gemm: a buffer is missing");
 
     if (g->dtype == EM_F32) {
-        const gkern_f32 *kr = &kern_f32_generic;
+        gkern_f32 kr = kern_f32_generic;
 #ifdef CPU_HAVE_AVX2
         if (inst->simd == CPU_SIMD_AVX2)
-            kr = &kern_f32_avx2;
+            kr = kern_f32_avx2;
 #endif
-        return gemm_run_f32(inst, kr, g);
+        blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(float), &kr.mc, &kr.nc);
+        return gemm_run_f32(inst, &kr, g);
     }
-    const gkern_f64 *kr = &kern_f64_generic;
+    gkern_f64 kr = kern_f64_generic;
 #ifdef CPU_HAVE_AVX2
     if (inst->simd == CPU_SIMD_AVX2)
-        kr = &kern_f64_avx2;
+        kr = kern_f64_avx2;
 #endif
-    return gemm_run_f64(inst, kr, g);
+    blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(double), &kr.mc, &kr.nc);
+    return gemm_run_f64(inst, &kr, g);
 }

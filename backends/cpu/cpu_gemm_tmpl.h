@@ -1,43 +1,63 @@
-/* backends/cpu/cpu_gemm_tmpl.h — the packed gemm driver, written once and included by
- * cpu_gemm.c per dtype with GT (element type) and GS (name suffix) defined. Kept as a
- * template header rather than one big macro so compiler messages and debuggers point at
- * real lines.
+/* backends/cpu/cpu_gemm_tmpl.h — the gemm drivers, written once and included by cpu_gemm.c
+ * per dtype with GT (element type), GS (name suffix), GEN_MR and GEN_NR (the portable
+ * micro-kernel's tile) defined. Kept as a template header rather than one big macro so
+ * compiler messages and debuggers point at real lines.
  *
- * Blocking (Goto/BLIS): for each NC-wide column panel and KC-deep slice of k, op(B) is
- * packed into NR-wide micro-panels (shared by all threads), then each MC-high block of
- * op(A) is packed into MR-high micro-panels (per worker) and the micro-kernel updates one
- * MR x NR tile of C per call. Edges are zero-padded in the packs and finished through a
- * small tile buffer, so every shape and transpose goes through the same code. */
+ * Every C tile is computed the same way on every path: for each KC-deep slice of k in
+ * order, an MR x NR micro-kernel accumulates the slice in registers (one multiply-add
+ * chain per element, p ascending) and then writes C = alpha * acc + beta * C (beta = 1 after
+ * the first slice). Tiles cut by the edges of C go through a small buffer. Only where the
+ * micro-kernel reads its operands from differs between paths, so the result of a product
+ * depends neither on the path taken nor on the thread count.
+ *
+ * Two paths:
+ * - direct: no packing. The micro-kernel broadcasts op(A) straight from the caller's rows
+ *   (row-major A) or columns (transposed A) and loads rows of B in place (row-major B,
+ *   rows ldb apart); only panels cut by an edge of A or B are copied, zero-padded, into
+ *   per-worker scratch. Threads split C into blocks of whole MR x NR tiles, one fork per
+ *   product and no barrier. This is what small and skinny products (a training step's
+ *   64 x 1000 x 100 layers and their gradients) want: packing them costs as much as
+ *   multiplying, and forking twice per k slice costs more than the work.
+ * - packed (Goto/BLIS): for each NC-wide column panel and KC-deep slice of k, op(B) is
+ *   packed into NR-wide micro-panels (shared by all threads, packed in parallel), then each
+ *   MC-high block of op(A) is packed into MR-high micro-panels (per worker) and the
+ *   micro-kernel runs on contiguous, aligned panels. For big products and transposed B. */
 
 #define GJOIN2(a, b) a##_##b
 #define GJOIN(a, b) GJOIN2(a, b)
 #define G(name) GJOIN(name, GS)
 
-typedef void (*G(ukr_fn))(int64_t kc, const GT *a, const GT *b, GT *c, int64_t ldc, GT alpha,
-                          GT beta);
+/* kc-deep micro-kernel: acc = sum_p op(A)[i, p] * B[p, j] over an MR x NR tile, then
+ * C = alpha * acc + beta * C (C rows ldc apart). Where A is read from depends on the
+ * variant (GEMM_A_*): packed (MR values per p), rows (a + i*lda + p) or columns
+ * (a + p*lda + i). Row p of B is at b + p*ldb (NR values, any alignment). */
+typedef void (*G(ukr_fn))(int64_t kc, const GT *a, int64_t lda, const GT *b, int64_t ldb,
+                          GT *c, int64_t ldc, GT alpha, GT beta);
 
 typedef struct G(gkern) {
     int mr, nr;
     int64_t mc, kc, nc;
-    G(ukr_fn) ukr;
+    G(ukr_fn) ukr[3];             /* by GEMM_A_* */
 } G(gkern);
 
-/* Portable micro-kernel: a small accumulator array gcc keeps in SSE/NEON registers. */
-static void G(ukr_generic)(int64_t kc, const GT *restrict a, const GT *restrict b,
-                           GT *restrict c, int64_t ldc, GT alpha, GT beta)
+/* Portable micro-kernel: a small accumulator array gcc keeps in SSE/NEON registers. The
+ * A addressing is a compile-time constant in each of the three wrappers. */
+static inline __attribute__((always_inline)) void
+G(ukr_generic_body)(int64_t kc, const GT *restrict a, int64_t rsa, int64_t csa,
+                    const GT *restrict b, int64_t ldb, GT *restrict c, int64_t ldc, GT alpha,
+                    GT beta)
 {
     GT acc[GEN_MR][GEN_NR];
     for (int i = 0; i < GEN_MR; i++)
         for (int j = 0; j < GEN_NR; j++)
             acc[i][j] = 0;
     for (int64_t p = 0; p < kc; p++) {
+        const GT *bp = b + p * ldb;
         for (int i = 0; i < GEN_MR; i++) {
-            const GT ai = a[i];
+            const GT ai = a[i * rsa + p * csa];
             for (int j = 0; j < GEN_NR; j++)
-                acc[i][j] += ai * b[j];
+                acc[i][j] += ai * bp[j];
         }
-        a += GEN_MR;
-        b += GEN_NR;
     }
     if (beta == 0) {
         for (int i = 0; i < GEN_MR; i++)
@@ -50,7 +70,58 @@ static void G(ukr_generic)(int64_t kc, const GT *restrict a, const GT *restrict 
     }
 }
 
-/* op(A)[i0:i0+mc, p0:p0+kc] into MR-high panels: panel ir holds, for each p, MR values. */
+static void G(ukr_generic_packed)(int64_t kc, const GT *a, int64_t lda, const GT *b,
+                                  int64_t ldb, GT *c, int64_t ldc, GT alpha, GT beta)
+{
+    (void)lda;
+    G(ukr_generic_body)(kc, a, 1, GEN_MR, b, ldb, c, ldc, alpha, beta);
+}
+
+static void G(ukr_generic_rows)(int64_t kc, const GT *a, int64_t lda, const GT *b,
+                                int64_t ldb, GT *c, int64_t ldc, GT alpha, GT beta)
+{
+    G(ukr_generic_body)(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
+}
+
+static void G(ukr_generic_cols)(int64_t kc, const GT *a, int64_t lda, const GT *b,
+                                int64_t ldb, GT *c, int64_t ldc, GT alpha, GT beta)
+{
+    G(ukr_generic_body)(kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+/* op(A)[i0:i0+mc, p0:p0+kc] into MR-high panels: panel ir holds, for each p, MR values;
+ * rows past mc are zero. The common full panels run with MR a compile-time constant. */
+static inline __attribute__((always_inline)) void
+G(pack_a_panel)(int mr, const GT *restrict A, int64_t lda, int ta, int64_t i, int64_t me,
+                int64_t p0, int64_t kc, GT *restrict d)
+{
+    if (!ta) {
+        const GT *rows[GEMM_MAX_MR];
+        for (int64_t r = 0; r < mr; r++)
+            rows[r] = A + (i + (r < me ? r : 0)) * lda + p0;
+        if (me == mr) {
+            for (int64_t p = 0; p < kc; p++)
+                for (int r = 0; r < mr; r++)
+                    d[p * mr + r] = rows[r][p];
+        } else {
+            for (int64_t p = 0; p < kc; p++)
+                for (int r = 0; r < mr; r++)
+                    d[p * mr + r] = r < me ? rows[r][p] : 0;
+        }
+    } else {
+        const GT *src = A + p0 * lda + i;
+        if (me == mr) {
+            for (int64_t p = 0; p < kc; p++, src += lda)
+                for (int r = 0; r < mr; r++)
+                    d[p * mr + r] = src[r];
+        } else {
+            for (int64_t p = 0; p < kc; p++, src += lda)
+                for (int r = 0; r < mr; r++)
+                    d[p * mr + r] = r < me ? src[r] : 0;
+        }
+    }
+}
+
 static void G(pack_a)(const G(gkern) *kr, const GT *A, int64_t lda, int ta, int64_t i0,
                       int64_t mc, int64_t p0, int64_t kc, GT *dst)
 {
@@ -58,34 +129,17 @@ static void G(pack_a)(const G(gkern) *kr, const GT *A, int64_t lda, int ta, int6
     for (int64_t ir = 0; ir < mc; ir += mr) {
         const int64_t me = mc - ir < mr ? mc - ir : mr;
         GT *d = dst + ir * kc;
-        if (!ta) {
-            const GT *rows[GEMM_MAX_MR];
-            for (int64_t i = 0; i < me; i++)
-                rows[i] = A + (i0 + ir + i) * lda + p0;
-            for (int64_t p = 0; p < kc; p++) {
-                GT *dp = d + p * mr;
-                int64_t i = 0;
-                for (; i < me; i++)
-                    dp[i] = rows[i][p];
-                for (; i < mr; i++)
-                    dp[i] = 0;
-            }
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                const GT *src = A + (p0 + p) * lda + i0 + ir;
-                GT *dp = d + p * mr;
-                int64_t i = 0;
-                for (; i < me; i++)
-                    dp[i] = src[i];
-                for (; i < mr; i++)
-                    dp[i] = 0;
-            }
-        }
+        if (mr == 6)
+            G(pack_a_panel)(6, A, lda, ta, i0 + ir, me, p0, kc, d);
+        else if (mr == 4)
+            G(pack_a_panel)(4, A, lda, ta, i0 + ir, me, p0, kc, d);
+        else
+            G(pack_a_panel)(mr, A, lda, ta, i0 + ir, me, p0, kc, d);
     }
 }
 
 /* op(B)[p0:p0+kc, j0+jr0 : j0+jr1] into NR-wide panels (jr0 a multiple of NR; panel jr
- * lives at dst + jr*kc whichever thread packs it). */
+ * lives at dst + jr*kc whichever thread packs it); columns past nc are zero. */
 static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int64_t p0,
                       int64_t kc, int64_t j0, int64_t nc, int64_t jr0, int64_t jr1, GT *dst)
 {
@@ -119,33 +173,43 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
     }
 }
 
+/* One MR x NR tile (or the me x ne corner of one, through a buffer). */
+static inline void G(tile)(const G(gkern) *kr, G(ukr_fn) ukr, int64_t kc, const GT *a,
+                           int64_t lda, const GT *b, int64_t ldb, GT *c, int64_t ldc,
+                           int64_t me, int64_t ne, GT alpha, GT beta)
+{
+    const int nr = kr->nr;
+    if (me == kr->mr && ne == nr) {
+        ukr(kc, a, lda, b, ldb, c, ldc, alpha, beta);
+        return;
+    }
+    GT tile[GEMM_MAX_MR * GEMM_MAX_NR] __attribute__((aligned(64)));
+    ukr(kc, a, lda, b, ldb, tile, nr, 1, 0);
+    for (int64_t i = 0; i < me; i++) {
+        GT *ci = c + i * ldc;
+        const GT *ti = tile + i * nr;
+        if (beta == 0)
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j];
+        else
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j] + beta * ci[j];
+    }
+}
+
 /* C[0:mc, jr0:jr1] (C already offset to the block's corner) from packed A and B. */
 static void G(macro)(const G(gkern) *kr, int64_t mc, int64_t kc, int64_t nc, int64_t jr0,
                      int64_t jr1, const GT *ap, const GT *bp, GT *C, int64_t ldc, GT alpha,
                      GT beta)
 {
     const int mr = kr->mr, nr = kr->nr;
+    const G(ukr_fn) ukr = kr->ukr[GEMM_A_PACKED];
     for (int64_t jr = jr0; jr < jr1 && jr < nc; jr += nr) {
         const int64_t ne = nc - jr < nr ? nc - jr : nr;
         for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t me = mc - ir < mr ? mc - ir : mr;
-            GT *c = C + ir * ldc + jr;
-            if (me == mr && ne == nr) {
-                kr->ukr(kc, ap + ir * kc, bp + jr * kc, c, ldc, alpha, beta);
-                continue;
-            }
-            GT tile[GEMM_MAX_MR * GEMM_MAX_NR] __attribute__((aligned(64)));
-            kr->ukr(kc, ap + ir * kc, bp + jr * kc, tile, nr, 1, 0);
-            for (int64_t i = 0; i < me; i++) {
-                GT *ci = c + i * ldc;
-                const GT *ti = tile + i * nr;
-                if (beta == 0)
-                    for (int64_t j = 0; j < ne; j++)
-                        ci[j] = alpha * ti[j];
-                else
-                    for (int64_t j = 0; j < ne; j++)
-                        ci[j] = alpha * ti[j] + beta * ci[j];
-            }
+            G(tile)(kr, ukr, kc, ap + ir * kc, 0, bp + jr * kc, nr, C + ir * ldc + jr, ldc, me,
+                    ne, alpha, beta);
         }
     }
 }
@@ -159,14 +223,217 @@ typedef struct G(gjob) {
     int64_t sa, sb, sc;           /* batch strides */
     int ta, tb;
     GT alpha, beta;
-    /* the (jc, pc) step being run in parallel */
+    /* packed path: the (jc, pc) step being run in parallel */
     int64_t jc, nc, pc, kc;
     GT beta_eff;
     GT *bp;
     int64_t pack_panels;          /* NR panels per pack task */
     int64_t mc;                   /* rows per A block (a multiple of MR) */
     int64_t nslices, slice_w;
+    /* direct path: C cut into tm x tn blocks of bm x bn (multiples of MR, NR), times ks k
+     * slices; bpre: all of op(B) packed beforehand (transposed B), slice pc at
+     * bpre + pc*npad */
+    int direct, packa;
+    int64_t bm, bn, tm, tn, npad, ks;
+    const GT *bpre;
+    GT *kbuf;                     /* k split: slice sums 1..ks-1, m x n each */
+    int64_t *apacked;             /* packed path: per worker, the A block its pack holds */
 } G(gjob);
+
+/* ------------------------------------------------------------------ direct path */
+
+/* op(B) whole, packed slice by slice: slice pc (kc deep) at dst + pc*npad, its panel jr at
+ * + jr*kc. */
+static void G(pack_b_all)(const G(gjob) *j, const GT *B, GT *dst)
+{
+    const G(gkern) *kr = j->kr;
+    for (int64_t pc = 0; pc < j->k; pc += kr->kc) {
+        const int64_t kc = j->k - pc < kr->kc ? j->k - pc : kr->kc;
+        G(pack_b)(kr, B, j->ldb, j->tb, pc, kc, 0, j->n, 0, j->n, dst + pc * j->npad);
+    }
+}
+
+/* Block [i0, i1) x [c0, c1) of C = alpha op(A) op(B) + beta C for the k range [p0, p1)
+ * (whole KC slices from p0) of one batch, into C (rows ldc apart); beta applies to the
+ * first slice, later slices add. op(A) is read in place, except for the panel cut by the
+ * bottom edge, or, when j->packa, packed MC rows at a time (a transposed A read in place
+ * costs a cache line per row of k for a few values, once per B panel). scr: per-worker
+ * scratch of KC*NR (a B panel cut by the right edge) + MC*KC (packed A). */
+static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT *bpre, GT *C,
+                            int64_t ldc, int64_t i0, int64_t i1, int64_t c0, int64_t c1,
+                            int64_t p0, int64_t p1, GT beta0, GT *scr)
+{
+    const G(gkern) *kr = j->kr;
+    const int mr = kr->mr, nr = kr->nr;
+    GT *bscr = scr, *ascr = scr + kr->kc * nr;
+    const int amode = j->ta ? GEMM_A_COLS : GEMM_A_ROWS;
+    const G(ukr_fn) ukr_direct = kr->ukr[amode], ukr_packed = kr->ukr[GEMM_A_PACKED];
+    const int64_t chunk = j->packa ? kr->mc : i1 - i0;
+    /* the bottom edge panel, if this block has it */
+    const int64_t iedge = i1 == j->m && j->m % mr ? j->m - j->m % mr : -1;
+    for (int64_t pc = p0; pc < p1; pc += kr->kc) {
+        const int64_t kc = p1 - pc < kr->kc ? p1 - pc : kr->kc;
+        const GT beta = pc == p0 ? beta0 : 1;
+        for (int64_t ic = i0; ic < i1; ic += chunk) {
+            const int64_t ie = i1 - ic < chunk ? i1 : ic + chunk;
+            if (j->packa)
+                G(pack_a)(kr, A, j->lda, j->ta, ic, ie - ic, pc, kc, ascr);
+            else if (iedge >= ic && iedge < ie)
+                G(pack_a)(kr, A, j->lda, j->ta, iedge, j->m - iedge, pc, kc, ascr);
+            for (int64_t jr = c0; jr < c1; jr += nr) {
+                const int64_t ne = j->n - jr < nr ? j->n - jr : nr;
+                const GT *bp;
+                int64_t ldbp;
+                if (bpre) {
+                    bp = bpre + pc * j->npad + jr * kc;
+                    ldbp = nr;
+                } else if (ne == nr) {
+                    bp = B + pc * j->ldb + jr;
+                    ldbp = j->ldb;
+                } else {
+                    G(pack_b)(kr, B, j->ldb, 0, pc, kc, jr, ne, 0, ne, bscr);
+                    bp = bscr;
+                    ldbp = nr;
+                }
+                for (int64_t ir = ic; ir < ie; ir += mr) {
+                    GT *c = C + ir * ldc + jr;
+                    const int64_t me = j->m - ir < mr ? j->m - ir : mr;
+                    if (j->packa || ir == iedge) {
+                        const GT *a = ascr + (j->packa ? (ir - ic) * kc : 0);
+                        G(tile)(kr, ukr_packed, kc, a, 0, bp, ldbp, c, ldc, me, ne, j->alpha,
+                                beta);
+                        continue;
+                    }
+                    const GT *a = j->ta ? A + pc * j->lda + ir : A + ir * j->lda + pc;
+                    G(tile)(kr, ukr_direct, kc, a, j->lda, bp, ldbp, c, ldc, mr, ne, j->alpha,
+                            beta);
+                }
+            }
+        }
+    }
+}
+
+/* Task t of the direct path: block (t % tn) of C's columns, (t / tn % tm) of its rows,
+ * k slice t / (tm * tn) when k is split (ks > 1). Slice 0 goes into C with beta; slice q > 0
+ * into its own buffer, kbuf + (q - 1) * m * n, summed into C afterwards in slice order. */
+static void G(task_direct)(void *arg, int64_t t, int worker)
+{
+    const G(gjob) *j = arg;
+    const int64_t q = t / (j->tm * j->tn), r = t % (j->tm * j->tn);
+    const int64_t i0 = r / j->tn * j->bm, c0 = r % j->tn * j->bn;
+    const int64_t i1 = j->m - i0 < j->bm ? j->m : i0 + j->bm;
+    const int64_t c1 = j->n - c0 < j->bn ? j->n : c0 + j->bn;
+    GT *scr = j->inst->work[worker].p;
+    if (j->ks == 1) {
+        G(direct_block)(j, j->A, j->B, j->bpre, j->C, j->ldc, i0, i1, c0, c1, 0, j->k, j->beta,
+                        scr);
+        return;
+    }
+    const int64_t p0 = q * j->kr->kc, p1 = j->k - p0 < j->kr->kc ? j->k : p0 + j->kr->kc;
+    if (q == 0)
+        G(direct_block)(j, j->A, j->B, j->bpre, j->C, j->ldc, i0, i1, c0, c1, p0, p1, j->beta,
+                        scr);
+    else
+        G(direct_block)(j, j->A, j->B, j->bpre, j->kbuf + (q - 1) * j->m * j->n, j->n, i0, i1,
+                        c0, c1, p0, p1, 0, scr);
+}
+
+/* C += slice sums, rows [r*rows_per, ...), slices in order: the same additions, in the
+ * same order, as a single thread accumulating slice after slice into C (alpha is 1). */
+static void G(task_ksum)(void *arg, int64_t t, int worker)
+{
+    (void)worker;
+    const G(gjob) *j = arg;
+    const int64_t i0 = t * j->bm, i1 = j->m - i0 < j->bm ? j->m : i0 + j->bm;
+    for (int64_t q = 1; q < j->ks; q++) {
+        const GT *P = j->kbuf + (q - 1) * j->m * j->n;
+        for (int64_t i = i0; i < i1; i++) {
+            GT *restrict c = j->C + i * j->ldc;
+            const GT *restrict p = P + i * j->n;
+            for (int64_t jj = 0; jj < j->n; jj++)
+                c[jj] = p[jj] + c[jj];
+        }
+    }
+}
+
+/* Whether to split k among threads (the number of KC slices) or not (0): only for alpha 1
+ * (then summing the slices afterwards rounds exactly as accumulating them in C does), and
+ * when it moves less data than splitting C: a block split re-reads B once per row block
+ * and A once per column block, a k split reads each once but writes and re-reads one m x n
+ * partial sum per slice. */
+static int64_t G(direct_ksplit)(const G(gjob) *j, int nt)
+{
+    const G(gkern) *kr = j->kr;
+    const int64_t ks = (j->k + kr->kc - 1) / kr->kc;
+    if (j->alpha != 1 || ks < 2 || (double)(ks - 1) * (double)j->m * (double)j->n > 4194304.0)
+        return 0;
+    const int64_t mp = (j->m + kr->mr - 1) / kr->mr, np = (j->n + kr->nr - 1) / kr->nr;
+    const int64_t want = 2 * (int64_t)nt;
+    int64_t tm = mp < want ? mp : want, tn = 1;
+    if (tm < want)
+        tn = np < (want + tm - 1) / tm ? np : (want + tm - 1) / tm;
+    const double a = (double)j->m * (double)j->k, b = (double)j->k * (double)j->n;
+    const double c = (double)j->m * (double)j->n;
+    const double blocks = (double)tm * b + (double)tn * a + c;
+    const double slices = a + b + c * (double)(2 * ks - 1);
+    return slices < blocks ? ks : 0;
+}
+
+/* The direct path on nt threads, in one fork: C in blocks of whole tiles, rows first (a
+ * block then reads only its own rows of A and shares B), columns too when rows alone
+ * cannot give every thread two blocks; or, when k is deep and C small (a layer's forward
+ * product, 64 x 1000 x 100), by k slices, each thread reading only its rows of B. */
+static void G(gemm_direct)(G(gjob) *j, int nt, GT *bbuf, GT *kbuf)
+{
+    const G(gkern) *kr = j->kr;
+    const int64_t mp = (j->m + kr->mr - 1) / kr->mr, np = (j->n + kr->nr - 1) / kr->nr;
+    j->bpre = NULL;
+    if (j->tb) {
+        G(pack_b_all)(j, j->B, bbuf);
+        j->bpre = bbuf;
+    }
+    int64_t tm = 1, tn = 1;
+    j->ks = 1;
+    if (nt > 1) {
+        const int64_t want = 2 * (int64_t)nt;
+        tm = mp < want ? mp : want;
+        if (tm < want)
+            tn = np < (want + tm - 1) / tm ? np : (want + tm - 1) / tm;
+        if (kbuf) {
+            j->ks = (j->k + kr->kc - 1) / kr->kc;
+            tn = 1;
+            tm = j->ks >= want ? 1 : (want + j->ks - 1) / j->ks;
+            if (tm > mp)
+                tm = mp;
+        }
+    }
+    const int64_t bmp = (mp + tm - 1) / tm, bnp = (np + tn - 1) / tn;
+    j->bm = bmp * kr->mr;
+    j->bn = bnp * kr->nr;
+    j->tm = (mp + bmp - 1) / bmp;
+    j->tn = (np + bnp - 1) / bnp;
+    j->kbuf = kbuf;
+    const int64_t ntasks = j->ks * j->tm * j->tn;
+    if (ntasks == 1) {
+        G(direct_block)(j, j->A, j->B, j->bpre, j->C, j->ldc, 0, j->m, 0, j->n, 0, j->k, j->beta,
+                        j->inst->work[0].p);
+        return;
+    }
+    cpu_parallel(j->inst, ntasks, G(task_direct), j);
+    if (j->ks > 1) {
+        /* rows in blocks of ~16K elements (at least one row) */
+        int64_t rows = 16384 / (j->n > 0 ? j->n : 1);
+        j->bm = rows < 1 ? 1 : rows;
+        const int64_t nb = (j->m + j->bm - 1) / j->bm;
+        if ((j->ks - 1) * j->m * j->n >= 32768)
+            cpu_parallel(j->inst, nb, G(task_ksum), j);
+        else
+            for (int64_t t = 0; t < nb; t++)
+                G(task_ksum)(j, t, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ packed path */
 
 /* One whole gemm on one thread with its own pack buffers. */
 static void G(gemm_serial)(const G(gjob) *j, const GT *A, const GT *B, GT *C, GT *abuf,
@@ -189,13 +456,6 @@ static void G(gemm_serial)(const G(gjob) *j, const GT *A, const GT *B, GT *C, GT
     }
 }
 
-static void G(task_batch)(void *arg, int64_t b, int worker)
-{
-    const G(gjob) *j = arg;
-    G(gemm_serial)(j, j->A + b * j->sa, j->B + b * j->sb, j->C + b * j->sc,
-                   j->inst->work[worker].p, j->inst->pack_b[worker].p);
-}
-
 static void G(task_pack_b)(void *arg, int64_t t, int worker)
 {
     (void)worker;
@@ -213,7 +473,12 @@ static void G(task_block)(void *arg, int64_t t, int worker)
     const int64_t ic = mb * j->mc;
     const int64_t mc = j->m - ic < j->mc ? j->m - ic : j->mc;
     GT *abuf = j->inst->work[worker].p;
-    G(pack_a)(kr, j->A, j->lda, j->ta, ic, mc, j->pc, j->kc, abuf);
+    /* consecutive tasks are slices of one block: a worker that packed this block for its
+     * previous task of the same step reuses the pack */
+    if (j->apacked[worker] != mb) {
+        G(pack_a)(kr, j->A, j->lda, j->ta, ic, mc, j->pc, j->kc, abuf);
+        j->apacked[worker] = mb;
+    }
     G(macro)(kr, mc, j->kc, j->nc, sl * j->slice_w, (sl + 1) * j->slice_w, abuf, j->bp,
              j->C + ic * j->ldc + j->jc, j->ldc, j->alpha, j->beta_eff);
 }
@@ -225,25 +490,27 @@ static void G(gemm_parallel)(G(gjob) *j, int nt)
 {
     const G(gkern) *kr = j->kr;
     const int64_t want = (int64_t)nt * 4;   /* enough tasks to balance */
-    /* split m first (each task packs its own A block, so column slices repack A);
-     * blocks no smaller than 4 micro-panels */
-    j->mc = kr->mc;
-    if ((j->m + j->mc - 1) / j->mc < want) {
-        int64_t mc = (j->m + want - 1) / want;
-        mc = (mc + kr->mr - 1) / kr->mr * kr->mr;
-        if (mc < 4 * kr->mr)
-            mc = 4 * kr->mr;
-        if (mc < j->mc)
-            j->mc = mc;
-    }
+    /* split m first (each task packs its own A block, so column slices repack A): at
+     * least `want` blocks, else a multiple of nt of them, of equal height (whole
+     * micro-panels) no taller than the cache's MC and no smaller than 4 micro-panels */
+    int64_t mb = (j->m + kr->mc - 1) / kr->mc;
+    mb = mb < want ? want : (mb + nt - 1) / nt * nt;
+    int64_t mc = (j->m + mb - 1) / mb;
+    mc = (mc + kr->mr - 1) / kr->mr * kr->mr;
+    if (mc < 4 * kr->mr)
+        mc = 4 * kr->mr;
+    j->mc = mc < kr->mc ? mc : kr->mc;
     const int64_t mblocks = (j->m + j->mc - 1) / j->mc;
     j->bp = j->inst->pack_b[0].p;
     for (int64_t jc = 0; jc < j->n; jc += kr->nc) {
         const int64_t nc = j->n - jc < kr->nc ? j->n - jc : kr->nc;
         const int64_t npanels = (nc + kr->nr - 1) / kr->nr;
-        /* slices only when m alone cannot feed the threads; no narrower than ~64 columns */
-        int64_t nslices = (want + mblocks - 1) / mblocks;
-        int64_t max_slices = (nc + 63) / 64;
+        /* column slices too, for tasks small enough that the threads finish a step
+         * together (a block of a big product is milliseconds of work); no narrower than
+         * ~256 columns, or ~64 when m alone cannot feed the threads */
+        const int64_t ntasks_want = mblocks >= want ? 4 * want : want;
+        int64_t nslices = (ntasks_want + mblocks - 1) / mblocks;
+        int64_t max_slices = mblocks >= want ? (nc + 255) / 256 : (nc + 63) / 64;
         if (nslices > max_slices)
             nslices = max_slices;
         if (nslices < 1)
@@ -260,10 +527,14 @@ static void G(gemm_parallel)(G(gjob) *j, int nt)
             j->beta_eff = pc == 0 ? j->beta : 1;
             cpu_parallel(j->inst, (npanels + j->pack_panels - 1) / j->pack_panels,
                          G(task_pack_b), j);
+            for (int w = 0; w < nt; w++)
+                j->apacked[w] = -1;
             cpu_parallel(j->inst, mblocks * j->nslices, G(task_block), j);
         }
     }
 }
+
+/* ------------------------------------------------------------------ driver */
 
 /* C = beta * C, for k == 0 or alpha == 0 (A and B are not read, as in BLAS). */
 static void G(scale_c)(const em_gemm_args *g, GT *C)
@@ -280,6 +551,28 @@ static void G(scale_c)(const em_gemm_args *g, GT *C)
                 for (int64_t jj = 0; jj < g->n; jj++)
                     ci[jj] *= beta;
         }
+    }
+}
+
+/* One batch entry on the calling worker alone (batches spread over the pool). */
+static void G(task_batch)(void *arg, int64_t b, int worker)
+{
+    const G(gjob) *j0 = arg;
+    G(gjob) j = *j0;
+    j.A = j0->A + b * j0->sa;
+    j.B = j0->B + b * j0->sb;
+    j.C = j0->C + b * j0->sc;
+    GT *bbuf = j0->inst->pack_b[worker].p;
+    if (j.direct) {
+        const GT *bpre = NULL;
+        if (j.tb) {
+            G(pack_b_all)(&j, j.B, bbuf);
+            bpre = bbuf;
+        }
+        G(direct_block)(&j, j.A, j.B, bpre, j.C, j.ldc, 0, j.m, 0, j.n, 0, j.k, j.beta,
+                        j0->inst->work[worker].p);
+    } else {
+        G(gemm_serial)(&j, j.A, j.B, j.C, j0->inst->work[worker].p, bbuf);
     }
 }
 
@@ -311,17 +604,32 @@ static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_a
     j.tb = g->trans_b != 0;
     j.alpha = (GT)g->alpha;
     j.beta = (GT)g->beta;
+    j.apacked = inst->apacked;
 
     const double mnk = (double)g->m * (double)g->n * (double)g->k;
+    const int direct = cpu_gemm_direct(inst, g->m, g->n, g->k, j.ta, j.tb, esz);
     int nt = mnk * (double)g->batch >= GEMM_PAR_WORK ? cpu_threads(inst) : 1;
     const int batch_par = nt > 1 && g->batch >= nt && mnk < GEMM_BATCH_PAR_MAX;
     const int64_t kc = g->k < kr->kc ? g->k : kr->kc;
     const int64_t mc = g->m < kr->mc ? g->m : kr->mc;
     const int64_t nc = g->n < kr->nc ? g->n : kr->nc;
-    const size_t abytes = esz * (size_t)(((mc + kr->mr - 1) / kr->mr) * kr->mr) * (size_t)kc;
-    const size_t bbytes = esz * (size_t)(((nc + kr->nr - 1) / kr->nr) * kr->nr) * (size_t)kc;
-    /* per-worker A packs always; B packs per worker only when batches run in parallel */
-    int na = nt, nb = batch_par ? nt : 1;
+    const int64_t npad = (g->n + kr->nr - 1) / kr->nr * kr->nr;
+    size_t abytes, bbytes;
+    if (direct) {
+        /* per worker: an edge panel of B and MC rows of A; B packed whole when
+         * transposed */
+        abytes = esz * (size_t)(kr->kc * kr->nr + kr->mc * kr->kc);
+        bbytes = j.tb ? esz * (size_t)npad * (size_t)g->k : 0;
+        j.npad = npad;
+        j.direct = 1;
+        /* transposed A is packed when read for enough B panels to repay it */
+        j.packa = j.ta && (g->n + kr->nr - 1) / kr->nr >= GEMM_DIRECT_PACKA_PANELS;
+    } else {
+        abytes = esz * (size_t)(((mc + kr->mr - 1) / kr->mr) * kr->mr) * (size_t)kc;
+        bbytes = esz * (size_t)(((nc + kr->nr - 1) / kr->nr) * kr->nr) * (size_t)kc;
+    }
+    /* per-worker A scratch always; B packs per worker only when batches run in parallel */
+    int na = nt, nb = bbytes ? (batch_par ? nt : 1) : 0;
     for (int w = 0; w < na; w++)
         if (!cpu_scratch_get(inst, &inst->work[w], abytes))
             return CPU_ERR(inst, EM_ERR_OOM, "gemm: cannot allocate %zu bytes of packing space",
@@ -335,12 +643,24 @@ static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_a
         return EM_OK;
     }
     const int par = nt > 1 && mnk >= GEMM_PAR_WORK;
+    GT *kbuf = NULL;
+    if (direct && par) {
+        const int64_t ks = G(direct_ksplit)(&j, nt);
+        if (ks > 1) {
+            size_t kb = esz * (size_t)(ks - 1) * (size_t)g->m * (size_t)g->n;
+            if (!(kbuf = cpu_scratch_get(inst, &inst->ksum, kb)))
+                return CPU_ERR(inst, EM_ERR_OOM, "gemm: cannot allocate %zu bytes of partial sums",
+                               kb);
+        }
+    }
     for (int64_t b = 0; b < g->batch; b++) {
         G(gjob) jb = j;
         jb.A = j.A + b * j.sa;
         jb.B = j.B + b * j.sb;
         jb.C = j.C + b * j.sc;
-        if (par)
+        if (direct)
+            G(gemm_direct)(&jb, par ? nt : 1, inst->pack_b[0].p, kbuf);
+        else if (par)
             G(gemm_parallel)(&jb, nt);
         else
             G(gemm_serial)(&jb, jb.A, jb.B, jb.C, inst->work[0].p, inst->pack_b[0].p);

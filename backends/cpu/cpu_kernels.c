@@ -16,8 +16,13 @@
 #include <math.h>
 #include <string.h>
 
-/* Work below these sizes runs inline: waking the pool costs more than it saves. */
-#define PAR_CHEAP 131072          /* elements, simple arithmetic */
+/* Work below these sizes runs inline: waking the pool costs more than it saves. While the
+ * cores are oversubscribed (cpu_contended), memory-bound work below PAR_CONTENDED runs
+ * inline too: a fork of a few microseconds of work would wait for a preempted worker. */
+#ifndef PAR_CHEAP
+#define PAR_CHEAP 32768           /* elements, simple arithmetic */
+#endif
+#define PAR_CONTENDED 1048576
 #define PAR_COSTLY 16384          /* elements, libm calls, rng */
 #define PAR_CHUNK_MIN 8192
 
@@ -100,6 +105,8 @@ static void ew_run(cpu_inst *inst, ew_plan *pl, int64_t par_min)
     int nt = 1;
     if (pl->numel >= par_min)
         nt = cpu_threads(inst);
+    if (nt > 1 && pl->numel < PAR_CONTENDED && par_min >= PAR_CHEAP && cpu_contended(inst))
+        nt = 1;
     if (nt <= 1) {
         ew_walk(pl, 0, pl->numel);
         return;
@@ -220,195 +227,40 @@ static em_status ew_launch(void *dev, const em_kargs *ka, const char *kname, int
 #define SAME_IN1 4u
 #define SAME_IN2 8u
 
-/* ------------------------------------------------------------------ typed math */
+/* ------------------------------------------------------------------ row functions */
 
-#define M_EXP(x) _Generic((x), float: expf, default: exp)(x)
-#define M_LOG(x) _Generic((x), float: logf, default: log)(x)
-#define M_SQRT(x) _Generic((x), float: sqrtf, default: sqrt)(x)
-#define M_FABS(x) _Generic((x), float: fabsf, default: fabs)(x)
-#define M_TANH(x) _Generic((x), float: tanhf, default: tanh)(x)
-#define M_POW(x, y) _Generic((x), float: powf, default: pow)((x), (y))
+/* cpu_rows.h twice: the baseline copy, and an AVX2 one (256-bit vectors; no FMA, so no
+ * contraction: both round alike) that instances use when the CPU has AVX2. */
+#define RN(name) RN2(name, ROWS_SFX)
+#define RN2(name, sfx) RN3(name, sfx)
+#define RN3(name, sfx) name##_##sfx
 
-/* exp of -|x| never overflows, so both halves of the logistic stay finite */
-static inline float logistic_f32(float x)
-{
-    float e = expf(-fabsf(x));
-    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-}
+#define ROWS_SFX gen
+#include "cpu_rows.h"
+#undef ROWS_SFX
 
-static inline double logistic_f64(double x)
-{
-    double e = exp(-fabs(x));
-    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-}
-
-#define M_SIGMOID(x) _Generic((x), float: logistic_f32, default: logistic_f64)(x)
-
-/* ------------------------------------------------------------------ row generators */
-
-/* out (T) = EXPR(x), x = in[0] (T); p0, p1 are the kernel's scalars as T. */
-#define DEF_UNARY(NAME, T, EXPR)                                                          \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        T *o = (T *)pp[0];                                                                \
-        const T *a = (const T *)pp[1];                                                    \
-        const int64_t so = s[0], sa = s[1];                                               \
-        const T p0 = (T)ka->p[0], p1 = (T)ka->p[1];                                       \
-        (void)p0;                                                                         \
-        (void)p1;                                                                         \
-        (void)lin;                                                                        \
-        if (so == 1 && sa == 1) {                                                         \
-            int64_t i = 0;                                                                \
-            for (; i + 8 <= n; i += 8) {                                                  \
-                T r_[8];                                                                  \
-                for (int j_ = 0; j_ < 8; j_++) {                                          \
-                    const T x = a[i + j_];                                                \
-                    r_[j_] = (EXPR);                                                      \
-                }                                                                         \
-                for (int j_ = 0; j_ < 8; j_++)                                            \
-                    o[i + j_] = r_[j_];                                                   \
-            }                                                                             \
-            for (; i < n; i++) {                                                          \
-                const T x = a[i];                                                         \
-                o[i] = (EXPR);                                                            \
-            }                                                                             \
-        } else if (sa == 0) {                                                             \
-            const T x = a[0];                                                             \
-            const T r = (EXPR);                                                           \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = r;                                                            \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++) {                                             \
-                const T x = a[i * sa];                                                    \
-                o[i * so] = (EXPR);                                                       \
-            }                                                                             \
-        }                                                                                 \
-    }
-
-/* Contiguous output rows go in blocks of 8 with every load of a block before its
- * stores: gcc then vectorises them even at -O2 (no alias versioning needed), and an
- * in-place row (out exactly aliasing an input) stays correct. */
-#define BINARY_BLOCKS(TO, TI, EXPR, LA, LB)                                               \
-    for (; i + 8 <= n; i += 8) {                                                          \
-        TO r_[8];                                                                         \
-        for (int j_ = 0; j_ < 8; j_++) {                                                  \
-            const TI a = (LA), b = (LB);                                                  \
-            r_[j_] = (EXPR);                                                              \
-        }                                                                                 \
-        for (int j_ = 0; j_ < 8; j_++)                                                    \
-            o[i + j_] = r_[j_];                                                           \
-    }                                                                                     \
-    {                                                                                     \
-        const int j_ = 0; /* the tail reuses the block's load expressions */              \
-        (void)j_;                                                                         \
-        for (; i < n; i++) {                                                              \
-            const TI a = (LA), b = (LB);                                                  \
-            o[i] = (EXPR);                                                                \
-        }                                                                                 \
-    }
-
-/* out (TO) = EXPR(a, b), a = in[0], b = in[1] (TI); p0, p1 as TP (no casts for bool). */
-#define DEF_BINARY_BODY(TO, TI, EXPR)                                                     \
-    TO *o = (TO *)pp[0];                                                                  \
-    const TI *A = (const TI *)pp[1], *B = (const TI *)pp[2];                              \
-    const int64_t so = s[0], sa = s[1], sb = s[2];                                        \
-    (void)lin;                                                                            \
-    if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0)) {                        \
-        /* unit or broadcast inputs: the index multiply by 0/1 folds away per version */  \
-        int64_t i = 0;                                                                    \
-        if (sa == 1 && sb == 1) {                                                         \
-            BINARY_BLOCKS(TO, TI, EXPR, A[i + j_], B[i + j_])                             \
-        } else if (sa == 1) {                                                             \
-            const TI b0_ = B[0];                                                          \
-            BINARY_BLOCKS(TO, TI, EXPR, A[i + j_], b0_)                                   \
-        } else if (sb == 1) {                                                             \
-            const TI a0_ = A[0];                                                          \
-            BINARY_BLOCKS(TO, TI, EXPR, a0_, B[i + j_])                                   \
-        } else {                                                                          \
-            const TI a = A[0], b = B[0];                                                  \
-            const TO r_ = (EXPR);                                                         \
-            for (; i < n; i++)                                                            \
-                o[i] = r_;                                                                \
-        }                                                                                 \
-    } else {                                                                              \
-        for (int64_t i = 0; i < n; i++) {                                                 \
-            const TI a = A[i * sa], b = B[i * sb];                                        \
-            o[i * so] = (EXPR);                                                           \
-        }                                                                                 \
-    }
-
-#define DEF_BINARY(NAME, TO, TI, EXPR)                                                    \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)ka;                                                                         \
-        DEF_BINARY_BODY(TO, TI, EXPR)                                                     \
-    }
-
-#define DEF_BINARY_P(NAME, T, EXPR)                                                       \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        const T p0 = (T)ka->p[0], p1 = (T)ka->p[1];                                       \
-        (void)p0;                                                                         \
-        (void)p1;                                                                         \
-        DEF_BINARY_BODY(T, T, EXPR)                                                       \
-    }
-
-/* Instantiate a float-only op for f32 and f64, plus its dtype table. */
-#define UNARY_OP(OP, EXPR)                                                                \
-    DEF_UNARY(OP##_f32, float, EXPR)                                                      \
-    DEF_UNARY(OP##_f64, double, EXPR)                                                     \
-    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {[EM_F32] = OP##_f32,                \
-                                                      [EM_F64] = OP##_f64};
-
-#define BINARY_OP(OP, EXPR)                                                               \
-    DEF_BINARY_P(OP##_f32, float, EXPR)                                                   \
-    DEF_BINARY_P(OP##_f64, double, EXPR)                                                  \
-    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {[EM_F32] = OP##_f32,                \
-                                                      [EM_F64] = OP##_f64};
-
-#define COMPARE_OP(OP, EXPR)                                                              \
-    DEF_BINARY(OP##_f32, uint8_t, float, EXPR)                                            \
-    DEF_BINARY(OP##_f64, uint8_t, double, EXPR)                                           \
-    DEF_BINARY(OP##_bool, uint8_t, uint8_t, EXPR)                                         \
-    static const row_fn OP##_rows[EM_DTYPE_COUNT_] = {                                    \
-        [EM_F32] = OP##_f32, [EM_F64] = OP##_f64, [EM_BOOL] = OP##_bool};
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+#define CPU_ROWS_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,tune=haswell")
+#define ROWS_SFX avx2
+#include "cpu_rows.h"
+#undef ROWS_SFX
+#pragma GCC pop_options
+/* the row table `name` for this instance */
+#define ROWS(inst, name) ((inst)->simd == CPU_SIMD_AVX2 ? name##_avx2 : name##_gen)
+#else
+#define ROWS(inst, name) (name##_gen)
+#endif
 
 /* ------------------------------------------------------------------ unary kernels */
-
-UNARY_OP(neg, -x)
-UNARY_OP(exp, M_EXP(x))
-UNARY_OP(log, M_LOG(x))
-UNARY_OP(sqrt, M_SQRT(x))
-UNARY_OP(abs, M_FABS(x))
-/* NaN passes through (as PyTorch): only a number <= 0 becomes 0 */
-UNARY_OP(relu, x > 0 || x != x ? x : (__typeof__(x))0)
-UNARY_OP(tanh, M_TANH(x))
-UNARY_OP(sigmoid, M_SIGMOID(x))
-UNARY_OP(add_scalar, x + p0)
-UNARY_OP(mul_scalar, x * p0)
-UNARY_OP(rsub_scalar, p0 - x)
-/* a true division: x * (1/p0) would round differently */
-UNARY_OP(div_scalar, x / p0)
-UNARY_OP(rdiv_scalar, p0 / x)
-/* min(max(x, lo), hi) with NaN in x propagating: both comparisons are false for NaN */
-UNARY_OP(clamp, (x < p0 ? p0 : x) > p1 ? p1 : (x < p0 ? p0 : x))
-/* pow_scalar: the common exponents avoid libm pow (results as pow's, up to pow's own
- * rounding; sqrt for 0.5 as PyTorch) */
-UNARY_OP(pow_gen, M_POW(x, p0))
-UNARY_OP(pow_two, x * x)
-UNARY_OP(pow_one, x)
-UNARY_OP(pow_zero, (__typeof__(x))1)
-UNARY_OP(pow_half, M_SQRT(x))
-UNARY_OP(pow_minus_one, (__typeof__(x))1 / x)
 
 #define UNARY_KERNEL(OP, COST)                                                            \
     em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
     {                                                                                     \
-        return ew_launch(dev, ka, #OP, 1, OP##_rows, ka->out ? ka->out->dtype : EM_F32,   \
-                         SAME_OUT | SAME_IN0, COST);                                      \
+        cpu_inst *inst = dev;                                                             \
+        return ew_launch(dev, ka, #OP, 1, ROWS(inst, OP##_rows),                          \
+                         ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0, COST);   \
     }
 
 UNARY_KERNEL(neg, PAR_CHEAP)
@@ -428,50 +280,33 @@ UNARY_KERNEL(clamp, PAR_CHEAP)
 
 em_status cpu_k_pow_scalar(void *dev, const em_kargs *ka)
 {
+    cpu_inst *inst = dev;
     const double e = ka->p[0];
-    const row_fn *rows = pow_gen_rows;
+    const row_fn *rows = ROWS(inst, pow_gen_rows);
     int64_t cost = PAR_COSTLY;
     if (e == 2.0)
-        rows = pow_two_rows;
+        rows = ROWS(inst, pow_two_rows);
     else if (e == 1.0)
-        rows = pow_one_rows;
+        rows = ROWS(inst, pow_one_rows);
     else if (e == 0.0)
-        rows = pow_zero_rows;
+        rows = ROWS(inst, pow_zero_rows);
     else if (e == 0.5)
-        rows = pow_half_rows;
+        rows = ROWS(inst, pow_half_rows);
     else if (e == -1.0)
-        rows = pow_minus_one_rows;
-    if (rows != pow_gen_rows)
+        rows = ROWS(inst, pow_minus_one_rows);
+    if (rows != ROWS(inst, pow_gen_rows))
         cost = PAR_CHEAP;
     return ew_launch(dev, ka, "pow_scalar", 1, rows, ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT | SAME_IN0, cost);
 }
 
-/* ------------------------------------------------------------------ binary kernels */
-
-BINARY_OP(add, a + b)
-BINARY_OP(sub, a - b)
-BINARY_OP(mul, a * b)
-BINARY_OP(div, a / b)
-/* a NaN on either side wins (PyTorch maximum/minimum) */
-BINARY_OP(maximum, a > b || a != a ? a : b)
-BINARY_OP(minimum, a < b || a != a ? a : b)
-/* backward helpers: a = g, b = x or y. Masks select rather than multiply, so an
- * infinite g stays out of masked-off elements. relu: b = relu(x); NaN passes g. */
-BINARY_OP(relu_backward, b <= 0 ? (__typeof__(a))0 : a)
-BINARY_OP(clamp_backward, p0 <= b && b <= p1 ? a : (__typeof__(a))0)
-BINARY_OP(pow_backward_gen, a * (p0 * M_POW(b, p0 - (__typeof__(a))1)))
-/* exponents 2 and 1 give bit-identical results without pow: pow(x, 1) == x, 1*pow(x,0) == 1 */
-BINARY_OP(pow_backward_two, a * ((__typeof__(a))2 * b))
-BINARY_OP(pow_backward_one, ((void)b, a))
-BINARY_OP(tanh_backward, a * ((__typeof__(a))1 - b * b))
-BINARY_OP(sigmoid_backward, a * (((__typeof__(a))1 - b) * b))
-
 #define BINARY_KERNEL(OP, COST)                                                           \
     em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
     {                                                                                     \
-        return ew_launch(dev, ka, #OP, 2, OP##_rows, ka->out ? ka->out->dtype : EM_F32,   \
-                         SAME_OUT | SAME_IN0 | SAME_IN1, COST);                           \
+        cpu_inst *inst = dev;                                                             \
+        return ew_launch(dev, ka, #OP, 2, ROWS(inst, OP##_rows),                          \
+                         ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0 | SAME_IN1, \
+                         COST);                                                           \
     }
 
 BINARY_KERNEL(add, PAR_CHEAP)
@@ -487,25 +322,19 @@ BINARY_KERNEL(sigmoid_backward, PAR_CHEAP)
 
 em_status cpu_k_pow_backward(void *dev, const em_kargs *ka)
 {
+    cpu_inst *inst = dev;
     const double e = ka->p[0];
-    const row_fn *rows = pow_backward_gen_rows;
+    const row_fn *rows = ROWS(inst, pow_backward_gen_rows);
     if (e == 2.0)
-        rows = pow_backward_two_rows;
+        rows = ROWS(inst, pow_backward_two_rows);
     else if (e == 1.0)
-        rows = pow_backward_one_rows;
+        rows = ROWS(inst, pow_backward_one_rows);
     return ew_launch(dev, ka, "pow_backward", 2, rows, ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT | SAME_IN0 | SAME_IN1,
-                     rows == pow_backward_gen_rows ? PAR_COSTLY : PAR_CHEAP);
+                     rows == ROWS(inst, pow_backward_gen_rows) ? PAR_COSTLY : PAR_CHEAP);
 }
 
 /* ------------------------------------------------------------------ comparisons */
-
-COMPARE_OP(lt, a < b)
-COMPARE_OP(le, a <= b)
-COMPARE_OP(gt, a > b)
-COMPARE_OP(ge, a >= b)
-COMPARE_OP(eq, a == b)
-COMPARE_OP(ne, a != b)
 
 #define COMPARE_KERNEL(OP)                                                                \
     em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
@@ -513,7 +342,8 @@ COMPARE_OP(ne, a != b)
         cpu_inst *inst = dev;                                                             \
         if (ka->out && ka->out->dtype != EM_BOOL)                                         \
             return mismatch(inst, #OP, "out", ka->out->dtype, EM_BOOL);                   \
-        return ew_launch(dev, ka, #OP, 2, OP##_rows, ka->in[0] ? ka->in[0]->dtype : EM_F32, \
+        return ew_launch(dev, ka, #OP, 2, ROWS(inst, OP##_rows),                          \
+                         ka->in[0] ? ka->in[0]->dtype : EM_F32,                           \
                          SAME_IN0 | SAME_IN1, PAR_CHEAP);                                 \
     }
 
@@ -526,170 +356,33 @@ COMPARE_KERNEL(ne)
 
 /* ------------------------------------------------------------------ where / masked_fill */
 
-#define DEF_WHERE(NAME, T)                                                                \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)ka;                                                                         \
-        (void)lin;                                                                        \
-        T *o = (T *)pp[0];                                                                \
-        const uint8_t *c = (const uint8_t *)pp[1];                                        \
-        const T *A = (const T *)pp[2], *B = (const T *)pp[3];                             \
-        const int64_t so = s[0], sc = s[1], sa = s[2], sb = s[3];                         \
-        if (so == 1 && sc == 1 && sa == 1 && sb == 1) {                                   \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i] = c[i] ? A[i] : B[i];                                                \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = c[i * sc] ? A[i * sa] : B[i * sb];                            \
-        }                                                                                 \
-    }
-
-DEF_WHERE(where_f32, float)
-DEF_WHERE(where_f64, double)
-DEF_WHERE(where_bool, uint8_t)
-static const row_fn where_rows[EM_DTYPE_COUNT_] = {
-    [EM_F32] = where_f32, [EM_F64] = where_f64, [EM_BOOL] = where_bool};
-
 em_status cpu_k_where(void *dev, const em_kargs *ka)
 {
     cpu_inst *inst = dev;
     if (ka->in[0] && ka->in[0]->dtype != EM_BOOL)
         return mismatch(inst, "where", "in[0] (condition)", ka->in[0]->dtype, EM_BOOL);
-    return ew_launch(dev, ka, "where", 3, where_rows, ka->out ? ka->out->dtype : EM_F32,
+    return ew_launch(dev, ka, "where", 3, ROWS(inst, where_rows),
+                     ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT | SAME_IN1 | SAME_IN2, PAR_CHEAP);
 }
-
-#define DEF_MASKED_FILL(NAME, T, VALUE)                                                   \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)lin;                                                                        \
-        T *o = (T *)pp[0];                                                                \
-        const T *A = (const T *)pp[1];                                                    \
-        const uint8_t *m = (const uint8_t *)pp[2];                                        \
-        const int64_t so = s[0], sa = s[1], sm = s[2];                                    \
-        const T v = (VALUE);                                                              \
-        if (so == 1 && sa == 1 && sm == 1) {                                              \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i] = m[i] ? v : A[i];                                                   \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = m[i * sm] ? v : A[i * sa];                                    \
-        }                                                                                 \
-    }
-
-DEF_MASKED_FILL(masked_fill_f32, float, (float)ka->p[0])
-DEF_MASKED_FILL(masked_fill_f64, double, ka->p[0])
-DEF_MASKED_FILL(masked_fill_bool, uint8_t, ka->p[0] != 0)
-static const row_fn masked_fill_rows[EM_DTYPE_COUNT_] = {
-    [EM_F32] = masked_fill_f32, [EM_F64] = masked_fill_f64, [EM_BOOL] = masked_fill_bool};
 
 em_status cpu_k_masked_fill(void *dev, const em_kargs *ka)
 {
     cpu_inst *inst = dev;
     if (ka->in[1] && ka->in[1]->dtype != EM_BOOL)
         return mismatch(inst, "masked_fill", "in[1] (mask)", ka->in[1]->dtype, EM_BOOL);
-    return ew_launch(dev, ka, "masked_fill", 2, masked_fill_rows,
+    return ew_launch(dev, ka, "masked_fill", 2, ROWS(inst, masked_fill_rows),
                      ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0, PAR_CHEAP);
 }
 
 /* ------------------------------------------------------------------ fill / copy */
 
-#define DEF_FILL(NAME, T, VALUE)                                                          \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)lin;                                                                        \
-        T *o = (T *)pp[0];                                                                \
-        const int64_t so = s[0];                                                          \
-        const T v = (VALUE);                                                              \
-        if (so == 1) {                                                                    \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i] = v;                                                                 \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = v;                                                            \
-        }                                                                                 \
-    }
-
-DEF_FILL(fill_f32, float, (float)ka->p[0])
-DEF_FILL(fill_f64, double, ka->p[0])
-DEF_FILL(fill_bool, uint8_t, ka->p[0] != 0)
-static const row_fn fill_rows[EM_DTYPE_COUNT_] = {
-    [EM_F32] = fill_f32, [EM_F64] = fill_f64, [EM_BOOL] = fill_bool};
-
 em_status cpu_k_fill(void *dev, const em_kargs *ka)
 {
-    return ew_launch(dev, ka, "fill", 0, fill_rows, ka->out ? ka->out->dtype : EM_F32,
+    cpu_inst *inst = dev;
+    return ew_launch(dev, ka, "fill", 0, ROWS(inst, fill_rows), ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT, PAR_CHEAP);
 }
-
-#define CONV_PLAIN(TO, x) ((TO)(x))
-#define CONV_BOOL(TO, x) ((TO)((x) != 0))
-
-#define DEF_COPY(NAME, TO, TI, CONV)                                                      \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)ka;                                                                         \
-        (void)lin;                                                                        \
-        TO *o = (TO *)pp[0];                                                              \
-        const TI *a = (const TI *)pp[1];                                                  \
-        const int64_t so = s[0], sa = s[1];                                               \
-        if (so == 1 && sa == 1) {                                                         \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i] = CONV(TO, a[i]);                                                    \
-        } else if (sa == 0) {                                                             \
-            const TO v = CONV(TO, a[0]);                                                  \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = v;                                                            \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = CONV(TO, a[i * sa]);                                          \
-        }                                                                                 \
-    }
-
-/* same-dtype contiguous rows are plain memory copies */
-#define DEF_COPY_SAME(NAME, T)                                                            \
-    static void NAME(int64_t n, char *const *pp, const int64_t *s, const em_kargs *ka,    \
-                     int64_t lin)                                                         \
-    {                                                                                     \
-        (void)ka;                                                                         \
-        (void)lin;                                                                        \
-        T *o = (T *)pp[0];                                                                \
-        const T *a = (const T *)pp[1];                                                    \
-        const int64_t so = s[0], sa = s[1];                                               \
-        if (so == 1 && sa == 1) {                                                         \
-            if (o != a)                                                                   \
-                memcpy(o, a, (size_t)n * sizeof(T));                                      \
-        } else if (sa == 0) {                                                             \
-            const T v = a[0];                                                             \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = v;                                                            \
-        } else {                                                                          \
-            for (int64_t i = 0; i < n; i++)                                               \
-                o[i * so] = a[i * sa];                                                    \
-        }                                                                                 \
-    }
-
-DEF_COPY_SAME(copy_f32_f32, float)
-DEF_COPY_SAME(copy_f64_f64, double)
-DEF_COPY_SAME(copy_bool_bool, uint8_t)
-DEF_COPY(copy_f32_f64, float, double, CONV_PLAIN)
-DEF_COPY(copy_f32_bool, float, uint8_t, CONV_PLAIN)
-DEF_COPY(copy_f64_f32, double, float, CONV_PLAIN)
-DEF_COPY(copy_f64_bool, double, uint8_t, CONV_PLAIN)
-DEF_COPY(copy_bool_f32, uint8_t, float, CONV_BOOL)
-DEF_COPY(copy_bool_f64, uint8_t, double, CONV_BOOL)
-
-/* [out dtype][in dtype] */
-static const row_fn copy_rows[EM_DTYPE_COUNT_][EM_DTYPE_COUNT_] = {
-    [EM_F32] = {[EM_F32] = copy_f32_f32, [EM_F64] = copy_f32_f64, [EM_BOOL] = copy_f32_bool},
-    [EM_F64] = {[EM_F32] = copy_f64_f32, [EM_F64] = copy_f64_f64, [EM_BOOL] = copy_f64_bool},
-    [EM_BOOL] = {[EM_F32] = copy_bool_f32, [EM_F64] = copy_bool_f64,
-                 [EM_BOOL] = copy_bool_bool},
-};
 
 em_status cpu_k_copy(void *dev, const em_kargs *ka)
 {
@@ -701,7 +394,7 @@ em_status cpu_k_copy(void *dev, const em_kargs *ka)
         return unsupported(inst, "copy", to);
     if (!valid_dtype(ti))
         return unsupported(inst, "copy", ti);
-    return ew_launch(dev, ka, "copy", 1, copy_rows[to], ti, SAME_IN0, PAR_CHEAP);
+    return ew_launch(dev, ka, "copy", 1, ROWS(inst, copy_rows)[to], ti, SAME_IN0, PAR_CHEAP);
 }
 
 /* ------------------------------------------------------------------ rng */
@@ -770,112 +463,6 @@ em_status cpu_k_rng_normal(void *dev, const em_kargs *ka)
 
 /* ------------------------------------------------------------------ sum */
 
-/* Pairwise sum of n elements at stride s, accumulated in double. The base case keeps
- * eight independent accumulators, spelled out so that gcc's straight-line (SLP)
- * vectoriser handles the contiguous loop even at -O2; the recursion bounds the error
- * growth by O(log n) as in numpy. */
-#define PW_BLOCK 128
-
-#define DEF_PAIRWISE(NAME, T)                                                             \
-    static double NAME(const T *x, int64_t n, int64_t s)                                  \
-    {                                                                                     \
-        if (n <= PW_BLOCK) {                                                              \
-            double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;        \
-            int64_t i = 0;                                                                \
-            if (s == 1) {                                                                 \
-                for (; i + 8 <= n; i += 8) {                                              \
-                    a0 += (double)x[i];                                                   \
-                    a1 += (double)x[i + 1];                                               \
-                    a2 += (double)x[i + 2];                                               \
-                    a3 += (double)x[i + 3];                                               \
-                    a4 += (double)x[i + 4];                                               \
-                    a5 += (double)x[i + 5];                                               \
-                    a6 += (double)x[i + 6];                                               \
-                    a7 += (double)x[i + 7];                                               \
-                }                                                                         \
-            } else {                                                                      \
-                for (; i + 8 <= n; i += 8) {                                              \
-                    const T *q = x + i * s;                                               \
-                    a0 += (double)q[0];                                                   \
-                    a1 += (double)q[s];                                                   \
-                    a2 += (double)q[2 * s];                                               \
-                    a3 += (double)q[3 * s];                                               \
-                    a4 += (double)q[4 * s];                                               \
-                    a5 += (double)q[5 * s];                                               \
-                    a6 += (double)q[6 * s];                                               \
-                    a7 += (double)q[7 * s];                                               \
-                }                                                                         \
-            }                                                                             \
-            double r = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));                \
-            for (; i < n; i++)                                                            \
-                r += (double)x[i * s];                                                    \
-            return r;                                                                     \
-        }                                                                                 \
-        int64_t h = (n / 2) & ~(int64_t)7;                                                \
-        return NAME(x, h, s) + NAME(x + h * s, n - h, s);                                 \
-    }
-
-DEF_PAIRWISE(pairwise_f32, float)
-DEF_PAIRWISE(pairwise_f64, double)
-
-static double count_bool(const uint8_t *x, int64_t n, int64_t s)
-{
-    int64_t c = 0;
-    if (s == 1) {
-        for (int64_t i = 0; i < n; i++)
-            c += x[i] != 0;
-    } else {
-        for (int64_t i = 0; i < n; i++)
-            c += x[i * s] != 0;
-    }
-    return (double)c;
-}
-
-static double seg_sum(int32_t dt, const char *p, int64_t n, int64_t s)
-{
-    switch (dt) {
-    case EM_F32: return pairwise_f32((const float *)p, n, s);
-    case EM_F64: return pairwise_f64((const double *)p, n, s);
-    default: return count_bool((const uint8_t *)p, n, s);
-    }
-}
-
-/* acc[j] += x[j*s] for a row of a column-wise reduction; contiguous rows in blocks of 8
- * (fixed trip counts vectorise at -O2 too) */
-#define ADD_ROW_UNIT(x)                                                                   \
-    do {                                                                                  \
-        int64_t j = 0;                                                                    \
-        for (; j + 8 <= n; j += 8)                                                        \
-            for (int k_ = 0; k_ < 8; k_++)                                                \
-                acc[j + k_] += (double)x[j + k_];                                         \
-        for (; j < n; j++)                                                                \
-            acc[j] += (double)x[j];                                                       \
-    } while (0)
-
-static void add_row(int32_t dt, double *restrict acc, const char *restrict p, int64_t n,
-                    int64_t s)
-{
-    if (dt == EM_F32) {
-        const float *x = (const float *)p;
-        if (s == 1)
-            ADD_ROW_UNIT(x);
-        else
-            for (int64_t j = 0; j < n; j++)
-                acc[j] += (double)x[j * s];
-    } else if (dt == EM_F64) {
-        const double *x = (const double *)p;
-        if (s == 1)
-            ADD_ROW_UNIT(x);
-        else
-            for (int64_t j = 0; j < n; j++)
-                acc[j] += x[j * s];
-    } else {
-        const uint8_t *x = (const uint8_t *)p;
-        for (int64_t j = 0; j < n; j++)
-            acc[j] += (double)(x[j * s] != 0);
-    }
-}
-
 /* Scalar cascade: pushes are merged like a binary counter, giving pairwise accuracy for
  * a stream of partial sums of unknown length. */
 typedef struct casc {
@@ -930,6 +517,10 @@ typedef struct sum_plan {
     double *partial;              /* [output][chunk] when nch > 1 */
     int64_t units_per_task, nunits;
     cpu_scratch *work;            /* column mode: per-worker accumulators */
+    /* the inner loops (cpu_rows.h) for this instance's ISA */
+    double (*seg_sum)(int32_t dt, const char *p, int64_t n, int64_t s);
+    void (*add_row)(int32_t dt, double *restrict acc, const char *restrict p, int64_t n,
+                    int64_t s);
 } sum_plan;
 
 /* Input offset (elements) of kept index o over the first nk kept dims. */
@@ -974,7 +565,7 @@ static double sum_rspace(const sum_plan *sp, const char *base, int64_t r0, int64
         int64_t len = sp->rs[last] - idx[last];
         if (len > cnt)
             len = cnt;
-        double v = seg_sum(sp->idt, p, len, sp->rist[last]);
+        double v = sp->seg_sum(sp->idt, p, len, sp->rist[last]);
         cnt -= len;
         if (cnt == 0 && c.n == 0)
             return v;
@@ -1042,7 +633,7 @@ static void sum_col_unit(const sum_plan *sp, int64_t unit, int worker)
         int64_t nb = cnt < COL_BLOCK ? cnt : COL_BLOCK;
         memset(blk, 0, sizeof(double) * (size_t)w);
         for (int64_t r = 0; r < nb; r++) {
-            add_row(sp->idt, blk, p, w, cs);
+            sp->add_row(sp->idt, blk, p, w, cs);
             for (int d = nr - 1; d >= 0; d--) {
                 idx[d]++;
                 p += sp->rist[d] * sp->isz;
@@ -1141,6 +732,8 @@ em_status cpu_k_sum(void *dev, const em_kargs *ka)
     sp.ibase = (const char *)in->buf + in->offset * sp.isz;
     sp.obase = (char *)out->buf + out->offset * sp.osz;
     sp.scale = ka->p[0];
+    sp.seg_sum = ROWS(inst, seg_sum);
+    sp.add_row = ROWS(inst, add_row);
 
     /* classify dims, dropping size-1 ones and merging same-class neighbours that are
      * contiguous in both views */
