@@ -3,12 +3,17 @@
 
     /usr/bin/python3 bench/compare.py [--ember tools/ember-bench] [--backend cpu]
                                       [--threads N] [--rounds R] [--workload NAME ...]
+                                      [--baseline OTHER-ember-bench]
 
 Debian's python3-torch (1.13) and python3-numpy are the references (run under /usr/bin/python3).
 Machines here are shared and noisy, so the three are interleaved: each round runs one
 workload in ember, then PyTorch, then numpy, and the table reports the median over rounds of
-each one's median µs/step, with the ratios ember/PyTorch and ember/numpy. ember is not
-needed to build this script, and ember never needs Python.
+each one's median µs/step, with the ratios ember/PyTorch and ember/numpy: each the median
+over rounds of that round's ratio, so a round slowed by other load on the machine slows
+both sides of its ratio. --threads is given to all three (ember-bench --threads). With
+--baseline, a second ember-bench (an older build) runs in each round too and the table adds
+its time and the ratio ember/baseline. ember is not needed to build this script, and ember
+never needs Python.
 """
 import argparse
 import os
@@ -24,6 +29,7 @@ ap.add_argument("--backend", default=None, help="ember backend (default: device.
 ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for all three")
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--workload", action="append")
+ap.add_argument("--baseline", default=None, help="another ember-bench to time beside --ember")
 args = ap.parse_args()
 
 # thread counts must be set before numpy/torch load their BLAS
@@ -33,6 +39,24 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(args.threads)
+
+
+def loaded_blas():
+    """The BLAS/LAPACK shared objects this process really mapped (Debian's libblas.so.3
+    is an alternatives link: OpenBLAS, BLIS or the reference BLAS)."""
+    found = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1] if "/" in line else ""
+                base = os.path.basename(path)
+                if any(k in base for k in ("blas", "blis", "mkl", "lapack")):
+                    found.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return ", ".join(sorted(found)) or "unknown"
+
+
 N, D_IN, H, D_OUT = 64, 1000, 100, 10
 SEED_FLOPS = 2.0 * N * D_IN * H * 2 + 2.0 * N * H * D_OUT * 3
 
@@ -163,8 +187,23 @@ WORKLOADS = {  # name: (steps, flops per step, torch step factory, numpy step fa
 }
 
 
-def ember(name, steps):
-    cmd = [args.ember, "--workload", name, "--steps", str(steps), "--reps", "7"]
+_takes_threads = {}
+
+
+def takes_threads(exe):
+    """Whether this ember-bench has --threads (older builds do not; they use device.ini's
+    [cpu] threads, one per core by default)."""
+    if exe not in _takes_threads:
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+        _takes_threads[exe] = "--threads" in out.stdout + out.stderr
+    return _takes_threads[exe]
+
+
+def ember(name, steps, exe=None):
+    exe = exe or args.ember
+    cmd = [exe, "--workload", name, "--steps", str(steps), "--reps", "7"]
+    if takes_threads(exe):
+        cmd += ["--threads", str(args.threads)]
     if args.backend:
         cmd += ["--backend", args.backend]
     env = dict(os.environ)
@@ -176,7 +215,7 @@ def ember(name, steps):
 
 
 names = args.workload or list(WORKLOADS)
-results = {n: {"ember": [], "torch": [], "numpy": []} for n in names}
+results = {n: {"ember": [], "torch": [], "numpy": [], "base": []} for n in names}
 header = None
 for r in range(args.rounds):
     for n in names:
@@ -184,25 +223,38 @@ for r in range(args.rounds):
         us, out = ember(n, steps)
         header = header or out.splitlines()[0]
         results[n]["ember"].append(us)
+        if args.baseline:
+            results[n]["base"].append(ember(n, steps, args.baseline)[0])
         if tf:
             results[n]["torch"].append(timeit(tf(), steps))
         if nf:
             results[n]["numpy"].append(timeit(nf(), steps))
+        print("# round %d %-14s %s" % (r + 1, n, "  ".join(
+            "%s %.2f" % (k, v[-1]) for k, v in results[n].items() if v)),
+            file=sys.stderr, flush=True)
 
 print(header)
 print("# PyTorch %s, numpy %s, %d threads each, %d interleaved rounds (median)" %
       (torch.__version__, np.__version__, args.threads, args.rounds))
-print("%-14s %12s %12s %12s %10s %10s %9s" % ("workload", "ember us", "torch us", "numpy us",
-                                              "ember/tch", "ember/np", "ember GF/s"))
+print("# BLAS mapped by numpy/PyTorch: %s" % loaded_blas())
+if args.baseline:
+    print("# baseline: %s" % args.baseline)
+print("%-14s %12s %12s %12s %10s %10s %9s%s" % (
+    "workload", "ember us", "torch us", "numpy us", "ember/tch", "ember/np", "ember GF/s",
+    " %12s %10s" % ("baseline us", "ember/base") if args.baseline else ""))
 for n in names:
-    med = {k: (statistics.median(v) if v else None) for k, v in results[n].items()}
+    res = results[n]
+    med = {k: (statistics.median(v) if v else None) for k, v in res.items()}
     flops = WORKLOADS[n][1]
 
     def f(v):
         return "%12.2f" % v if v is not None else "%12s" % "-"
 
     def ratio(k):
-        return "%10.2f" % (med["ember"] / med[k]) if med[k] else "%10s" % "-"
+        if not res[k]:
+            return "%10s" % "-"
+        return "%10.2f" % statistics.median(e / o for e, o in zip(res["ember"], res[k]))
     gf = "%9.1f" % (flops / med["ember"] * 1e-3) if flops else "%9s" % "-"
-    print("%-14s %s %s %s %s %s %s" % (n, f(med["ember"]), f(med["torch"]), f(med["numpy"]),
-                                        ratio("torch"), ratio("numpy"), gf))
+    extra = " %s %s" % (f(med["base"]), ratio("base")) if args.baseline else ""
+    print("%-14s %s %s %s %s %s %s%s" % (n, f(med["ember"]), f(med["torch"]), f(med["numpy"]),
+                                          ratio("torch"), ratio("numpy"), gf, extra))

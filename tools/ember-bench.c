@@ -4,8 +4,11 @@
  * minimum µs per step, GFLOP/s (GB/s for memory-bound ops) and peak device memory.
  * Each result line starts "<workload> <median> us/step" so scripts can grep it.
  *
- *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--workload NAME]... [--steps N]
- *               [--reps R] [--warmup W] [--list]
+ *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N] [--workload NAME]...
+ *               [--steps N] [--reps R] [--warmup W] [--list]
+ *
+ * --threads N sets [cpu] threads (as if written in device.ini) so that comparisons with
+ * other libraries can pin every side to the same thread count.
  */
 #include <ember/ember.h>
 
@@ -259,15 +262,16 @@ static int run(em_context *ctx, const workload *w, int steps, int reps, int warm
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ember-bench [--config PATH] [--backend NAME[:INDEX]] [--workload NAME]...\n"
-               "                   [--steps N] [--reps R] [--warmup W] [--list]\n"
+    fprintf(f, "usage: ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N]\n"
+               "                   [--workload NAME]... [--steps N] [--reps R] [--warmup W] [--list]\n"
                "Runs the named workloads (all if none named) on the backend from device.ini, or\n"
-               "the one given by --backend (same meaning as EMBER_DEVICE).\n");
+               "the one given by --backend (same meaning as EMBER_DEVICE). --threads sets the\n"
+               "cpu backend's [cpu] threads (0: one per core).\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *backend = NULL;
+    const char *config = NULL, *backend = NULL, *threads = NULL;
     const char *names[64];
     int n_names = 0, steps = 0, reps = 7, warmup = 2;
     for (int i = 1; i < argc; i++) {
@@ -276,6 +280,8 @@ int main(int argc, char **argv)
             config = argv[++i];
         else if (!strcmp(a, "--backend") && i + 1 < argc)
             backend = argv[++i];
+        else if (!strcmp(a, "--threads") && i + 1 < argc)
+            threads = argv[++i];
         else if (!strcmp(a, "--workload") && i + 1 < argc && n_names < 64)
             names[n_names++] = argv[++i];
         else if (!strcmp(a, "--steps") && i + 1 < argc)
@@ -310,7 +316,24 @@ int main(int argc, char **argv)
     if (backend && setenv("EMBER_DEVICE", backend, 1) != 0)
         return 2;
     em_context *ctx;
-    if (em_context_create(&ctx, config) != EM_OK) {
+    em_status cst;
+    if (threads) {
+        /* the file em_context_create would read, plus [cpu] threads */
+        char *path = config ? NULL : em_config_locate(NULL);
+        em_config *cfg = em_config_create();
+        cst = cfg ? EM_OK : EM_ERR_OOM;
+        if (cst == EM_OK && (config || path))
+            cst = em_config_load_file(cfg, config ? config : path);
+        if (cst == EM_OK)
+            cst = em_config_set(cfg, "cpu", "threads", threads);
+        if (cst == EM_OK)
+            cst = em_context_create_with(&ctx, cfg);
+        em_config_free(cfg);
+        free(path);
+    } else {
+        cst = em_context_create(&ctx, config);
+    }
+    if (cst != EM_OK) {
         fprintf(stderr, "ember-bench: %s\n", em_last_error());
         return 1;
     }
