@@ -27,45 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_host.h"
+
 /* ------------------------------------------------------------------ the cpu plugin */
 
-static char g_msg[1024];
 static em_backend g_be;
 static const em_backend_ops *g_ops;
 static void *g_dev;
 static void *g_dl;
-
-static em_status h_error(em_host_ctx *hc, em_status st, const char *fmt, ...)
-{
-    (void)hc;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-static void h_log(em_host_ctx *hc, em_log_level level, const char *fmt, ...)
-{
-    (void)hc;
-    (void)level;
-    (void)fmt;
-}
-
-static void *h_alloc(em_host_ctx *hc, size_t bytes)
-{
-    (void)hc;
-    return malloc(bytes);
-}
-
-static void h_free(em_host_ctx *hc, void *p)
-{
-    (void)hc;
-    free(p);
-}
-
-static const em_host g_host = {sizeof(em_host), EM_ABI_MAJOR, EM_ABI_MINOR, h_error, h_log,
-                               h_alloc, h_free};
 
 static int load_cpu(void **state)
 {

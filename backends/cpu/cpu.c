@@ -170,6 +170,20 @@ static int64_t worker_spin_ns(cpu_pool *pool, cpu_worker *w)
     return pool->spin_ns;
 }
 
+/* For spin loops: whether spin_ns has passed since the first check, reading the clock
+ * only every 32 iterations (i counts them from 1; *deadline starts at 0). */
+static inline int spin_expired(unsigned i, int64_t *deadline, int64_t spin_ns)
+{
+    if ((i & 31) != 0)
+        return 0;
+    const int64_t t = mono_ns();
+    if (!*deadline) {
+        *deadline = t + spin_ns;
+        return 0;
+    }
+    return t >= *deadline;
+}
+
 /* Busy-wait while *word == seen (and no stop), for at most spin_ns. Returns 1 when the
  * wait ended because the word changed or stop was set. */
 static int spin_while_eq(const cpu_pool *pool, const atomic_uint_fast64_t *word, uint64_t seen,
@@ -183,13 +197,8 @@ static int spin_while_eq(const cpu_pool *pool, const atomic_uint_fast64_t *word,
             atomic_load_explicit(&pool->stop, memory_order_relaxed))
             return 1;
         cpu_relax();
-        if ((i & 31) == 0) {
-            int64_t t = mono_ns();
-            if (!deadline)
-                deadline = t + spin_ns;
-            else if (t >= deadline)
-                return 0;
-        }
+        if (spin_expired(i, &deadline, spin_ns))
+            return 0;
     }
 }
 
@@ -205,13 +214,8 @@ static int spin_busy(const cpu_pool *pool)
         if (atomic_load_explicit(&pool->busy, memory_order_acquire) == 0)
             return 1;
         cpu_relax();
-        if ((i & 31) == 0) {
-            int64_t t = mono_ns();
-            if (!deadline)
-                deadline = t + spin_ns;
-            else if (t >= deadline)
-                return 0;
-        }
+        if (spin_expired(i, &deadline, spin_ns))
+            return 0;
     }
 }
 

@@ -1,0 +1,48 @@
+/* tests/test_host.h — a minimal host-services table for tests that load a backend plugin
+ * through its entry symbol themselves (as the core's loader does) rather than through a
+ * context: errors land in g_msg, logs are dropped, memory is malloc's. Include once per
+ * test program, after <ember/backend.h>. */
+#ifndef EMBER_TEST_HOST_H
+#define EMBER_TEST_HOST_H
+
+#include <ember/backend.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static char g_msg[1024];   /* the last error a plugin reported */
+
+static em_status h_error(em_host_ctx *hc, em_status st, const char *fmt, ...)
+{
+    (void)hc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static void h_log(em_host_ctx *hc, em_log_level level, const char *fmt, ...)
+{
+    (void)hc;
+    (void)level;
+    (void)fmt;
+}
+
+static void *h_alloc(em_host_ctx *hc, size_t bytes)
+{
+    (void)hc;
+    return malloc(bytes);
+}
+
+static void h_free(em_host_ctx *hc, void *p)
+{
+    (void)hc;
+    free(p);
+}
+
+static const em_host g_host = {sizeof(em_host), EM_ABI_MAJOR, EM_ABI_MINOR, h_error, h_log,
+                               h_alloc, h_free};
+
+#endif
