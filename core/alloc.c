@@ -1,7 +1,9 @@
 /* core/alloc.c — every host allocation of the core goes through here, so a test build can
- * fail the Nth one (EMBER_FAIL_ALLOC=N, or em__fail_after from tests) and prove that each
- * failure returns a status and leaks nothing. Device buffer allocations consult the same
- * counter (dispatch.c). */
+ * fail the Nth one (EMBER_FAIL_ALLOC=N, or em__test_fail_alloc_after from tests) and prove
+ * that each failure returns a status and leaks nothing. Device buffer allocations consult the
+ * same counter (context.c). Kernel calls and host<->device copies have a counter of their own
+ * (EMBER_FAIL_KERNEL=N, em__test_fail_kernel_after): the Nth one fails as a faulting device
+ * would, which is how the all-or-nothing rules are tested. */
 #include "config.h"
 #include "internal.h"
 
@@ -9,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* -1: injection off. Otherwise the number of allocations that still succeed. */
-static _Atomic long fail_countdown = -1;
+/* -1: injection off. Otherwise the number of allocations (kernel calls) that still succeed. */
+static _Atomic long fail_countdown = -1, kernel_countdown = -1;
 static _Atomic int env_read = 0;
 
 static void read_env(void)
@@ -18,13 +20,29 @@ static void read_env(void)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&env_read, &expected, 1))
         return;
-    const char *s = em__getenv("EMBER_FAIL_ALLOC");
-    if (s && *s) {
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (*end == 0 && n > 0)
-            atomic_store(&fail_countdown, n - 1);
+    static const char *const names[2] = {"EMBER_FAIL_ALLOC", "EMBER_FAIL_KERNEL"};
+    _Atomic long *const counters[2] = {&fail_countdown, &kernel_countdown};
+    for (int i = 0; i < 2; i++) {
+        const char *s = em__getenv(names[i]);
+        if (s && *s) {
+            char *end;
+            long n = strtol(s, &end, 10);
+            if (*end == 0 && n > 0)
+                atomic_store(counters[i], n - 1);
+        }
     }
+}
+
+/* Consume one count of c; true when this call is the one to fail. */
+static bool countdown(_Atomic long *c)
+{
+    read_env();
+    long v = atomic_load(c);
+    while (v >= 0) {
+        if (atomic_compare_exchange_weak(c, &v, v - 1))
+            return v == 0;
+    }
+    return false;
 }
 
 /* Test hook (exported for the reliability tests only through the test build): fail the
@@ -32,21 +50,29 @@ static void read_env(void)
 EMBER_API void em__test_fail_alloc_after(long n);
 EMBER_API void em__test_fail_alloc_after(long n)
 {
-    atomic_store(&env_read, 1);
+    read_env();
     atomic_store(&fail_countdown, n > 0 ? n - 1 : -1);
+}
+
+/* The same for kernel calls and copies. */
+EMBER_API void em__test_fail_kernel_after(long n);
+EMBER_API void em__test_fail_kernel_after(long n)
+{
+    read_env();
+    atomic_store(&kernel_countdown, n > 0 ? n - 1 : -1);
 }
 
 bool em__fail_injected(void)
 {
-    read_env();
-    long c = atomic_load(&fail_countdown);
-    if (c < 0)
-        return false;
-    while (c >= 0) {
-        if (atomic_compare_exchange_weak(&fail_countdown, &c, c - 1))
-            return c == 0;
-    }
-    return false;
+    return countdown(&fail_countdown);
+}
+
+em_status em__kernel_fault(em_context *ctx, const char *what)
+{
+    if (!countdown(&kernel_countdown))
+        return EM_OK;
+    return em__error(ctx, EM_ERR_BACKEND, "%s on backend %s: injected device fault "
+                     "(EMBER_FAIL_KERNEL)", what, ctx->backend_name);
 }
 
 void *em__malloc(size_t n)

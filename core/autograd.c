@@ -61,8 +61,12 @@ void em__node_unref(em_node *n)
     c->freeing_nodes = false;
 }
 
-em_status em__record(em_call *c)
+/* Recording has two halves so that an in-place op can do everything that may fail before
+ * it writes: prepare allocates the node and its saved aliases (the output, if it exists yet,
+ * is aliased too); commit, which cannot fail, makes it the output's grad_fn. */
+em_status em__record_prepare(em_call *c, em_node **out)
 {
+    *out = NULL;
     em_context *ctx = c->ctx;
     em_node *n = em__calloc(1, sizeof *n);
     if (!n)
@@ -77,7 +81,7 @@ em_status em__record(em_call *c)
         ctx->nodes->live_prev = n;
     ctx->nodes = n;
     for (int i = 0; i < c->n_in; i++) {
-        em_tensor *t = c->in[i];
+        em__tensor *t = c->in[i];
         n->in_ndim[i] = t->ndim;
         memcpy(n->in_shape[i], t->shape, sizeof(int64_t) * (size_t)t->ndim);
         n->in_dtype[i] = t->dtype;
@@ -93,7 +97,7 @@ em_status em__record(em_call *c)
             /* Saved values only: an alias without history. Holding the input itself would
              * make a cycle once the input is modified in place (its new grad_fn can lead
              * back to this node). */
-            em_tensor *s = c->save_override[i] ? c->save_override[i] : t;
+            em__tensor *s = c->save_override[i] ? c->save_override[i] : t;
             n->saved[i] = em__tensor_alias(s, s->ndim, s->shape, s->strides, s->offset);
             if (!n->saved[i]) {
                 em__node_unref(n);
@@ -102,21 +106,36 @@ em_status em__record(em_call *c)
             n->saved_version[i] = c->save_override[i] ? s->storage->version : c->in_version[i];
         }
     }
-    if (c->op->saves & EM_SAVE_OUT) {
+    if ((c->op->saves & EM_SAVE_OUT) && c->out) {
         /* an alias, not the output itself: the output holds the node (no cycle) */
-        em_tensor *o = c->out;
+        em__tensor *o = c->out;
         n->saved[EM_MAX_ARITY] = em__tensor_alias(o, o->ndim, o->shape, o->strides, o->offset);
         if (!n->saved[EM_MAX_ARITY]) {
             em__node_unref(n);
             return ctx->status;
         }
         n->saved[EM_MAX_ARITY]->is_view = o->is_view;
-        n->saved_version[EM_MAX_ARITY] = o->storage->version;
     }
+    *out = n;
+    return EM_OK;
+}
+
+void em__record_commit(em_call *c, em_node *n)
+{
+    if (n->saved[EM_MAX_ARITY])   /* the output's value as forward left it */
+        n->saved_version[EM_MAX_ARITY] = c->out->storage->version;
     em__node_unref(c->out->grad_fn);
     c->out->grad_fn = n;
     c->out->requires_grad = true;
-    return EM_OK;
+}
+
+em_status em__record(em_call *c)
+{
+    em_node *n;
+    em_status st = em__record_prepare(c, &n);
+    if (st == EM_OK)
+        em__record_commit(c, n);
+    return st;
 }
 
 /* ----------------------------------------------------------------- backward */
@@ -164,33 +183,27 @@ static int topo_sort(em_context *ctx, em_node *root)
     return n_order;
 }
 
-/* Add g (an owned reference) into *slot, which holds an owned reference or NULL. */
-static em_status accumulate(em_context *ctx, em_tensor **slot, em_tensor *g, bool leaf_semantics)
+static bool exclusive(const em__tensor *g)
 {
-    em_tensor *cur = *slot;
+    return g->refcount == 1 && g->storage->refcount == 1 && !g->is_view;
+}
+
+/* Add g (an owned reference) into *slot, which holds an owned reference or NULL. Used for
+ * the gradients flowing between nodes and for staged .grad values: both are the engine's
+ * own, so an in-place add that fails half-way harms nothing the user can see. */
+static em_status accumulate(em_context *ctx, em__tensor **slot, em__tensor *g)
+{
+    em__tensor *cur = *slot;
     if (!cur) {
-        bool exclusive = g->refcount == 1 && g->storage->refcount == 1 && !g->is_view &&
-                         em__is_contiguous(g);
-        if (!leaf_semantics || exclusive) {
-            *slot = g;
-            return EM_OK;
-        }
-        /* a leaf's .grad must be its own contiguous tensor (PyTorch clones shared grads) */
-        em_tensor *in[1] = {g};
-        em_tensor *c = em__apply(&em__op_clone, in, 1, NULL);
-        em__tensor_unref(g);
-        if (!c)
-            return ctx->status;
-        *slot = c;
+        *slot = g;
         return EM_OK;
     }
     em_status st;
-    if (cur->refcount == 1 && cur->storage->refcount == 1 && !cur->is_view) {
-        em_tensor *in[2] = {cur, g};
+    em__tensor *in[2] = {cur, g};
+    if (exclusive(cur)) {
         st = em__apply_inplace(&em__op_add, cur, in, 2, NULL);
     } else {
-        em_tensor *in[2] = {cur, g};
-        em_tensor *sum = em__apply(&em__op_add, in, 2, NULL);
+        em__tensor *sum = em__apply(&em__op_add, in, 2, NULL);
         st = sum ? EM_OK : ctx->status;
         if (sum) {
             em__tensor_unref(cur);
@@ -201,10 +214,79 @@ static em_status accumulate(em_context *ctx, em_tensor **slot, em_tensor *g, boo
     return st;
 }
 
+/* A gradient for t's .grad (a leaf, or a non-leaf that retains its grad), kept aside until
+ * the whole backward has succeeded. */
+static em_status stage(em_context *ctx, em__tensor *t, em__tensor *g)
+{
+    if (!t->grad_staged) {
+        if (ctx->n_bw_staged == ctx->cap_bw_staged) {
+            int cap = ctx->cap_bw_staged ? ctx->cap_bw_staged * 2 : 32;
+            em__tensor **l = em__realloc(ctx->bw_staged, sizeof *l * (size_t)cap);
+            if (!l) {
+                em__tensor_unref(g);
+                return em__error(ctx, EM_ERR_OOM, "backward: out of memory");
+            }
+            ctx->bw_staged = l;
+            ctx->cap_bw_staged = cap;
+        }
+        ctx->bw_staged[ctx->n_bw_staged++] = em__tensor_ref(t);
+    }
+    return accumulate(ctx, &t->grad_staged, g);
+}
+
+/* Turn every staged gradient into the tensor that will become .grad: old .grad + staged as
+ * a new tensor, or the staged one itself when there was none (cloned unless it is the
+ * engine's alone: a .grad must be its own contiguous tensor, as PyTorch's). May fail; the
+ * .grad values are not touched yet. */
+static em_status stage_finish(em_context *ctx)
+{
+    for (int k = 0; k < ctx->n_bw_staged; k++) {
+        em__tensor *t = ctx->bw_staged[k], *g = t->grad_staged, *r;
+        bool own = exclusive(g) && em__is_contiguous(g);
+        if (t->grad && own) {   /* into the engine's own tensor: no extra buffer */
+            em__tensor *in[2] = {g, t->grad};
+            em_status st = em__apply_inplace(&em__op_add, g, in, 2, NULL);
+            if (st != EM_OK)
+                return st;
+            continue;
+        } else if (t->grad) {
+            em__tensor *in[2] = {t->grad, g};
+            r = em__apply(&em__op_add, in, 2, NULL);
+        } else if (own) {
+            continue;
+        } else {
+            em__tensor *in[1] = {g};
+            r = em__apply(&em__op_clone, in, 1, NULL);
+        }
+        if (!r)
+            return ctx->status;
+        em__tensor_unref(g);
+        t->grad_staged = r;
+    }
+    return EM_OK;
+}
+
+/* commit: the staged values become .grad (nothing here can fail); abort: they are dropped */
+static void stage_end(em_context *ctx, bool commit)
+{
+    for (int k = 0; k < ctx->n_bw_staged; k++) {
+        em__tensor *t = ctx->bw_staged[k];
+        if (commit) {
+            em__tensor_unref(t->grad);
+            t->grad = t->grad_staged;
+        } else {
+            em__tensor_unref(t->grad_staged);
+        }
+        t->grad_staged = NULL;
+        em__tensor_unref(t);
+    }
+    ctx->n_bw_staged = 0;
+}
+
 static em_status check_saved(em_context *ctx, em_node *n)
 {
     for (int i = 0; i <= EM_MAX_ARITY; i++) {
-        em_tensor *s = n->saved[i];
+        em__tensor *s = n->saved[i];
         if (s && s->storage->version != n->saved_version[i]) {
             char sh[160];
             em__shape_str(s->ndim, s->shape, sh, sizeof sh);
@@ -220,11 +302,53 @@ static em_status check_saved(em_context *ctx, em_node *n)
     return EM_OK;
 }
 
-/* Run one node: its backward in a private scope, then accumulate into its inputs. */
-static em_status run_node(em_context *ctx, em_node *n, bool retain)
+/* The node's backward function, in a private scope: its inputs get handles there (it is
+ * written with the public API), and the gradients it returns are kept as objects
+ * (grads[i], one reference each) before the scope releases every handle. */
+static em_status call_backward(em_context *ctx, em_node *n, em__tensor *g, em__tensor **grads)
 {
-    em_tensor *g = n->acc;
+    em_bw b;
+    memset(&b, 0, sizeof b);
+    b.ctx = ctx;
+    b.p = &n->p;
+    for (int i = 0; i < n->n_in; i++) {
+        b.in_ndim[i] = n->in_ndim[i];
+        b.in_shape[i] = n->in_shape[i];
+        b.in_dtype[i] = n->in_dtype[i];
+        b.needs[i] = n->next_fn[i] || n->next_leaf[i];
+    }
+    int depth = ctx->n_scopes;
+    em_scope_begin(ctx);
+    if (ctx->n_scopes != depth + 1) {
+        if (ctx->scope_overflow > 0)
+            em_scope_end(ctx);
+        return em__error(ctx, EM_ERR_OOM, "backward: out of memory");
+    }
+    em_status st = EM_OK;
+    b.grad_out = em__give(em__tensor_ref(g));
+    if (!b.grad_out)
+        st = ctx->status;
+    for (int i = 0; i <= EM_MAX_ARITY && st == EM_OK; i++) {
+        if (n->saved[i] && !(b.saved[i] = em__give(em__tensor_ref(n->saved[i]))))
+            st = ctx->status;
+    }
+    if (st == EM_OK)
+        st = n->op->backward(&b);
+    for (int i = 0; i < n->n_in; i++) {
+        em__tensor *gi = em__obj_quiet(b.grad_in[i]);
+        grads[i] = st == EM_OK && b.needs[i] && gi ? em__tensor_ref(gi) : NULL;
+    }
+    em_scope_end(ctx);
+    return st;
+}
+
+/* Run one node: its backward, then each input's gradient into its producer's accumulator or
+ * a leaf's staged .grad. */
+static em_status run_node(em_context *ctx, em_node *n)
+{
+    em__tensor *g = n->acc;
     n->acc = NULL;
+    n->ran = true;
     em_status st = EM_OK;
     if (n->released && n->op->saves)
         st = em__error(ctx, EM_ERR_AUTOGRAD,
@@ -235,43 +359,16 @@ static em_status run_node(em_context *ctx, em_node *n, bool retain)
                        "graph a second time (at %s)", n->op->grad_fn);
     if (st == EM_OK)
         st = check_saved(ctx, n);
-    if (st == EM_OK && n->retained_out) {
-        em_tensor *r = n->retained_out;
-        st = accumulate(ctx, &r->grad, em__tensor_ref(g), true);
-    }
-    em_bw b;
-    memset(&b, 0, sizeof b);
-    if (st == EM_OK) {
-        b.ctx = ctx;
-        b.p = &n->p;
-        b.grad_out = g;
-        for (int i = 0; i <= EM_MAX_ARITY; i++)
-            b.saved[i] = n->saved[i];
-        for (int i = 0; i < n->n_in; i++) {
-            b.in_ndim[i] = n->in_ndim[i];
-            b.in_shape[i] = n->in_shape[i];
-            b.in_dtype[i] = n->in_dtype[i];
-            b.needs[i] = n->next_fn[i] || n->next_leaf[i];
-        }
-        int depth = ctx->n_scopes;
-        em_scope_begin(ctx);
-        if (ctx->n_scopes != depth + 1) {
-            if (ctx->scope_overflow > 0)
-                em_scope_end(ctx);
-            st = em__error(ctx, EM_ERR_OOM, "backward: out of memory");
-        } else {
-            st = n->op->backward(&b);
-            for (int i = 0; i < n->n_in; i++)
-                if (b.grad_in[i])
-                    em__scope_take_top(ctx, b.grad_in[i]);
-            em_scope_end(ctx);
-        }
-    }
+    if (st == EM_OK && n->retained_out)
+        st = stage(ctx, n->retained_out, em__tensor_ref(g));
+    em__tensor *grads[EM_MAX_ARITY] = {0};
+    if (st == EM_OK)
+        st = call_backward(ctx, n, g, grads);
     em__tensor_unref(g);
     for (int i = 0; i < n->n_in; i++) {
-        em_tensor *gi = b.grad_in[i];
-        b.grad_in[i] = NULL;
-        if (st != EM_OK || !b.needs[i]) {
+        em__tensor *gi = grads[i];
+        grads[i] = NULL;
+        if (st != EM_OK || !(n->next_fn[i] || n->next_leaf[i])) {
             em__tensor_unref(gi);
             continue;
         }
@@ -281,38 +378,78 @@ static em_status run_node(em_context *ctx, em_node *n, bool retain)
                                          n->op->grad_fn, i);
             continue;
         }
-        em_tensor *r = em__sum_to(gi, n->in_ndim[i], n->in_shape[i]);
+        em__tensor *r = em__sum_to(gi, n->in_ndim[i], n->in_shape[i]);
         em__tensor_unref(gi);
         if (!r) {
             st = ctx->status;
             continue;
         }
         if (n->next_fn[i])
-            st = accumulate(ctx, &n->next_fn[i]->acc, r, false);
+            st = accumulate(ctx, &n->next_fn[i]->acc, r);
         else
-            st = accumulate(ctx, &n->next_leaf[i]->grad, r, true);
-    }
-    if (st == EM_OK && !retain) {
-        for (int i = 0; i <= EM_MAX_ARITY; i++) {
-            em__tensor_unref(n->saved[i]);
-            n->saved[i] = NULL;
-        }
-        n->released = true;
+            st = stage(ctx, n->next_leaf[i], r);
     }
     return st;
 }
 
-EMBER_API em_status em_backward_ex(em_tensor *t, em_tensor *gradient, bool retain_graph)
+/* The whole backward is one transaction: gradients are staged while the graph runs and
+ * become .grad only when every node succeeded; saved tensors are released only then too.
+ * So a failed backward leaves every .grad, and the graph, exactly as they were. */
+static em_status backward(em_context *ctx, em__tensor *t, em__tensor *g, bool retain)
 {
-    if (!t)
+    ctx->n_bw_staged = 0;
+    if (!t->grad_fn) {   /* a leaf: its gradient is g itself */
+        em_status st = stage(ctx, t, g);
+        if (st == EM_OK)
+            st = stage_finish(ctx);
+        stage_end(ctx, st == EM_OK);
+        return st;
+    }
+    int n = topo_sort(ctx, t->grad_fn);
+    if (n < 0) {
+        em__tensor_unref(g);
+        return em__error(ctx, EM_ERR_OOM, "backward: out of memory sorting the graph");
+    }
+    t->grad_fn->acc = g;
+    em_status st = EM_OK;
+    /* Reverse post-order is a topological order: every node runs after all the nodes that
+     * send it gradient, so its accumulated gradient is complete when it runs. */
+    for (int k = n - 1; k >= 0 && st == EM_OK; k--) {
+        em_node *node = ctx->bw_order[k];
+        if (node->acc)
+            st = run_node(ctx, node);
+    }
+    if (st == EM_OK)
+        st = stage_finish(ctx);
+    stage_end(ctx, st == EM_OK);
+    for (int k = 0; k < n; k++) {
+        em_node *node = ctx->bw_order[k];
+        em__tensor_unref(node->acc);
+        node->acc = NULL;
+        if (node->ran && st == EM_OK && !retain) {
+            for (int i = 0; i <= EM_MAX_ARITY; i++) {
+                em__tensor_unref(node->saved[i]);
+                node->saved[i] = NULL;
+            }
+            node->released = true;
+        }
+        node->ran = false;
+    }
+    return st;
+}
+
+EMBER_API em_status em_backward_ex(em_tensor *th, em_tensor *gradient_h, bool retain_graph)
+{
+    if (!th)
         return em__error_global(EM_ERR_INVALID, "backward: NULL tensor");
-    if (!em__live(t) || (gradient && !em__live(gradient)))
+    em__tensor *t = em__obj(th), *gradient = em__obj(gradient_h);
+    if (!t || (gradient_h && !gradient))
         return EM_ERR_FREED;
     em_context *ctx = t->ctx;
     if (!t->requires_grad)
         return em__error(ctx, EM_ERR_AUTOGRAD, "element 0 of tensors does not require grad and "
                          "does not have a grad_fn");
-    em_tensor *g;
+    em__tensor *g;
     if (gradient) {
         if (gradient->ctx != ctx)
             return em__error(ctx, EM_ERR_DEVICE, "backward: gradient is on another context");
@@ -342,35 +479,7 @@ EMBER_API em_status em_backward_ex(em_tensor *t, em_tensor *gradient, bool retai
     }
     bool was_enabled = ctx->grad_enabled;
     ctx->grad_enabled = false;
-    em_status st = EM_OK;
-    if (!t->grad_fn) {   /* a leaf: its gradient is g itself */
-        st = accumulate(ctx, &t->grad, g, true);
-        ctx->grad_enabled = was_enabled;
-        return st;
-    }
-    int n = topo_sort(ctx, t->grad_fn);
-    if (n < 0) {
-        em__tensor_unref(g);
-        ctx->grad_enabled = was_enabled;
-        return em__error(ctx, EM_ERR_OOM, "backward: out of memory sorting the graph");
-    }
-    t->grad_fn->acc = g;
-    /* Reverse post-order is a topological order: every node runs after all the nodes that
-     * send it gradient, so its accumulated gradient is complete when it runs. */
-    for (int k = n - 1; k >= 0; k--) {
-        em_node *node = ctx->bw_order[k];
-        if (!node->acc)
-            continue;   /* no gradient reached it */
-        st = run_node(ctx, node, retain_graph);
-        if (st != EM_OK)
-            break;
-    }
-    if (st != EM_OK) {
-        for (int k = 0; k < n; k++) {
-            em__tensor_unref(ctx->bw_order[k]->acc);
-            ctx->bw_order[k]->acc = NULL;
-        }
-    }
+    em_status st = backward(ctx, t, g, retain_graph);
     ctx->grad_enabled = was_enabled;
     return st;
 }
@@ -415,11 +524,12 @@ EMBER_API bool em_set_grad_enabled(em_context *ctx, bool enabled)
 
 /* ----------------------------------------------------------------- tensor flags */
 
-EMBER_API em_status em_tensor_set_requires_grad(em_tensor *t, bool requires_grad)
+EMBER_API em_status em_tensor_set_requires_grad(em_tensor *h, bool requires_grad)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "set_requires_grad: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
     if (t->grad_fn)
         return em__error(t->ctx, EM_ERR_AUTOGRAD, "you can only change requires_grad flags of leaf "
@@ -431,54 +541,60 @@ EMBER_API em_status em_tensor_set_requires_grad(em_tensor *t, bool requires_grad
     return EM_OK;
 }
 
-EMBER_API bool em_tensor_requires_grad(const em_tensor *t)
+EMBER_API bool em_tensor_requires_grad(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC && t->requires_grad;
+    em__tensor *t = em__obj_quiet(h);
+    return t && t->requires_grad;
 }
 
-EMBER_API bool em_tensor_is_leaf(const em_tensor *t)
+EMBER_API bool em_tensor_is_leaf(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC && !t->grad_fn;
+    em__tensor *t = em__obj_quiet(h);
+    return t && !t->grad_fn;
 }
 
-EMBER_API const char *em_tensor_grad_fn_name(const em_tensor *t)
+EMBER_API const char *em_tensor_grad_fn_name(const em_tensor *h)
 {
-    if (!t || t->magic != EM_TENSOR_MAGIC || !t->grad_fn)
-        return NULL;
-    return t->grad_fn->op->grad_fn;
+    em__tensor *t = em__obj_quiet(h);
+    return t && t->grad_fn ? t->grad_fn->op->grad_fn : NULL;
 }
 
-EMBER_API em_tensor *em_grad(em_tensor *t)
+EMBER_API em_tensor *em_grad(em_tensor *h)
 {
-    if (!t || !em__live(t) || !t->grad)
+    em__tensor *t = em__obj(h);
+    if (!t || !t->grad)
         return NULL;
     return em__give(em__tensor_ref(t->grad));
 }
 
-EMBER_API em_status em_tensor_zero_grad(em_tensor *t)
+EMBER_API em_status em_tensor_zero_grad(em_tensor *h)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "zero_grad: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
     if (!t->grad)
         return EM_OK;
-    return em_zero_(t->grad);
+    em__tensor *in[1] = {t->grad};
+    return em__apply_inplace(&em__op_zero_, t->grad, in, 1, NULL);
 }
 
-EMBER_API void em_tensor_clear_grad(em_tensor *t)
+EMBER_API void em_tensor_clear_grad(em_tensor *h)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return;
     em__tensor_unref(t->grad);
     t->grad = NULL;
 }
 
-EMBER_API em_status em_tensor_retain_grad(em_tensor *t)
+EMBER_API em_status em_tensor_retain_grad(em_tensor *h)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "retain_grad: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
     if (!t->requires_grad)
         return em__error(t->ctx, EM_ERR_AUTOGRAD, "can't retain_grad on Tensor that has "
@@ -490,11 +606,12 @@ EMBER_API em_status em_tensor_retain_grad(em_tensor *t)
     return EM_OK;
 }
 
-EMBER_API em_tensor *em_detach(em_tensor *t)
+EMBER_API em_tensor *em_detach(em_tensor *h)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
-    em_tensor *d = em__tensor_alias(t, t->ndim, t->shape, t->strides, t->offset);
+    em__tensor *d = em__tensor_alias(t, t->ndim, t->shape, t->strides, t->offset);
     if (d)
         d->is_view = false;
     return em__give(d);

@@ -85,12 +85,15 @@ EMBER_API void em_context_free(em_context *ctx)
     }
     free(ctx->node_free_stack);
     free(ctx->bw_order);
+    free(ctx->bw_staged);
     free(ctx->bw_stack);
-    for (em_tensor *t = ctx->tensor_live, *next; t; t = next) {
+    /* every handle of the context goes stale before its object goes away */
+    em__handles_context_free(ctx);
+    for (em__tensor *t = ctx->tensor_live, *next; t; t = next) {
         next = t->live_next;
         free(t);
     }
-    for (em_tensor *t = ctx->tensor_free, *next; t; t = next) {
+    for (em__tensor *t = ctx->tensor_free, *next; t; t = next) {
         next = t->live_next;
         free(t);
     }
@@ -232,43 +235,38 @@ EMBER_API void em_scope_end(em_context *ctx)
         return;
     }
     em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
-    /* Release newest first: later temporaries tend to depend on earlier ones. */
-    for (int i = s->n - 1; i >= 0; i--)
-        em__tensor_unref(s->items[i]);
-    s->n = 0;
+    /* Release newest first: later temporaries tend to depend on earlier ones. The scope is
+     * popped first, so nothing released below can land in it. */
     ctx->n_scopes--;
+    for (int i = s->n - 1; i >= 0; i--)
+        em__handle_release(s->items[i]);
+    s->n = 0;
 }
 
-em_tensor *em__give(em_tensor *t)
+em_status em__scope_add(em_context *ctx, em_tensor *h)
 {
-    if (!t)
-        return NULL;
-    em_context *ctx = t->ctx;
     if (ctx->n_scopes == 0)
-        return t;
+        return EM_OK;
     em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 64;
         em_tensor **items = em__realloc(s->items, sizeof *items * (size_t)cap);
-        if (!items) {
-            em__tensor_unref(t);
-            em__error(ctx, EM_ERR_OOM, "out of memory registering a tensor in its scope");
-            return NULL;
-        }
+        if (!items)
+            return em__error(ctx, EM_ERR_OOM, "out of memory registering a tensor in its scope");
         s->items = items;
         s->cap = cap;
     }
-    s->items[s->n++] = t;
-    return t;
+    s->items[s->n++] = h;
+    return EM_OK;
 }
 
-/* Remove one scope entry for t, innermost scope and newest entry first. */
-static bool scope_take(em_context *ctx, em_tensor *t)
+/* Remove h's scope entry, innermost scope and newest entry first. */
+static bool scope_take(em_context *ctx, em_tensor *h)
 {
     for (int i = ctx->n_scopes - 1; i >= 0; i--) {
         em__scope *s = &ctx->scopes[i];
         for (int j = s->n - 1; j >= 0; j--) {
-            if (s->items[j] == t) {
+            if (s->items[j] == h) {
                 memmove(s->items + j, s->items + j + 1, sizeof *s->items * (size_t)(s->n - j - 1));
                 s->n--;
                 return true;
@@ -278,35 +276,22 @@ static bool scope_take(em_context *ctx, em_tensor *t)
     return false;
 }
 
-bool em__scope_take_top(em_context *ctx, em_tensor *t)
+EMBER_API void em_tensor_free(em_tensor *h)
 {
-    if (ctx->n_scopes == 0 || ctx->scope_overflow > 0)
-        return false;
-    em__scope *s = &ctx->scopes[ctx->n_scopes - 1];
-    for (int j = s->n - 1; j >= 0; j--) {
-        if (s->items[j] == t) {
-            memmove(s->items + j, s->items + j + 1, sizeof *s->items * (size_t)(s->n - j - 1));
-            s->n--;
-            return true;
-        }
-    }
-    return false;
-}
-
-EMBER_API void em_tensor_free(em_tensor *t)
-{
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return;
-    scope_take(t->ctx, t);
-    em__tensor_unref(t);
+    scope_take(t->ctx, h);
+    em__handle_release(h);
 }
 
-EMBER_API em_tensor *em_tensor_keep(em_tensor *t)
+EMBER_API em_tensor *em_tensor_keep(em_tensor *h)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
-    scope_take(t->ctx, t);
-    return t;
+    scope_take(t->ctx, h);
+    return h;
 }
 
 /* ------------------------------------------------------------------ buffer cache */

@@ -11,11 +11,11 @@
 
 /* ----------------------------------------------------------------- apply */
 
-/* Common checks of op inputs: all live, one context. Returns the context or NULL. */
-static em_context *inputs_context(const char *opname, em_tensor *const *in, int n_in)
+/* Common checks of op inputs: all present, one context. Returns the context or NULL. */
+static em_context *inputs_context(const char *opname, em__tensor *const *in, int n_in)
 {
     for (int i = 0; i < n_in; i++)
-        if (!in[i] || !em__live(in[i]))
+        if (!in[i])
             return NULL;   /* NULL in -> NULL out: the first error is already recorded */
     em_context *ctx = in[0]->ctx;
     for (int i = 1; i < n_in; i++) {
@@ -30,7 +30,7 @@ static em_context *inputs_context(const char *opname, em_tensor *const *in, int 
     return ctx;
 }
 
-static bool any_requires_grad(em_tensor *const *in, int n_in)
+static bool any_requires_grad(em__tensor *const *in, int n_in)
 {
     for (int i = 0; i < n_in; i++)
         if (in[i]->requires_grad)
@@ -38,7 +38,7 @@ static bool any_requires_grad(em_tensor *const *in, int n_in)
     return false;
 }
 
-em_tensor *em__apply(const em_op *op, em_tensor *const *in, int n_in, const em_op_params *p)
+em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em_op_params *p)
 {
     em_context *ctx = inputs_context(op->name, in, n_in);
     if (!ctx)
@@ -74,13 +74,46 @@ em_tensor *em__apply(const em_op *op, em_tensor *const *in, int n_in, const em_o
     return c.out;
 }
 
-em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *in, int n_in,
-                            const em_op_params *p)
+/* Handles to objects for the public forms: false when one is NULL or stale (a stale one
+ * has recorded EM_ERR_FREED). */
+static bool resolve(em_tensor *const *in, int n_in, em__tensor **out)
+{
+    bool ok = true;
+    for (int i = 0; i < n_in; i++) {
+        out[i] = em__obj(in[i]);
+        ok = ok && out[i];
+    }
+    return ok;
+}
+
+em_tensor *em__apply_h(const em_op *op, em_tensor *const *in, int n_in, const em_op_params *p)
+{
+    em__tensor *obj[EM_MAX_ARITY];
+    if (!resolve(in, n_in, obj))
+        return NULL;
+    return em__give(em__apply(op, obj, n_in, p));
+}
+
+em_status em__apply_inplace_h(const em_op *op, em_tensor *self, em_tensor *const *in, int n_in,
+                              const em_op_params *p)
 {
     if (!self)
         return em__error_global(EM_ERR_INVALID, "%s_: NULL tensor", op->name);
-    if (!em__live(self))
+    em__tensor *s = em__obj(self);
+    if (!s)
         return EM_ERR_FREED;
+    em__tensor *obj[EM_MAX_ARITY];
+    for (int i = 0; i < n_in; i++) {
+        obj[i] = em__obj(in[i]);
+        if (in[i] && !obj[i])
+            return EM_ERR_FREED;
+    }
+    return em__apply_inplace(op, s, obj, n_in, p);
+}
+
+em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const *in, int n_in,
+                            const em_op_params *p)
+{
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {   /* NULL in: an earlier failure (already recorded) or a caller bug */
             em_status prior = self->ctx->status;
@@ -91,7 +124,7 @@ em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *
     }
     em_context *ctx = inputs_context(op->name, in, n_in);
     if (!ctx)
-        return EM_ERR_FREED;
+        return in[0]->ctx->status;
     if (self->ctx != ctx)
         return em__error(ctx, EM_ERR_DEVICE, "%s_: tensors on different contexts", op->name);
     em_call c;
@@ -130,7 +163,7 @@ em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *
         return em__error(ctx, EM_ERR_AUTOGRAD, "%s_: in-place operations on views are not "
                          "supported while recording gradients (use em_no_grad_begin or an "
                          "out-of-place op)", op->name);
-    em_tensor *old = NULL;
+    em__tensor *old = NULL;
     if (record) {
         /* History is rebased as in PyTorch: the pre-op value becomes an input of the new
          * node, carrying self's old grad_fn. */
@@ -148,7 +181,7 @@ em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *
          * (PyTorch's original_self). Other saved operands that alias self are caught by
          * the version check at backward, as in PyTorch. */
         if ((op->saves & EM_SAVE_IN(0)) && c.in[0] == old) {
-            em_tensor *src[1] = {old};
+            em__tensor *src[1] = {old};
             c.save_override[0] = em__apply(&em__op_clone, src, 1, NULL);
             if (!c.save_override[0]) {
                 self->grad_fn = old->grad_fn;
@@ -161,9 +194,18 @@ em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *
     for (int i = 0; i < n_in; i++)
         c.in_version[i] = c.in[i]->storage->version;
     c.out = self;
-    em_status st = op->forward(&c);
-    if (st == EM_OK && record)
-        st = em__record(&c);
+    /* Everything that can fail happens before forward writes self: the node is prepared
+     * first and committed after, so a failed in-place op leaves self as it was. */
+    em_node *node = NULL;
+    em_status st = record ? em__record_prepare(&c, &node) : EM_OK;
+    if (st == EM_OK)
+        st = op->forward(&c);
+    if (node) {
+        if (st == EM_OK)
+            em__record_commit(&c, node);
+        else
+            em__node_unref(node);
+    }
     if (old) {
         if (st != EM_OK) {  /* restore the history we took */
             self->grad_fn = old->grad_fn;
@@ -209,19 +251,19 @@ static int coalesce(int nd, int64_t *shape, int nv, int64_t (*st)[EM_MAX_DIMS])
     return out;
 }
 
-static bool same_geometry(const em_tensor *a, const em_tensor *b)
+static bool same_geometry(const em__tensor *a, const em__tensor *b)
 {
     return a->offset == b->offset && a->ndim == b->ndim &&
            !memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim) &&
            !memcmp(a->strides, b->strides, sizeof(int64_t) * (size_t)a->ndim);
 }
 
-static em_tensor *contiguous_copy(em_context *ctx, em_tensor *t)
+static em__tensor *contiguous_copy(em_context *ctx, em__tensor *t)
 {
-    em_tensor *c = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
+    em__tensor *c = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
     if (!c)
         return NULL;
-    em_tensor *in[1] = {t};
+    em__tensor *in[1] = {t};
     if (em__launch(ctx, EM_KERNEL_OFFSET(copy), c, in, 1, NULL, NULL) != EM_OK) {
         em__tensor_unref(c);
         return NULL;
@@ -229,12 +271,12 @@ static em_tensor *contiguous_copy(em_context *ctx, em_tensor *t)
     return c;
 }
 
-em_status em__launch(em_context *ctx, size_t offset, em_tensor *out, em_tensor *const *in,
+em_status em__launch(em_context *ctx, size_t offset, em__tensor *out, em__tensor *const *in,
                      int n_in, const double *p, const uint64_t *u)
 {
     if (em__numel(out->ndim, out->shape) == 0)
         return EM_OK;
-    em_tensor *src[EM_MAX_ARITY] = {0}, *tmp[EM_MAX_ARITY] = {0};
+    em__tensor *src[EM_MAX_ARITY] = {0}, *tmp[EM_MAX_ARITY] = {0};
     em_status st = EM_OK;
     for (int i = 0; i < n_in; i++) {
         src[i] = in[i];
@@ -263,7 +305,7 @@ em_status em__launch(em_context *ctx, size_t offset, em_tensor *out, em_tensor *
     memset(&a, 0, sizeof a);
     a.struct_size = sizeof a;
     for (int v = 0; v <= n_in; v++) {
-        const em_tensor *t = v == 0 ? out : src[v - 1];
+        const em__tensor *t = v == 0 ? out : src[v - 1];
         em_kview *w = &views[v];
         w->struct_size = sizeof *w;
         w->buf = t->storage->buf;
@@ -291,7 +333,7 @@ done:
 
 /* ----------------------------------------------------------------- reduction launch */
 
-em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out, em_tensor *in,
+em_status em__launch_reduce(em_context *ctx, size_t offset, em__tensor *out, em__tensor *in,
                             double scale)
 {
     int64_t nout = em__numel(out->ndim, out->shape);
@@ -353,7 +395,7 @@ em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out, em_t
 
 /* How a (rows x cols) matrix at dims (d0, d1) of t can be given to gemm: row-major with
  * leading dim ld (trans 0) or column-major, i.e. transposed storage (trans 1). */
-static bool gemm_layout(const em_tensor *t, int d0, int d1, int *trans, int64_t *ld)
+static bool gemm_layout(const em__tensor *t, int d0, int d1, int *trans, int64_t *ld)
 {
     int64_t r = t->shape[d0], c = t->shape[d1];
     int64_t s0 = t->strides[d0], s1 = t->strides[d1];
@@ -370,7 +412,7 @@ static bool gemm_layout(const em_tensor *t, int d0, int d1, int *trans, int64_t 
     return false;
 }
 
-em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tensor *b,
+em_status em__launch_gemm(em_context *ctx, em__tensor *out, em__tensor *a, em__tensor *b,
                           double alpha, double beta)
 {
     int nd = out->ndim;   /* 2, or 3 when batched */
@@ -378,7 +420,7 @@ em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tens
     int64_t m = out->shape[nd - 2], n = out->shape[nd - 1], k = a->shape[nd - 1];
     if (m == 0 || n == 0 || batch == 0)
         return EM_OK;
-    em_tensor *ta = NULL, *tb = NULL, *tc = NULL;
+    em__tensor *ta = NULL, *tb = NULL, *tc = NULL;
     em_status st = EM_OK;
     em_gemm_args g = {.struct_size = sizeof g, .dtype = (int32_t)out->dtype, .m = m, .n = n,
                       .k = k, .batch = batch, .alpha = alpha, .beta = beta};
@@ -400,13 +442,13 @@ em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tens
     }
     g.trans_b = tr;
     g.ldb = ld;
-    em_tensor *c = out;
+    em__tensor *c = out;
     if (!gemm_layout(out, nd - 2, nd - 1, &tr, &ld) || tr) {
         /* C must be row-major: compute into a fresh tensor, copy back */
         if (!(tc = em__tensor_new(ctx, out->dtype, out->ndim, out->shape)))
             goto fail;
         if (beta != 0) {
-            em_tensor *in[1] = {out};
+            em__tensor *in[1] = {out};
             if (em__launch(ctx, EM_KERNEL_OFFSET(copy), tc, in, 1, NULL, NULL) != EM_OK)
                 goto fail;
         }
@@ -430,7 +472,7 @@ em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a, em_tens
         st = em__gemm_call(ctx, &g);
     }
     if (st == EM_OK && tc) {
-        em_tensor *in[1] = {tc};
+        em__tensor *in[1] = {tc};
         st = em__launch(ctx, EM_KERNEL_OFFSET(copy), out, in, 1, NULL, NULL);
     }
     if (st == EM_OK)

@@ -303,6 +303,9 @@ static em_status fallback_gemm(em_context *ctx, const em_gemm_args *g)
 
 em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
 {
+    em_status fault = em__kernel_fault(ctx, em__kernel_name(offset));
+    if (fault != EM_OK)
+        return fault;
     em_kernel_fn fn = em__kernel_at(ctx->ops, offset);
     if (fn) {
         em_status st = fn(ctx->dev, a);
@@ -317,6 +320,9 @@ em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
 
 em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
 {
+    em_status fault = em__kernel_fault(ctx, "gemm");
+    if (fault != EM_OK)
+        return fault;
     if (ctx->ops->gemm) {
         em_status st = ctx->ops->gemm(ctx->dev, g);
         if (st != EM_OK)
@@ -326,6 +332,12 @@ em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
     if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
         return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
     return fallback_gemm(ctx, g);
+}
+
+bool em__kernel_native(const em_context *ctx, size_t offset, em_dtype dt)
+{
+    (void)dt;
+    return em__kernel_at(ctx->ops, offset) != NULL;
 }
 
 bool em__kernel_available(const em_context *ctx, size_t offset)

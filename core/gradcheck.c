@@ -36,9 +36,9 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     memset(res, 0, sizeof *res);
     res->worst_input = -1;
     for (int i = 0; i < n_inputs; i++)
-        if (!inputs[i] || !em__live(inputs[i]))
+        if (!em__obj_quiet(inputs[i]))
             return em__error_global(EM_ERR_INVALID, "em_gradcheck: input %d is not a live tensor", i);
-    em_context *ctx = inputs[0]->ctx;
+    em_context *ctx = em__obj_quiet(inputs[0])->ctx;
     em_status st = EM_OK;
     double *analytic = NULL, *host = NULL;
     em_tensor *copies[16] = {0};
@@ -46,7 +46,8 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
 
     em_scope_begin(ctx);
     /* 1. analytic: d sum(out * r) / d input, by backward */
-    em_tensor *out = fn(inputs, n_inputs, user);
+    em_tensor *out_h = fn(inputs, n_inputs, user);
+    em__tensor *out = em__obj(out_h);
     if (!out) {
         st = ctx->status ? ctx->status : EM_ERR_INVALID;
         em__snprintf(res->message, sizeof res->message, "function failed: %s", em_context_error(ctx));
@@ -66,7 +67,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     r = em_tensor_keep(em_to_dtype(r64, out->dtype));
     for (int i = 0; i < n_inputs; i++)
         em_tensor_clear_grad(inputs[i]);
-    em_tensor *loss = em_sum(em_mul(out, r));
+    em_tensor *loss = em_sum(em_mul(out_h, r));
     if (!loss || !out->requires_grad) {
         st = loss ? em__error(ctx, EM_ERR_AUTOGRAD, "em_gradcheck: output does not require grad")
                   : ctx->status;
@@ -91,8 +92,8 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     res->passed = true;
     bool was = em_set_grad_enabled(ctx, false);
     for (int i = 0; i < n_inputs && st == EM_OK; i++) {
-        em_tensor *x = inputs[i];
-        if (!x->requires_grad)
+        em__tensor *x = em__obj(inputs[i]);
+        if (!x || !x->requires_grad)
             continue;
         int64_t n = em__numel(x->ndim, x->shape);
         free(analytic);
@@ -108,7 +109,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
         else
             memset(analytic, 0, sizeof(double) * (size_t)n);
         if (st == EM_OK)
-            st = em__to_host_as(copies[i], EM_F64, host);
+            st = em__to_host_as(em__obj(copies[i]), EM_F64, host);
         for (int64_t j = 0; j < n && st == EM_OK; j++) {
             double orig = host[j];
             host[j] = orig + eps;

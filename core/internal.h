@@ -29,6 +29,8 @@ EM_INTERNAL void *em__calloc(size_t n, size_t sz);
 EM_INTERNAL void *em__realloc(void *p, size_t n);
 EM_INTERNAL char *em__strdup(const char *s);
 EM_INTERNAL bool em__fail_injected(void);   /* consumes one count; true = fail this one */
+/* Kernel-call fault injection: EM_OK, or (the Nth call) an error recorded in ctx naming what. */
+EM_INTERNAL em_status em__kernel_fault(em_context *ctx, const char *what);
 
 /* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
 EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);
@@ -131,6 +133,8 @@ EM_INTERNAL void em__backend_close(em_context *ctx);
  * entry is NULL and [device] op_fallback = cpu, the cpu backend on mirrored buffers. */
 EM_INTERNAL em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a);
 EM_INTERNAL em_status em__gemm_call(em_context *ctx, const em_gemm_args *g);
+/* Whether the backend itself runs this kernel for dtype dt (declared, and the device can). */
+EM_INTERNAL bool em__kernel_native(const em_context *ctx, size_t offset, em_dtype dt);
 /* Whether an op lowering to this kernel can run here (natively or by fallback). */
 EM_INTERNAL bool em__kernel_available(const em_context *ctx, size_t offset);
 /* One warning at context creation listing the ops that will fall back. */
@@ -158,6 +162,12 @@ static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offse
 }
 
 /* ----------------------------------------------------------------- tensors (tensor.c) */
+/* Two names for a tensor: the user holds an em_tensor *, which is a handle (handle.c) and
+ * never points at memory; the core works on em__tensor objects. Every public function
+ * turns its handles into objects on entry (em__obj) and its results into handles on exit
+ * (em__give); nothing below the public layer sees a handle, except backward functions,
+ * which are written with the public API (em_bw). */
+typedef struct em__tensor em__tensor;
 typedef struct em_storage em_storage;
 typedef struct em_node em_node;
 
@@ -170,12 +180,8 @@ struct em_storage {
     em_storage *prev, *next;/* the context's list of live storages */
 };
 
-#define EM_TENSOR_MAGIC 0x7e45a0e1u
-#define EM_TENSOR_DEAD 0xdeadbeefu
-
-struct em_tensor {
-    uint32_t magic;
-    int32_t refcount;       /* handles held by users/scopes + internal references */
+struct em__tensor {
+    int32_t refcount;       /* handles (each holds one) + internal references */
     em_context *ctx;
     em_storage *storage;
     int64_t offset;         /* elements */
@@ -187,34 +193,55 @@ struct em_tensor {
     bool requires_grad;
     bool retains_grad;
     bool is_view;           /* shares storage with a base created by a view op */
-    em_tensor *grad;        /* accumulated gradient (owned) */
+    em__tensor *grad;       /* accumulated gradient (owned) */
     em_node *grad_fn;       /* producer node (owned ref), NULL for leaves */
-    em_tensor *live_next;   /* the context's live list; the free list while dead */
-    em_tensor *live_prev;
+    em__tensor *grad_staged;/* during a backward: this tensor's new .grad, not yet committed */
+    em__tensor *live_next;  /* the context's live list; the free list while dead */
+    em__tensor *live_prev;
 };
 
-/* Reference counting of tensor objects (internal references; users use free/keep). */
-EM_INTERNAL em_tensor *em__tensor_ref(em_tensor *t);
-EM_INTERNAL void em__tensor_unref(em_tensor *t);
-/* A validated tensor argument: NULL -> false silently; freed -> records EM_ERR_FREED. */
-EM_INTERNAL bool em__live(const em_tensor *t);
-/* New tensor with fresh contiguous storage (refcount 1, owned by caller, not in a scope). */
-EM_INTERNAL em_tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
+/* Reference counting of tensor objects (internal references). */
+EM_INTERNAL em__tensor *em__tensor_ref(em__tensor *t);
+EM_INTERNAL void em__tensor_unref(em__tensor *t);
+/* New tensor with fresh contiguous storage (refcount 1, owned by caller). */
+EM_INTERNAL em__tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
 /* New tensor object aliasing t's storage with the given geometry (refcount 1). */
-EM_INTERNAL em_tensor *em__tensor_alias(em_tensor *t, int ndim, const int64_t *shape,
-                                        const int64_t *strides, int64_t offset);
-/* Hand a new (refcount-1) tensor to the user: registers it in the innermost scope. */
-EM_INTERNAL em_tensor *em__give(em_tensor *t);
+EM_INTERNAL em__tensor *em__tensor_alias(em__tensor *t, int ndim, const int64_t *shape,
+                                         const int64_t *strides, int64_t offset);
 EM_INTERNAL int64_t em__numel(int ndim, const int64_t *shape);
-EM_INTERNAL bool em__is_contiguous(const em_tensor *t);
+EM_INTERNAL bool em__is_contiguous(const em__tensor *t);
 EM_INTERNAL void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Fill a kernel view from a tensor. */
-EM_INTERNAL void em__view_of(const em_tensor *t, em_kview *v);
+EM_INTERNAL void em__view_of(const em__tensor *t, em_kview *v);
 /* Read a tensor into a host array of dtype dt (converting), row-major. */
-EM_INTERNAL em_status em__to_host_as(em_tensor *t, em_dtype dt, void *dst);
+EM_INTERNAL em_status em__to_host_as(em__tensor *t, em_dtype dt, void *dst);
 /* "[64, 1000]" */
 EM_INTERNAL void em__shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 EM_INTERNAL void em__storage_bump(em_storage *s);
+
+/* ----------------------------------------------------------------- handles (handle.c) */
+/* The object behind a handle. NULL gives NULL silently (an earlier failure is already
+ * recorded: "NULL in, NULL out"); a stale handle — freed, released by its scope, or of a
+ * freed context — gives NULL and records EM_ERR_FREED (in the context that issued it if
+ * that context is alive, else for em_last_error). */
+EM_INTERNAL em__tensor *em__obj(const em_tensor *h);
+/* The same without recording anything (inspection functions answer -1 / NULL / false). */
+EM_INTERNAL em__tensor *em__obj_quiet(const em_tensor *h);
+/* A new handle for t, taking over one reference of t (the caller's +1), registered in the
+ * innermost open scope (or owned by the caller when none is open). NULL t gives NULL; on
+ * failure the reference is dropped, the error recorded, and NULL returned. */
+EM_INTERNAL em_tensor *em__give(em__tensor *t);
+/* The same, never registered in a scope: for handles the core keeps (optimizers). */
+EM_INTERNAL em_tensor *em__hold(em__tensor *t);
+/* A second handle to h's object in the innermost scope (a backward passing g through). */
+EM_INTERNAL em_tensor *em__dup(em_tensor *h);
+/* Release a handle: the slot is invalidated and its reference dropped. Stale or NULL
+ * handles are ignored (quietly): what em_sgd_free needs after em_context_free. The caller
+ * has already taken it out of any scope. */
+EM_INTERNAL void em__handle_release(em_tensor *h);
+/* Invalidate every handle of ctx and return its slots (em_context_free; objects are freed
+ * wholesale by the caller). */
+EM_INTERNAL void em__handles_context_free(em_context *ctx);
 
 /* ----------------------------------------------------------------- ops (dispatch.c, ops_*.c) */
 #define EM_MAX_ARITY 3
@@ -233,26 +260,27 @@ typedef struct em_op em_op;
 typedef struct em_call {
     em_context *ctx;
     const em_op *op;
-    em_tensor *in[EM_MAX_ARITY];
+    em__tensor *in[EM_MAX_ARITY];
     int n_in;
     em_op_params p;
     /* filled by the shape rule */
     int out_ndim;
     int64_t out_shape[EM_MAX_DIMS];
     em_dtype out_dtype;
-    em_tensor *out;                 /* allocated by the dispatcher unless the op is a view */
+    em__tensor *out;                 /* allocated by the dispatcher unless the op is a view */
     /* filled by the dispatcher for the autograd record */
     uint32_t in_version[EM_MAX_ARITY];      /* storage versions before forward ran */
-    em_tensor *save_override[EM_MAX_ARITY]; /* saved instead of in[i] (in-place: self's old value) */
+    em__tensor *save_override[EM_MAX_ARITY]; /* saved instead of in[i] (in-place: self's old value) */
 } em_call;
 
-/* What a backward function receives. It sets grad_in[i] for each i where needs[i] is true,
- * each holding its own reference: results of the public API (the engine opens a scope
- * around the call and takes them out of it) or em__tensor_ref() of an existing tensor
- * (e.g. passing grad_out through). The engine reduces each to the input's shape (sum over
- * broadcast dims). */
+/* What a backward function receives. It is written with the public API: grad_out and
+ * saved[] are handles in a scope the engine opened around the call, and it sets grad_in[i],
+ * for each i where needs[i] is true, to a handle in that scope — a result of the public API,
+ * or em__dup(grad_out) to pass the gradient through. The engine keeps the objects, reduces
+ * each to the input's shape (sum over broadcast dims), and ends the scope. */
 typedef struct em_bw {
     em_context *ctx;
+    /* handles (in the engine's private scope): backward functions use the public API */
     const em_op_params *p;
     em_tensor *grad_out;
     em_tensor *saved[EM_MAX_ARITY + 1]; /* inputs as saved (per op->saves), then output */
@@ -286,24 +314,31 @@ struct em_op {
 /* Run an op: checks (live, same context), shape rule, output allocation, forward, and the
  * autograd record. Returns a new tensor (refcount 1, not in a scope) or NULL (error
  * recorded in the context of the first live input). */
-EM_INTERNAL em_tensor *em__apply(const em_op *op, em_tensor *const *in, int n_in,
-                                 const em_op_params *p);
+EM_INTERNAL em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in,
+                                  const em_op_params *p);
+/* Public-API form: resolves the handles (NULL in gives NULL out, a stale one EM_ERR_FREED)
+ * and gives the result a handle in the innermost scope. */
+EM_INTERNAL em_tensor *em__apply_h(const em_op *op, em_tensor *const *in, int n_in,
+                                   const em_op_params *p);
 /* The same, writing into `self` (in-place ops): self must have the output's shape. */
-EM_INTERNAL em_status em__apply_inplace(const em_op *op, em_tensor *self, em_tensor *const *in,
+EM_INTERNAL em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const *in,
                                         int n_in, const em_op_params *p);
+/* Public-API form; in[] may contain self's handle. */
+EM_INTERNAL em_status em__apply_inplace_h(const em_op *op, em_tensor *self, em_tensor *const *in,
+                                          int n_in, const em_op_params *p);
 
 /* --- kernel launch helpers used by forwards (dispatch.c) --- */
 /* Elementwise kernel over out and inputs broadcast to out's shape, dims coalesced.
  * `offset` selects the kernel in the ops table. */
-EM_INTERNAL em_status em__launch(em_context *ctx, size_t offset, em_tensor *out,
-                                 em_tensor *const *in, int n_in, const double *p,
+EM_INTERNAL em_status em__launch(em_context *ctx, size_t offset, em__tensor *out,
+                                 em__tensor *const *in, int n_in, const double *p,
                                  const uint64_t *u);
 /* Reduction kernel (sum): out has in's ndim with 1 in reduced dims. */
-EM_INTERNAL em_status em__launch_reduce(em_context *ctx, size_t offset, em_tensor *out_keepdim,
-                                        em_tensor *in, double scale);
+EM_INTERNAL em_status em__launch_reduce(em_context *ctx, size_t offset, em__tensor *out_keepdim,
+                                        em__tensor *in, double scale);
 /* GEMM over 2-D or 3-D (batched) tensors; copies operands that no stride layout fits. */
-EM_INTERNAL em_status em__launch_gemm(em_context *ctx, em_tensor *out, em_tensor *a,
-                                      em_tensor *b, double alpha, double beta);
+EM_INTERNAL em_status em__launch_gemm(em_context *ctx, em__tensor *out, em__tensor *a,
+                                      em__tensor *b, double alpha, double beta);
 /* Device memory */
 EM_INTERNAL em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf);
 EM_INTERNAL void em__buffer_release(em_context *ctx, void *buf, size_t bytes);
@@ -313,7 +348,7 @@ EM_INTERNAL em_status em__broadcast_shapes(em_context *ctx, const char *opname, 
                                            const int64_t *a, int nb, const int64_t *b,
                                            int *nout, int64_t *out);
 /* Strides of t seen as shape (ndim, shape) by broadcasting (0 for broadcast dims). */
-EM_INTERNAL void em__broadcast_strides(const em_tensor *t, int ndim, const int64_t *shape,
+EM_INTERNAL void em__broadcast_strides(const em__tensor *t, int ndim, const int64_t *shape,
                                        int64_t *strides);
 EM_INTERNAL int em__wrap_dim(em_context *ctx, int dim, int ndim, const char *opname, bool *ok);
 
@@ -335,6 +370,25 @@ EM_OP(expand); EM_OP(unsqueeze); EM_OP(squeeze);
 EM_OP(clone); EM_OP(cast); EM_OP(copy_); EM_OP(fill_); EM_OP(zero_);
 #undef EM_OP
 
+/* ---------------------------------------------------------------- transactions (txn.c) */
+/* All-or-nothing writes of several tensors: stage (may fail), then commit (cannot fail) or
+ * abort. See txn.c. */
+typedef struct em__txn_entry {
+    em_storage *storage;       /* written storage */
+    em__tensor *shadow;        /* its new contents: a tensor over a buffer of the same size */
+} em__txn_entry;
+typedef struct em__txn {
+    em_context *ctx;
+    em__txn_entry *e;
+    int n, cap;
+} em__txn;
+EM_INTERNAL void em__txn_begin(em__txn *x, em_context *ctx);
+/* Stage dst := value (value broadcast to dst's shape, cast to its dtype; it may be taken over
+ * as the shadow, so the caller must not read it afterwards). */
+EM_INTERNAL em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *value);
+EM_INTERNAL void em__txn_commit(em__txn *x);
+EM_INTERNAL void em__txn_abort(em__txn *x);
+
 /* ---------------------------------------------------------------- autograd (autograd.c) */
 struct em_node {
     int32_t refcount;
@@ -343,26 +397,31 @@ struct em_node {
     em_op_params p;
     int n_in;
     em_node *next_fn[EM_MAX_ARITY];   /* producer of input i (ref), or NULL */
-    em_tensor *next_leaf[EM_MAX_ARITY];/* leaf input i requiring grad (ref), or NULL */
-    em_tensor *saved[EM_MAX_ARITY + 1];
+    em__tensor *next_leaf[EM_MAX_ARITY];/* leaf input i requiring grad (ref), or NULL */
+    em__tensor *saved[EM_MAX_ARITY + 1];
     uint32_t saved_version[EM_MAX_ARITY + 1];
     int in_ndim[EM_MAX_ARITY];
     int64_t in_shape[EM_MAX_ARITY][EM_MAX_DIMS];
     em_dtype in_dtype[EM_MAX_ARITY];
     bool released;                     /* saved tensors freed by a backward */
-    em_tensor *retained_out;           /* output whose .grad is retained (weak) */
+    bool ran;                          /* ran in the backward in progress */
+    em__tensor *retained_out;           /* output whose .grad is retained (weak) */
     /* backward scratch */
     uint64_t epoch;
     int pending;
-    em_tensor *acc;                    /* accumulated grad of the output during backward */
+    em__tensor *acc;                    /* accumulated grad of the output during backward */
     em_node *live_prev, *live_next;    /* the context's list of nodes (freed with it) */
 };
 
 /* Called by em__apply after forward when grad mode is on and an input requires grad. */
 EM_INTERNAL em_status em__record(em_call *c);
+/* The same in two halves, for in-place ops: prepare (may fail) before forward writes,
+ * commit (cannot fail) after. */
+EM_INTERNAL em_status em__record_prepare(em_call *c, em_node **out);
+EM_INTERNAL void em__record_commit(em_call *c, em_node *n);
 EM_INTERNAL void em__node_unref(em_node *n);
 /* Sum g over broadcast dims so it has shape (ndim, shape); returns a new tensor (+1 ref). */
-EM_INTERNAL em_tensor *em__sum_to(em_tensor *g, int ndim, const int64_t *shape);
+EM_INTERNAL em__tensor *em__sum_to(em__tensor *g, int ndim, const int64_t *shape);
 
 /* ---------------------------------------------------------------- context (context.c) */
 typedef struct em__scope {
@@ -398,13 +457,19 @@ struct em_context {
     bool grad_enabled;
     uint64_t bw_epoch;
     em_node **bw_order;              /* scratch of the topological sort, reused */
+    em__tensor **bw_staged;          /* tensors whose .grad a backward in progress will set */
+    int n_bw_staged, cap_bw_staged;
     struct em__bw_frame *bw_stack;
     int cap_bw_order, cap_bw_stack;
     /* rng */
     uint64_t seed, counter;
+    /* handles (handle.c): this context's batches of slots, and its free slots */
+    uint32_t *hbatches;
+    int n_hbatches, cap_hbatches;
+    uint32_t hfree;                  /* index + 1 of the first free slot, 0: none */
     /* tensor objects: free list and live list */
-    em_tensor *tensor_free;
-    em_tensor *tensor_live;
+    em__tensor *tensor_free;
+    em__tensor *tensor_live;
     int64_t n_live_tensors;
     em_storage *storages;            /* live storages */
     em_node *nodes;                  /* live autograd nodes */
@@ -421,8 +486,9 @@ struct em_context {
 };
 
 EM_INTERNAL bool em__grad_mode(const em_context *ctx);
-/* Remove t from the innermost scope only (the autograd engine's private scope). */
-EM_INTERNAL bool em__scope_take_top(em_context *ctx, em_tensor *t);
+/* Register handle h in the innermost open scope (nothing when none is open). On failure the
+ * error is recorded and the caller releases h. */
+EM_INTERNAL em_status em__scope_add(em_context *ctx, em_tensor *h);
 /* Report a failed kernel call: uses the plugin's last message if it set one. */
 EM_INTERNAL em_status em__backend_failed(em_context *ctx, em_status st, const char *what);
 

@@ -21,7 +21,7 @@ static bool is_float(em_dtype dt)
 
 /* ----------------------------------------------------------------- shape rules */
 
-static em_status need_float(em_call *c, const em_tensor *t)
+static em_status need_float(em_call *c, const em__tensor *t)
 {
     if (!is_float(t->dtype))
         return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
@@ -29,7 +29,7 @@ static em_status need_float(em_call *c, const em_tensor *t)
     return EM_OK;
 }
 
-static em_status same_dtype(em_call *c, const em_tensor *a, const em_tensor *b)
+static em_status same_dtype(em_call *c, const em__tensor *a, const em__tensor *b)
 {
     if (a->dtype != b->dtype)
         return em__error(c->ctx, EM_ERR_DTYPE, "%s: dtypes differ (%s and %s); convert one with "
@@ -39,7 +39,7 @@ static em_status same_dtype(em_call *c, const em_tensor *a, const em_tensor *b)
 
 static em_status shape_unary_float(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     if (need_float(c, a))
         return c->ctx->status;
     c->out_ndim = a->ndim;
@@ -118,23 +118,25 @@ static em_status fw_kernel(em_call *c)
 static em_tensor *fused(const em_op *op, em_tensor *g, em_tensor *x, double p0, double p1,
                         bool *missing)
 {
-    *missing = em__kernel_at(g->ctx->ops, op->kernel) == NULL;   /* compose, never fall back */
+    em__tensor *go = em__obj(g), *xo = em__obj(x);
+    /* compose, never fall back: the kernel must be native for every dtype involved */
+    *missing = !go || !xo || !em__kernel_native(go->ctx, op->kernel, go->dtype);
     if (*missing)
         return NULL;
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.s[0] = p0;
     p.s[1] = p1;
-    em_tensor *in[2] = {g, x};
+    em__tensor *in[2] = {go, xo};
     return em__give(em__apply(op, in, 2, &p));
 }
 
 static em_tensor *zero_like_scalar(em_tensor *g)
 {
-    return em_scalar(g->ctx, g->dtype, 0.0);
+    return em_scalar(em_tensor_context(g), em_tensor_dtype(g), 0.0);
 }
 
-#define PASS(b) em__tensor_ref((b)->grad_out)
+#define PASS(b) em__dup((b)->grad_out)
 
 /* ----------------------------------------------------------------- binary arithmetic */
 
@@ -404,7 +406,7 @@ DEFINE_OP(masked_fill, "masked_fill", "MaskedFillBackward0", 2, EM_SAVE_IN(1), s
 
 static em_status shape_same(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     c->out_ndim = a->ndim;
     memcpy(c->out_shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
     c->out_dtype = a->dtype;
@@ -437,7 +439,7 @@ const em_op em__op_cast = {.name = "to", .grad_fn = "ToCopyBackward0", .arity = 
  * dself = 0, dsrc = g (cast back to src's dtype) */
 static em_status shape_copy_(em_call *c)
 {
-    em_tensor *self = c->in[0], *src = c->in[1];
+    em__tensor *self = c->in[0], *src = c->in[1];
     int64_t tmp[EM_MAX_DIMS];
     int nt;
     if (em__broadcast_shapes(c->ctx, "copy_", self->ndim, self->shape, src->ndim, src->shape,
@@ -450,7 +452,7 @@ static em_status shape_copy_(em_call *c)
 }
 static em_status fw_copy_(em_call *c)
 {
-    em_tensor *in[1] = {c->in[1]};
+    em__tensor *in[1] = {c->in[1]};
     return em__launch(c->ctx, K(copy), c->out, in, 1, NULL, NULL);
 }
 static em_status bw_copy_(em_bw *b)
@@ -492,7 +494,7 @@ static em_tensor *run(const em_op *op, em_tensor *a, em_tensor *b, em_tensor *c3
     memset(&p, 0, sizeof p);
     p.s[0] = s0;
     p.s[1] = s1;
-    return em__give(em__apply(op, in, op->arity, &p));
+    return em__apply_h(op, in, op->arity, &p);
 }
 
 EMBER_API em_tensor *em_add(em_tensor *a, em_tensor *b) { return run(&em__op_add, a, b, NULL, 0, 0); }
@@ -521,8 +523,11 @@ EMBER_API em_tensor *em_sigmoid(em_tensor *a) { return run(&em__op_sigmoid, a, N
 
 static em_tensor *clamp_checked(const em_op *op, em_tensor *a, double lo, double hi)
 {
-    if (a && em__live(a) && (isnan(lo) || isnan(hi)))
-        return em__error(a->ctx, EM_ERR_INVALID, "%s: bounds must not be NaN (use "
+    em__tensor *t = em__obj(a);
+    if (!t)
+        return NULL;
+    if (isnan(lo) || isnan(hi))
+        return em__error(t->ctx, EM_ERR_INVALID, "%s: bounds must not be NaN (use "
                          "em_clamp_min/em_clamp_max for one-sided clamps)", op->name), NULL;
     return run(op, a, NULL, NULL, lo, hi);
 }
@@ -538,17 +543,18 @@ EMBER_API em_tensor *em_eq(em_tensor *a, em_tensor *b) { return run(&em__op_eq, 
 EMBER_API em_tensor *em_ne(em_tensor *a, em_tensor *b) { return run(&em__op_ne, a, b, NULL, 0, 0); }
 
 /* Compare with a scalar: the scalar becomes a 0-dim tensor of a's dtype, broadcast. */
-static em_tensor *compare_scalar(const em_op *op, em_tensor *a, double s)
+static em_tensor *compare_scalar(const em_op *op, em_tensor *h, double s)
 {
-    if (!a || !em__live(a))
+    em__tensor *a = em__obj(h);
+    if (!a)
         return NULL;
-    em_tensor *st = em__tensor_new(a->ctx, a->dtype, 0, NULL);
+    em__tensor *st = em__tensor_new(a->ctx, a->dtype, 0, NULL);
     if (!st)
         return NULL;
     double p[4] = {s, 0, 0, 0};
-    em_tensor *r = NULL;
+    em__tensor *r = NULL;
     if (em__launch(a->ctx, K(fill), st, NULL, 0, p, NULL) == EM_OK) {
-        em_tensor *in[2] = {a, st};
+        em__tensor *in[2] = {a, st};
         r = em__apply(op, in, 2, NULL);
     }
     em__tensor_unref(st);
@@ -571,12 +577,8 @@ EMBER_API em_tensor *em_masked_fill(em_tensor *a, em_tensor *mask, double value)
     return run(&em__op_masked_fill, a, mask, NULL, value, 0);
 }
 
-EMBER_API em_status em_all(em_tensor *mask, bool *out)
+static em_status all_true(em__tensor *mask, bool *out)
 {
-    if (!mask || !out)
-        return em__error_global(EM_ERR_INVALID, "em_all: NULL argument");
-    if (!em__live(mask))
-        return EM_ERR_FREED;
     if (mask->dtype != EM_BOOL)
         return em__error(mask->ctx, EM_ERR_DTYPE, "em_all: expected a bool tensor, got %s",
                          em_dtype_name(mask->dtype));
@@ -597,20 +599,29 @@ EMBER_API em_status em_all(em_tensor *mask, bool *out)
     return st;
 }
 
-EMBER_API em_status em_equal(em_tensor *a, em_tensor *b, bool *out)
+EMBER_API em_status em_all(em_tensor *mask_h, bool *out)
 {
-    if (!a || !b || !out)
+    if (!mask_h || !out)
+        return em__error_global(EM_ERR_INVALID, "em_all: NULL argument");
+    em__tensor *mask = em__obj(mask_h);
+    return mask ? all_true(mask, out) : EM_ERR_FREED;
+}
+
+EMBER_API em_status em_equal(em_tensor *ah, em_tensor *bh, bool *out)
+{
+    if (!ah || !bh || !out)
         return em__error_global(EM_ERR_INVALID, "em_equal: NULL argument");
-    if (!em__live(a) || !em__live(b))
+    em__tensor *a = em__obj(ah), *b = em__obj(bh);
+    if (!a || !b)
         return EM_ERR_FREED;
     *out = false;
     if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim))
         return EM_OK;
-    em_tensor *in[2] = {a, b};
-    em_tensor *m = em__apply(&em__op_eq, in, 2, NULL);
+    em__tensor *in[2] = {a, b};
+    em__tensor *m = em__apply(&em__op_eq, in, 2, NULL);
     if (!m)
         return a->ctx->status;
-    em_status st = em_all(m, out);
+    em_status st = all_true(m, out);
     em__tensor_unref(m);
     return st;
 }
@@ -624,7 +635,7 @@ static em_status inplace(const em_op *op, em_tensor *self, em_tensor *other, dou
     memset(&p, 0, sizeof p);
     p.s[0] = s0;
     p.s[1] = s1;
-    return em__apply_inplace(op, self, in, op->arity, &p);
+    return em__apply_inplace_h(op, self, in, op->arity, &p);
 }
 
 EMBER_API em_status em_add_(em_tensor *self, em_tensor *other) { return inplace(&em__op_add, self, other, 0, 0); }
@@ -641,7 +652,8 @@ EMBER_API em_status em_masked_fill_(em_tensor *self, em_tensor *mask, double v)
 }
 EMBER_API em_status em_clamp_(em_tensor *self, double lo, double hi)
 {
-    if (self && em__live(self) && (isnan(lo) || isnan(hi)))
-        return em__error(self->ctx, EM_ERR_INVALID, "clamp_: bounds must not be NaN");
+    em__tensor *t = em__obj(self);
+    if (t && (isnan(lo) || isnan(hi)))
+        return em__error(t->ctx, EM_ERR_INVALID, "clamp_: bounds must not be NaN");
     return inplace(&em__op_clamp, self, NULL, lo, hi);
 }

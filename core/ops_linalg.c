@@ -9,7 +9,7 @@
 
 static em_status shape_matmul(em_call *c, int nd)
 {
-    em_tensor *a = c->in[0], *b = c->in[1];
+    em__tensor *a = c->in[0], *b = c->in[1];
     if (a->ndim != nd || b->ndim != nd)
         return em__error(c->ctx, EM_ERR_SHAPE, "%s: expected %d-D tensors, got %d-D and %d-D",
                          c->op->name, nd, a->ndim, b->ndim);
@@ -79,39 +79,41 @@ const em_op em__op_bmm = {.name = "bmm", .grad_fn = "BmmBackward0", .arity = 2,
 EMBER_API em_tensor *em_mm(em_tensor *a, em_tensor *b)
 {
     em_tensor *in[2] = {a, b};
-    return em__give(em__apply(&em__op_mm, in, 2, NULL));
+    return em__apply_h(&em__op_mm, in, 2, NULL);
 }
 
 EMBER_API em_tensor *em_bmm(em_tensor *a, em_tensor *b)
 {
     em_tensor *in[2] = {a, b};
-    return em__give(em__apply(&em__op_bmm, in, 2, NULL));
+    return em__apply_h(&em__op_bmm, in, 2, NULL);
 }
 
 /* torch.matmul: composed from views, mm and bmm, so autograd comes for free. Temporaries
  * live in a local scope; the result is handed to the caller's. */
-static em_tensor *matmul_impl(em_tensor *a, em_tensor *b)
+static em_tensor *matmul_impl(em_tensor *ah, em_tensor *bh)
 {
+    em__tensor *a = em__obj(ah), *b = em__obj(bh);
     em_context *ctx = a->ctx;
     int na = a->ndim, nb = b->ndim;
     if (na == 0 || nb == 0)
         return em__error(ctx, EM_ERR_SHAPE, "matmul: both arguments need at least 1 dimension, "
                          "got %d-D and %d-D", na, nb), NULL;
     if (na == 2 && nb == 2)
-        return em_mm(a, b);
+        return em_mm(ah, bh);
     if (na == 1 && nb == 1) {
         if (a->shape[0] != b->shape[0])
             return em__error(ctx, EM_ERR_SHAPE, "matmul: 1D tensors expected same size, got %lld "
                              "and %lld", (long long)a->shape[0], (long long)b->shape[0]), NULL;
-        return em_reshape(em_mm(em_unsqueeze(a, 0), em_unsqueeze(b, 1)), 0, NULL);
+        return em_reshape(em_mm(em_unsqueeze(ah, 0), em_unsqueeze(bh, 1)), 0, NULL);
     }
     if (na == 2 && nb == 1)
-        return em_squeeze(em_mm(a, em_unsqueeze(b, 1)), 1);
+        return em_squeeze(em_mm(ah, em_unsqueeze(bh, 1)), 1);
     if (na == 1 && nb == 2)
-        return em_squeeze(em_mm(em_unsqueeze(a, 0), b), 0);
+        return em_squeeze(em_mm(em_unsqueeze(ah, 0), bh), 0);
     /* batched: broadcast the batch dims, fold them into one, bmm, unfold */
-    em_tensor *A = na == 1 ? em_unsqueeze(a, 0) : a;
-    em_tensor *B = nb == 1 ? em_unsqueeze(b, 1) : b;
+    em_tensor *Ah = na == 1 ? em_unsqueeze(ah, 0) : ah;
+    em_tensor *Bh = nb == 1 ? em_unsqueeze(bh, 1) : bh;
+    em__tensor *A = em__obj(Ah), *B = em__obj(Bh);
     if (!A || !B)
         return NULL;
     int nA = A->ndim, nB = B->ndim;
@@ -133,25 +135,31 @@ static em_tensor *matmul_impl(em_tensor *a, em_tensor *b)
     ea[nbatch] = n; ea[nbatch + 1] = k;
     eb[nbatch] = k; eb[nbatch + 1] = m;
     out[nbatch] = n; out[nbatch + 1] = m;
-    em_tensor *A3 = em_reshape(em_expand(A, nbatch + 2, ea), EM_SHAPE(bt, n, k));
-    em_tensor *B3 = em_reshape(em_expand(B, nbatch + 2, eb), EM_SHAPE(bt, k, m));
+    em_tensor *A3 = em_reshape(em_expand(Ah, nbatch + 2, ea), EM_SHAPE(bt, n, k));
+    em_tensor *B3 = em_reshape(em_expand(Bh, nbatch + 2, eb), EM_SHAPE(bt, k, m));
     em_tensor *r = em_reshape(em_bmm(A3, B3), nbatch + 2, out);
     if (r && na == 1)
         r = em_squeeze(r, nbatch);
     if (r && nb == 1)
-        r = em_squeeze(r, r->ndim - 1);
+        r = em_squeeze(r, em_tensor_ndim(r) - 1);
     return r;
 }
 
-EMBER_API em_tensor *em_matmul(em_tensor *a, em_tensor *b)
+EMBER_API em_tensor *em_matmul(em_tensor *ah, em_tensor *bh)
 {
-    if (!a || !b || !em__live(a) || !em__live(b))
+    em__tensor *a = em__obj(ah), *b = em__obj(bh);
+    if (!a || !b)
         return NULL;
     if (a->ctx != b->ctx)
         return em__error(a->ctx, EM_ERR_DEVICE, "matmul: tensors are on different contexts"), NULL;
     em_context *ctx = a->ctx;
     em_scope_begin(ctx);
-    em_tensor *r = em_tensor_keep(matmul_impl(a, b));
+    em_tensor *r = em_tensor_keep(matmul_impl(ah, bh));
     em_scope_end(ctx);
-    return em__give(r);
+    /* the result's handle, out of the local scope, goes to the caller's */
+    if (r && em__scope_add(ctx, r) != EM_OK) {
+        em__handle_release(r);
+        return NULL;
+    }
+    return r;
 }

@@ -11,7 +11,7 @@
 
 static em_status shape_reduce(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     if (a->dtype != EM_F32 && a->dtype != EM_F64)
         return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
                          "got %s", c->op->name, em_dtype_name(a->dtype));
@@ -31,7 +31,7 @@ static em_status shape_reduce(em_call *c)
 }
 
 /* A view of out with size 1 in every reduced dim, as the sum kernel wants. */
-static em_tensor *keepdim_view(em_tensor *out, const em_tensor *a, uint32_t mask)
+static em__tensor *keepdim_view(em__tensor *out, const em__tensor *a, uint32_t mask)
 {
     int64_t shape[EM_MAX_DIMS], strides[EM_MAX_DIMS];
     for (int d = 0; d < a->ndim; d++)
@@ -42,14 +42,14 @@ static em_tensor *keepdim_view(em_tensor *out, const em_tensor *a, uint32_t mask
 
 static em_status fw_reduce(em_call *c, bool mean)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     int64_t count = 1;
     for (int d = 0; d < a->ndim; d++)
         if (c->p.dim_mask & (1u << d))
             count *= a->shape[d];
     /* mean of nothing is NaN, as PyTorch */
     double scale = mean ? (count ? 1.0 / (double)count : __builtin_nan("")) : 1.0;
-    em_tensor *kv = keepdim_view(c->out, a, c->p.dim_mask);
+    em__tensor *kv = keepdim_view(c->out, a, c->p.dim_mask);
     if (!kv)
         return c->ctx->status;
     em_status st = em__launch_reduce(c->ctx, EM_KERNEL_OFFSET(sum), kv, a, scale);
@@ -97,20 +97,22 @@ const em_op em__op_mean_dims = {.name = "mean", .grad_fn = "MeanBackward1", .ari
 
 /* ================================================================= public API */
 
-static em_tensor *reduce_all(const em_op *op, em_tensor *a)
+static em_tensor *reduce_all(const em_op *op, em_tensor *h)
 {
-    if (!a || !em__live(a))
+    em__tensor *a = em__obj(h);
+    if (!a)
         return NULL;
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.dim_mask = a->ndim ? (uint32_t)((1u << a->ndim) - 1) : 0;
-    em_tensor *in[1] = {a};
+    em__tensor *in[1] = {a};
     return em__give(em__apply(op, in, 1, &p));
 }
 
-static em_tensor *reduce_dims(const em_op *op, em_tensor *a, int ndims, const int *dims, bool keepdim)
+static em_tensor *reduce_dims(const em_op *op, em_tensor *h, int ndims, const int *dims, bool keepdim)
 {
-    if (!a || !em__live(a))
+    em__tensor *a = em__obj(h);
+    if (!a)
         return NULL;
     if (ndims < 0 || (ndims > 0 && !dims))
         return em__error(a->ctx, EM_ERR_INVALID, "%s: invalid dims list", op->name), NULL;
@@ -129,7 +131,7 @@ static em_tensor *reduce_dims(const em_op *op, em_tensor *a, int ndims, const in
     }
     if (a->ndim == 0)
         p.dim_mask = 0;
-    em_tensor *in[1] = {a};
+    em__tensor *in[1] = {a};
     return em__give(em__apply(op, in, 1, &p));
 }
 
@@ -147,7 +149,7 @@ EMBER_API em_tensor *em_mean_dims(em_tensor *a, int ndims, const int *dims, bool
 }
 
 /* Used by the autograd engine: sum g over the dims it was broadcast along. */
-em_tensor *em__sum_to(em_tensor *g, int ndim, const int64_t *shape)
+em__tensor *em__sum_to(em__tensor *g, int ndim, const int64_t *shape)
 {
     if (g->ndim == ndim && !memcmp(g->shape, shape, sizeof(int64_t) * (size_t)ndim))
         return em__tensor_ref(g);
@@ -158,8 +160,8 @@ em_tensor *em__sum_to(em_tensor *g, int ndim, const int64_t *shape)
     for (int d = 0; d < g->ndim; d++)
         if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1))
             p.dim_mask |= 1u << d;
-    em_tensor *in[1] = {g};
-    em_tensor *s = em__apply(&em__op_sum_dims, in, 1, &p);
+    em__tensor *in[1] = {g};
+    em__tensor *s = em__apply(&em__op_sum_dims, in, 1, &p);
     if (!s)
         return NULL;
     if (s->ndim == ndim)
@@ -167,7 +169,7 @@ em_tensor *em__sum_to(em_tensor *g, int ndim, const int64_t *shape)
     /* drop the leading (now size-1) dims: a view of contiguous storage */
     int64_t strides[EM_MAX_DIMS];
     em__contiguous_strides(ndim, shape, strides);
-    em_tensor *v = em__tensor_alias(s, ndim, shape, strides, s->offset);
+    em__tensor *v = em__tensor_alias(s, ndim, shape, strides, s->offset);
     em__tensor_unref(s);
     if (v)
         v->is_view = false;

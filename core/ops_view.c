@@ -11,7 +11,7 @@
 /* ----------------------------------------------------------------- view strides */
 
 /* Strides that let (nd, shape) view the storage of t, or false (PyTorch's computeStride). */
-static bool view_strides(const em_tensor *t, int nd, const int64_t *shape, int64_t *out)
+static bool view_strides(const em__tensor *t, int nd, const int64_t *shape, int64_t *out)
 {
     int ond = t->ndim;
     int64_t oshape[EM_MAX_DIMS], ostride[EM_MAX_DIMS];
@@ -49,7 +49,7 @@ static bool view_strides(const em_tensor *t, int nd, const int64_t *shape, int64
 }
 
 /* Resolve a -1 size and check the element count. */
-static bool infer_shape(em_context *ctx, const char *opname, const em_tensor *t, int nd,
+static bool infer_shape(em_context *ctx, const char *opname, const em__tensor *t, int nd,
                         const int64_t *shape, int64_t *out)
 {
     if (nd < 0 || nd > EM_MAX_DIMS || (nd > 0 && !shape)) {
@@ -139,7 +139,7 @@ VIEW_OP(squeeze, "squeeze", "SqueezeBackward1", fw_view, bw_reshape_back);
 /* transpose(d0 = p.i[0], d1 = p.i[1]):  da = transpose(g, d0, d1) */
 static em_status shape_transpose(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     c->out_ndim = a->ndim;
     memcpy(c->out_shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
     if (a->ndim > 1) {
@@ -153,7 +153,7 @@ static em_status shape_transpose(em_call *c)
 }
 static em_status fw_transpose(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     int64_t strides[EM_MAX_DIMS];
     memcpy(strides, a->strides, sizeof(int64_t) * (size_t)a->ndim);
     if (a->ndim > 1) {
@@ -179,7 +179,7 @@ const em_op em__op_t = {.name = "t", .grad_fn = "TBackward0", .arity = 1, .is_vi
 /* expand to p.shape: broadcast dims get stride 0.  da = g summed back (by the engine) */
 static em_status fw_expand(em_call *c)
 {
-    em_tensor *a = c->in[0];
+    em__tensor *a = c->in[0];
     int nd = c->out_ndim, off = nd - a->ndim;
     int64_t strides[EM_MAX_DIMS];
     for (int i = 0; i < nd; i++) {
@@ -191,7 +191,7 @@ static em_status fw_expand(em_call *c)
 }
 static em_status bw_expand(em_bw *b)
 {
-    b->grad_in[0] = em__tensor_ref(b->grad_out);
+    b->grad_in[0] = em__dup(b->grad_out);
     return EM_OK;
 }
 const em_op em__op_expand = {.name = "expand", .grad_fn = "ExpandBackward0", .arity = 1,
@@ -200,19 +200,20 @@ const em_op em__op_expand = {.name = "expand", .grad_fn = "ExpandBackward0", .ar
 
 /* ================================================================= public API */
 
-static em_tensor *apply_target(const em_op *op, em_tensor *a, int nd, const int64_t *shape)
+static em_tensor *apply_target(const em_op *op, em__tensor *a, int nd, const int64_t *shape)
 {
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.ndim = nd;
     memcpy(p.shape, shape, sizeof(int64_t) * (size_t)nd);
-    em_tensor *in[1] = {a};
+    em__tensor *in[1] = {a};
     return em__give(em__apply(op, in, 1, &p));
 }
 
-EMBER_API em_tensor *em_transpose(em_tensor *t, int dim0, int dim1)
+EMBER_API em_tensor *em_transpose(em_tensor *h, int dim0, int dim1)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     bool ok0, ok1;
     int d0 = em__wrap_dim(t->ctx, dim0, t->ndim, "transpose", &ok0);
@@ -223,13 +224,14 @@ EMBER_API em_tensor *em_transpose(em_tensor *t, int dim0, int dim1)
     memset(&p, 0, sizeof p);
     p.i[0] = d0;
     p.i[1] = d1;
-    em_tensor *in[1] = {t};
+    em__tensor *in[1] = {t};
     return em__give(em__apply(&em__op_transpose, in, 1, &p));
 }
 
-EMBER_API em_tensor *em_t(em_tensor *t)
+EMBER_API em_tensor *em_t(em_tensor *h)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (t->ndim > 2)
         return em__error(t->ctx, EM_ERR_SHAPE, "t: expects a tensor with <= 2 dimensions, but self "
@@ -238,13 +240,14 @@ EMBER_API em_tensor *em_t(em_tensor *t)
     memset(&p, 0, sizeof p);
     p.i[0] = 0;
     p.i[1] = 1;
-    em_tensor *in[1] = {t};
+    em__tensor *in[1] = {t};
     return em__give(em__apply(&em__op_t, in, 1, &p));
 }
 
-EMBER_API em_tensor *em_view(em_tensor *t, int ndim, const int64_t *shape)
+EMBER_API em_tensor *em_view(em_tensor *h, int ndim, const int64_t *shape)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     int64_t s[EM_MAX_DIMS];
     if (!infer_shape(t->ctx, "view", t, ndim, shape, s))
@@ -252,9 +255,10 @@ EMBER_API em_tensor *em_view(em_tensor *t, int ndim, const int64_t *shape)
     return apply_target(&em__op_view, t, ndim, s);
 }
 
-EMBER_API em_tensor *em_reshape(em_tensor *t, int ndim, const int64_t *shape)
+EMBER_API em_tensor *em_reshape(em_tensor *h, int ndim, const int64_t *shape)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     int64_t s[EM_MAX_DIMS], strides[EM_MAX_DIMS];
     if (!infer_shape(t->ctx, "reshape", t, ndim, shape, s))
@@ -262,16 +266,16 @@ EMBER_API em_tensor *em_reshape(em_tensor *t, int ndim, const int64_t *shape)
     if (view_strides(t, ndim, s, strides))
         return apply_target(&em__op_reshape_alias, t, ndim, s);
     /* not viewable: clone to contiguous, then view that (PyTorch's _unsafe_view) */
-    em_tensor *in[1] = {t};
-    em_tensor *c = em__apply(&em__op_clone, in, 1, NULL);
+    em__tensor *in[1] = {t};
+    em__tensor *c = em__apply(&em__op_clone, in, 1, NULL);
     if (!c)
         return NULL;
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.ndim = ndim;
     memcpy(p.shape, s, sizeof(int64_t) * (size_t)ndim);
-    em_tensor *in2[1] = {c};
-    em_tensor *r = em__apply(&em__op_unsafe_view, in2, 1, &p);
+    em__tensor *in2[1] = {c};
+    em__tensor *r = em__apply(&em__op_unsafe_view, in2, 1, &p);
     em__tensor_unref(c);
     if (r)
         r->is_view = false;   /* it owns the fresh copy */
@@ -284,9 +288,10 @@ EMBER_API em_tensor *em_flatten(em_tensor *t)
     return em_reshape(t, 1, s);
 }
 
-EMBER_API em_tensor *em_expand(em_tensor *t, int ndim, const int64_t *shape)
+EMBER_API em_tensor *em_expand(em_tensor *h, int ndim, const int64_t *shape)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (ndim < t->ndim || ndim > EM_MAX_DIMS || (ndim > 0 && !shape)) {
         return em__error(t->ctx, EM_ERR_SHAPE, "expand: the number of sizes provided (%d) must be "
@@ -320,9 +325,10 @@ EMBER_API em_tensor *em_expand(em_tensor *t, int ndim, const int64_t *shape)
     return apply_target(&em__op_expand, t, ndim, s);
 }
 
-EMBER_API em_tensor *em_unsqueeze(em_tensor *t, int dim)
+EMBER_API em_tensor *em_unsqueeze(em_tensor *h, int dim)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (t->ndim >= EM_MAX_DIMS)
         return em__error(t->ctx, EM_ERR_SHAPE, "unsqueeze: tensor already has %d dimensions",
@@ -337,9 +343,10 @@ EMBER_API em_tensor *em_unsqueeze(em_tensor *t, int dim)
     return apply_target(&em__op_unsqueeze, t, t->ndim + 1, s);
 }
 
-EMBER_API em_tensor *em_squeeze(em_tensor *t, int dim)
+EMBER_API em_tensor *em_squeeze(em_tensor *h, int dim)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     bool ok;
     int d = em__wrap_dim(t->ctx, dim, t->ndim, "squeeze", &ok);
@@ -356,34 +363,37 @@ EMBER_API em_tensor *em_squeeze(em_tensor *t, int dim)
 EMBER_API em_tensor *em_clone(em_tensor *t)
 {
     em_tensor *in[1] = {t};
-    return em__give(em__apply(&em__op_clone, in, 1, NULL));
+    return em__apply_h(&em__op_clone, in, 1, NULL);
 }
 
-EMBER_API em_tensor *em_contiguous(em_tensor *t)
+EMBER_API em_tensor *em_contiguous(em_tensor *h)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (em__is_contiguous(t))
         return em__give(em__tensor_ref(t));
-    return em_clone(t);
+    return em_clone(h);
 }
 
-EMBER_API em_tensor *em_to_dtype(em_tensor *t, em_dtype dt)
+EMBER_API em_tensor *em_to_dtype(em_tensor *h, em_dtype dt)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (t->dtype == dt)
         return em__give(em__tensor_ref(t));
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.i[0] = (int)dt;
-    em_tensor *in[1] = {t};
+    em__tensor *in[1] = {t};
     return em__give(em__apply(&em__op_cast, in, 1, &p));
 }
 
-EMBER_API em_tensor *em_to_context(em_tensor *t, em_context *dst)
+EMBER_API em_tensor *em_to_context(em_tensor *h, em_context *dst)
 {
-    if (!t || !em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     if (!dst)
         return em__error(t->ctx, EM_ERR_INVALID, "em_to_context: NULL destination context"), NULL;

@@ -2,7 +2,16 @@
  *   d = maximize ? -grad : grad;  d += weight_decay * p
  *   buf = first step ? d : momentum * buf + (1 - dampening) * d
  *   d = nesterov ? d + momentum * buf : buf          (when momentum != 0)
- *   p -= lr * d */
+ *   p -= lr * d
+ *
+ * A step is all-or-nothing: every new parameter value and momentum buffer is computed first
+ * (into new tensors, from the old values), and only when all of them exist are the parameters
+ * committed (txn.c: their storages' buffers swapped, which cannot fail) and the buffers
+ * replaced. A step that fails anywhere leaves parameters and state exactly as they were.
+ *
+ * The optimizer holds handles of its own to the parameters and buffers (it keeps them alive
+ * after the user frees theirs). If the context is freed first those handles go stale: every
+ * call then reports EM_ERR_FREED, and em_sgd_free releases only the optimizer's own memory. */
 #include "config.h"
 #include "internal.h"
 
@@ -10,11 +19,11 @@
 #include <stdlib.h>
 
 struct em_sgd {
-    em_context *ctx;
     em_sgd_options opt;
     int n;
-    em_tensor **params;
+    em_tensor **params;     /* our handles */
     em_tensor **momentum;   /* per-parameter buffer, NULL until the first step */
+    em_tensor **scratch;    /* new buffers of the step in progress */
 };
 
 EMBER_API em_sgd *em_sgd_create(em_tensor *const *params, int n_params, const em_sgd_options *opt)
@@ -23,10 +32,10 @@ EMBER_API em_sgd *em_sgd_create(em_tensor *const *params, int n_params, const em
         return em__error_global(EM_ERR_INVALID, "em_sgd_create: need at least one parameter and "
                                 "options"), NULL;
     for (int i = 0; i < n_params; i++)
-        if (!params[i] || !em__live(params[i]))
-            return em__error_global(EM_ERR_INVALID, "em_sgd_create: parameter %d is not a live "
-                                    "tensor", i), NULL;
-    em_context *ctx = params[0]->ctx;
+        if (!em__obj_quiet(params[i]))
+            return em__error_global(params[i] ? EM_ERR_FREED : EM_ERR_INVALID,
+                                    "em_sgd_create: parameter %d is not a live tensor", i), NULL;
+    em_context *ctx = em__obj_quiet(params[0])->ctx;
     if (!(opt->lr >= 0) || !(opt->momentum >= 0) || !(opt->weight_decay >= 0) || isnan(opt->dampening))
         return em__error(ctx, EM_ERR_INVALID, "em_sgd_create: invalid option (lr %g, momentum %g, "
                          "weight_decay %g, dampening %g): lr, momentum and weight_decay must be "
@@ -35,7 +44,7 @@ EMBER_API em_sgd *em_sgd_create(em_tensor *const *params, int n_params, const em
         return em__error(ctx, EM_ERR_INVALID, "em_sgd_create: Nesterov momentum requires a "
                          "momentum and zero dampening"), NULL;
     for (int i = 0; i < n_params; i++) {
-        em_tensor *p = params[i];
+        em__tensor *p = em__obj_quiet(params[i]);
         if (p->ctx != ctx)
             return em__error(ctx, EM_ERR_DEVICE, "em_sgd_create: parameter %d is on another "
                              "context", i), NULL;
@@ -46,19 +55,26 @@ EMBER_API em_sgd *em_sgd_create(em_tensor *const *params, int n_params, const em
     em_sgd *s = em__calloc(1, sizeof *s);
     em_tensor **ps = em__calloc((size_t)n_params, sizeof *ps);
     em_tensor **ms = em__calloc((size_t)n_params, sizeof *ms);
-    if (!s || !ps || !ms) {
+    em_tensor **sc = em__calloc((size_t)n_params, sizeof *sc);
+    if (!s || !ps || !ms || !sc) {
         free(s);
         free(ps);
         free(ms);
+        free(sc);
         return em__error(ctx, EM_ERR_OOM, "em_sgd_create: out of memory"), NULL;
     }
-    s->ctx = ctx;
     s->opt = *opt;
     s->n = n_params;
     s->params = ps;
     s->momentum = ms;
-    for (int i = 0; i < n_params; i++)
-        ps[i] = em__tensor_ref(params[i]);
+    s->scratch = sc;
+    for (int i = 0; i < n_params; i++) {
+        ps[i] = em__hold(em__tensor_ref(em__obj_quiet(params[i])));
+        if (!ps[i]) {
+            em_sgd_free(s);
+            return NULL;
+        }
+    }
     return s;
 }
 
@@ -66,48 +82,91 @@ EMBER_API void em_sgd_free(em_sgd *s)
 {
     if (!s)
         return;
+    /* stale handles (the context is gone) are ignored: nothing of the context is touched */
     for (int i = 0; i < s->n; i++) {
-        em__tensor_unref(s->params[i]);
-        em__tensor_unref(s->momentum[i]);
+        em__handle_release(s->params[i]);
+        em__handle_release(s->momentum[i]);
     }
     free(s->params);
     free(s->momentum);
+    free(s->scratch);
     free(s);
+}
+
+/* Every parameter as an object, or EM_ERR_FREED (the context, or a parameter, is gone). */
+static em_status live_params(em_sgd *s, const char *what, em_context **ctx)
+{
+    *ctx = NULL;
+    for (int i = 0; i < s->n; i++) {
+        em__tensor *p = em__obj(s->params[i]);
+        if (!p)
+            return EM_ERR_FREED;
+        if (!*ctx)
+            *ctx = p->ctx;
+        if (s->momentum[i] && !em__obj(s->momentum[i]))
+            return em__error(*ctx, EM_ERR_FREED, "%s: a momentum buffer is gone", what);
+    }
+    return EM_OK;
+}
+
+/* The step's computation for parameter i: its new value, and its new momentum buffer into
+ * s->scratch[i] (a handle out of any scope). Only new tensors are written. */
+static em__tensor *new_value(em_sgd *s, int i)
+{
+    const em_sgd_options *o = &s->opt;
+    em__tensor *po = em__obj(s->params[i]);
+    em_tensor *p = em__give(em__tensor_ref(po));
+    em_tensor *g = em__give(em__tensor_ref(po->grad));
+    em_tensor *d = o->maximize ? em_neg(g) : g;
+    if (o->weight_decay != 0)
+        d = em_add(d, em_mul_scalar(p, o->weight_decay));
+    if (o->momentum != 0) {
+        em_tensor *buf = s->momentum[i];
+        em_tensor *nb = buf ? em_add(em_mul_scalar(buf, o->momentum),
+                                     em_mul_scalar(d, 1.0 - o->dampening))
+                            : em_clone(d);
+        s->scratch[i] = em_tensor_keep(nb);
+        if (!s->scratch[i])
+            return NULL;
+        d = o->nesterov ? em_add(d, em_mul_scalar(nb, o->momentum)) : nb;
+    }
+    return em__obj_quiet(em_sub(p, em_mul_scalar(d, o->lr)));
 }
 
 EMBER_API em_status em_sgd_step(em_sgd *s)
 {
     if (!s)
         return em__error_global(EM_ERR_INVALID, "em_sgd_step: NULL optimizer");
-    em_context *ctx = s->ctx;
-    const em_sgd_options *o = &s->opt;
-    em_status st = EM_OK;
+    em_context *ctx;
+    em_status st = live_params(s, "em_sgd_step", &ctx);
+    if (st != EM_OK)
+        return st;
     em_no_grad_begin(ctx);
     em_scope_begin(ctx);
+    em__txn x;
+    em__txn_begin(&x, ctx);
     for (int i = 0; i < s->n && st == EM_OK; i++) {
-        em_tensor *p = s->params[i];
+        em__tensor *p = em__obj(s->params[i]);
         if (!p->grad)
             continue;
-        em_tensor *d = o->maximize ? em_neg(p->grad) : p->grad;
-        if (o->weight_decay != 0)
-            d = em_add(d, em_mul_scalar(p, o->weight_decay));
-        if (o->momentum != 0) {
-            em_tensor *buf = s->momentum[i];
-            if (!buf) {
-                buf = s->momentum[i] = em_tensor_keep(em_clone(d));
-            } else {
-                st = em_mul_scalar_(buf, o->momentum);
-                if (st == EM_OK)
-                    st = em_add_(buf, em_mul_scalar(d, 1.0 - o->dampening));
-            }
-            if (!buf) {
-                st = ctx->status ? ctx->status : EM_ERR_OOM;
-                break;
-            }
-            d = o->nesterov ? em_add(d, em_mul_scalar(buf, o->momentum)) : buf;
+        em__tensor *v = new_value(s, i);
+        st = v ? em__txn_write(&x, p, v) : ctx->status ? ctx->status : EM_ERR_INTERNAL;
+    }
+    if (st == EM_OK) {
+        em__txn_commit(&x);
+        for (int i = 0; i < s->n; i++) {
+            if (!s->scratch[i])
+                continue;
+            em__handle_release(s->momentum[i]);
+            s->momentum[i] = s->scratch[i];
+            s->scratch[i] = NULL;
         }
-        if (st == EM_OK)
-            st = em_sub_(p, em_mul_scalar(d, o->lr));
+    } else {
+        em__txn_abort(&x);
+        for (int i = 0; i < s->n; i++) {
+            em_tensor_free(s->scratch[i]);
+            s->scratch[i] = NULL;
+        }
     }
     em_scope_end(ctx);
     em_no_grad_end(ctx);
@@ -118,14 +177,39 @@ EMBER_API em_status em_sgd_zero_grad(em_sgd *s, bool set_to_none)
 {
     if (!s)
         return em__error_global(EM_ERR_INVALID, "em_sgd_zero_grad: NULL optimizer");
-    for (int i = 0; i < s->n; i++) {
-        if (set_to_none) {
+    em_context *ctx;
+    em_status st = live_params(s, "em_sgd_zero_grad", &ctx);
+    if (st != EM_OK)
+        return st;
+    if (set_to_none) {   /* cannot fail */
+        for (int i = 0; i < s->n; i++)
             em_tensor_clear_grad(s->params[i]);
-        } else {
-            em_status st = em_tensor_zero_grad(s->params[i]);
-            if (st != EM_OK)
-                return st;
-        }
+        return EM_OK;
     }
-    return EM_OK;
+    /* all grads zeroed, or none: one transaction */
+    em__txn x;
+    em__txn_begin(&x, ctx);
+    em__tensor *zero[EM_DTYPE_COUNT_] = {0};
+    for (int i = 0; i < s->n && st == EM_OK; i++) {
+        em__tensor *g = em__obj(s->params[i])->grad;
+        if (!g)
+            continue;
+        if (!zero[g->dtype]) {
+            double p[4] = {0};
+            zero[g->dtype] = em__tensor_new(ctx, g->dtype, 0, NULL);
+            if (!zero[g->dtype] ||
+                em__launch(ctx, EM_KERNEL_OFFSET(fill), zero[g->dtype], NULL, 0, p, NULL) != EM_OK) {
+                st = ctx->status;
+                break;
+            }
+        }
+        st = em__txn_write(&x, g, zero[g->dtype]);
+    }
+    if (st == EM_OK)
+        em__txn_commit(&x);
+    else
+        em__txn_abort(&x);
+    for (int d = 0; d < EM_DTYPE_COUNT_; d++)
+        em__tensor_unref(zero[d]);
+    return st;
 }

@@ -250,13 +250,14 @@ static void add_suffixes(sbuf *b, int indent, int linewidth, const char *const *
     sb_puts(b, ")");
 }
 
-EMBER_API char *em_tensor_str(em_tensor *t)
+EMBER_API char *em_tensor_str(em_tensor *h)
 {
-    if (!t) {
+    if (!h) {
         em__error_global(EM_ERR_INVALID, "em_tensor_str: NULL tensor");
         return NULL;
     }
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return NULL;
     em_context *ctx = t->ctx;
     int64_t numel = em__numel(t->ndim, t->shape);
@@ -345,7 +346,7 @@ EMBER_API em_status em_tensor_print(em_tensor *t, FILE *f)
 {
     char *s = em_tensor_str(t);
     if (!s)
-        return t && t->magic == EM_TENSOR_MAGIC ? t->ctx->status : EM_ERR_INVALID;
+        return em__obj_quiet(t) ? em__obj_quiet(t)->ctx->status : t ? EM_ERR_FREED : EM_ERR_INVALID;
     fputs(s, f ? f : stdout);
     fputc('\n', f ? f : stdout);
     free(s);

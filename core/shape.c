@@ -23,7 +23,7 @@ void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
     }
 }
 
-bool em__is_contiguous(const em_tensor *t)
+bool em__is_contiguous(const em__tensor *t)
 {
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
@@ -70,7 +70,7 @@ em_status em__broadcast_shapes(em_context *ctx, const char *opname, int na, cons
     return EM_OK;
 }
 
-void em__broadcast_strides(const em_tensor *t, int ndim, const int64_t *shape, int64_t *strides)
+void em__broadcast_strides(const em__tensor *t, int ndim, const int64_t *shape, int64_t *strides)
 {
     int off = ndim - t->ndim;
     for (int i = 0; i < ndim; i++) {
@@ -96,7 +96,7 @@ int em__wrap_dim(em_context *ctx, int dim, int ndim, const char *opname, bool *o
     return dim < 0 ? dim + n : dim;
 }
 
-void em__view_of(const em_tensor *t, em_kview *v)
+void em__view_of(const em__tensor *t, em_kview *v)
 {
     v->struct_size = sizeof *v;
     v->buf = t->storage->buf;

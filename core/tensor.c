@@ -1,6 +1,6 @@
 /* core/tensor.c — tensor objects, storage, creation, inspection and host transfers.
- * Tensor objects come from a per-context pool (no malloc per op in a steady loop) and
- * keep a magic word so a freed handle is reported instead of silently reused. */
+ * Tensor objects come from a per-context pool (no malloc per op in a steady loop); users
+ * hold handles to them (handle.c), never their addresses. */
 #include "config.h"
 #include "internal.h"
 
@@ -10,9 +10,9 @@
 
 /* ----------------------------------------------------------------- object pool */
 
-static em_tensor *tensor_obj(em_context *ctx)
+static em__tensor *tensor_obj(em_context *ctx)
 {
-    em_tensor *t = ctx->tensor_free;
+    em__tensor *t = ctx->tensor_free;
     if (t)
         ctx->tensor_free = t->live_next;
     else if (!(t = em__malloc(sizeof *t))) {
@@ -20,7 +20,6 @@ static em_tensor *tensor_obj(em_context *ctx)
         return NULL;
     }
     memset(t, 0, sizeof *t);
-    t->magic = EM_TENSOR_MAGIC;
     t->refcount = 1;
     t->ctx = ctx;
     t->live_next = ctx->tensor_live;
@@ -31,7 +30,7 @@ static em_tensor *tensor_obj(em_context *ctx)
     return t;
 }
 
-static void tensor_obj_release(em_tensor *t)
+static void tensor_obj_release(em__tensor *t)
 {
     em_context *ctx = t->ctx;
     if (t->live_prev)
@@ -40,24 +39,10 @@ static void tensor_obj_release(em_tensor *t)
         ctx->tensor_live = t->live_next;
     if (t->live_next)
         t->live_next->live_prev = t->live_prev;
-    t->magic = EM_TENSOR_DEAD;
     t->live_prev = NULL;
     t->live_next = ctx->tensor_free;
     ctx->tensor_free = t;
     ctx->n_live_tensors--;
-}
-
-bool em__live(const em_tensor *t)
-{
-    if (!t)
-        return false;
-    if (t->magic == EM_TENSOR_MAGIC)
-        return true;
-    if (t->magic == EM_TENSOR_DEAD)
-        em__error(t->ctx, EM_ERR_FREED, "a tensor was used after em_tensor_free or em_scope_end released it");
-    else
-        em__error_global(EM_ERR_FREED, "not a live ember tensor (freed, or not a tensor)");
-    return false;
 }
 
 /* ----------------------------------------------------------------- storage */
@@ -105,14 +90,14 @@ void em__storage_bump(em_storage *s)
 
 /* ----------------------------------------------------------------- references */
 
-em_tensor *em__tensor_ref(em_tensor *t)
+em__tensor *em__tensor_ref(em__tensor *t)
 {
     if (t)
         t->refcount++;
     return t;
 }
 
-void em__tensor_unref(em_tensor *t)
+void em__tensor_unref(em__tensor *t)
 {
     if (!t || --t->refcount > 0)
         return;
@@ -148,11 +133,11 @@ static em_status check_shape(em_context *ctx, const char *what, em_dtype dt, int
     return EM_OK;
 }
 
-em_tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
+em__tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
 {
     if (check_shape(ctx, "tensor", dt, ndim, shape) != EM_OK)
         return NULL;
-    em_tensor *t = tensor_obj(ctx);
+    em__tensor *t = tensor_obj(ctx);
     if (!t)
         return NULL;
     t->dtype = dt;
@@ -169,10 +154,10 @@ em_tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t 
     return t;
 }
 
-em_tensor *em__tensor_alias(em_tensor *src, int ndim, const int64_t *shape,
+em__tensor *em__tensor_alias(em__tensor *src, int ndim, const int64_t *shape,
                             const int64_t *strides, int64_t offset)
 {
-    em_tensor *t = tensor_obj(src->ctx);
+    em__tensor *t = tensor_obj(src->ctx);
     if (!t)
         return NULL;
     t->dtype = src->dtype;
@@ -195,7 +180,7 @@ static em_tensor *new_filled(em_context *ctx, const char *what, em_dtype dt, int
         return em__error_global(EM_ERR_INVALID, "%s: NULL context", what), NULL;
     if (check_shape(ctx, what, dt, ndim, shape) != EM_OK)
         return NULL;
-    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    em__tensor *t = em__tensor_new(ctx, dt, ndim, shape);
     if (!t)
         return NULL;
     double p[4] = {value, 0, 0, 0};
@@ -236,29 +221,35 @@ EMBER_API em_tensor *em_scalar(em_context *ctx, em_dtype dt, double value)
     return new_filled(ctx, "em_scalar", dt, 0, NULL, value);
 }
 
-EMBER_API em_tensor *em_zeros_like(em_tensor *t)
+EMBER_API em_tensor *em_zeros_like(em_tensor *h)
 {
-    return em__live(t) ? new_filled(t->ctx, "em_zeros_like", t->dtype, t->ndim, t->shape, 0.0) : NULL;
+    em__tensor *t = em__obj(h);
+    return t ? new_filled(t->ctx, "em_zeros_like", t->dtype, t->ndim, t->shape, 0.0) : NULL;
 }
 
-EMBER_API em_tensor *em_ones_like(em_tensor *t)
+EMBER_API em_tensor *em_ones_like(em_tensor *h)
 {
-    return em__live(t) ? new_filled(t->ctx, "em_ones_like", t->dtype, t->ndim, t->shape, 1.0) : NULL;
+    em__tensor *t = em__obj(h);
+    return t ? new_filled(t->ctx, "em_ones_like", t->dtype, t->ndim, t->shape, 1.0) : NULL;
 }
 
-EMBER_API em_tensor *em_full_like(em_tensor *t, double value)
+EMBER_API em_tensor *em_full_like(em_tensor *h, double value)
 {
-    return em__live(t) ? new_filled(t->ctx, "em_full_like", t->dtype, t->ndim, t->shape, value) : NULL;
+    em__tensor *t = em__obj(h);
+    return t ? new_filled(t->ctx, "em_full_like", t->dtype, t->ndim, t->shape, value) : NULL;
 }
 
-static em_status upload(em_tensor *t, const void *src)
+static em_status upload(em__tensor *t, const void *src)
 {
     size_t bytes = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
     if (bytes == 0)
         return EM_OK;
     em_context *ctx = t->ctx;
     size_t off = (size_t)t->offset * em_dtype_size(t->dtype);
-    em_status st = ctx->ops->copy_h2d(ctx->dev, t->storage->buf, off, src, bytes);
+    em_status st = em__kernel_fault(ctx, "copy_h2d");
+    if (st != EM_OK)
+        return st;
+    st = ctx->ops->copy_h2d(ctx->dev, t->storage->buf, off, src, bytes);
     if (st != EM_OK)
         return em__backend_failed(ctx, st, "copy_h2d");
     em__storage_bump(t->storage);
@@ -274,7 +265,7 @@ EMBER_API em_tensor *em_tensor_from_data(em_context *ctx, em_dtype dt, int ndim,
         return NULL;
     if (!data && em__numel(ndim, shape) > 0)
         return em__error(ctx, EM_ERR_INVALID, "em_tensor_from_data: data is NULL"), NULL;
-    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    em__tensor *t = em__tensor_new(ctx, dt, ndim, shape);
     if (!t)
         return NULL;
     if (upload(t, data) != EM_OK) {
@@ -301,7 +292,7 @@ EMBER_API em_tensor *em_arange(em_context *ctx, em_dtype dt, double start, doubl
     if (len > 1e12)
         return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len), NULL;
     int64_t n = (int64_t)len;
-    em_tensor *t = em__tensor_new(ctx, dt, 1, &n);
+    em__tensor *t = em__tensor_new(ctx, dt, 1, &n);
     if (!t)
         return NULL;
     void *host = em__malloc((size_t)n * em_dtype_size(dt));
@@ -335,7 +326,7 @@ static em_tensor *random_tensor(em_context *ctx, const char *what, size_t kernel
     if (dt != EM_F32 && dt != EM_F64)
         return em__error(ctx, EM_ERR_DTYPE, "%s: dtype must be f32 or f64, got %s", what,
                          em_dtype_name(dt)), NULL;
-    em_tensor *t = em__tensor_new(ctx, dt, ndim, shape);
+    em__tensor *t = em__tensor_new(ctx, dt, ndim, shape);
     if (!t)
         return NULL;
     double p[4] = {a, b, 0, 0};
@@ -360,77 +351,87 @@ EMBER_API em_tensor *em_randn(em_context *ctx, em_dtype dt, int ndim, const int6
 
 /* ----------------------------------------------------------------- inspection */
 
-EMBER_API em_context *em_tensor_context(const em_tensor *t)
+EMBER_API em_context *em_tensor_context(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC ? t->ctx : NULL;
+    em__tensor *t = em__obj_quiet(h);
+    return t ? t->ctx : NULL;
 }
 
-EMBER_API em_dtype em_tensor_dtype(const em_tensor *t)
+EMBER_API em_dtype em_tensor_dtype(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC ? t->dtype : EM_DTYPE_COUNT_;
+    em__tensor *t = em__obj_quiet(h);
+    return t ? t->dtype : EM_DTYPE_COUNT_;
 }
 
-EMBER_API int em_tensor_ndim(const em_tensor *t)
+EMBER_API int em_tensor_ndim(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC ? t->ndim : -1;
+    em__tensor *t = em__obj_quiet(h);
+    return t ? t->ndim : -1;
 }
 
-EMBER_API int64_t em_tensor_size(const em_tensor *t, int dim)
+EMBER_API int64_t em_tensor_size(const em_tensor *h, int dim)
 {
-    if (!t || t->magic != EM_TENSOR_MAGIC)
+    em__tensor *t = em__obj_quiet(h);
+    if (!t)
         return -1;
     if (dim < 0)
         dim += t->ndim;
     return dim >= 0 && dim < t->ndim ? t->shape[dim] : -1;
 }
 
-EMBER_API int64_t em_tensor_stride(const em_tensor *t, int dim)
+EMBER_API int64_t em_tensor_stride(const em_tensor *h, int dim)
 {
-    if (!t || t->magic != EM_TENSOR_MAGIC)
+    em__tensor *t = em__obj_quiet(h);
+    if (!t)
         return -1;
     if (dim < 0)
         dim += t->ndim;
     return dim >= 0 && dim < t->ndim ? t->strides[dim] : -1;
 }
 
-EMBER_API int64_t em_tensor_numel(const em_tensor *t)
+EMBER_API int64_t em_tensor_numel(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC ? em__numel(t->ndim, t->shape) : 0;
+    em__tensor *t = em__obj_quiet(h);
+    return t ? em__numel(t->ndim, t->shape) : 0;
 }
 
-EMBER_API const int64_t *em_tensor_shape(const em_tensor *t)
+EMBER_API const int64_t *em_tensor_shape(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC ? t->shape : NULL;
+    em__tensor *t = em__obj_quiet(h);
+    return t ? t->shape : NULL;
 }
 
-EMBER_API bool em_tensor_is_contiguous(const em_tensor *t)
+EMBER_API bool em_tensor_is_contiguous(const em_tensor *h)
 {
-    return t && t->magic == EM_TENSOR_MAGIC && em__is_contiguous(t);
+    em__tensor *t = em__obj_quiet(h);
+    return t && em__is_contiguous(t);
 }
 
 /* ----------------------------------------------------------------- host transfers */
 
 /* Copy t's elements row-major into dst as t's own dtype. */
-static em_status download(em_tensor *t, void *dst)
+static em_status download(em__tensor *t, void *dst)
 {
     em_context *ctx = t->ctx;
     size_t es = em_dtype_size(t->dtype);
     size_t bytes = (size_t)em__numel(t->ndim, t->shape) * es;
     if (bytes == 0)
         return EM_OK;
-    em_tensor *src = t;
+    em__tensor *src = t;
     if (!em__is_contiguous(t)) {
         src = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
         if (!src)
             return ctx->status;
-        em_tensor *in[1] = {t};
+        em__tensor *in[1] = {t};
         em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), src, in, 1, NULL, NULL);
         if (st != EM_OK) {
             em__tensor_unref(src);
             return st;
         }
     }
-    em_status st = ctx->ops->copy_d2h(ctx->dev, dst, src->storage->buf, (size_t)src->offset * es, bytes);
+    em_status st = em__kernel_fault(ctx, "copy_d2h");
+    if (st == EM_OK)
+        st = ctx->ops->copy_d2h(ctx->dev, dst, src->storage->buf, (size_t)src->offset * es, bytes);
     if (src != t)
         em__tensor_unref(src);
     if (st != EM_OK)
@@ -456,7 +457,7 @@ static void host_set(em_dtype dt, void *p, int64_t i, double v)
     }
 }
 
-em_status em__to_host_as(em_tensor *t, em_dtype dt, void *dst)
+em_status em__to_host_as(em__tensor *t, em_dtype dt, void *dst)
 {
     if (dt == t->dtype)
         return download(t, dst);
@@ -472,11 +473,12 @@ em_status em__to_host_as(em_tensor *t, em_dtype dt, void *dst)
     return st;
 }
 
-EMBER_API em_status em_tensor_to_host(em_tensor *t, void *dst, size_t bytes)
+EMBER_API em_status em_tensor_to_host(em_tensor *h, void *dst, size_t bytes)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "em_tensor_to_host: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
     if (!dst || bytes < need)
@@ -485,11 +487,12 @@ EMBER_API em_status em_tensor_to_host(em_tensor *t, void *dst, size_t bytes)
     return download(t, dst);
 }
 
-EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t bytes)
+EMBER_API em_status em_tensor_from_host(em_tensor *h, const void *src, size_t bytes)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "em_tensor_from_host: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
     if (!em__is_contiguous(t))
@@ -503,12 +506,15 @@ EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t by
     return upload(t, src);
 }
 
-EMBER_API em_status em_item_get(em_tensor *t, double *out)
+EMBER_API em_status em_item_get(em_tensor *h, double *out)
 {
-    if (!t)
+    if (!h)
         return em__error_global(EM_ERR_INVALID, "em_item: NULL tensor");
-    if (!em__live(t))
+    em__tensor *t = em__obj(h);
+    if (!t)
         return EM_ERR_FREED;
+    if (!out)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_item: out is NULL");
     int64_t n = em__numel(t->ndim, t->shape);
     if (n != 1) {
         char s[160];
