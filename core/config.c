@@ -941,31 +941,44 @@ static em_status check_library(const em_config *cfg, const em__cfg_entry *e)
     return EM_OK;
 }
 
-/* Is there an ember-backend-<sec>.so in the search path? Lists the directories otherwise
- * (sec NULL: only list them). */
-static bool plugin_exists(const em__search_path *sp, const char *sec, char *dirs, size_t n)
+/* The directories of the plugin search path, for messages. */
+static void search_dirs_text(const em__search_path *sp, char *dirs, size_t n)
 {
     size_t used = 0;
     dirs[0] = 0;
-    for (int d = 0; d < sp->n; d++) {
-        if (sec && sp->dirs[d].exists) {
-            char f[PATH_MAX + 80];
-            struct stat sb;
-            em__snprintf(f, sizeof f, "%s/ember-backend-%s.so", sp->dirs[d].path, sec);
-            if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode))
-                return true;
-        }
-        if (used < n)
-            used += (size_t)snprintf(dirs + used, n - used, "%s%s", d ? ", " : "",
-                                     sp->dirs[d].path);
-    }
+    for (int d = 0; d < sp->n && used < n; d++)
+        used += (size_t)snprintf(dirs + used, n - used, "%s%s", d ? ", " : "", sp->dirs[d].path);
     if (!sp->n)
         em__snprintf(dirs, n, "(no directories)");
-    return false;
 }
 
-/* Unknown sections are tolerated only if they name a backend that exists, so that a typo
- * such as [cdua] is reported rather than silently ignored. */
+/* The keys of backend section `sec` against what its plugin (at path) accepts, read through
+ * a describe call: a typo in a section of a backend not in use is reported now, not the day
+ * someone switches to it. Plugins that cannot describe themselves are checked when loaded. */
+static em_status check_keys(const em_config *cfg, const char *sec, const char *path)
+{
+    const em__description *d = em__plugin_describe(sec, path);
+    if (!d)
+        return em__error_global(EM_ERR_OOM, "out of memory describing plugin %s", path);
+    if (!d->keys)
+        return EM_OK;
+    enum { MAX_KV = 64 };
+    em_config_kv kv[MAX_KV];
+    const em__cfg_entry *where[MAX_KV];
+    int n = em__config_section(cfg, sec, kv, MAX_KV, where);
+    if (n > MAX_KV)
+        return em__error_global(EM_ERR_CONFIG, "%s: [%s] has %d keys; at most %d are supported",
+                                cfg->source, sec, n, MAX_KV);
+    char msg[1024];
+    if (!em__keys_known(cfg, sec, (const char *const *)d->keys, kv, where, n, msg, sizeof msg))
+        return em__error_global(EM_ERR_CONFIG, "%s", msg);
+    return EM_OK;
+}
+
+/* Every section is a core section or names a backend. A backend's section is checked against
+ * the keys its plugin accepts; an unknown section is an error unless it is one of the
+ * first-party backends not built here or names its plugin with library=, so that a typo such
+ * as [cdua] is reported rather than silently ignored. */
 static em_status check_sections(const em_config *cfg, em__resolved *out)
 {
     static const char *const known[] = {"device", "backends", "cpu", "opencl", "cuda", NULL};
@@ -979,10 +992,26 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
         bool first = true;   /* judge each section once, at its first key */
         for (int j = 0; j < i && first; j++)
             first = strcmp(cfg->entries[j].section, sec) != 0;
-        if (st != EM_OK || !first || in_list(known, sec))
+        if (st != EM_OK || !first || !strcmp(sec, "device") || !strcmp(sec, "backends"))
             continue;
-        if (em__valid_backend_name(sec) && em_config_get(cfg, sec, "library"))
-            continue;   /* the section names its own plugin file */
+        if (em__valid_backend_name(sec)) {
+            char path[PATH_MAX + 80], fmsg[2048];
+            em_search_origin origin;
+            em_status fs = em__plugin_find(cfg, out, sec, path, sizeof path, &origin, fmsg,
+                                           sizeof fmsg);
+            if (fs == EM_ERR_OOM) {
+                st = em__error_global(EM_ERR_OOM, "out of memory resolving the configuration");
+                break;
+            }
+            if (fs == EM_OK) {
+                st = check_keys(cfg, sec, path);
+                continue;
+            }
+            if (em_config_get(cfg, sec, "library"))
+                continue;   /* a stale library= in an unused section must not stop the used one */
+        }
+        if (in_list(known, sec))
+            continue;   /* a first-party backend that is not built here */
         if (!built) {
             em__search_path_build(cfg, out, NULL, &sp);
             built = true;
@@ -992,10 +1021,7 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
             }
         }
         char dirs[2048];
-        if (em__valid_backend_name(sec) && plugin_exists(&sp, sec, dirs, sizeof dirs))
-            continue;
-        if (!em__valid_backend_name(sec))
-            plugin_exists(&sp, NULL, dirs, sizeof dirs);   /* only for the list */
+        search_dirs_text(&sp, dirs, sizeof dirs);
         char where[600], hint[128] = "";
         em__config_where(cfg, e, where, sizeof where);
         const char *s = suggest(known, sec);

@@ -87,6 +87,7 @@ EMBER_API void em_context_free(em_context *ctx)
     free(ctx->bw_order);
     free(ctx->bw_staged);
     free(ctx->bw_stack);
+    em__async_free(ctx);
     /* every handle of the context goes stale before its object goes away */
     em__handles_context_free(ctx);
     for (em__tensor *t = ctx->tensor_live, *next; t; t = next) {
@@ -152,10 +153,7 @@ EMBER_API em_status em_synchronize(em_context *ctx)
 {
     if (!ctx)
         return em__error_global(EM_ERR_INVALID, "em_synchronize: NULL context");
-    em_status st = ctx->ops->synchronize(ctx->dev);
-    if (st != EM_OK)
-        return em__backend_failed(ctx, st, "synchronize");
-    return EM_OK;
+    return em__async_synchronize(ctx);
 }
 
 EMBER_API void em_context_empty_cache(em_context *ctx)

@@ -318,11 +318,19 @@ em_status em__launch(em_context *ctx, size_t offset, em__tensor *out, em__tensor
     a.out = &views[0];
     for (int i = 0; i < n_in; i++)
         a.in[i] = &views[1 + i];
+    a.n_out = 1;
+    a.outs = &a.out;
+    a.n_in = (uint32_t)n_in;
+    a.ins = a.in;
     if (p)
         memcpy(a.p, p, sizeof a.p);
     if (u)
         memcpy(a.u, u, sizeof a.u);
-    st = em__kernel_call(ctx, offset, &a);
+    st = em__storage_ready(ctx, out, true);
+    for (int i = 0; i < n_in && st == EM_OK; i++)
+        st = em__storage_ready(ctx, src[i], false);
+    if (st == EM_OK)
+        st = em__kernel_call(ctx, offset, &a);
     if (st == EM_OK)
         em__storage_bump(out->storage);
 done:
@@ -383,8 +391,15 @@ em_status em__launch_reduce(em_context *ctx, size_t offset, em__tensor *out, em_
         vi.strides[d] = ist[d];
     }
     /* out strides of reduced dims are irrelevant (size 1); give them a harmless value */
-    em_kargs a = {.struct_size = sizeof a, .out = &vo, .in = {&vi}, .p = {scale}};
-    em_status st = em__kernel_call(ctx, offset, &a);
+    em_kargs a = {.struct_size = sizeof a, .out = &vo, .in = {&vi}, .p = {scale}, .n_out = 1,
+                  .n_in = 1};
+    a.outs = &a.out;
+    a.ins = a.in;
+    em_status st = em__storage_ready(ctx, out, true);
+    if (st == EM_OK)
+        st = em__storage_ready(ctx, in, false);
+    if (st == EM_OK)
+        st = em__kernel_call(ctx, offset, &a);
     if (st != EM_OK)
         return st;
     em__storage_bump(out->storage);
@@ -469,7 +484,13 @@ em_status em__launch_gemm(em_context *ctx, em__tensor *out, em__tensor *a, em__t
         double p[4] = {0};
         st = em__launch(ctx, EM_KERNEL_OFFSET(fill), c, NULL, 0, p, NULL);
     } else {
-        st = em__gemm_call(ctx, &g);
+        st = em__storage_ready(ctx, c, true);
+        if (st == EM_OK)
+            st = em__storage_ready(ctx, a, false);
+        if (st == EM_OK)
+            st = em__storage_ready(ctx, b, false);
+        if (st == EM_OK)
+            st = em__gemm_call(ctx, &g);
     }
     if (st == EM_OK && tc) {
         em__tensor *in[1] = {tc};

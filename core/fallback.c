@@ -1,10 +1,13 @@
 /* core/fallback.c — every kernel call goes through here. A backend that leaves an entry of
- * its ops table NULL still runs the op: on the cpu backend, loaded on first need, with the
- * operands' buffer ranges copied to the host and back ([device] op_fallback = cpu, the
- * default). So a new backend can start with memory + gemm and grow. It is never silent:
- * one warning when the context is created lists the ops that will fall back, a notice per
- * op at the first fallback goes to the log at info level, and op_fallback = error turns
- * every such call into "op <name> is not supported by backend <name>". */
+ * its ops table NULL, or does not declare the dtype of a call (em_kernel_dtypes), still runs
+ * the op: on the cpu backend, loaded on first need ([device] op_fallback = cpu, the default).
+ * When both the device and the cpu backend say their buffers are host memory
+ * (EM_DEVICE_HOST_BUFFERS), the cpu kernel runs on the device's buffers in place; otherwise
+ * the operands' buffer ranges are copied to the host and back. So a new backend can start
+ * with memory + gemm and grow. It is never silent: one warning when the context is created
+ * lists the ops (and dtypes) that will fall back, a notice per op at the first fallback goes
+ * to the log at info level, and op_fallback = error turns every such call into "op <name> is
+ * not supported by backend <name>". */
 #include "config.h"
 #include "internal.h"
 
@@ -14,28 +17,26 @@
 struct em__fallback {
     em_plugin *plugin;
     void *dev;
-    uint64_t noticed[2];   /* kernels already announced (bit per em__kernels index) */
+    bool in_place;                       /* both sides have host buffers: no copies */
+    em_dtype_mask kmask[EM__MAX_KERNELS];/* what the cpu backend runs */
+    uint64_t noticed[2];                 /* kernels already announced (bit per index) */
 };
 
-int em__kernel_index(size_t offset)
-{
-    for (int i = 0; i < em__n_kernels; i++)
-        if (em__kernels[i].offset == offset)
-            return i;
-    return -1;
-}
+_Static_assert(EM__MAX_KERNELS <= 128, "em__fallback.noticed has 128 bits");
 
-const char *em__kernel_name(size_t offset)
+/* dt < 0: the kernel is NULL; else the call's dtype is not declared. */
+static em_status unsupported(em_context *ctx, size_t offset, int dt, const char *who)
 {
-    int i = em__kernel_index(offset);
-    return i >= 0 ? em__kernels[i].name : "?";
-}
-
-static em_status unsupported(em_context *ctx, size_t offset)
-{
-    return em__error(ctx, EM_ERR_UNSUPPORTED, "op %s is not supported by backend %s%s",
-                     em__kernel_name(offset), ctx->backend_name,
-                     ctx->res.op_fallback_cpu ? "" : " (and [device] op_fallback = error)");
+    const char *why = !ctx->res.op_fallback_cpu ? " (and [device] op_fallback = error)"
+                    : who ? who : "";
+    if (dt < 0)
+        return em__error(ctx, EM_ERR_UNSUPPORTED, "op %s is not supported by backend %s%s",
+                         em__kernel_name(offset), ctx->backend_name, why);
+    bool nofp64 = dt == EM_F64 && !ctx->props.fp64;
+    return em__error(ctx, EM_ERR_UNSUPPORTED, "op %s is not supported by backend %s for dtype "
+                     "%s%s%s", em__kernel_name(offset), ctx->backend_name,
+                     em_dtype_name((em_dtype)dt),
+                     nofp64 ? " (the device has no fp64 support)" : "", why);
 }
 
 void em__fallback_free(em_context *ctx)
@@ -76,6 +77,16 @@ static em__fallback *fallback_get(em_context *ctx)
         free(fb);
         return NULL;
     }
+    em_device_props props;
+    memset(&props, 0, sizeof props);
+    props.struct_size = sizeof props;
+    if (fb->plugin->ops.device_props(fb->plugin->be.ctx, 0, &props) != EM_OK) {
+        memset(&props, 0, sizeof props);
+        props.fp64 = 1;
+    }
+    em__device_masks(fb->plugin, &props, fb->kmask);
+    fb->in_place = (ctx->props.flags & EM_DEVICE_HOST_BUFFERS) &&
+                   (props.flags & EM_DEVICE_HOST_BUFFERS);
     ctx->fallback = fb;
     return fb;
 }
@@ -197,25 +208,48 @@ static void view_extent(const em_kview *v, int64_t *lo, int64_t *hi)
     *hi = b + 1;
 }
 
-static void notice(em_context *ctx, em__fallback *fb, size_t offset)
+static void notice(em_context *ctx, em__fallback *fb, size_t offset, int dt)
 {
     int k = em__kernel_index(offset);
     if (k < 0 || (fb->noticed[k / 64] >> (k % 64) & 1))
         return;
     fb->noticed[k / 64] |= 1ull << (k % 64);
-    em__log(ctx, EM_LOG_INFO, "op %s is not implemented by backend %s: running it on cpu "
-            "(operands copied to the host and back)", em__kernels[k].name, ctx->backend_name);
+    char what[64] = "";
+    if (em__kernel_at(ctx->ops, offset))
+        em__snprintf(what, sizeof what, " for dtype %s", em_dtype_name((em_dtype)dt));
+    em__log(ctx, EM_LOG_INFO, "op %s is not implemented by backend %s%s: running it on cpu (%s)",
+            em__kernels[k].name, ctx->backend_name, what,
+            fb->in_place ? "in place: its buffers are host memory"
+                         : "operands copied to the host and back");
 }
 
-static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs *a)
+/* The device's queued work must be done before the host touches its buffers. */
+static em_status quiesce(em_context *ctx)
+{
+    em_status st = ctx->ops->synchronize(ctx->dev);
+    return st == EM_OK ? EM_OK : em__backend_failed(ctx, st, "op fallback: synchronize");
+}
+
+static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs *a, int dt)
 {
     em__fallback *fb = fallback_get(ctx);
     if (!fb)
         return ctx->status;
     em_kernel_fn fn = em__kernel_at(&fb->plugin->ops, offset);
+    int k = em__kernel_index(offset);
     if (!fn)
-        return unsupported(ctx, offset);
-    notice(ctx, fb, offset);
+        return unsupported(ctx, offset, dt, " (nor by the cpu backend)");
+    int bad = em__kargs_undeclared(k, fb->kmask[k], a);
+    if (bad >= 0)
+        return unsupported(ctx, offset, bad, " (nor by the cpu backend)");
+    notice(ctx, fb, offset, dt);
+    if (fb->in_place) {
+        em_status st = quiesce(ctx);
+        if (st == EM_OK && (st = fn(fb->dev, a)) != EM_OK)
+            em__error(ctx, st, "op %s (fallback on cpu): %s", em__kernel_name(offset),
+                      fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+        return st;
+    }
     const em_kview *views[4] = {a->out, a->in[0], a->in[1], a->in[2]};
     em_kview mapped[4];
     mirror m = {.n = 0};
@@ -242,6 +276,9 @@ static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs 
         b.out = &mapped[0];
         for (int i = 0; i < 3; i++)
             b.in[i] = views[i + 1] ? &mapped[i + 1] : NULL;
+        const em_kview *outs[1] = {b.out};
+        b.outs = outs;
+        b.ins = b.in;
         st = fn(fb->dev, &b);
         if (st != EM_OK)
             em__error(ctx, st, "op %s (fallback on cpu): %s", em__kernel_name(offset),
@@ -266,9 +303,17 @@ static em_status fallback_gemm(em_context *ctx, const em_gemm_args *g)
     em__fallback *fb = fallback_get(ctx);
     if (!fb)
         return ctx->status;
-    if (!fb->plugin->ops.gemm)
-        return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
-    notice(ctx, fb, EM_KERNEL_OFFSET(gemm));
+    if (!fb->plugin->ops.gemm || !(fb->kmask[0] & EM_DTYPE_BIT(g->dtype)))
+        return unsupported(ctx, EM_KERNEL_OFFSET(gemm), fb->plugin->ops.gemm ? g->dtype : -1,
+                           " (nor by the cpu backend)");
+    notice(ctx, fb, EM_KERNEL_OFFSET(gemm), g->dtype);
+    if (fb->in_place) {
+        em_status st = quiesce(ctx);
+        if (st == EM_OK && (st = fb->plugin->ops.gemm(fb->dev, g)) != EM_OK)
+            em__error(ctx, st, "op gemm (fallback on cpu): %s",
+                      fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
+        return st;
+    }
     size_t es = em_dtype_size((em_dtype)g->dtype);
     int64_t lo[3], hi[3];
     gemm_extent(g->a_offset, g->trans_a ? g->k : g->m, g->trans_a ? g->m : g->k, g->lda, g->batch,
@@ -306,16 +351,18 @@ em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
     em_status fault = em__kernel_fault(ctx, em__kernel_name(offset));
     if (fault != EM_OK)
         return fault;
+    int k = em__kernel_index(offset);
     em_kernel_fn fn = em__kernel_at(ctx->ops, offset);
-    if (fn) {
+    int bad = fn ? em__kargs_undeclared(k, ctx->kmask[k], a) : a->out->dtype;
+    if (fn && bad < 0) {
         em_status st = fn(ctx->dev, a);
         if (st != EM_OK)
             em__backend_failed(ctx, st, em__kernel_name(offset));
         return st;
     }
     if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
-        return unsupported(ctx, offset);
-    return fallback_kernel(ctx, offset, a);
+        return unsupported(ctx, offset, fn ? bad : -1, NULL);
+    return fallback_kernel(ctx, offset, a, bad);
 }
 
 em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
@@ -323,27 +370,35 @@ em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
     em_status fault = em__kernel_fault(ctx, "gemm");
     if (fault != EM_OK)
         return fault;
-    if (ctx->ops->gemm) {
+    if (ctx->ops->gemm && (ctx->kmask[0] & EM_DTYPE_BIT(g->dtype))) {
         em_status st = ctx->ops->gemm(ctx->dev, g);
         if (st != EM_OK)
             em__backend_failed(ctx, st, "gemm");
         return st;
     }
     if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
-        return unsupported(ctx, EM_KERNEL_OFFSET(gemm));
+        return unsupported(ctx, EM_KERNEL_OFFSET(gemm), ctx->ops->gemm ? g->dtype : -1, NULL);
     return fallback_gemm(ctx, g);
 }
 
-bool em__kernel_native(const em_context *ctx, size_t offset, em_dtype dt)
+/* "add" for a NULL entry, "add[f64]" for a declared entry that lacks dtypes the core uses. */
+static int describe_missing(const em_context *ctx, int k, char *buf, size_t n)
 {
-    (void)dt;
-    return em__kernel_at(ctx->ops, offset) != NULL;
-}
-
-bool em__kernel_available(const em_context *ctx, size_t offset)
-{
-    return em__kernel_at(ctx->ops, offset) != NULL ||
-           (ctx->res.op_fallback_cpu && strcmp(ctx->backend_name, "cpu") != 0);
+    const em__kernel_desc *kd = &em__kernels[k];
+    if (!em__kernel_at(ctx->ops, kd->offset))
+        return snprintf(buf, n, "%s", kd->name);
+    em_dtype_mask miss = kd->uses & ~ctx->kmask[k];
+    if (!miss)
+        return 0;
+    int used = snprintf(buf, n, "%s[", kd->name);
+    for (int d = 0, first = 1; d < EM_DTYPE_COUNT_; d++) {
+        if (miss & EM_DTYPE_BIT(d)) {
+            used += snprintf(buf + used, n > (size_t)used ? n - (size_t)used : 0, "%s%s",
+                             first ? "" : ",", em_dtype_name((em_dtype)d));
+            first = 0;
+        }
+    }
+    return used + snprintf(buf + used, n > (size_t)used ? n - (size_t)used : 0, "]");
 }
 
 void em__announce_fallbacks(em_context *ctx)
@@ -353,21 +408,28 @@ void em__announce_fallbacks(em_context *ctx)
     int missing = 0;
     list[0] = 0;
     for (int i = 0; i < em__n_kernels; i++) {
-        if (em__kernels[i].optional || em__kernel_at(ctx->ops, em__kernels[i].offset))
+        if (em__kernels[i].optional)
+            continue;
+        char one[96];
+        if (describe_missing(ctx, i, one, sizeof one) <= 0)
             continue;
         missing++;
         if (used < sizeof list)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", missing > 1 ? ", " : "",
-                                     em__kernels[i].name);
+                                     one);
     }
     if (!missing)
         return;
+    const char *how = ctx->props.flags & EM_DEVICE_HOST_BUFFERS
+                          ? "in place, on the device's host-memory buffers"
+                          : "copying operands to the host and back";
+    const char *fp64 = ctx->props.fp64 ? "" : "; the device has no fp64 support";
     if (ctx->res.op_fallback_cpu)
-        em__log(ctx, EM_LOG_WARN, "backend '%s' does not implement %d op%s (%s): they run on cpu, "
-                "copying operands to the host and back ([device] op_fallback = cpu)",
-                ctx->backend_name, missing, missing > 1 ? "s" : "", list);
+        em__log(ctx, EM_LOG_WARN, "backend '%s' does not implement %d op%s (%s%s): they run on "
+                "cpu, %s ([device] op_fallback = cpu)", ctx->backend_name, missing,
+                missing > 1 ? "s" : "", list, fp64, how);
     else
-        em__log(ctx, EM_LOG_INFO, "backend '%s' does not implement %d op%s (%s): calls fail "
+        em__log(ctx, EM_LOG_INFO, "backend '%s' does not implement %d op%s (%s%s): calls fail "
                 "([device] op_fallback = error)", ctx->backend_name, missing, missing > 1 ? "s" : "",
-                list);
+                list, fp64);
 }

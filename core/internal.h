@@ -84,6 +84,7 @@ typedef struct em_plugin {
     em_search_origin origin;
     em_backend be;                 /* what the entry returned */
     em_backend_ops ops;            /* zero-extended copy of the plugin's table */
+    int async;                     /* EM__ASYNC_* groups it provides */
     em_context *ctx;               /* receives errors and logs; NULL while scanning */
     em_status last_status;         /* last status reported through host->error */
     char last_msg[512];            /* last message reported through host->error */
@@ -91,6 +92,41 @@ typedef struct em_plugin {
 } em_plugin;
 
 EM_INTERNAL extern const em_host em__host;
+EM_INTERNAL extern const em_host em__host_describe;   /* flags = EM_HOST_DESCRIBE */
+
+/* em_plugin.async: the optional asynchrony groups a plugin provides (all entries of each) */
+#define EM__ASYNC_PINNED 1
+#define EM__ASYNC_COPIES 2
+#define EM__ASYNC_STREAMS 4
+
+/* Where backend `name`'s plugin file is (library= of its section, else the search path).
+ * Fails with EM_ERR_PLUGIN (not found: msg lists the directories) or EM_ERR_CONFIG. */
+EM_INTERNAL em_status em__plugin_find(const em_config *cfg, const em__resolved *r, const char *name,
+                                      char *path, size_t pathlen, em_search_origin *origin,
+                                      char *msg, size_t msglen);
+/* The keys of [name] that `accepted` (NULL-terminated) lacks: false with a message naming
+ * file, line, key and the accepted list. */
+EM_INTERNAL bool em__keys_known(const em_config *cfg, const char *name, const char *const *accepted,
+                                const em_config_kv *kv, const em__cfg_entry *const *where, int n,
+                                char *msg, size_t msglen);
+/* A native ELF file whose program headers and loadable segments lie inside the file (dlopen
+ * of a truncated file dies of SIGBUS): false with the reason. Non-ELF files pass. */
+EM_INTERNAL bool em__elf_intact(const char *path, char *why, size_t n);
+
+/* ----------------------------------------------------------------- describe (describe.c) */
+/* A plugin's static description (ABI 1.1 describe call), cached per file for the process.
+ * keys is NULL when none could be had (the plugin cannot be opened, or is of another major);
+ * `problem` says why, or names a breach of the describe contract. */
+typedef struct em__description {
+    uint32_t abi_major, abi_minor;
+    bool by_init;              /* a 1.0 plugin: described by a full init, shut down at once */
+    char **keys;               /* NULL-terminated accepted keys; NULL: unknown */
+    char *version, *description;
+    char problem[512];         /* "" when the describe call kept its contract */
+} em__description;
+/* The description of the plugin file at path (backend `name`); NULL only when out of
+ * memory. Owned by the cache: valid until the process ends. */
+EM_INTERNAL const em__description *em__plugin_describe(const char *name, const char *path);
 
 /* Build the search path for a resolved config (library= of the backend's section first). */
 typedef struct em__search_path {
@@ -135,8 +171,6 @@ EM_INTERNAL em_status em__kernel_call(em_context *ctx, size_t offset, const em_k
 EM_INTERNAL em_status em__gemm_call(em_context *ctx, const em_gemm_args *g);
 /* Whether the backend itself runs this kernel for dtype dt (declared, and the device can). */
 EM_INTERNAL bool em__kernel_native(const em_context *ctx, size_t offset, em_dtype dt);
-/* Whether an op lowering to this kernel can run here (natively or by fallback). */
-EM_INTERNAL bool em__kernel_available(const em_context *ctx, size_t offset);
 /* One warning at context creation listing the ops that will fall back. */
 EM_INTERNAL void em__announce_fallbacks(em_context *ctx);
 EM_INTERNAL void em__fallback_free(em_context *ctx);
@@ -144,14 +178,28 @@ EM_INTERNAL int em__kernel_index(size_t offset);
 EM_INTERNAL const char *em__kernel_name(size_t offset);
 typedef struct em__fallback em__fallback;
 
-/* Kernel entries of em_backend_ops the core knows, by name, for messages and ember-info. */
+/* Kernel entries of em_backend_ops the core knows (kernels.c). */
+#define EM__MAX_KERNELS 128
+#define EM__VIEW_OUT 1u                     /* em__kernel_desc.fixed: out's dtype is fixed */
+#define EM__VIEW_IN(i) (2u << (i))          /* ... in[i]'s dtype is fixed */
 typedef struct em__kernel_desc {
     const char *name;
     size_t offset;        /* offsetof(em_backend_ops, <name>) */
-    bool optional;
+    size_t dtypes_offset; /* offsetof(em_kernel_dtypes, <name>) */
+    bool optional;        /* composed by the core when absent */
+    em_dtype_mask dflt;   /* what a plugin that declares nothing implements (ABI 1.0's promise) */
+    em_dtype_mask uses;   /* the dtypes the core calls it with */
+    unsigned fixed;       /* EM__VIEW_* bits: views whose dtype the kernel's definition fixes */
 } em__kernel_desc;
 EM_INTERNAL extern const em__kernel_desc em__kernels[];
 EM_INTERNAL extern const int em__n_kernels;
+/* Per kernel: the dtypes plugin p runs natively (0: entry NULL); the same for one of its
+ * devices (no f64 where props say fp64 = 0). */
+EM_INTERNAL void em__plugin_masks(const em_plugin *p, em_dtype_mask *mask);
+EM_INTERNAL void em__device_masks(const em_plugin *p, const em_device_props *props,
+                                  em_dtype_mask *mask);
+/* The dtype of the first view of a call of kernel k that mask does not cover, or -1. */
+EM_INTERNAL int em__kargs_undeclared(int k, em_dtype_mask mask, const em_kargs *a);
 #define EM_KERNEL_OFFSET(field) offsetof(em_backend_ops, field)
 /* The kernel at `offset` in p's (zero-extended) ops table, or NULL. */
 static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offset)
@@ -170,6 +218,7 @@ static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offse
 typedef struct em__tensor em__tensor;
 typedef struct em_storage em_storage;
 typedef struct em_node em_node;
+typedef struct em__pending em__pending;
 
 struct em_storage {
     em_context *ctx;
@@ -177,6 +226,7 @@ struct em_storage {
     size_t nbytes;
     int32_t refcount;       /* tensors using it */
     uint32_t version;       /* bumped by every in-place write (autograd checks it) */
+    em__pending *pending;   /* an asynchronous copy in flight (async.c), or NULL */
     em_storage *prev, *next;/* the context's list of live storages */
 };
 
@@ -218,6 +268,24 @@ EM_INTERNAL em_status em__to_host_as(em__tensor *t, em_dtype dt, void *dst);
 /* "[64, 1000]" */
 EM_INTERNAL void em__shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 EM_INTERNAL void em__storage_bump(em_storage *s);
+
+/* ----------------------------------------------------------------- async (async.c) */
+/* Before the device queue uses s (write: it writes s): order it after s's asynchronous copy
+ * in flight, if any. Call through em__storage_ready, which costs nothing when none is. */
+EM_INTERNAL em_status em__storage_wait(em_context *ctx, em_storage *s, bool write);
+static inline em_status em__storage_ready(em_context *ctx, const em__tensor *t, bool write)
+{
+    return t->storage->pending ? em__storage_wait(ctx, t->storage, write) : EM_OK;
+}
+/* s's buffer is going back to the cache: its next user must wait for the copy in flight. */
+EM_INTERNAL void em__storage_release_pending(em_context *ctx, em_storage *s);
+/* An asynchronous copy between bytes of s at off and host memory (upload: host -> s). */
+EM_INTERNAL em_status em__copy_async(em_context *ctx, em_storage *s, size_t off, void *host,
+                                     size_t bytes, bool upload);
+/* em_synchronize: all queues done, every copy in flight complete. */
+EM_INTERNAL em_status em__async_synchronize(em_context *ctx);
+/* Context teardown: copies finished, events, copy stream and pinned memory released. */
+EM_INTERNAL void em__async_free(em_context *ctx);
 
 /* ----------------------------------------------------------------- handles (handle.c) */
 /* The object behind a handle. NULL gives NULL silently (an earlier failure is already
@@ -439,6 +507,7 @@ struct em_context {
     em_plugin *plugin;
     void *dev;
     const em_backend_ops *ops;      /* == &plugin->ops */
+    em_dtype_mask kmask[EM__MAX_KERNELS]; /* per kernel: dtypes the device runs natively */
     char backend_name[64];
     int device_index;
     em_device_props props;
@@ -477,6 +546,11 @@ struct em_context {
     int n_node_free, cap_node_free;
     bool freeing_nodes;
     int scope_overflow;              /* scopes that could not be pushed (out of memory) */
+    /* asynchronous copies (async.c) */
+    void *copy_stream;               /* created on first need */
+    em__pending *pending;            /* storages with a copy in flight */
+    void **pinned;                   /* em_pinned_alloc blocks still held */
+    int n_pinned, cap_pinned;
     /* device buffer cache, binned by size */
     em__cache_bin *bins;
     int n_bins, cap_bins;

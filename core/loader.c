@@ -21,31 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------------ kernel table */
-
-#define K(f) {#f, offsetof(em_backend_ops, f), false}
-#define KOPT(f) {#f, offsetof(em_backend_ops, f), true}
-const em__kernel_desc em__kernels[] = {
-    K(gemm),        K(fill),        K(rng_uniform), K(rng_normal),  K(copy),
-    K(neg),         K(exp),         K(log),         K(sqrt),        K(abs),
-    K(relu),        K(tanh),        K(sigmoid),     K(add_scalar),  K(mul_scalar),
-    K(rsub_scalar), K(div_scalar),  K(rdiv_scalar), K(pow_scalar),  K(clamp),
-    K(add),         K(sub),         K(mul),         K(div),         K(maximum),
-    K(minimum),     K(lt),          K(le),          K(gt),          K(ge),
-    K(eq),          K(ne),          K(where),       K(masked_fill), K(sum),
-    KOPT(relu_backward), KOPT(clamp_backward), KOPT(pow_backward), KOPT(tanh_backward),
-    KOPT(sigmoid_backward),
-};
-const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
-#undef K
-#undef KOPT
-
-/* An entry appended to em_backend_ops without a line above would be invisible to
- * ember-info and the registry: make that a build error. */
-_Static_assert((sizeof(em_backend_ops) - offsetof(em_backend_ops, gemm)) / sizeof(em_kernel_fn) ==
-                   sizeof em__kernels / sizeof em__kernels[0],
-               "em__kernels must list every kernel entry of em_backend_ops");
-
 /* Entries every plugin must provide: without them no tensor can exist. */
 static const struct {
     const char *name;
@@ -61,6 +36,60 @@ static const struct {
     {"copy_d2h", offsetof(em_backend_ops, copy_d2h)},
     {"synchronize", offsetof(em_backend_ops, synchronize)},
 };
+
+/* The optional asynchrony entries come in groups (backend.h): a group is all there or all
+ * absent, and streams need the async copies. A half group is a plugin bug, refused with the
+ * names of the missing entries rather than half used. */
+#define OP(g, f) {g, #f, offsetof(em_backend_ops, f)}
+static const struct {
+    int group;
+    const char *name;
+    size_t offset;
+} async_ops[] = {
+    OP(EM__ASYNC_PINNED, host_alloc),      OP(EM__ASYNC_PINNED, host_free),
+    OP(EM__ASYNC_COPIES, copy_h2d_async),  OP(EM__ASYNC_COPIES, copy_d2h_async),
+    OP(EM__ASYNC_STREAMS, stream_create),  OP(EM__ASYNC_STREAMS, stream_destroy),
+    OP(EM__ASYNC_STREAMS, event_create),   OP(EM__ASYNC_STREAMS, event_destroy),
+    OP(EM__ASYNC_STREAMS, event_record),   OP(EM__ASYNC_STREAMS, event_wait),
+    OP(EM__ASYNC_STREAMS, event_synchronize),
+};
+#undef OP
+
+static bool async_groups(em_plugin *p, char *msg, size_t msglen)
+{
+    static const char *const group_name[] = {"", "pinned host memory", "async copies", "",
+                                             "streams and events"};
+    int have = 0, lack = 0;
+    for (size_t i = 0; i < sizeof async_ops / sizeof async_ops[0]; i++) {
+        void *fn;
+        memcpy(&fn, (const char *)&p->ops + async_ops[i].offset, sizeof fn);
+        *(fn ? &have : &lack) |= async_ops[i].group;
+    }
+    for (int g = EM__ASYNC_PINNED; g <= EM__ASYNC_STREAMS; g <<= 1) {
+        if (!(have & g) || !(lack & g))
+            continue;
+        char missing[256] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < sizeof async_ops / sizeof async_ops[0]; i++) {
+            void *fn;
+            memcpy(&fn, (const char *)&p->ops + async_ops[i].offset, sizeof fn);
+            if (async_ops[i].group == g && !fn && used < sizeof missing)
+                used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%s",
+                                         used ? ", " : "", async_ops[i].name);
+        }
+        em__snprintf(msg, msglen, "backend '%s': plugin %s provides part of the %s entries but "
+                     "not %s (a group is all there or all NULL)", p->name, p->path,
+                     group_name[g], missing);
+        return false;
+    }
+    if ((have & EM__ASYNC_STREAMS) && !(have & EM__ASYNC_COPIES)) {
+        em__snprintf(msg, msglen, "backend '%s': plugin %s provides streams and events but not "
+                     "copy_h2d_async/copy_d2h_async, which streams are for", p->name, p->path);
+        return false;
+    }
+    p->async = have & ~lack;
+    return true;
+}
 
 /* The least a plugin's em_backend and ops table must hold for us to use it. */
 #define BACKEND_MIN_SIZE (offsetof(em_backend, ops) + sizeof(void *))
@@ -134,6 +163,19 @@ const em_host em__host = {
     .log = host_log,
     .alloc = host_alloc,
     .free = host_free,
+    .flags = 0,
+};
+
+/* The same services, for describe calls (describe.c). */
+const em_host em__host_describe = {
+    .struct_size = sizeof(em_host),
+    .abi_major = EM_ABI_MAJOR,
+    .abi_minor = EM_ABI_MINOR,
+    .error = host_error,
+    .log = host_log,
+    .alloc = host_alloc,
+    .free = host_free,
+    .flags = EM_HOST_DESCRIBE,
 };
 
 /* ------------------------------------------------------------------ search path */
@@ -273,7 +315,7 @@ static const em__cfg_entry *cfg_entry(const em_config *cfg, const char *sec, con
 }
 
 /* Keys of the backend's section that its plugin does not declare. */
-static bool keys_known(const em_config *cfg, const char *name, const char *const *accepted,
+bool em__keys_known(const em_config *cfg, const char *name, const char *const *accepted,
                        const em_config_kv *kv, const em__cfg_entry *const *where, int n,
                        char *msg, size_t msglen)
 {
@@ -331,7 +373,7 @@ static void plugin_config_msg(const em_config *cfg, const char *name, const char
 #else
 #define NATIVE_ELFCLASS ELFCLASS32
 #endif
-static bool elf_intact(const char *path, char *why, size_t n)
+bool em__elf_intact(const char *path, char *why, size_t n)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -392,7 +434,7 @@ em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r, cons
     bool instance = false;   /* the entry created an instance we may shut down */
 
     char why[256];
-    if (!elf_intact(path, why, sizeof why)) {
+    if (!em__elf_intact(path, why, sizeof why)) {
         em__snprintf(msg, msglen, "backend '%s' cannot be loaded from %s (%s)", name, path, why);
         st = EM_ERR_PLUGIN;
         goto fail;
@@ -461,7 +503,7 @@ em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r, cons
     if (st != EM_OK) {
         *stage = EM_STAGE_INIT;
         if (be.struct_size >= BACKEND_MIN_SIZE && be.config_keys &&
-            !keys_known(cfg, name, be.config_keys, kv, where, n, msg, msglen)) {
+            !em__keys_known(cfg, name, be.config_keys, kv, where, n, msg, msglen)) {
             st = EM_ERR_CONFIG;   /* our message names file and line: better than its own */
         } else if (st == EM_ERR_CONFIG) {
             plugin_config_msg(cfg, name, p->last_msg, kv, where, n, msg, msglen);
@@ -517,6 +559,10 @@ em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r, cons
             goto fail;
         }
     }
+    if (!async_groups(p, msg, msglen)) {
+        st = EM_ERR_PLUGIN;
+        goto fail;
+    }
     if (!be.name || strcmp(be.name, name)) {
         em__snprintf(msg, msglen, "backend '%s': plugin at %s calls itself '%s', expected '%s' "
                      "(%s)", name, path, be.name ? be.name : "(null)", name,
@@ -526,7 +572,7 @@ em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r, cons
         st = EM_ERR_PLUGIN;
         goto fail;
     }
-    if (!keys_known(cfg, name, be.config_keys, kv, where, n, msg, msglen)) {
+    if (!em__keys_known(cfg, name, be.config_keys, kv, where, n, msg, msglen)) {
         *stage = EM_STAGE_INIT;
         st = EM_ERR_CONFIG;
         goto fail;
@@ -545,11 +591,10 @@ fail:
     return st;
 }
 
-em_status em__plugin_load(const em_config *cfg, const em__resolved *r, const char *name,
-                          em_plugin **out, em_load_stage *stage, char *msg, size_t msglen)
+em_status em__plugin_find(const em_config *cfg, const em__resolved *r, const char *name,
+                          char *path, size_t pathlen, em_search_origin *origin, char *msg,
+                          size_t msglen)
 {
-    *out = NULL;
-    *stage = EM_STAGE_FIND;
     msg[0] = 0;
     if (!em__valid_backend_name(name)) {
         em__snprintf(msg, msglen, "'%s' is not a valid backend name", name);
@@ -557,8 +602,7 @@ em_status em__plugin_load(const em_config *cfg, const em__resolved *r, const cha
     }
     em__search_path sp;
     em__search_path_build(cfg, r, name, &sp);
-    char path[PATH_MAX + 80];
-    em_search_origin origin = EM_SEARCH_LIBRARY_KEY;
+    *origin = EM_SEARCH_LIBRARY_KEY;
     em_status st = EM_OK;
     struct stat sb;
     if (sp.oom) {
@@ -580,17 +624,17 @@ em_status em__plugin_load(const em_config *cfg, const em__resolved *r, const cha
         else if (!S_ISREG(sb.st_mode))
             em__snprintf(msg, msglen, "%s: [%s] library: '%s' is not a regular file", w, name, lib);
         else
-            em__snprintf(path, sizeof path, "%s", lib);
+            em__snprintf(path, pathlen, "%s", lib);
         st = msg[0] ? EM_ERR_CONFIG : EM_OK;
     } else {
         bool found = false;
         for (int i = 0; i < sp.n && !found; i++) {
             if (!sp.dirs[i].exists)
                 continue;
-            em__snprintf(path, sizeof path, "%s/ember-backend-%s.so", sp.dirs[i].path, name);
+            em__snprintf(path, pathlen, "%s/ember-backend-%s.so", sp.dirs[i].path, name);
             if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
                 found = true;
-                origin = sp.dirs[i].origin;
+                *origin = sp.dirs[i].origin;
             }
         }
         if (!found) {
@@ -610,6 +654,17 @@ em_status em__plugin_load(const em_config *cfg, const em__resolved *r, const cha
         }
     }
     em__search_path_free(&sp);
+    return st;
+}
+
+em_status em__plugin_load(const em_config *cfg, const em__resolved *r, const char *name,
+                          em_plugin **out, em_load_stage *stage, char *msg, size_t msglen)
+{
+    *out = NULL;
+    *stage = EM_STAGE_FIND;
+    char path[PATH_MAX + 80];
+    em_search_origin origin;
+    em_status st = em__plugin_find(cfg, r, name, path, sizeof path, &origin, msg, msglen);
     if (st != EM_OK)
         return st;
     return em__plugin_load_path(cfg, r, name, path, origin, out, stage, msg, msglen);
@@ -729,6 +784,7 @@ static em_status open_backend(em_context *ctx, const char *name, int index, char
     em__snprintf(ctx->backend_name, sizeof ctx->backend_name, "%s", name);
     ctx->device_index = idx;
     ctx->props = props;
+    em__device_masks(p, &ctx->props, ctx->kmask);
     return EM_OK;
 
 fail:

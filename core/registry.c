@@ -37,6 +37,32 @@ EMBER_API const char *em_load_stage_name(em_load_stage st)
     return "unknown";
 }
 
+static void free_keys(char **k)
+{
+    for (int i = 0; k && k[i]; i++)
+        free(k[i]);
+    free(k);
+}
+
+/* A NULL-terminated copy (of static strings a plugin's unload would take away). */
+static bool dup_keys(const char *const *keys, const char *const **out)
+{
+    int n = 0;
+    while (keys && keys[n])
+        n++;
+    char **k = em__calloc((size_t)n + 1, sizeof *k);
+    if (!k)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (!(k[i] = em__strdup(keys[i]))) {
+            free_keys(k);
+            return false;
+        }
+    }
+    *out = (const char *const *)k;
+    return true;
+}
+
 static void info_free(em_plugin_info *pi)
 {
     free((char *)pi->name);
@@ -47,6 +73,10 @@ static void info_free(em_plugin_info *pi)
     free((char *)pi->description);
     free((em_device_props *)pi->devices);
     free((bool *)pi->kernel_present);
+    free((em_dtype_mask *)pi->kernel_dtypes);
+    free_keys((char **)pi->config_keys);
+    free_keys((char **)pi->described_keys);
+    free((char *)pi->describe_problem);
 }
 
 EMBER_API void em_registry_free(em_registry *reg)
@@ -114,7 +144,10 @@ static em_plugin_info *new_info(em_registry *reg, const char *name, const char *
     pi->name = em__strdup(name);
     pi->path = em__strdup(path ? path : "");
     pi->kernel_present = em__calloc((size_t)em__n_kernels, sizeof(bool));
-    if (!pi->name || !pi->path || !pi->kernel_present) {
+    pi->kernel_dtypes = em__calloc((size_t)em__n_kernels, sizeof(em_dtype_mask));
+    pi->describe_problem = em__strdup("");
+    if (!pi->name || !pi->path || !pi->kernel_present || !pi->kernel_dtypes ||
+        !pi->describe_problem) {
         info_free(pi);
         return NULL;
     }
@@ -163,6 +196,14 @@ static em_status probe(em_registry *reg, const em_config *cfg, const em__resolve
         bool *present = (bool *)pi->kernel_present;
         for (int k = 0; k < em__n_kernels; k++)
             present[k] = em__kernel_at(&p->ops, em__kernels[k].offset) != NULL;
+        em__plugin_masks(p, (em_dtype_mask *)pi->kernel_dtypes);
+        pi->features = (p->async & EM__ASYNC_PINNED ? EM_PLUGIN_PINNED_MEMORY : 0) |
+                       (p->async & EM__ASYNC_COPIES ? EM_PLUGIN_ASYNC_COPIES : 0) |
+                       (p->async & EM__ASYNC_STREAMS ? EM_PLUGIN_STREAMS : 0);
+        if (!dup_keys(p->be.config_keys, &pi->config_keys)) {
+            em__plugin_unload(p);
+            return em__error_global(EM_ERR_OOM, "out of memory scanning plugins");
+        }
         int count = 0;
         stage = EM_STAGE_DEVICES;
         st = em__plugin_devices(p, &count, msg, sizeof msg);
@@ -206,6 +247,18 @@ static em_status probe(em_registry *reg, const em_config *cfg, const em__resolve
     pi->message = em__strdup(msg);
     if (!pi->message)
         return em__error_global(EM_ERR_OOM, "out of memory scanning plugins");
+    /* the describe call, which the core uses to check device.ini without an instance */
+    if (stage >= EM_STAGE_SYMBOL) {
+        const em__description *d = em__plugin_describe(name, path);
+        if (!d)
+            return em__error_global(EM_ERR_OOM, "out of memory scanning plugins");
+        free((char *)pi->describe_problem);
+        pi->describe_problem = em__strdup(d->problem);
+        pi->described_by_init = d->by_init;
+        if (!pi->describe_problem ||
+            (d->keys && !dup_keys((const char *const *)d->keys, &pi->described_keys)))
+            return em__error_global(EM_ERR_OOM, "out of memory scanning plugins");
+    }
     return EM_OK;
 }
 

@@ -73,6 +73,8 @@ static void storage_unref(em_storage *s)
     if (!s || --s->refcount > 0)
         return;
     em_context *ctx = s->ctx;
+    if (s->pending)
+        em__storage_release_pending(ctx, s);
     em__buffer_release(ctx, s->buf, s->nbytes);
     if (s->prev)
         s->prev->next = s->next;
@@ -247,6 +249,8 @@ static em_status upload(em__tensor *t, const void *src)
     em_context *ctx = t->ctx;
     size_t off = (size_t)t->offset * em_dtype_size(t->dtype);
     em_status st = em__kernel_fault(ctx, "copy_h2d");
+    if (st == EM_OK)
+        st = em__storage_ready(ctx, t, true);
     if (st != EM_OK)
         return st;
     st = ctx->ops->copy_h2d(ctx->dev, t->storage->buf, off, src, bytes);
@@ -430,6 +434,8 @@ static em_status download(em__tensor *t, void *dst)
         }
     }
     em_status st = em__kernel_fault(ctx, "copy_d2h");
+    if (st == EM_OK)
+        st = em__storage_ready(ctx, src, false);
     if (st == EM_OK)
         st = ctx->ops->copy_d2h(ctx->dev, dst, src->storage->buf, (size_t)src->offset * es, bytes);
     if (src != t)

@@ -61,6 +61,9 @@ em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *value)
     em_storage *s = dst->storage;
     if (s->nbytes == 0)
         return EM_OK;
+    em_status wst = em__storage_ready(ctx, dst, true);   /* a copy into it still in flight */
+    if (wst != EM_OK)
+        return wst;
     em__txn_entry *e = entry_for(x, s);
     if (!e) {
         /* A fresh, unshared value laid out exactly like dst is its own shadow: its buffer is

@@ -42,7 +42,8 @@ static void h_free(em_host_ctx *hc, void *p)
     free(p);
 }
 
-static const em_host g_host = {sizeof(em_host), EM_ABI_MAJOR, EM_ABI_MINOR, h_error, h_log,
-                               h_alloc, h_free};
+static const em_host g_host = {.struct_size = sizeof(em_host), .abi_major = EM_ABI_MAJOR,
+                               .abi_minor = EM_ABI_MINOR, .error = h_error, .log = h_log,
+                               .alloc = h_alloc, .free = h_free, .flags = 0};
 
 #endif

@@ -194,6 +194,51 @@ static void list_add(char *buf, size_t n, size_t *used, const char *name)
         *used += (size_t)snprintf(buf + *used, n - *used, "%s%s", *used ? " " : "", name);
 }
 
+/* "f32 f64 bool" */
+static void mask_text(em_dtype_mask m, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int d = 0; d < 32; d++) {
+        if (!(m & EM_DTYPE_BIT(d)))
+            continue;
+        const char *nm = em_dtype_name((em_dtype)d);
+        if (used < n)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? " " : "",
+                                     strcmp(nm, "invalid-dtype") ? nm : "?");
+    }
+}
+
+/* Per-kernel dtypes (plugin ABI 1.1), kernels grouped by what they take. */
+static void print_dtypes(const em_plugin_info *pi)
+{
+    if (pi->struct_size < offsetof(em_plugin_info, kernel_dtypes) + sizeof pi->kernel_dtypes ||
+        !pi->kernel_dtypes)
+        return;
+    bool done[256] = {false};
+    char text[4096] = "";
+    size_t used = 0;
+    for (int k = 0; k < pi->kernel_count && k < 256; k++) {
+        em_dtype_mask m = pi->kernel_dtypes[k];
+        if (done[k] || !m)
+            continue;
+        char dts[128], names[2048] = "";
+        size_t ln = 0;
+        mask_text(m, dts, sizeof dts);
+        for (int j = k; j < pi->kernel_count && j < 256; j++) {
+            if (!done[j] && pi->kernel_dtypes[j] == m) {
+                done[j] = true;
+                list_add(names, sizeof names, &ln, pi->kernel_names[j]);
+            }
+        }
+        if (used < sizeof text)
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%s: %s", used ? "\n" : "",
+                                     dts, names);
+    }
+    if (used)
+        wrapped(11, "dtypes:", text);
+}
+
 /* What the plugin implements, what falls back to cpu (a NULL kernel) under the current
  * [device] op_fallback policy, and which optional entries the core composes itself. */
 static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
@@ -228,13 +273,16 @@ static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
         snprintf(buf, sizeof buf, "implements %d of %d ops", nh, total);
     wrapped(11, "ops:", buf);
     wrapped(11, "implemented:", nh + opt_have ? have : "(none)");
+    bool host = pi->device_count > 0 && (pi->devices[0].flags & EM_DEVICE_HOST_BUFFERS);
     if (nh < total) {
         /* cpu cannot fall back on itself; op_fallback = error turns fallbacks into errors */
         bool to_cpu = strcmp(op_fallback, "error") != 0 && strcmp(pi->name, "cpu") != 0;
         char text[4096 + 200];
         snprintf(text, sizeof text, "%s\n(%s)", fall,
-                 to_cpu ? "NULL in the plugin: these run on the cpu backend, operands copied to "
-                          "the host and back; [device] op_fallback = cpu"
+                 to_cpu ? host ? "NULL in the plugin: these run on the cpu backend, in place on "
+                                 "the device's host-memory buffers; [device] op_fallback = cpu"
+                               : "NULL in the plugin: these run on the cpu backend, operands "
+                                 "copied to the host and back; [device] op_fallback = cpu"
                  : strcmp(pi->name, "cpu") ? "NULL in the plugin: calls fail; [device] op_fallback "
                                              "= error"
                                            : "NULL in the plugin: calls fail");
@@ -245,6 +293,37 @@ static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
         snprintf(text, sizeof text, "%s\n(optional: the core composes them from other ops)", comp);
         wrapped(11, "composed:", text);
     }
+    print_dtypes(pi);
+}
+
+/* Optional asynchrony, and what the describe call says about its device.ini keys. */
+static void print_features(const em_plugin_info *pi)
+{
+    if (pi->struct_size < offsetof(em_plugin_info, describe_problem) + sizeof pi->describe_problem)
+        return;
+    char buf[1024];
+    uint32_t f = pi->features;
+    snprintf(buf, sizeof buf, "%s%s%s%s", f ? "" : "none (synchronous copies)",
+             f & EM_PLUGIN_PINNED_MEMORY ? "pinned memory " : "",
+             f & EM_PLUGIN_ASYNC_COPIES ? "async copies " : "",
+             f & EM_PLUGIN_STREAMS ? "streams and events" : "");
+    wrapped(11, "async:", buf);
+    char keys[512] = "";
+    size_t used = 0;
+    for (int i = 0; pi->config_keys && pi->config_keys[i]; i++)
+        list_add(keys, sizeof keys, &used, pi->config_keys[i]);
+    if (!pi->described_keys)
+        snprintf(buf, sizeof buf, "%s (checked when it is loaded; no description: %s)",
+                 used ? keys : "(none)", pi->describe_problem);
+    else if (pi->describe_problem[0])
+        snprintf(buf, sizeof buf, "%s (PROBLEM with its describe call: %s)", used ? keys : "(none)",
+                 pi->describe_problem);
+    else
+        snprintf(buf, sizeof buf, "%s (%s)", used ? keys : "(none)",
+                 pi->described_by_init ? "ABI 1.0: read from an instance, shut down at once"
+                                       : "read by a describe call: every device.ini is checked "
+                                         "without an instance");
+    wrapped(11, "config keys:", buf);
 }
 
 static void print_plugin(const em_plugin_info *pi, int name_width, const char *op_fallback)
@@ -266,6 +345,17 @@ static void print_plugin(const em_plugin_info *pi, int name_width, const char *o
                  em_status_name(pi->status));
         wrapped(11, "status:", buf);
         wrapped(11, "reason:", pi->message);
+        if (pi->struct_size >= offsetof(em_plugin_info, describe_problem) + sizeof(void *) &&
+            pi->described_keys) {
+            /* what its describe call says even so: device.ini is checked against it */
+            char keys[512] = "";
+            size_t used = 0;
+            for (int i = 0; pi->described_keys[i]; i++)
+                list_add(keys, sizeof keys, &used, pi->described_keys[i]);
+            snprintf(buf, sizeof buf, "%s (read by a describe call%s%s)", used ? keys : "(none)",
+                     pi->describe_problem[0] ? "; PROBLEM: " : "", pi->describe_problem);
+            wrapped(11, "config keys:", buf);
+        }
         return;
     }
     wrapped(11, "status:", "ready");
@@ -288,6 +378,8 @@ static void print_plugin(const em_plugin_info *pi, int name_width, const char *o
         else
             printf("%*smemory: %s   compute units: unknown   fp64: %s\n", 17, "", mem,
                    p->fp64 ? "yes" : "no");
+        if (p->flags & EM_DEVICE_HOST_BUFFERS)
+            printf("%*sbuffers: host memory (ops the plugin lacks run on cpu in place)\n", 17, "");
         for (const char *s = p->extra; *s;) {
             size_t w = strcspn(s, "\n");
             if (w)
@@ -296,6 +388,7 @@ static void print_plugin(const em_plugin_info *pi, int name_width, const char *o
         }
     }
     print_kernels(pi, op_fallback);
+    print_features(pi);
 }
 
 int main(int argc, char **argv)

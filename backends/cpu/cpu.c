@@ -478,7 +478,7 @@ static const char *simd_text(int simd)
     return simd == CPU_SIMD_AVX2 ? "avx2 fma" : "generic (compiler auto-vectorised)";
 }
 
-static em_status cpu_device_props(void *bctx, int index, em_device_props *props)
+static em_status cpu_device_props(void *bctx, int index, em_device_props *out)
 {
     cpu_inst *inst = bctx;
     if (index != 0)
@@ -486,7 +486,10 @@ static em_status cpu_device_props(void *bctx, int index, em_device_props *props)
                        index);
     char model[112], vendor[64];   /* model fits in name[] after "cpu (" */
     read_cpuinfo(model, sizeof model, vendor, sizeof vendor);
-    memset((char *)props + sizeof props->struct_size, 0, sizeof *props - sizeof props->struct_size);
+    /* filled here, then copied up to the caller's struct_size: an older core's struct is
+     * shorter than ours */
+    em_device_props local, *props = &local;
+    memset(props, 0, sizeof *props);
     if (model[0])
         snprintf(props->name, sizeof props->name, "cpu (%s)", model);
     else
@@ -511,6 +514,13 @@ static em_status cpu_device_props(void *bctx, int index, em_device_props *props)
                  ? "direct (small/skinny) or packed, 6x16 f32 / 6x8 f64 avx2+fma micro-kernels"
                  : "direct (small/skinny) or packed, 4x8 f32 / 4x4 f64 portable micro-kernels",
              inst->l1d_bytes >> 10, inst->l2_bytes >> 10, inst->l3_bytes >> 10);
+    /* buffers are posix_memalign'ed host memory, and the kernels take any host pointer
+     * aligned to the element size: ops other backends lack can run here in place */
+    props->flags = EM_DEVICE_HOST_BUFFERS;
+    size_t n = out->struct_size < sizeof local ? out->struct_size : sizeof local;
+    if (n > sizeof out->struct_size)
+        memcpy((char *)out + sizeof out->struct_size, (char *)props + sizeof props->struct_size,
+               n - sizeof out->struct_size);
     return EM_OK;
 }
 
@@ -609,6 +619,27 @@ static void cpu_shutdown(void *bctx)
     host->free(hc, inst);
 }
 
+/* What the kernels implement, stated rather than left to the 1.0 defaults (the same today):
+ * the core hands the cpu backend every dtype it uses, and relies on this table to know. */
+#define CPU_FLOAT EM_DTYPES_FLOAT
+#define CPU_ANY (EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL))
+static const em_kernel_dtypes cpu_dtypes = {
+    .struct_size = sizeof(em_kernel_dtypes),
+    .gemm = CPU_FLOAT, .fill = CPU_ANY, .rng_uniform = CPU_FLOAT, .rng_normal = CPU_FLOAT,
+    .copy = CPU_ANY,
+    .neg = CPU_FLOAT, .exp = CPU_FLOAT, .log = CPU_FLOAT, .sqrt = CPU_FLOAT, .abs = CPU_FLOAT,
+    .relu = CPU_FLOAT, .tanh = CPU_FLOAT, .sigmoid = CPU_FLOAT,
+    .add_scalar = CPU_FLOAT, .mul_scalar = CPU_FLOAT, .rsub_scalar = CPU_FLOAT,
+    .div_scalar = CPU_FLOAT, .rdiv_scalar = CPU_FLOAT, .pow_scalar = CPU_FLOAT, .clamp = CPU_FLOAT,
+    .add = CPU_FLOAT, .sub = CPU_FLOAT, .mul = CPU_FLOAT, .div = CPU_FLOAT, .maximum = CPU_FLOAT,
+    .minimum = CPU_FLOAT,
+    .lt = CPU_ANY, .le = CPU_ANY, .gt = CPU_ANY, .ge = CPU_ANY, .eq = CPU_ANY, .ne = CPU_ANY,
+    .where = CPU_ANY, .masked_fill = CPU_ANY,
+    .sum = CPU_FLOAT,
+    .relu_backward = CPU_FLOAT, .clamp_backward = CPU_FLOAT, .pow_backward = CPU_FLOAT,
+    .tanh_backward = CPU_FLOAT, .sigmoid_backward = CPU_FLOAT,
+};
+
 static const em_backend_ops cpu_ops = {
     .struct_size = sizeof(em_backend_ops),
     .shutdown = cpu_shutdown,
@@ -662,6 +693,7 @@ static const em_backend_ops cpu_ops = {
     .pow_backward = cpu_k_pow_backward,
     .tanh_backward = cpu_k_tanh_backward,
     .sigmoid_backward = cpu_k_sigmoid_backward,
+    .dtypes = &cpu_dtypes,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */
@@ -741,11 +773,22 @@ EM_BACKEND_ENTRY
 {
     if (!host || !out)
         return EM_ERR_PLUGIN;
+    out->abi_major = EM_ABI_MAJOR;
+    out->abi_minor = EM_ABI_MINOR;
+    out->name = "cpu";
+    out->version = CPU_VERSION;
+    out->description = "host CPU: strided kernels, packed SIMD gemm, pthread pool";
+    out->config_keys = cpu_config_keys;
     if (host->abi_major != EM_ABI_MAJOR)
         return host->error(hc, EM_ERR_PLUGIN,
                            "cpu backend built for plugin ABI %d.%d, but the core speaks %u.%u",
                            EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
                            (unsigned)host->abi_minor);
+    if (host->struct_size >= offsetof(em_host, flags) + sizeof host->flags &&
+        (host->flags & EM_HOST_DESCRIBE)) {
+        out->ops = &cpu_ops;   /* static; no instance, no threads, no sysfs */
+        return EM_OK;
+    }
     int threads = 0;
     for (size_t i = 0; i < n_config; i++) {
         const char *key = config[i].key ? config[i].key : "";
@@ -812,12 +855,6 @@ EM_BACKEND_ENTRY
     memset(inst->work, 0, sb);
     memset(inst->pack_b, 0, sb);
 
-    out->abi_major = EM_ABI_MAJOR;
-    out->abi_minor = EM_ABI_MINOR;
-    out->name = "cpu";
-    out->version = CPU_VERSION;
-    out->description = "host CPU: strided kernels, packed SIMD gemm, pthread pool";
-    out->config_keys = cpu_config_keys;
     out->ops = &cpu_ops;
     out->ctx = inst;
     return EM_OK;

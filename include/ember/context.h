@@ -51,8 +51,14 @@ EMBER_API const char *em_context_fallback_reason(const em_context *ctx);
 /* Random numbers: reseed (resets the counter to 0). Default seed is 0 for every context. */
 EMBER_API void em_manual_seed(em_context *ctx, uint64_t seed);
 
-/* Wait for all queued device work. */
+/* Wait for all queued device work, asynchronous copies included. */
 EMBER_API em_status em_synchronize(em_context *ctx);
+/* Host memory the context's device copies from and to fastest (page-locked), for
+ * em_tensor_from_host_async / em_tensor_to_host_async; plain memory when the backend has no
+ * pinned memory. Free it with em_pinned_free on the same context (em_context_free releases
+ * what is left). */
+EMBER_API void *em_pinned_alloc(em_context *ctx, size_t bytes);
+EMBER_API void em_pinned_free(em_context *ctx, void *p);
 
 /* Release cached device buffers back to the backend. */
 EMBER_API void em_context_empty_cache(em_context *ctx);

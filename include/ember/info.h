@@ -57,7 +57,24 @@ typedef struct em_plugin_info {
     const char *const *kernel_names;  /* "add", "gemm", ... */
     const bool *kernel_present;       /* false: NULL in the plugin's table */
     const bool *kernel_optional;      /* true: the core composes it when absent */
+    /* ---- plugin ABI 1.1 ---- */
+    /* Per kernel, the dtypes the plugin runs (EM_DTYPE_BIT bits; a 1.0 plugin gets what 1.0
+     * promised; 0 for NULL entries). A device with fp64 = 0 is further never passed f64. */
+    const em_dtype_mask *kernel_dtypes;
+    uint32_t features;                /* EM_PLUGIN_* bits: the optional entries it has */
+    const char *const *config_keys;   /* what its instance accepts (NULL-terminated) */
+    /* What its describe call says (the keys checked in device.ini without an instance):
+     * NULL when it could not be described; described_by_init: a 1.0 plugin, described by
+     * an instance shut down at once; describe_problem: "" or what went wrong. */
+    const char *const *described_keys;
+    bool described_by_init;
+    const char *describe_problem;
 } em_plugin_info;
+
+/* em_plugin_info.features */
+#define EM_PLUGIN_PINNED_MEMORY 1u   /* host_alloc / host_free */
+#define EM_PLUGIN_ASYNC_COPIES 2u    /* copy_h2d_async / copy_d2h_async */
+#define EM_PLUGIN_STREAMS 4u         /* streams and events */
 
 typedef struct em_registry em_registry;
 

@@ -71,6 +71,19 @@ EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t by
 EMBER_API double em_item(em_tensor *t);
 EMBER_API em_status em_item_get(em_tensor *t, double *out);
 
+/* Like em_tensor_from_host / em_tensor_to_host, but may return before the copy is done, so
+ * the host can go on queueing work (PyTorch's non_blocking copies): src must stay valid and
+ * unchanged, and dst is complete, only once em_synchronize(ctx) has returned. Ops queued
+ * after the call see the copy's result. On backends without asynchronous copies these are
+ * the synchronous calls. Memory from em_pinned_alloc makes such copies fastest. */
+EMBER_API em_status em_tensor_from_host_async(em_tensor *t, const void *src, size_t bytes);
+EMBER_API em_status em_tensor_to_host_async(em_tensor *t, void *dst, size_t bytes);
+/* The address of element 0, for a tensor whose device keeps its buffers in host memory (the
+ * cpu backend, and plugins declaring EM_DEVICE_HOST_BUFFERS), after queued work finished.
+ * Valid while the tensor's storage lives; writes through it are not seen by autograd's
+ * in-place checks. NULL with EM_ERR_UNSUPPORTED on other devices. */
+EMBER_API void *em_tensor_data_ptr(em_tensor *t);
+
 /* ---- views and copies ---- */
 EMBER_API em_tensor *em_transpose(em_tensor *t, int dim0, int dim1);
 EMBER_API em_tensor *em_t(em_tensor *t);    /* 2-D transpose; 0-D and 1-D unchanged */

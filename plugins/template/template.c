@@ -2,8 +2,9 @@
  * It runs on host memory, implements the memory entries and a handful of kernels (gemm,
  * fill, copy, add, mul, relu, sum) and leaves every other kernel NULL: the core then runs
  * those ops on the cpu backend ([device] op_fallback = cpu), so every op works from day
- * one and ember-conform reports the missing ones as "fallback". docs/writing-a-backend.md
- * walks through this file.
+ * one and ember-conform reports the missing ones as "fallback". Because its buffers are
+ * plain host memory it says so (EM_DEVICE_HOST_BUFFERS), and those fallbacks run in place,
+ * with no copies. docs/writing-a-backend.md walks through this file.
  *
  * It needs nothing but the installed <ember/backend.h> (pkg-config --cflags ember); a
  * plugin never links against libember. Build switches:
@@ -88,6 +89,11 @@ static em_status tp_device_props(void *bctx, int index, em_device_props *p)
         p->total_memory = in->memory_limit;
     p->compute_units = 1;
     p->fp64 = 1;
+    /* ABI 1.1: our buffers are host memory (the handle is the data's address, 64-byte
+     * aligned), so the cpu backend may run the ops we lack on them in place. A field added
+     * in a later minor than the core's is only written when the core's struct has it. */
+    if (p->struct_size >= offsetof(em_device_props, flags) + sizeof p->flags)
+        p->flags = EM_DEVICE_HOST_BUFFERS;
     snprintf(p->extra, sizeof p->extra, "kernels: %s\nmemory_limit: %zu%s",
 #ifdef TEMPLATE_MINIMAL
              "gemm only (the rest runs on cpu)",
@@ -445,6 +451,24 @@ static em_status tp_sum(void *dev, const em_kargs *a)
  * core composes them from other kernels when NULL).
  * ------------------------------------------------------------------------------------ */
 
+/* ABI 1.1: the dtypes each kernel implements. A mask left 0 means what ABI 1.0 promised
+ * for that kernel (f32/f64, and bool for fill, copy, comparisons, where, masked_fill); a
+ * kernel is never called with a dtype outside its mask: the core runs those calls on cpu.
+ * Declare a new dtype here when a kernel learns it. */
+#define TP_FLOAT (EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64))
+static const em_kernel_dtypes tp_dtypes = {
+    .struct_size = sizeof(em_kernel_dtypes),
+    .gemm = TP_FLOAT,
+#ifndef TEMPLATE_MINIMAL
+    .fill = TP_FLOAT | EM_DTYPE_BIT(EM_BOOL),
+    .copy = TP_FLOAT | EM_DTYPE_BIT(EM_BOOL),
+    .add = TP_FLOAT,
+    .mul = TP_FLOAT,
+    .relu = TP_FLOAT,
+    .sum = TP_FLOAT,
+#endif
+};
+
 static const em_backend_ops tp_ops = {
     .struct_size = sizeof(em_backend_ops),   /* the size we were compiled with */
     .shutdown = tp_shutdown,
@@ -469,6 +493,9 @@ static const em_backend_ops tp_ops = {
     .relu = tp_relu,
     .sum = tp_sum,
 #endif
+    .dtypes = &tp_dtypes,
+    /* The asynchrony entries (pinned memory, async copies, streams, events) stay NULL: a
+     * host-memory device has nothing to overlap, and the core is correct without them. */
 };
 
 /* ------------------------------------------------------------------------------------
@@ -526,6 +553,15 @@ EM_BACKEND_ENTRY
         return host->error(hc, EM_ERR_PLUGIN, "built for plugin ABI %d.%d, the core speaks %u.%u",
                            EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
                            (unsigned)host->abi_minor);
+
+    /* A describe call (ABI 1.1: the core only wants the fields above, e.g. to check a
+     * device.ini section of a backend it will not use): create nothing, touch no driver.
+     * A core older than 1.1 has no flags field: read it only if its struct has it. */
+    if (host->struct_size >= offsetof(em_host, flags) + sizeof host->flags &&
+        (host->flags & EM_HOST_DESCRIBE)) {
+        out->ops = &tp_ops;
+        return EM_OK;
+    }
 
     size_t memory_limit = 0;
     for (size_t i = 0; i < n_config; i++) {

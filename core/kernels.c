@@ -1,0 +1,143 @@
+/* core/kernels.c — what the core knows about each kernel entry of em_backend_ops: its name,
+ * whether it is optional, the dtypes ABI 1.0 promised for it (what a plugin that declares
+ * nothing gets), the dtypes the core calls it with, and which of its views have a dtype the
+ * kernel's definition fixes (a comparison's bool output); and, per loaded plugin and device,
+ * the dtypes it runs natively. Every kernel call is checked against that here, so a plugin is
+ * never handed a dtype it did not declare. */
+#include "config.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define F EM_DTYPES_ABI10_FLOAT
+#define A EM_DTYPES_ABI10_ANY
+#define V_OUT EM__VIEW_OUT
+#define V_IN(i) EM__VIEW_IN(i)
+#define K(f, opt, dflt, fixed)                                                                   \
+    {#f, offsetof(em_backend_ops, f), offsetof(em_kernel_dtypes, f), opt, dflt, dflt, fixed}
+
+const em__kernel_desc em__kernels[] = {
+    K(gemm, false, F, 0),
+    K(fill, false, A, 0),
+    K(rng_uniform, false, F, 0),
+    K(rng_normal, false, F, 0),
+    K(copy, false, A, 0),
+    K(neg, false, F, 0),
+    K(exp, false, F, 0),
+    K(log, false, F, 0),
+    K(sqrt, false, F, 0),
+    K(abs, false, F, 0),
+    K(relu, false, F, 0),
+    K(tanh, false, F, 0),
+    K(sigmoid, false, F, 0),
+    K(add_scalar, false, F, 0),
+    K(mul_scalar, false, F, 0),
+    K(rsub_scalar, false, F, 0),
+    K(div_scalar, false, F, 0),
+    K(rdiv_scalar, false, F, 0),
+    K(pow_scalar, false, F, 0),
+    K(clamp, false, F, 0),
+    K(add, false, F, 0),
+    K(sub, false, F, 0),
+    K(mul, false, F, 0),
+    K(div, false, F, 0),
+    K(maximum, false, F, 0),
+    K(minimum, false, F, 0),
+    K(lt, false, A, V_OUT),
+    K(le, false, A, V_OUT),
+    K(gt, false, A, V_OUT),
+    K(ge, false, A, V_OUT),
+    K(eq, false, A, V_OUT),
+    K(ne, false, A, V_OUT),
+    K(where, false, A, V_IN(0)),
+    K(masked_fill, false, A, V_IN(1)),
+    K(sum, false, F, 0),
+    K(relu_backward, true, F, 0),
+    K(clamp_backward, true, F, 0),
+    K(pow_backward, true, F, 0),
+    K(tanh_backward, true, F, 0),
+    K(sigmoid_backward, true, F, 0),
+};
+const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
+#undef K
+
+/* An entry appended to em_backend_ops or em_kernel_dtypes without a line above would be
+ * invisible to the dtype checks, ember-info and the registry: make that a build error. */
+_Static_assert((offsetof(em_backend_ops, dtypes) - offsetof(em_backend_ops, gemm)) /
+                       sizeof(em_kernel_fn) ==
+                   sizeof em__kernels / sizeof em__kernels[0],
+               "em__kernels must list every kernel entry of em_backend_ops");
+_Static_assert((sizeof(em_kernel_dtypes) - offsetof(em_kernel_dtypes, gemm)) /
+                       sizeof(em_dtype_mask) ==
+                   sizeof em__kernels / sizeof em__kernels[0],
+               "em_kernel_dtypes must have one mask per kernel entry");
+_Static_assert(sizeof em__kernels / sizeof em__kernels[0] <= EM__MAX_KERNELS,
+               "raise EM__MAX_KERNELS");
+
+/* offset in em_backend_ops / sizeof(void *) -> kernel index (-1: not a kernel) */
+#define SLOTS (sizeof(em_backend_ops) / sizeof(void *) + 1)
+static signed char by_slot[SLOTS];
+static pthread_once_t by_slot_once = PTHREAD_ONCE_INIT;
+
+static void by_slot_init(void)
+{
+    memset(by_slot, -1, sizeof by_slot);
+    for (int k = 0; k < em__n_kernels; k++)
+        by_slot[em__kernels[k].offset / sizeof(void *)] = (signed char)k;
+}
+
+int em__kernel_index(size_t offset)
+{
+    pthread_once(&by_slot_once, by_slot_init);
+    size_t s = offset / sizeof(void *);
+    return s < SLOTS && offset % sizeof(void *) == 0 ? by_slot[s] : -1;
+}
+
+const char *em__kernel_name(size_t offset)
+{
+    int i = em__kernel_index(offset);
+    return i >= 0 ? em__kernels[i].name : "?";
+}
+
+void em__plugin_masks(const em_plugin *p, em_dtype_mask *mask)
+{
+    /* The plugin's declaration, zero-extended: masks past its struct_size read as 0. */
+    em_kernel_dtypes d;
+    memset(&d, 0, sizeof d);
+    const em_kernel_dtypes *pd = p->ops.dtypes;
+    if (pd && pd->struct_size > sizeof(size_t))
+        memcpy(&d, pd, pd->struct_size < sizeof d ? pd->struct_size : sizeof d);
+    for (int k = 0; k < em__n_kernels; k++) {
+        const em__kernel_desc *kd = &em__kernels[k];
+        em_dtype_mask m;
+        memcpy(&m, (const char *)&d + kd->dtypes_offset, sizeof m);
+        mask[k] = !em__kernel_at(&p->ops, kd->offset) ? 0 : m ? m : kd->dflt;
+    }
+}
+
+void em__device_masks(const em_plugin *p, const em_device_props *props, em_dtype_mask *mask)
+{
+    em__plugin_masks(p, mask);
+    if (!props->fp64)
+        for (int k = 0; k < em__n_kernels; k++)
+            mask[k] &= ~EM_DTYPE_BIT(EM_F64);
+}
+
+/* The first view of a whose dtype is not in mask (fixed views aside): its dtype, or -1. */
+int em__kargs_undeclared(int k, em_dtype_mask mask, const em_kargs *a)
+{
+    unsigned fixed = em__kernels[k].fixed;
+    if (!(fixed & V_OUT) && !(mask & EM_DTYPE_BIT(a->out->dtype)))
+        return a->out->dtype;
+    for (int i = 0; i < 3; i++)
+        if (a->in[i] && !(fixed & V_IN(i)) && !(mask & EM_DTYPE_BIT(a->in[i]->dtype)))
+            return a->in[i]->dtype;
+    return -1;
+}
+
+bool em__kernel_native(const em_context *ctx, size_t offset, em_dtype dt)
+{
+    int k = em__kernel_index(offset);
+    return k >= 0 && (ctx->kmask[k] & EM_DTYPE_BIT(dt));
+}
