@@ -17,6 +17,7 @@
 #include "cuda_backend.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,15 +177,20 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
     char dv[16], rv[16];
     version_text(drv, dv, sizeof dv);
     version_text(rt, rv, sizeof rv);
-    memset((char *)props + sizeof props->struct_size, 0, sizeof *props - sizeof props->struct_size);
-    snprintf(props->name, sizeof props->name, "%.*s", (int)sizeof props->name - 1, p.name);
-    snprintf(props->vendor, sizeof props->vendor, "NVIDIA");
-    snprintf(props->driver, sizeof props->driver, "CUDA driver %s, runtime %s", dv, rv);
-    props->total_memory = (uint64_t)p.totalGlobalMem;
-    props->compute_units = (uint32_t)p.multiProcessorCount;
-    props->fp64 = 1;
+    /* Filled in full here, handed over only as far as the caller's struct_size reaches: an
+     * older core's struct ends before the fields later minors appended. */
+    em_device_props r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%.*s", (int)sizeof r.name - 1, p.name);
+    snprintf(r.vendor, sizeof r.vendor, "NVIDIA");
+    snprintf(r.driver, sizeof r.driver, "CUDA driver %s, runtime %s", dv, rv);
+    r.total_memory = (uint64_t)p.totalGlobalMem;
+    r.compute_units = (uint32_t)p.multiProcessorCount;
+    r.fp64 = 1;
+    /* buffers are device memory, which the host cannot touch: no EM_DEVICE_HOST_BUFFERS */
+    r.flags = 0;
     const int ok = p.major * 10 + p.minor >= 75;
-    snprintf(props->extra, sizeof props->extra,
+    snprintf(r.extra, sizeof r.extra,
              "compute capability: %d.%d%s\n"
              "SM clock: %d MHz, memory clock: %d MHz, bus width: %d bits\n"
              "L2 cache: %d KiB, shared memory per block: %zu KiB\n"
@@ -194,6 +200,10 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
              clock_khz / 1000, mem_khz / 1000, p.memoryBusWidth, p.l2CacheSize / 1024,
              p.sharedMemPerBlock / 1024, (unsigned)p.pciDomainID, (unsigned)p.pciBusID,
              (unsigned)p.pciDeviceID, blas_major, blas_minor);
+    const size_t n = props->struct_size < sizeof r ? props->struct_size : sizeof r;
+    if (n > sizeof r.struct_size)
+        memcpy((char *)props + sizeof r.struct_size, (const char *)&r + sizeof r.struct_size,
+               n - sizeof r.struct_size);
     return EM_OK;
 }
 
@@ -606,6 +616,35 @@ static void cu_shutdown(void *bctx)
     inst->host->free(inst->hc, inst);
 }
 
+/* What the kernels implement, stated explicitly although it is exactly ABI 1.0's default:
+ * every float kernel f32/f64 (no f16, no integers); fill, copy (both sides), the
+ * comparisons' inputs, where and masked_fill also bool. sum takes bool input too
+ * (cuda_kernels.cu), but its mask covers out as well, which is f32/f64 only. f64 is real
+ * f64 on every GPU (fp64 = 1), slow as it is on consumer parts. */
+static em_kernel_dtypes make_dtypes(void)
+{
+    const em_dtype_mask F = EM_DTYPES_FLOAT, FB = EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL);
+    em_kernel_dtypes t;
+    memset(&t, 0, sizeof t);
+    t.struct_size = sizeof t;
+    t.gemm = F;
+    t.fill = FB;
+    t.rng_uniform = t.rng_normal = F;
+    t.copy = FB;
+    t.neg = t.exp = t.log = t.sqrt = t.abs = t.relu = t.tanh = t.sigmoid = F;
+    t.add_scalar = t.mul_scalar = t.rsub_scalar = t.div_scalar = t.rdiv_scalar = F;
+    t.pow_scalar = t.clamp = F;
+    t.add = t.sub = t.mul = t.div = t.maximum = t.minimum = F;
+    t.lt = t.le = t.gt = t.ge = t.eq = t.ne = FB;
+    t.where = t.masked_fill = FB;
+    t.sum = F;
+    t.relu_backward = t.clamp_backward = t.pow_backward = t.tanh_backward = F;
+    t.sigmoid_backward = F;
+    return t;
+}
+
+static const em_kernel_dtypes cu_dtypes = make_dtypes();
+
 static em_backend_ops make_ops(void)
 {
     em_backend_ops o;
@@ -662,11 +701,13 @@ static em_backend_ops make_ops(void)
     o.pow_backward = cu_k_pow_backward;
     o.tanh_backward = cu_k_tanh_backward;
     o.sigmoid_backward = cu_k_sigmoid_backward;
+    o.dtypes = &cu_dtypes;
     return o;
 }
 
-/* Static storage, filled by a static initialiser when the plugin is loaded: dlopen runs it
- * before anyone can call the entry, so concurrent entry calls never race on it. */
+/* Static storage (like cu_dtypes), filled by a static initialiser when the plugin is loaded:
+ * dlopen runs it before anyone can call the entry, so concurrent entry calls never race on
+ * it. */
 static const em_backend_ops cu_ops = make_ops();
 
 /* device = N: a plain decimal integer. */
@@ -692,8 +733,22 @@ EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx
                                                 em_backend *out);
 }
 
+static void describe(em_backend *out)
+{
+    out->abi_major = EM_ABI_MAJOR;
+    out->abi_minor = EM_ABI_MINOR;
+    out->name = "cuda";
+    out->version = CU_VERSION;
+    out->description = "NVIDIA GPUs through the CUDA runtime: cuBLAS gemm, nvcc kernels, one "
+                       "stream per context";
+    out->config_keys = cu_config_keys;
+    out->ops = &cu_ops;
+}
+
 /* No CUDA call here: the entry runs for ember-info and for every context, and must work
- * (parse config, report errors) where no driver exists; devices are probed on demand. */
+ * (parse config, report errors) where no driver exists; devices are probed on demand.
+ * A describe call (the core validating a [cuda] section it will not use) returns right
+ * after the ABI check: static data only, no allocation, safe from any thread. */
 EM_BACKEND_ENTRY
 {
     if (!host || !out)
@@ -703,6 +758,12 @@ EM_BACKEND_ENTRY
                            "cuda backend built for plugin ABI %d.%d, but the core speaks %u.%u",
                            EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
                            (unsigned)host->abi_minor);
+    /* a 1.0 core's em_host ends before flags */
+    if (host->struct_size >= offsetof(em_host, flags) + sizeof host->flags &&
+        (host->flags & EM_HOST_DESCRIBE)) {
+        describe(out);
+        return EM_OK;
+    }
     int device = -1;
     for (size_t i = 0; i < n_config; i++) {
         const char *key = config[i].key ? config[i].key : "";
@@ -732,14 +793,7 @@ EM_BACKEND_ENTRY
     inst->hc = hc;
     inst->device = device;
 
-    out->abi_major = EM_ABI_MAJOR;
-    out->abi_minor = EM_ABI_MINOR;
-    out->name = "cuda";
-    out->version = CU_VERSION;
-    out->description = "NVIDIA GPUs through the CUDA runtime: cuBLAS gemm, nvcc kernels, one "
-                       "stream per context";
-    out->config_keys = cu_config_keys;
-    out->ops = &cu_ops;
+    describe(out);
     out->ctx = inst;
     return EM_OK;
 }
