@@ -13,7 +13,8 @@
  *
  * Synchronisation: only copy_d2h and synchronize wait for the stream (and a host-to-device
  * copy larger than one pinned staging slot, see copy_h2d). Kernels, gemm, d2d copies and
- * small uploads are asynchronous. */
+ * small uploads are asynchronous. synchronize also waits for the extra streams of ABI 1.1's
+ * asynchrony entries (cuda_async.cu). */
 #include "cuda_backend.h"
 
 #include <errno.h>
@@ -211,6 +212,7 @@ static void dev_release(cu_dev *d)
 {
     if (d->stream)
         cudaStreamSynchronize(d->stream);
+    cu_streams_release(d);
     if (d->blas)
         cublasDestroy(d->blas);
     for (int i = 0; i < CU_STAGE_SLOTS; i++)
@@ -480,11 +482,23 @@ static em_status cu_copy_d2d(void *dev, void *dst, size_t dst_offset, const void
     return EM_OK;
 }
 
+/* The device queue and every stream of stream_create. Each is waited for even after one
+ * has failed, so that a reported fault leaves no copy running into memory the core then
+ * reuses. */
 static em_status cu_synchronize(void *dev)
 {
     cu_dev *d = (cu_dev *)dev;
     em_status st = cu_enter(d);
-    return st != EM_OK ? st : stream_sync(d, "synchronize");
+    if (st != EM_OK)
+        return st;
+    const cudaError_t e = cudaStreamSynchronize(d->stream);
+    const cudaError_t es = cu_streams_wait(d);
+    if (e != cudaSuccess)
+        return cu_fail(d, e, "synchronize", "cudaStreamSynchronize");
+    stage_reset(d);
+    if (es != cudaSuccess)
+        return cu_fail(d, es, "synchronize", "cudaStreamSynchronize (stream)");
+    return EM_OK;
 }
 
 /* The counter area [0, red_counter_bytes) is zeroed once, when allocated, and kernels put
@@ -702,6 +716,17 @@ static em_backend_ops make_ops(void)
     o.tanh_backward = cu_k_tanh_backward;
     o.sigmoid_backward = cu_k_sigmoid_backward;
     o.dtypes = &cu_dtypes;
+    o.host_alloc = cu_host_alloc;
+    o.host_free = cu_host_free;
+    o.copy_h2d_async = cu_copy_h2d_async;
+    o.copy_d2h_async = cu_copy_d2h_async;
+    o.stream_create = cu_stream_create;
+    o.stream_destroy = cu_stream_destroy;
+    o.event_create = cu_event_create;
+    o.event_destroy = cu_event_destroy;
+    o.event_record = cu_event_record;
+    o.event_wait = cu_event_wait;
+    o.event_synchronize = cu_event_synchronize;
     return o;
 }
 

@@ -1,7 +1,7 @@
-/* backends/cuda/cuda_backend.h — what the cuda backend's two translation units share: the
+/* backends/cuda/cuda_backend.h — what the cuda backend's translation units share: the
  * instance and device structs, the error helpers (every CUDA / cuBLAS failure becomes an
  * ember status with the API name and CUDA's own error name and text), the current-device
- * guard, and the kernel entry points cuda_kernels.cu defines for the ops table in
+ * guard, and the entry points cuda_kernels.cu and cuda_async.cu define for the ops table in
  * cuda_backend.cu. Private to the plugin: nothing here is exported. */
 #ifndef EMBER_BACKEND_CUDA_H
 #define EMBER_BACKEND_CUDA_H
@@ -48,6 +48,10 @@ typedef struct cu_dev {
     char *red;
     size_t red_bytes;
     size_t red_counter_bytes;
+    /* streams from stream_create, still alive: synchronize must wait for them too, and
+     * cudaDeviceSynchronize would also wait for other contexts' work on the same GPU */
+    cudaStream_t *streams;
+    int n_streams, cap_streams;
 } cu_dev;
 
 #define CU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -85,6 +89,27 @@ CU_HIDDEN em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t parti
 /* 0 if this device can run the plugin's kernels, else the CUDA error (no kernel image for
  * its architecture, ...). */
 CU_HIDDEN cudaError_t cu_kernels_probe(void);
+
+/* Optional asynchrony of ABI 1.1 (cuda_async.cu); `dev` is the cu_dev, a stream or event is
+ * the cudaStream_t / cudaEvent_t itself, and stream NULL is d->stream. */
+CU_HIDDEN em_status cu_host_alloc(void *dev, size_t bytes, void **ptr);
+CU_HIDDEN void cu_host_free(void *dev, void *ptr);
+CU_HIDDEN em_status cu_copy_h2d_async(void *dev, void *stream, void *dst, size_t dst_offset,
+                                      const void *src, size_t bytes);
+CU_HIDDEN em_status cu_copy_d2h_async(void *dev, void *stream, void *dst, const void *src,
+                                      size_t src_offset, size_t bytes);
+CU_HIDDEN em_status cu_stream_create(void *dev, void **stream);
+CU_HIDDEN void cu_stream_destroy(void *dev, void *stream);
+CU_HIDDEN em_status cu_event_create(void *dev, void **event);
+CU_HIDDEN void cu_event_destroy(void *dev, void *event);
+CU_HIDDEN em_status cu_event_record(void *dev, void *stream, void *event);
+CU_HIDDEN em_status cu_event_wait(void *dev, void *stream, void *event);
+CU_HIDDEN em_status cu_event_synchronize(void *dev, void *event);
+/* Wait for every stream of d->streams, all of them even after a failure; returns the first
+ * failure. */
+CU_HIDDEN cudaError_t cu_streams_wait(cu_dev *d);
+/* Device close: wait for and destroy the streams the core left, free the list. */
+CU_HIDDEN void cu_streams_release(cu_dev *d);
 
 /* Kernels (cuda_kernels.cu); `dev` is the cu_dev. */
 #define CU_KERNEL(name) CU_HIDDEN em_status cu_k_##name(void *dev, const em_kargs *a)
