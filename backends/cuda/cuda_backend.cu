@@ -1,15 +1,19 @@
-/* backends/cuda/cuda_backend.cu — the cuda backend's entry point and everything but the
- * elementwise/reduction kernels: config ([cuda] device=), device enumeration and
- * properties, device open (current device, one non-blocking stream, a cuBLAS handle bound
- * to it), buffers, copies, synchronisation, and gemm through cuBLAS. Built by nvcc as
- * ember-backend-cuda.so; it uses the CUDA runtime API only (no libcuda link), so it loads
- * on machines without the NVIDIA driver and reports "no usable CUDA device: <reason>".
+/* backends/cuda/cuda_backend.cu — the cuda backend's entry point and the ops table: config
+ * ([cuda] device=), describe calls, device enumeration and properties, device open (current
+ * device, one non-blocking stream, a cuBLAS handle bound to it), buffers, copies and
+ * synchronisation. Kernels are in cuda_kernels.cu, gemm and the loading of cuBLAS in
+ * cuda_blas.cu, streams and events in cuda_async.cu. Built by nvcc as ember-backend-cuda.so
+ * with the CUDA runtime linked in statically and no libcuda link, so it loads quickly, and
+ * also on machines without the NVIDIA driver, where it reports "no usable CUDA device:
+ * <reason>".
  *
  * Memory: buffer_alloc/buffer_free are plain cudaMalloc/cudaFree. The core keeps the
  * caching allocator (core/context.c: size-binned free lists per context, four classes per
  * power of two, drained and retried on OOM), so a training step reuses buffers and never
  * reaches cudaMalloc once warm. All work of a context is queued on its one stream, so a
- * buffer the core recycles is only touched again after earlier work on it, in stream order.
+ * buffer the core recycles is only touched again after earlier work on it, in stream order
+ * (async copies the core puts on a stream of its own, it orders against this one with
+ * events).
  *
  * Synchronisation: only copy_d2h and synchronize wait for the stream (and a host-to-device
  * copy larger than one pinned staging slot, see copy_h2d). Kernels, gemm, d2d copies and
@@ -51,37 +55,6 @@ size_t cu_dtype_size(int32_t dt)
     }
 }
 
-const char *cu_blas_status_name(cublasStatus_t s)
-{
-    switch (s) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
-    default: return "CUBLAS_STATUS_(unknown)";
-    }
-}
-
-static const char *blas_status_text(cublasStatus_t s)
-{
-    switch (s) {
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "the cuBLAS library was not initialised";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "cuBLAS could not allocate device memory";
-    case CUBLAS_STATUS_INVALID_VALUE: return "an unsupported value or parameter was passed";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "the GPU does not support this operation";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "the kernel failed to launch or run on the GPU";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal cuBLAS operation failed";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "the requested functionality is not supported";
-    default: return "cuBLAS error";
-    }
-}
-
 static em_status cu_status_of(cudaError_t e)
 {
     return e == cudaErrorMemoryAllocation ? EM_ERR_OOM : EM_ERR_BACKEND;
@@ -92,14 +65,6 @@ em_status cu_fail(cu_dev *d, cudaError_t e, const char *what, const char *api)
     cudaGetLastError();   /* clear a non-sticky error; a sticky one stays and reappears */
     return CU_ERR(d->inst, cu_status_of(e), "cuda: %s: %s failed: %s (%s)", what, api,
                   cudaGetErrorString(e), cudaGetErrorName(e));
-}
-
-em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, const char *api)
-{
-    cudaGetLastError();
-    return CU_ERR(d->inst, s == CUBLAS_STATUS_ALLOC_FAILED ? EM_ERR_OOM : EM_ERR_BACKEND,
-                  "cuda: %s: %s failed: %s (%s)", what, api, blas_status_text(s),
-                  cu_blas_status_name(s));
 }
 
 em_status cu_make_current(cu_dev *d)
@@ -172,9 +137,16 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
     cudaRuntimeGetVersion(&rt);
     cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, index);
     cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, index);
-    cublasGetProperty(MAJOR_VERSION, &blas_major);
-    cublasGetProperty(MINOR_VERSION, &blas_minor);
     cudaGetLastError();
+    /* ember-info is where a missing cuBLAS should show, before a context fails to open */
+    char why[640], blas[200];
+    cu_blas_fns cb;
+    const bool have_blas = cu_blas_load(&cb, why, sizeof why);
+    if (have_blas) {
+        cb.get_property(MAJOR_VERSION, &blas_major);
+        cb.get_property(MINOR_VERSION, &blas_minor);
+        snprintf(blas, sizeof blas, "%d.%d (%s)", blas_major, blas_minor, cb.path);
+    }
     char dv[16], rv[16];
     version_text(drv, dv, sizeof dv);
     version_text(rt, rv, sizeof rv);
@@ -191,16 +163,21 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
     /* buffers are device memory, which the host cannot touch: no EM_DEVICE_HOST_BUFFERS */
     r.flags = 0;
     const int ok = p.major * 10 + p.minor >= 75;
-    snprintf(r.extra, sizeof r.extra,
-             "compute capability: %d.%d%s\n"
-             "SM clock: %d MHz, memory clock: %d MHz, bus width: %d bits\n"
-             "L2 cache: %d KiB, shared memory per block: %zu KiB\n"
-             "PCI: %04x:%02x:%02x.0\n"
-             "gemm: cuBLAS %d.%d (f32: full fp32, no TF32)\n",
-             p.major, p.minor, ok ? "" : " (below 7.5: not supported by this plugin)",
-             clock_khz / 1000, mem_khz / 1000, p.memoryBusWidth, p.l2CacheSize / 1024,
-             p.sharedMemPerBlock / 1024, (unsigned)p.pciDomainID, (unsigned)p.pciBusID,
-             (unsigned)p.pciDeviceID, blas_major, blas_minor);
+    const int len =
+        snprintf(r.extra, sizeof r.extra,
+                 "compute capability: %d.%d%s\n"
+                 "SM clock: %d MHz, memory clock: %d MHz, bus width: %d bits\n"
+                 "L2 cache: %d KiB, shared memory per block: %zu KiB\n"
+                 "PCI: %04x:%02x:%02x.0\n"
+                 "gemm: cuBLAS %s%s\n",
+                 p.major, p.minor, ok ? "" : " (below 7.5: not supported by this plugin)",
+                 clock_khz / 1000, mem_khz / 1000, p.memoryBusWidth, p.l2CacheSize / 1024,
+                 p.sharedMemPerBlock / 1024, (unsigned)p.pciDomainID, (unsigned)p.pciBusID,
+                 (unsigned)p.pciDeviceID,
+                 have_blas ? blas : "cannot be loaded, so devices cannot open: ",
+                 have_blas ? ", f32: full fp32, no TF32" : why);
+    if (len >= (int)sizeof r.extra)   /* only a long cuBLAS failure reason gets here */
+        memcpy(r.extra + sizeof r.extra - 5, "...\n", 5);
     const size_t n = props->struct_size < sizeof r ? props->struct_size : sizeof r;
     if (n > sizeof r.struct_size)
         memcpy((char *)props + sizeof r.struct_size, (const char *)&r + sizeof r.struct_size,
@@ -214,7 +191,7 @@ static void dev_release(cu_dev *d)
         cudaStreamSynchronize(d->stream);
     cu_streams_release(d);
     if (d->blas)
-        cublasDestroy(d->blas);
+        d->cb.destroy(d->blas);
     for (int i = 0; i < CU_STAGE_SLOTS; i++)
         if (d->stage_ev[i])
             cudaEventDestroy(d->stage_ev[i]);
@@ -247,6 +224,10 @@ static em_status cu_device_open(void *bctx, int index, void **out)
         return CU_ERR(inst, EM_ERR_NO_DEVICE, "cuda: no device %d (%d CUDA device%s, indices 0..%d)",
                       idx, count, count == 1 ? "" : "s", count - 1);
     }
+    char why[640];
+    cu_blas_fns cb;
+    if (!cu_blas_load(&cb, why, sizeof why))
+        return CU_ERR(inst, EM_ERR_BACKEND, "cuda: device open: cannot load cuBLAS: %s", why);
     cu_dev *d = (cu_dev *)inst->host->alloc(inst->hc, sizeof *d);
     if (!d)
         return CU_ERR(inst, EM_ERR_OOM, "cuda: cannot allocate %zu bytes for the device",
@@ -254,6 +235,7 @@ static em_status cu_device_open(void *bctx, int index, void **out)
     memset(d, 0, sizeof *d);
     d->inst = inst;
     d->index = idx;
+    d->cb = cb;
     cudaError_t e;
     cublasStatus_t bs;
     const char *api = "";
@@ -285,15 +267,19 @@ static em_status cu_device_open(void *bctx, int index, void **out)
         api = "cudaStreamCreateWithFlags";
         goto cuda_fail;
     }
-    if ((bs = cublasCreate(&d->blas)) != CUBLAS_STATUS_SUCCESS) {
+    if ((bs = d->cb.create(&d->blas)) != CUBLAS_STATUS_SUCCESS) {
         d->blas = NULL;
         st = cu_blas_fail(d, bs, "device open", "cublasCreate");
         dev_release(d);
         return st;
     }
-    if ((bs = cublasSetStream(d->blas, d->stream)) != CUBLAS_STATUS_SUCCESS ||
-        (bs = cublasSetMathMode(d->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+    if ((bs = d->cb.set_stream(d->blas, d->stream)) != CUBLAS_STATUS_SUCCESS) {
         st = cu_blas_fail(d, bs, "device open", "cublasSetStream");
+        dev_release(d);
+        return st;
+    }
+    if ((bs = d->cb.set_math_mode(d->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+        st = cu_blas_fail(d, bs, "device open", "cublasSetMathMode");
         dev_release(d);
         return st;
     }
@@ -535,88 +521,6 @@ em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t partial_bytes,
     }
     *counters = (unsigned *)d->red;
     *partials = (double *)(d->red + d->red_counter_bytes);
-    return EM_OK;
-}
-
-/* ------------------------------------------------------------------ gemm */
-
-/* Row-major C = alpha op(A) op(B) + beta C through column-major cuBLAS: a row-major
- * matrix is its transpose in column-major, so compute C^T = op(B)^T op(A)^T, i.e. cuBLAS
- * with the operands swapped (B first), m and n swapped, and each operand's own transpose
- * flag. The leading dimensions carry over unchanged. */
-static em_status cu_gemm(void *dev, const em_gemm_args *g)
-{
-    cu_dev *d = (cu_dev *)dev;
-    cu_inst *inst = d->inst;
-    if (g->dtype != EM_F32 && g->dtype != EM_F64)
-        return CU_ERR(inst, EM_ERR_UNSUPPORTED, "gemm: dtype %s is not supported by the cuda backend",
-                      cu_dtype_name(g->dtype));
-    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
-        return CU_ERR(inst, EM_ERR_INVALID, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)",
-                      (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
-    if (g->m == 0 || g->n == 0 || g->batch == 0)
-        return EM_OK;
-    if (!g->a || !g->b || !g->c)
-        return CU_ERR(inst, EM_ERR_INVALID, "gemm: a buffer is missing");
-    const int64_t lim = 2147483647;
-    if (g->m > lim || g->n > lim || g->k > lim || g->batch > lim || g->lda > lim ||
-        g->ldb > lim || g->ldc > lim)
-        return CU_ERR(inst, EM_ERR_UNSUPPORTED,
-                      "gemm: sizes beyond 2^31-1 are not supported by the cuda backend "
-                      "(m %lld, n %lld, k %lld, batch %lld)",
-                      (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
-    /* cuBLAS's checks, stated in row-major terms */
-    const int64_t need_a = g->trans_a ? g->m : g->k, need_b = g->trans_b ? g->k : g->n;
-    if (g->lda < (need_a > 1 ? need_a : 1) || g->ldb < (need_b > 1 ? need_b : 1) ||
-        g->ldc < (g->n > 1 ? g->n : 1))
-        return CU_ERR(inst, EM_ERR_INVALID,
-                      "gemm: leading dimensions too small (lda %lld, ldb %lld, ldc %lld for "
-                      "m %lld, n %lld, k %lld)",
-                      (long long)g->lda, (long long)g->ldb, (long long)g->ldc, (long long)g->m,
-                      (long long)g->n, (long long)g->k);
-    em_status st = cu_enter(d);
-    if (st != EM_OK)
-        return st;
-    const cublasOperation_t opb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const int M = (int)g->n, N = (int)g->m, K = (int)g->k;
-    const int ldb = (int)g->ldb, lda = (int)g->lda, ldc = (int)g->ldc;
-    const int batch = (int)g->batch;
-    cublasStatus_t s;
-    const char *api;
-    if (g->dtype == EM_F32) {
-        const float alpha = (float)g->alpha, beta = (float)g->beta;
-        const float *A = (const float *)g->a + g->a_offset;
-        const float *B = (const float *)g->b + g->b_offset;
-        float *C = (float *)g->c + g->c_offset;
-        if (batch == 1) {
-            api = "cublasSgemm";
-            s = cublasSgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
-        } else {
-            api = "cublasSgemmStridedBatched";
-            s = cublasSgemmStridedBatched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
-                                          (long long)g->b_batch_stride, A, lda,
-                                          (long long)g->a_batch_stride, &beta, C, ldc,
-                                          (long long)g->c_batch_stride, batch);
-        }
-    } else {
-        const double alpha = g->alpha, beta = g->beta;
-        const double *A = (const double *)g->a + g->a_offset;
-        const double *B = (const double *)g->b + g->b_offset;
-        double *C = (double *)g->c + g->c_offset;
-        if (batch == 1) {
-            api = "cublasDgemm";
-            s = cublasDgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
-        } else {
-            api = "cublasDgemmStridedBatched";
-            s = cublasDgemmStridedBatched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
-                                          (long long)g->b_batch_stride, A, lda,
-                                          (long long)g->a_batch_stride, &beta, C, ldc,
-                                          (long long)g->c_batch_stride, batch);
-        }
-    }
-    if (s != CUBLAS_STATUS_SUCCESS)
-        return cu_blas_fail(d, s, "gemm", api);
     return EM_OK;
 }
 

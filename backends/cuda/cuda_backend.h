@@ -1,8 +1,9 @@
 /* backends/cuda/cuda_backend.h — what the cuda backend's translation units share: the
  * instance and device structs, the error helpers (every CUDA / cuBLAS failure becomes an
  * ember status with the API name and CUDA's own error name and text), the current-device
- * guard, and the entry points cuda_kernels.cu and cuda_async.cu define for the ops table in
- * cuda_backend.cu. Private to the plugin: nothing here is exported. */
+ * guard, the cuBLAS function table, and the entry points cuda_kernels.cu, cuda_async.cu and
+ * cuda_blas.cu define for the ops table in cuda_backend.cu. Private to the plugin: nothing
+ * here is exported. */
 #ifndef EMBER_BACKEND_CUDA_H
 #define EMBER_BACKEND_CUDA_H
 
@@ -12,6 +13,27 @@
 
 /* Belt and braces next to -fvisibility=hidden: cross-file symbols must never leak. */
 #define CU_HIDDEN __attribute__((visibility("hidden")))
+
+/* The cuBLAS functions the plugin calls, as (field, exported symbol): cublas_v2.h maps the
+ * plain names onto the _v2 symbols. Only their prototypes come from the header; the library
+ * is loaded at run time (cuda_blas.cu), so each field has the prototype's exact type. */
+#define CU_BLAS_FNS(X)                                                                    \
+    X(create, cublasCreate_v2)                                                            \
+    X(destroy, cublasDestroy_v2)                                                          \
+    X(set_stream, cublasSetStream_v2)                                                     \
+    X(set_math_mode, cublasSetMathMode)                                                   \
+    X(get_property, cublasGetProperty)                                                    \
+    X(sgemm, cublasSgemm_v2)                                                              \
+    X(dgemm, cublasDgemm_v2)                                                              \
+    X(sgemm_strided_batched, cublasSgemmStridedBatched)                                   \
+    X(dgemm_strided_batched, cublasDgemmStridedBatched)
+
+typedef struct cu_blas_fns {
+#define CU_BLAS_FIELD(field, sym) decltype(&sym) field;
+    CU_BLAS_FNS(CU_BLAS_FIELD)
+#undef CU_BLAS_FIELD
+    const char *path;            /* the file the functions come from */
+} cu_blas_fns;
 
 /* Pinned staging for host -> device copies: a ring of CU_STAGE_SLOTS slots of
  * CU_STAGE_SLOT bytes. Copies up to one slot go through it asynchronously; a slot is
@@ -35,6 +57,7 @@ typedef struct cu_dev {
     int cc_major, cc_minor;
     int64_t max_blocks;          /* grid cap for grid-stride elementwise kernels */
     cudaStream_t stream;         /* every copy, kernel and gemm of the context */
+    cu_blas_fns cb;              /* a copy: no shared table to read without the lock */
     cublasHandle_t blas;         /* bound to stream */
     /* h2d staging ring (NULL: pinned memory unavailable, copies go synchronously) */
     char *stage;
@@ -59,6 +82,12 @@ typedef struct cu_dev {
 CU_HIDDEN const char *cu_dtype_name(int32_t dt);
 CU_HIDDEN size_t cu_dtype_size(int32_t dt);
 CU_HIDDEN const char *cu_blas_status_name(cublasStatus_t s);
+
+/* Load cuBLAS if no call has yet (cuda_blas.cu) and copy its function table to *fns; false,
+ * with every file tried and dlerror()'s reason in why, if it cannot be loaded. Thread-safe;
+ * a failure is retried by the next call. */
+CU_HIDDEN bool cu_blas_load(cu_blas_fns *fns, char *why, size_t n);
+CU_HIDDEN em_status cu_gemm(void *dev, const em_gemm_args *g);
 
 /* Report a failed CUDA runtime call made for `what` (a kernel or op name) through
  * host->error: EM_ERR_OOM for cudaErrorMemoryAllocation, EM_ERR_BACKEND otherwise.
