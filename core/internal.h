@@ -21,6 +21,8 @@ EM_INTERNAL em_status em__error(em_context *ctx, em_status st, const char *fmt, 
 /* Record an error for calls with no context (thread-local; em_last_error). Returns st. */
 EM_INTERNAL em_status em__error_global(em_status st, const char *fmt, ...) EM_PRINTF(2, 3);
 EM_INTERNAL void em__log(em_context *ctx, em_log_level lvl, const char *fmt, ...) EM_PRINTF(3, 4);
+/* The same without a context: printed when lvl <= max. */
+EM_INTERNAL void em__log_at(em_log_level max, em_log_level lvl, const char *fmt, ...) EM_PRINTF(3, 4);
 
 /* Test hook for allocation-failure injection: when > 0, the Nth call of em__malloc (and of
  * device buffer allocation) from now fails. Set by EMBER_FAIL_ALLOC=N or by tests. */
@@ -35,7 +37,7 @@ EM_INTERNAL em_status em__kernel_fault(em_context *ctx, const char *what);
 /* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
 EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);
 
-/* ----------------------------------------------------------------- config (config.c) */
+/* ----------------------------------------------------------------- config (config/) */
 typedef struct em__cfg_entry {
     char *section, *key, *value;
     int line;             /* 0 for keys set in code */
@@ -60,7 +62,9 @@ typedef struct em__resolved {
     char device_env[128];   /* EMBER_DEVICE as read ("" if unset) */
 } em__resolved;
 
-/* Validate cfg and compute its meaning. On error: message names file, line, key. */
+/* The entry for section/key, or NULL. */
+EM_INTERNAL em__cfg_entry *em__config_find(const em_config *cfg, const char *section, const char *key);
+/* Validate cfg and compute its meaning (resolve.c). On error: message names file, line, key. */
 EM_INTERNAL em_status em__config_resolve(const em_config *cfg, em__resolved *out, bool apply_env);
 EM_INTERNAL void em__resolved_free(em__resolved *r);
 EM_INTERNAL em_config *em__config_clone(const em_config *cfg);
@@ -75,7 +79,7 @@ EM_INTERNAL const char *em__getenv(const char *name);   /* secure_getenv */
 /* [a-z0-9_-]{1,63}: the names a backend (and its plugin file) may have. */
 EM_INTERNAL bool em__valid_backend_name(const char *s);
 
-/* ----------------------------------------------------------------- loader (loader.c) */
+/* ----------------------------------------------------------------- loader (plugin/loader.c, plugin/search_path.c) */
 /* The core-side owner of a plugin instance; its address is the em_host_ctx token. */
 typedef struct em_plugin {
     void *dl;                      /* dlopen handle */
@@ -113,7 +117,7 @@ EM_INTERNAL bool em__keys_known(const em_config *cfg, const char *name, const ch
  * of a truncated file dies of SIGBUS): false with the reason. Non-ELF files pass. */
 EM_INTERNAL bool em__elf_intact(const char *path, char *why, size_t n);
 
-/* ----------------------------------------------------------------- describe (describe.c) */
+/* ----------------------------------------------------------------- describe (plugin/describe.c) */
 /* A plugin's static description (ABI 1.1 describe call), cached per file for the process.
  * keys is NULL when none could be had (the plugin cannot be opened, or is of another major);
  * `problem` says why, or names a breach of the describe contract. */
@@ -138,6 +142,8 @@ typedef struct em__search_path {
 EM_INTERNAL void em__search_path_build(const em_config *cfg, const em__resolved *r,
                                        const char *backend, em__search_path *sp);
 EM_INTERNAL void em__search_path_free(em__search_path *sp);
+/* "EMBER_BACKEND_PATH", "install dir", ... for messages */
+EM_INTERNAL const char *em__origin_text(em_search_origin o);
 
 /* Find, open, check and instantiate backend `name`. On failure returns the status, fills
  * `stage` and writes a message naming the plugin path, stage and dlerror/plugin text. */
@@ -209,7 +215,7 @@ static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offse
     return fn;
 }
 
-/* ----------------------------------------------------------------- tensors (tensor.c) */
+/* ----------------------------------------------------------------- tensors (tensor/tensor.c) */
 /* Two names for a tensor: the user holds an em_tensor *, which is a handle (handle.c) and
  * never points at memory; the core works on em__tensor objects. Every public function
  * turns its handles into objects on entry (em__obj) and its results into handles on exit
@@ -269,7 +275,7 @@ EM_INTERNAL em_status em__to_host_as(em__tensor *t, em_dtype dt, void *dst);
 EM_INTERNAL void em__shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 EM_INTERNAL void em__storage_bump(em_storage *s);
 
-/* ----------------------------------------------------------------- async (async.c) */
+/* ----------------------------------------------------------------- async (tensor/async.c) */
 /* Before the device queue uses s (write: it writes s): order it after s's asynchronous copy
  * in flight, if any. Call through em__storage_ready, which costs nothing when none is. */
 EM_INTERNAL em_status em__storage_wait(em_context *ctx, em_storage *s, bool write);
@@ -287,7 +293,7 @@ EM_INTERNAL em_status em__async_synchronize(em_context *ctx);
 /* Context teardown: copies finished, events, copy stream and pinned memory released. */
 EM_INTERNAL void em__async_free(em_context *ctx);
 
-/* ----------------------------------------------------------------- handles (handle.c) */
+/* ----------------------------------------------------------------- handles (tensor/handle.c) */
 /* The object behind a handle. NULL gives NULL silently (an earlier failure is already
  * recorded: "NULL in, NULL out"); a stale handle — freed, released by its scope, or of a
  * freed context — gives NULL and records EM_ERR_FREED (in the context that issued it if
@@ -311,7 +317,7 @@ EM_INTERNAL void em__handle_release(em_tensor *h);
  * wholesale by the caller). */
 EM_INTERNAL void em__handles_context_free(em_context *ctx);
 
-/* ----------------------------------------------------------------- ops (dispatch.c, ops_*.c) */
+/* ----------------------------------------------------------------- ops (ops/) */
 #define EM_MAX_ARITY 3
 
 typedef struct em_op_params {
@@ -438,7 +444,7 @@ EM_OP(expand); EM_OP(unsqueeze); EM_OP(squeeze);
 EM_OP(clone); EM_OP(cast); EM_OP(copy_); EM_OP(fill_); EM_OP(zero_);
 #undef EM_OP
 
-/* ---------------------------------------------------------------- transactions (txn.c) */
+/* ---------------------------------------------------------------- transactions (tensor/txn.c) */
 /* All-or-nothing writes of several tensors: stage (may fail), then commit (cannot fail) or
  * abort. See txn.c. */
 typedef struct em__txn_entry {
@@ -457,7 +463,7 @@ EM_INTERNAL em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *val
 EM_INTERNAL void em__txn_commit(em__txn *x);
 EM_INTERNAL void em__txn_abort(em__txn *x);
 
-/* ---------------------------------------------------------------- autograd (autograd.c) */
+/* ---------------------------------------------------------------- autograd (autograd/) */
 struct em_node {
     int32_t refcount;
     em_context *ctx;

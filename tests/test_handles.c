@@ -1,5 +1,5 @@
 /* tests/test_handles.c — tensor handles cannot be misused. A handle is a slot index plus a
- * generation (core/handle.c): a handle that was freed, released by its scope, or belongs to a
+ * generation (core/tensor/handle.c): a handle that was freed, released by its scope, or belongs to a
  * freed context must be reported as EM_ERR_FREED — never act on the tensor that now lives in
  * the reused slot. Also the rule for objects holding tensors when their context goes first
  * (the optimizer): every call reports EM_ERR_FREED, and freeing it touches nothing of the

@@ -92,6 +92,18 @@ int64_t cf_numel(int nd, const int64_t *shape)
 
 /* ------------------------------------------------------------------ rows */
 
+bool cf_kernel_partial(int k)
+{
+    const em_plugin_info *pi = cf.info;
+    if (!pi || pi->struct_size < offsetof(em_plugin_info, kernel_dtypes) + sizeof(void *) ||
+        !pi->kernel_dtypes || !pi->kernel_present[k])
+        return false;
+    em_dtype_mask m = pi->kernel_dtypes[k];
+    return (cf.dtype_on[0] && !(m & EM_DTYPE_BIT(EM_F32))) ||
+           (cf.dtype_on[1] && !(m & EM_DTYPE_BIT(EM_F64)));
+}
+
+/* The op runs (in part) on cpu: its kernel is NULL, or declared for only some dtypes. */
 static bool kernel_missing(const char *name)
 {
     const em_plugin_info *pi = cf.info;
@@ -99,7 +111,7 @@ static bool kernel_missing(const char *name)
         return false;
     for (int k = 0; k < pi->kernel_count; k++)
         if (!strcmp(pi->kernel_names[k], name))
-            return !pi->kernel_present[k] && !pi->kernel_optional[k];
+            return (!pi->kernel_present[k] && !pi->kernel_optional[k]) || cf_kernel_partial(k);
     return false;
 }
 

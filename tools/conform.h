@@ -53,6 +53,8 @@ typedef struct cf_suite {
 extern cf_suite cf;
 
 /* ---- rows and cases ---- */
+/* Kernel k of the plugin is declared for only some of the enabled float dtypes. */
+bool cf_kernel_partial(int k);
 /* The row for `op` (created on first use), or NULL when --filter excludes it. */
 cf_row *cf_row_get(const char *op, const char *kernels);
 /* Every case runs between these: a scope for its tensors, temporaries freed, errors
@@ -139,5 +141,6 @@ void cf_run_inplace(void);
 void cf_run_reduce(void);
 void cf_run_gemm(void);
 void cf_run_grad(void);
+void cf_run_abi(void);
 
 #endif

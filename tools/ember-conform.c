@@ -107,8 +107,9 @@ static const char *result_name(row_result x)
     return n[x];
 }
 
-/* The kernels column: '*' marks an entry the plugin lacks (the op runs on cpu), '~' an
- * optional one it lacks (the core composes it from other kernels). */
+/* The kernels column: '*' marks an entry the plugin lacks (the op runs on cpu), '+' one it
+ * declares for only some of the enabled dtypes (the others run on cpu), '~' an optional one
+ * it lacks (the core composes it from other kernels). */
 static void kernels_text(const cf_row *r, char *buf, size_t n)
 {
     size_t used = 0;
@@ -118,9 +119,14 @@ static void kernels_text(const cf_row *r, char *buf, size_t n)
         size_t w = strcspn(s, " ");
         snprintf(k, sizeof k, "%.*s", (int)w, s);
         const char *mark = "";
-        for (int i = 0; cf.info && i < cf.info->kernel_count; i++)
-            if (!strcmp(cf.info->kernel_names[i], k) && !cf.info->kernel_present[i])
+        for (int i = 0; cf.info && i < cf.info->kernel_count; i++) {
+            if (strcmp(cf.info->kernel_names[i], k))
+                continue;
+            if (!cf.info->kernel_present[i])
                 mark = cf.info->kernel_optional[i] ? "~" : "*";
+            else if (cf_kernel_partial(i))
+                mark = "+";
+        }
         used += (size_t)snprintf(buf + used, n - used, "%s%s%s", used ? " " : "", k, mark);
         s += w;
         s += strspn(s, " ");
@@ -189,8 +195,8 @@ static void print_table(const char *prefix)
         printf("%s%-18s %-26s %-8s %6d %9s %8s %9s %8s\n", prefix, r->op, kern,
                result_name(result_of(r)), r->checks, e[0], t[0], e[1], t[1]);
     }
-    printf("%s(kernels: * not implemented by the backend, the op ran on cpu; ~ optional, composed "
-           "by the core)\n", prefix);
+    printf("%s(kernels: * not implemented by the backend, the op ran on cpu; + implemented for some "
+           "dtypes only, the others ran on cpu; ~ optional, composed by the core)\n", prefix);
 }
 
 int main(int argc, char **argv)
@@ -346,6 +352,7 @@ int main(int argc, char **argv)
     cf_run_reduce();
     cf_run_gemm();
     cf_run_grad();
+    cf_run_abi();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 

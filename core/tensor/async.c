@@ -1,4 +1,4 @@
-/* core/async.c — pinned host memory and asynchronous copies, over the optional ABI 1.1 entries
+/* core/tensor/async.c — pinned host memory and asynchronous copies, over the optional ABI 1.1 entries
  * of a backend. Without them every call here is synchronous and correct; with them the host
  * can queue a batch's upload and go on queueing work.
  *

@@ -1,4 +1,4 @@
-/* core/handle.c — tensor handles. A user never holds a pointer to a tensor object: an
+/* core/tensor/handle.c — tensor handles. A user never holds a pointer to a tensor object: an
  * em_tensor * is an id, slot index + generation, packed into a pointer-sized value and never
  * dereferenced (the same idea as Vulkan's non-dispatchable handles or a slot map). Every
  * public entry point turns it back into the object through the slot table; a handle whose

@@ -1,4 +1,4 @@
-/* core/autograd.c — the autograd engine. Recording: an op whose input requires grad gets a
+/* core/autograd/autograd.c — the autograd engine. Recording: an op whose input requires grad gets a
  * node {op, params, producers of its inputs, saved tensors}. Backward: a topological sort
  * of the nodes reachable from the root, then, root first, each node's backward (from its op
  * descriptor) and `grad +=` into its producers and leaves. That is all there is. */

@@ -1,4 +1,4 @@
-/* core/ops_view.c — ops that only change geometry (transpose, view/reshape, expand,
+/* core/ops/view.c — ops that only change geometry (transpose, view/reshape, expand,
  * (un)squeeze): they alias the input's storage, no kernel runs. Also the copying
  * companions: contiguous, clone, dtype conversion, transfer between contexts.
  * Backward of a view is the inverse geometry change applied to g. */

@@ -1,4 +1,4 @@
-/* core/gradcheck.c — compare autograd's gradients with central finite differences, as
+/* core/autograd/gradcheck.c — compare autograd's gradients with central finite differences, as
  * torch.autograd.gradcheck does. The analytic side runs on the inputs as given (any dtype,
  * views, backend); the numeric side on contiguous f64 copies, so f32 ops are checked
  * against a reference that is not limited by f32 rounding. */

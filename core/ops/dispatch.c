@@ -1,4 +1,4 @@
-/* core/dispatch.c — from an op call to kernels. em__apply runs one op descriptor: argument
+/* core/ops/dispatch.c — from an op call to kernels. em__apply runs one op descriptor: argument
  * checks, the op's shape rule, the output, its forward, and the autograd record. The
  * em__launch* helpers turn tensors into kernel views: broadcast to the output's shape,
  * alias-safe, and with dimensions coalesced so contiguous work reaches a backend as 1-D. */

@@ -1,4 +1,4 @@
-/* core/kernels.c — what the core knows about each kernel entry of em_backend_ops: its name,
+/* core/plugin/kernels.c — what the core knows about each kernel entry of em_backend_ops: its name,
  * whether it is optional, the dtypes ABI 1.0 promised for it (what a plugin that declares
  * nothing gets), the dtypes the core calls it with, and which of its views have a dtype the
  * kernel's definition fixes (a comparison's bool output); and, per loaded plugin and device,

@@ -1,4 +1,4 @@
-/* core/loader.c — finds, opens, checks and instantiates backend plugins, and gives a
+/* core/plugin/loader.c — finds, opens, checks and instantiates backend plugins, and gives a
  * context its backend and device (with the [device] fallback).
  *
  * Every failure says which file, which stage (find / open / symbol / ABI / init / devices)
@@ -95,20 +95,6 @@ static bool async_groups(em_plugin *p, char *msg, size_t msglen)
 #define BACKEND_MIN_SIZE (offsetof(em_backend, ops) + sizeof(void *))
 #define OPS_MIN_SIZE (offsetof(em_backend_ops, synchronize) + sizeof(void *))
 
-static void log_at(em_log_level max, em_log_level lvl, const char *fmt, ...) EM_PRINTF(3, 4);
-static void log_at(em_log_level max, em_log_level lvl, const char *fmt, ...)
-{
-    static const char *const tag[] = {"error", "warning", "info", "debug"};
-    if (lvl > max)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "ember: %s: %s\n", tag[lvl], msg);
-}
-
 /* ------------------------------------------------------------------ host services */
 
 static em_status host_error(em_host_ctx *hc, em_status st, const char *fmt, ...)
@@ -140,7 +126,7 @@ static void host_log(em_host_ctx *hc, em_log_level lvl, const char *fmt, ...)
     if (p && p->ctx)
         em__log(p->ctx, lvl, "%s: %s", p->name, msg);
     else
-        log_at(max, lvl, "%s: %s", p ? p->name : "plugin", msg);
+        em__log_at(max, lvl, "%s: %s", p ? p->name : "plugin", msg);
 }
 
 static void *host_alloc(em_host_ctx *hc, size_t bytes)
@@ -177,132 +163,6 @@ const em_host em__host_describe = {
     .free = host_free,
     .flags = EM_HOST_DESCRIBE,
 };
-
-/* ------------------------------------------------------------------ search path */
-
-static const char *origin_text(em_search_origin o)
-{
-    switch (o) {
-    case EM_SEARCH_LIBRARY_KEY: return "library= in device.ini";
-    case EM_SEARCH_ENV: return "EMBER_BACKEND_PATH";
-    case EM_SEARCH_CONFIG_PATH: return "[backends] path";
-    case EM_SEARCH_INSTALL_DIR: return "install dir";
-    case EM_SEARCH_LIBEMBER_DIR: return "next to libember";
-    }
-    return "?";
-}
-
-static bool same_dir(const char *a, const char *b)
-{
-    if (!strcmp(a, b))
-        return true;
-    char ra[PATH_MAX], rb[PATH_MAX];
-    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
-}
-
-static void sp_add(em__search_path *sp, const char *dir, size_t n, em_search_origin o,
-                   em_log_level lvl)
-{
-    while (n > 1 && dir[n - 1] == '/')
-        n--;
-    if (n == 0)
-        return;
-    if (n >= PATH_MAX) {
-        log_at(lvl, EM_LOG_WARN, "ignoring a plugin directory longer than %d bytes (%s)",
-               PATH_MAX - 1, origin_text(o));
-        return;
-    }
-    char buf[PATH_MAX];
-    memcpy(buf, dir, n);
-    buf[n] = 0;
-    for (int i = 0; i < sp->n; i++)
-        if (same_dir(sp->dirs[i].path, buf))
-            return;   /* searched already, from a higher-priority source */
-    if (sp->n == (int)(sizeof sp->dirs / sizeof sp->dirs[0])) {
-        log_at(lvl, EM_LOG_WARN, "too many plugin directories: ignoring %s (%s)", buf,
-               origin_text(o));
-        return;
-    }
-    char *d = em__strdup(buf);
-    if (!d) {
-        sp->oom = true;
-        return;
-    }
-    struct stat sb;
-    sp->dirs[sp->n].path = d;
-    sp->dirs[sp->n].origin = o;
-    sp->dirs[sp->n].exists = stat(d, &sb) == 0 && S_ISDIR(sb.st_mode);
-    sp->n++;
-}
-
-/* The directory libember was loaded from, found through one of its own functions. */
-static bool libember_dir(char *buf, size_t n)
-{
-    Dl_info info;
-    if (!dladdr((void *)(uintptr_t)&em__search_path_build, &info) || !info.dli_fname)
-        return false;
-    char real[PATH_MAX];
-    if (!realpath(info.dli_fname, real))
-        return false;
-    char *slash = strrchr(real, '/');
-    if (!slash)
-        return false;
-    slash[slash == real ? 1 : 0] = 0;
-    em__snprintf(buf, n, "%s", real);
-    return true;
-}
-
-void em__search_path_build(const em_config *cfg, const em__resolved *r, const char *backend,
-                           em__search_path *sp)
-{
-    memset(sp, 0, sizeof *sp);
-    em_log_level lvl = r ? r->log_level : EM_LOG_WARN;
-    if (backend && cfg) {
-        const char *lib = em_config_get(cfg, backend, "library");
-        if (lib && *lib && !(sp->library = em__strdup(lib)))
-            sp->oom = true;
-    }
-    const char *env = em__getenv("EMBER_BACKEND_PATH");
-    for (const char *s = env; s && *s;) {
-        const char *c = strchr(s, ':');
-        size_t n = c ? (size_t)(c - s) : strlen(s);
-        if (n && s[0] != '/')
-            log_at(lvl, EM_LOG_INFO,
-                   "EMBER_BACKEND_PATH: ignoring relative directory '%.*s' (plugin directories "
-                   "must be absolute; the current directory is never searched)", (int)n, s);
-        else if (n)
-            sp_add(sp, s, n, EM_SEARCH_ENV, lvl);
-        s += n + (c ? 1 : 0);
-    }
-    for (int i = 0; r && i < r->n_search; i++)
-        sp_add(sp, r->search[i], strlen(r->search[i]), EM_SEARCH_CONFIG_PATH, lvl);
-
-    char lib[PATH_MAX], sub[PATH_MAX + 16];
-    bool have = libember_dir(lib, sizeof lib);
-    if (have)
-        em__snprintf(sub, sizeof sub, "%s/ember/backends", lib);
-    /* A libember outside the compiled-in libdir runs from a build tree or a relocated
-     * install: its own plugins come first, so stale installed ones cannot shadow them. */
-    bool installed = have && same_dir(lib, EM_LIBDIR);
-    if (have && !installed) {
-        sp_add(sp, lib, strlen(lib), EM_SEARCH_LIBEMBER_DIR, lvl);
-        sp_add(sp, sub, strlen(sub), EM_SEARCH_LIBEMBER_DIR, lvl);
-    }
-    sp_add(sp, EM_BACKEND_DIR, strlen(EM_BACKEND_DIR), EM_SEARCH_INSTALL_DIR, lvl);
-    if (installed) {
-        sp_add(sp, lib, strlen(lib), EM_SEARCH_LIBEMBER_DIR, lvl);
-        sp_add(sp, sub, strlen(sub), EM_SEARCH_LIBEMBER_DIR, lvl);
-    }
-}
-
-void em__search_path_free(em__search_path *sp)
-{
-    for (int i = 0; i < sp->n; i++)
-        free((char *)sp->dirs[i].path);
-    sp->n = 0;
-    free(sp->library);
-    sp->library = NULL;
-}
 
 /* ------------------------------------------------------------------ loading */
 
@@ -644,7 +504,7 @@ em_status em__plugin_find(const em_config *cfg, const em__resolved *r, const cha
             for (int i = 0; i < sp.n && used < sizeof dirs; i++)
                 used += (size_t)snprintf(dirs + used, sizeof dirs - used, "%s%s (%s%s)",
                                          i ? ", " : "", sp.dirs[i].path,
-                                         origin_text(sp.dirs[i].origin),
+                                         em__origin_text(sp.dirs[i].origin),
                                          sp.dirs[i].exists ? "" : "; does not exist");
             em__snprintf(msg, msglen, "backend '%s' not found: no ember-backend-%s.so in the "
                          "plugin directories searched: %s. Install the plugin, or name its "

@@ -1,4 +1,4 @@
-/* core/print.c — tensors as PyTorch prints them (torch/_tensor_str.py, 1.13): one formatter
+/* core/tensor/print.c — tensors as PyTorch prints them (torch/_tensor_str.py, 1.13): one formatter
  * chosen from the displayed values (integral -> "1.", else fixed with `precision`
  * decimals, scientific when the range demands it), `...` summaries beyond `threshold`
  * elements, lines wrapped at `linewidth`, then the suffixes (device, dtype, grad_fn or

@@ -1,4 +1,4 @@
-/* core/ops_elementwise.c — elementwise ops: each is one descriptor {name, grad_fn, arity,
+/* core/ops/elementwise.c — elementwise ops: each is one descriptor {name, grad_fn, arity,
  * shape rule, forward, backward}, forward and backward side by side. Forwards lower to
  * one backend kernel (em__launch broadcasts and coalesces); backwards are written with
  * the public API, so they run on whatever backend the tensors live on.

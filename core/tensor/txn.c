@@ -1,4 +1,4 @@
-/* core/txn.c — all-or-nothing writes to several tensors, for updates that must not stop
+/* core/tensor/txn.c — all-or-nothing writes to several tensors, for updates that must not stop
  * half-way (an optimizer step over many parameters). Writes are staged into shadow buffers
  * while anything can still fail; commit then swaps each shadow buffer into its storage, which
  * cannot fail, so every tensor changes or none does. It is a database's shadow paging,

@@ -1,4 +1,4 @@
-/* core/optim.c — torch.optim.SGD, same update rule (PyTorch 1.13, _single_tensor_sgd):
+/* core/optim/sgd.c — torch.optim.SGD, same update rule (PyTorch 1.13, _single_tensor_sgd):
  *   d = maximize ? -grad : grad;  d += weight_decay * p
  *   buf = first step ? d : momentum * buf + (1 - dampening) * d
  *   d = nesterov ? d + momentum * buf : buf          (when momentum != 0)

@@ -1,4 +1,4 @@
-/* core/registry.c — introspection (include/ember/info.h): every directory the loader would
+/* core/plugin/registry.c — introspection (include/ember/info.h): every directory the loader would
  * search, every plugin file in them, and what happened when each was loaded on its own
  * (devices, kernels, or the stage and message of the failure). ember-info prints this;
  * it is how a user finds out why "cuda" is not what they got. */

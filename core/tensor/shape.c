@@ -1,4 +1,4 @@
-/* core/shape.c — shapes, strides and NumPy broadcasting. Pure functions of sizes; the only
+/* core/tensor/shape.c — shapes, strides and NumPy broadcasting. Pure functions of sizes; the only
  * side effect is recording an error naming the op and both shapes. */
 #include "config.h"
 #include "internal.h"

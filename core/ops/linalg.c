@@ -1,4 +1,4 @@
-/* core/ops_linalg.c — matrix products, lowered to the backend's gemm (transposed views go
+/* core/ops/linalg.c — matrix products, lowered to the backend's gemm (transposed views go
  * in as transpose flags, not copies).
  * Shape legend: mm  a [n,k] @ b [k,m] -> out [n,m];  da = g @ b^T [n,k], db = a^T @ g [k,m]
  *               bmm a [B,n,k] @ b [B,k,m] -> out [B,n,m], per batch the same. */

@@ -1,4 +1,4 @@
-/* core/ops_reduce.c — sum and mean, over everything or over chosen dims (keepdim).
+/* core/ops/reduce.c — sum and mean, over everything or over chosen dims (keepdim).
  * Shape legend: a [d0..dn]; out has the reduced dims removed (or 1 with keepdim); g has
  * out's shape, and the gradient is g broadcast back over the reduced dims (scaled 1/n for
  * mean). */

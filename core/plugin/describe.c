@@ -1,4 +1,4 @@
-/* core/describe.c — a plugin's static description without an instance (ABI 1.1): its name,
+/* core/plugin/describe.c — a plugin's static description without an instance (ABI 1.1): its name,
  * ABI and the device.ini keys it accepts, read through a describe call of its one entry
  * symbol (em_host.flags = EM_HOST_DESCRIBE). The core uses it to check every section of a
  * device.ini when the file is read — a typo in [cuda] is reported while the program runs on

@@ -1,4 +1,4 @@
-/* core/fallback.c — every kernel call goes through here. A backend that leaves an entry of
+/* core/plugin/fallback.c — every kernel call goes through here. A backend that leaves an entry of
  * its ops table NULL, or does not declare the dtype of a call (em_kernel_dtypes), still runs
  * the op: on the cpu backend, loaded on first need ([device] op_fallback = cpu, the default).
  * When both the device and the cpu backend say their buffers are host memory

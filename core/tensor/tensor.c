@@ -1,4 +1,4 @@
-/* core/tensor.c — tensor objects, storage, creation, inspection and host transfers.
+/* core/tensor/tensor.c — tensor objects, storage, creation, inspection and host transfers.
  * Tensor objects come from a per-context pool (no malloc per op in a steady loop); users
  * hold handles to them (handle.c), never their addresses. */
 #include "config.h"

@@ -1,0 +1,84 @@
+#!/bin/sh
+# tests/test_conform_abi.sh — ember-conform holds every clause of plugin ABI 1.1: a plugin
+# that keeps the clause passes, and one that breaks it fails that clause's row (a clause
+# without a failing plugin would test nothing). The plugins are the loader suite's test
+# plugin in its modes (tests/plugins/tplugin.c) and the same source built from the frozen
+# ABI 1.0 headers (ember-backend-tabi10.so), which must load and conform unchanged.
+set -u
+top=${EMBER_TEST_BUILD_DIR:-.}
+plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+unset EMBER_DEVICE
+n=0
+fails=0
+
+# conform NAME PLUGIN MODE [ARGS...]: ember-conform on the plugin, output in $tmp/out
+conform() {
+    lib=$1; mode=$2; shift 2
+    {
+        printf '[backends]\npath = %s\n' "${EMBER_TEST_BACKEND_DIR:-$top/.libs}"
+        [ -n "$mode" ] && printf '[%s]\nmode = %s\n' "$(basename "$lib" .so | sed 's/^ember-backend-//')" "$mode"
+    } > "$tmp/device.ini"
+    "$top/tools/ember-conform" --config "$tmp/device.ini" --library "$plugins/$lib" "$@" \
+        > "$tmp/out" 2>&1
+}
+
+# report DESCRIPTION CONDITION-RESULT
+report() {
+    n=$((n + 1))
+    if [ "$2" -eq 0 ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        sed 's/^/# /' "$tmp/out" | tail -n 40
+        fails=$((fails + 1))
+    fi
+}
+
+row() { grep -E "^$1 " "$tmp/out" | grep -oE " (pass|fallback|FAIL|skip) " | head -n 1 | tr -d ' '; }
+
+# the 1.0 plugin: loads, conforms, is told nothing it did not declare (its kernels check)
+conform ember-backend-tabi10.so ""
+rc=$?
+r=1; [ $rc -eq 0 ] && grep -q "ABI 1.0" "$tmp/out" && [ "$(row add)" = pass ] && r=0
+report "a plugin built from the frozen ABI 1.0 headers loads and conforms" $r
+
+# per-kernel dtypes: f64 of kernels declared f32-only runs on cpu, everything passes
+conform ember-backend-tgood.so f32-only
+rc=$?
+r=1; [ $rc -eq 0 ] && grep -qE "^add +add\+ +fallback" "$tmp/out" && r=0
+report "f32-only: f64 runs on cpu (add marked +), all pass" $r
+
+# host buffers: honest passes in full; the liar fails abi.host_buffers
+conform ember-backend-tgood.so host
+rc=$?
+r=1; [ $rc -eq 0 ] && [ "$(row abi.host_buffers)" = pass ] && r=0
+report "host buffers: a plugin that has them passes, ops falling back in place" $r
+conform ember-backend-tgood.so host-liar --filter abi.
+r=1; [ "$(row abi.host_buffers)" = FAIL ] && r=0
+report "host buffers: a plugin whose handles are not host addresses fails abi.host_buffers" $r
+
+# asynchrony: emulated streams pass in full; a device ignoring events fails abi.async
+conform ember-backend-tgood.so async
+rc=$?
+r=1; [ $rc -eq 0 ] && [ "$(row abi.async)" = pass ] && r=0
+report "async: copies ordered with events through the core pass" $r
+conform ember-backend-tgood.so async-broken --filter abi.
+r=1; [ "$(row abi.async)" = FAIL ] && r=0
+report "async: a device whose queue ignores event_wait fails abi.async" $r
+
+# describe calls: keeping the contract passes; lying about keys or creating an instance fails
+conform ember-backend-tgood.so "" --filter abi.
+r=1; [ "$(row abi.describe)" = pass ] && r=0
+report "describe: keys of the describe call are the instance's" $r
+for how in lie instance; do
+    export EMBER_TPLUGIN_DESCRIBE=$how
+    conform ember-backend-tgood.so "" --filter abi.
+    unset EMBER_TPLUGIN_DESCRIBE
+    r=1; [ "$(row abi.describe)" = FAIL ] && r=0
+    report "describe: a describe call that breaks the contract ($how) fails abi.describe" $r
+done
+
+echo "1..$n"
+[ $fails -eq 0 ]
