@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -407,7 +408,12 @@ static em_status ocl_device_props(void *bctx, int index, em_device_props *props)
         return bad_index(in, index);
     cl_platform_id p = in->devs[index].platform;
     cl_device_id dv = in->devs[index].device;
-    memset((char *)props + sizeof props->struct_size, 0, sizeof *props - sizeof props->struct_size);
+    /* a core of an older minor passes a shorter struct: clear and fill only what it has */
+    size_t psize = props->struct_size < sizeof *props ? props->struct_size : sizeof *props;
+    if (psize < offsetof(em_device_props, flags))
+        return in->host->error(in->hc, EM_ERR_INVALID, "device_props: struct_size %zu is "
+                               "smaller than ABI 1.0's em_device_props", props->struct_size);
+    memset((char *)props + sizeof props->struct_size, 0, psize - sizeof props->struct_size);
     device_str(dv, CL_DEVICE_NAME, props->name, sizeof props->name);
     device_str(dv, CL_DEVICE_VENDOR, props->vendor, sizeof props->vendor);
     char dver[160], drv[64], cver[64], pname[128], pver[160], sv[32];
@@ -459,6 +465,8 @@ static em_status ocl_device_props(void *bctx, int index, em_device_props *props)
     add_line(x, xn, &u, "local memory: %s", lm);
     add_line(x, xn, &u, "max allocation: %s", ma);
     add_line(x, xn, &u, "extensions: %s", exts[0] ? exts : "(none of interest)");
+    /* buffers are cl_mem handles, not host pointers: never EM_DEVICE_HOST_BUFFERS, even on
+     * a CPU device (the memset left flags 0 where the struct has it) */
     return EM_OK;
 }
 
@@ -1087,6 +1095,19 @@ EM_BACKEND_EXPORT em_status ember_backend_entry(const em_host *host, em_host_ctx
                                                 const em_config_kv *config, size_t n_config,
                                                 em_backend *out);
 
+/* What a describe call returns, and the static part of every instance's description. */
+static void describe(em_backend *out)
+{
+    out->abi_major = EM_ABI_MAJOR;
+    out->abi_minor = EM_ABI_MINOR;
+    out->name = "opencl";
+    out->version = OCL_VERSION;
+    out->description = "OpenCL devices: strided and 1-D elementwise kernels, tree reductions, "
+                       "tiled gemm";
+    out->config_keys = ocl_config_keys;
+    out->ops = &ocl_ops;
+}
+
 EM_BACKEND_ENTRY
 {
     if (!host || !out)
@@ -1096,6 +1117,15 @@ EM_BACKEND_ENTRY
                            "opencl backend built for plugin ABI %d.%d, but the core speaks %u.%u",
                            EM_ABI_MAJOR, EM_ABI_MINOR, (unsigned)host->abi_major,
                            (unsigned)host->abi_minor);
+    /* A describe call may come from any thread, for a backend the core will not use: no
+     * allocation, no OpenCL call (merely loading an ICD can take long or fail). The flag
+     * counts only where the core's struct has it (a 1.0 core's is shorter). */
+    if (host->struct_size >= offsetof(em_host, flags) + sizeof host->flags &&
+        (host->flags & EM_HOST_DESCRIBE)) {
+        describe(out);
+        out->ctx = NULL;
+        return EM_OK;
+    }
     int platform_index = -1, device = -1, cache = -1;
     const char *platform_name = "";
     cl_device_type type = CL_DEVICE_TYPE_ALL;
@@ -1173,14 +1203,7 @@ EM_BACKEND_ENTRY
     in->type_text = type_text;
     in->cache = cache;
 
-    out->abi_major = EM_ABI_MAJOR;
-    out->abi_minor = EM_ABI_MINOR;
-    out->name = "opencl";
-    out->version = OCL_VERSION;
-    out->description = "OpenCL devices: strided and 1-D elementwise kernels, tree reductions, "
-                       "tiled gemm";
-    out->config_keys = ocl_config_keys;
-    out->ops = &ocl_ops;
+    describe(out);
     out->ctx = in;
     return EM_OK;
 }
