@@ -1087,6 +1087,7 @@ static const em_backend_ops ocl_ops = {
     .pow_backward = ocl_k_pow_backward,
     .tanh_backward = ocl_k_tanh_backward,
     .sigmoid_backward = ocl_k_sigmoid_backward,
+    .dtypes = &ocl_kernel_dtypes,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -1,7 +1,8 @@
 /* backends/opencl/opencl.h — what the OpenCL backend's files share: the instance (config
  * and the enumerated device list), the opened device (context, queue, the one program and
- * every kernel created from it), the kernel-argument structs that mirror kernels.cl, and
- * the error helpers. Private to the plugin: nothing here is exported. */
+ * every kernel created from it), the kernel-argument structs that mirror kernels.cl, the
+ * kernels' dtype declaration, and the error helpers. Private to the plugin: nothing here
+ * is exported. */
 #ifndef EMBER_BACKEND_OPENCL_H
 #define EMBER_BACKEND_OPENCL_H
 
@@ -157,5 +158,8 @@ OCL_KERNEL(tanh_backward); OCL_KERNEL(sigmoid_backward);
 #undef OCL_KERNEL
 
 OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);
+
+/* What each kernel implements (ops->dtypes); device_open creates exactly these kernels. */
+OCL_HIDDEN extern const em_kernel_dtypes ocl_kernel_dtypes;
 
 #endif

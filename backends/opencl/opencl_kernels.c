@@ -10,6 +10,7 @@
  * kernel for every shape and transpose. */
 #include "opencl.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,16 +41,57 @@ const char *ocl_op_name(int op)
 static const char *const variant_names[2] = {"1d", "nd"};
 static const char *const sum_names[3] = {"grp", "item", "fin"};
 
-/* Which dtypes kernels.cl instantiates an op for (bit per em_dtype). For comparisons the
- * dtype is the inputs'; for everything else the output's. */
-static unsigned op_dtypes(int op)
+/* The dtypes kernels.cl instantiates, declared to the core. Exactly what ABI 1.0 promised:
+ * no kernel takes more, and f64 is removed by the core itself on devices without
+ * cl_khr_fp64 (device_props' fp64), so these masks do not depend on the device. */
+#define FL EM_DTYPES_FLOAT
+#define FLB (EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL))
+const em_kernel_dtypes ocl_kernel_dtypes = {
+    .struct_size = sizeof(em_kernel_dtypes),
+    .gemm = FL,
+    .fill = FLB, .rng_uniform = FL, .rng_normal = FL, .copy = FLB,
+    .neg = FL, .exp = FL, .log = FL, .sqrt = FL, .abs = FL, .relu = FL, .tanh = FL,
+    .sigmoid = FL,
+    .add_scalar = FL, .mul_scalar = FL, .rsub_scalar = FL, .div_scalar = FL,
+    .rdiv_scalar = FL, .pow_scalar = FL, .clamp = FL,
+    .add = FL, .sub = FL, .mul = FL, .div = FL, .maximum = FL, .minimum = FL,
+    .lt = FLB, .le = FLB, .gt = FLB, .ge = FLB, .eq = FLB, .ne = FLB,
+    .where = FLB, .masked_fill = FLB,
+    .sum = FL,
+    .relu_backward = FL, .clamp_backward = FL, .pow_backward = FL, .tanh_backward = FL,
+    .sigmoid_backward = FL,
+};
+#undef FL
+#undef FLB
+
+/* Each op's mask in ocl_kernel_dtypes: device_open creates the kernels of the declared
+ * dtypes and no others, so a declaration kernels.cl cannot honour fails at once (no such
+ * kernel) instead of on the first call. */
+static const size_t op_mask[OCL_OP_COUNT] = {
+#define M(OP, field) [OP] = offsetof(em_kernel_dtypes, field)
+    M(OCL_NEG, neg), M(OCL_EXP, exp), M(OCL_LOG, log), M(OCL_SQRT, sqrt), M(OCL_ABS, abs),
+    M(OCL_RELU, relu), M(OCL_TANH, tanh), M(OCL_SIGMOID, sigmoid),
+    M(OCL_ADD_SCALAR, add_scalar), M(OCL_MUL_SCALAR, mul_scalar),
+    M(OCL_RSUB_SCALAR, rsub_scalar), M(OCL_DIV_SCALAR, div_scalar),
+    M(OCL_RDIV_SCALAR, rdiv_scalar), M(OCL_POW_SCALAR, pow_scalar), M(OCL_CLAMP, clamp),
+    M(OCL_ADD, add), M(OCL_SUB, sub), M(OCL_MUL, mul), M(OCL_DIV, div),
+    M(OCL_MAXIMUM, maximum), M(OCL_MINIMUM, minimum),
+    M(OCL_RELU_BACKWARD, relu_backward), M(OCL_CLAMP_BACKWARD, clamp_backward),
+    M(OCL_POW_BACKWARD, pow_backward), M(OCL_TANH_BACKWARD, tanh_backward),
+    M(OCL_SIGMOID_BACKWARD, sigmoid_backward),
+    M(OCL_LT, lt), M(OCL_LE, le), M(OCL_GT, gt), M(OCL_GE, ge), M(OCL_EQ, eq), M(OCL_NE, ne),
+    M(OCL_WHERE, where), M(OCL_MASKED_FILL, masked_fill), M(OCL_FILL, fill), M(OCL_COPY, copy),
+    M(OCL_RNG_UNIFORM, rng_uniform), M(OCL_RNG_NORMAL, rng_normal),
+#undef M
+};
+
+/* Bit per em_dtype. For comparisons the dtype is the inputs'; for copy both sides'; for
+ * everything else the output's. */
+static em_dtype_mask op_dtypes(int op)
 {
-    const unsigned fl = 1u << EM_F32 | 1u << EM_F64, all = fl | 1u << EM_BOOL;
-    if (op < OCL_LT)
-        return fl;   /* unary and binary arithmetic */
-    if (op == OCL_RNG_UNIFORM || op == OCL_RNG_NORMAL)
-        return fl;
-    return all;
+    em_dtype_mask m;
+    memcpy(&m, (const char *)&ocl_kernel_dtypes + op_mask[op], sizeof m);
+    return m;
 }
 
 static void kernel_name(char *buf, size_t n, int op, int dt, int dt_in, int v)
@@ -80,12 +122,15 @@ em_status ocl_create_kernels(ocl_dev *d)
     char name[96];
     em_status st;
     for (int op = 0; op < OCL_OP_COUNT; op++) {
+        if (!op_mask[op])   /* an op added to ocl_op without its line in op_mask */
+            return OCL_ERR(d, EM_ERR_INTERNAL, "opencl backend: no dtype mask for op %s",
+                           op_names[op]);
         unsigned dts = op_dtypes(op);
         for (int dt = 0; dt < OCL_NDT; dt++) {
             if (!(dts >> dt & 1u) || (dt == EM_F64 && !d->fp64))
                 continue;
             for (int di = 0; di < (op == OCL_COPY ? OCL_NDT : 1); di++) {
-                if (op == OCL_COPY && di == EM_F64 && !d->fp64)
+                if (op == OCL_COPY && (!(dts >> di & 1u) || (di == EM_F64 && !d->fp64)))
                     continue;
                 for (int v = 0; v < 2; v++) {
                     kernel_name(name, sizeof name, op, dt, di, v);
