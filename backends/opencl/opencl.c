@@ -816,6 +816,7 @@ static em_status build_program(ocl_dev *d)
 
 static void device_free(ocl_dev *d)
 {
+    ocl_async_release(d);
     ocl_release_kernels(d);
     if (d->scratch)
         clReleaseMemObject(d->scratch);
@@ -1014,13 +1015,6 @@ static em_status ocl_copy_d2d(void *dev, void *dst, size_t dst_offset, const voi
     return err == CL_SUCCESS ? EM_OK : ocl_fail(d, "clEnqueueCopyBuffer", err);
 }
 
-static em_status ocl_synchronize(void *dev)
-{
-    ocl_dev *d = dev;
-    cl_int err = clFinish(d->q);
-    return err == CL_SUCCESS ? EM_OK : ocl_fail(d, "clFinish", err);
-}
-
 /* ------------------------------------------------------------------ instance */
 
 static void ocl_shutdown(void *bctx)
@@ -1088,6 +1082,17 @@ static const em_backend_ops ocl_ops = {
     .tanh_backward = ocl_k_tanh_backward,
     .sigmoid_backward = ocl_k_sigmoid_backward,
     .dtypes = &ocl_kernel_dtypes,
+    .host_alloc = ocl_host_alloc,
+    .host_free = ocl_host_free,
+    .copy_h2d_async = ocl_copy_h2d_async,
+    .copy_d2h_async = ocl_copy_d2h_async,
+    .stream_create = ocl_stream_create,
+    .stream_destroy = ocl_stream_destroy,
+    .event_create = ocl_event_create,
+    .event_destroy = ocl_event_destroy,
+    .event_record = ocl_event_record,
+    .event_wait = ocl_event_wait,
+    .event_synchronize = ocl_event_synchronize,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

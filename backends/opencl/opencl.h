@@ -1,8 +1,8 @@
 /* backends/opencl/opencl.h — what the OpenCL backend's files share: the instance (config
  * and the enumerated device list), the opened device (context, queue, the one program and
- * every kernel created from it), the kernel-argument structs that mirror kernels.cl, the
- * kernels' dtype declaration, and the error helpers. Private to the plugin: nothing here
- * is exported. */
+ * every kernel created from it, the streams and pinned blocks of the asynchrony entries),
+ * the kernel-argument structs that mirror kernels.cl, the kernels' dtype declaration, and
+ * the error helpers. Private to the plugin: nothing here is exported. */
 #ifndef EMBER_BACKEND_OPENCL_H
 #define EMBER_BACKEND_OPENCL_H
 
@@ -95,6 +95,9 @@ typedef struct ocl_inst {
     int n_open;
 } ocl_inst;
 
+typedef struct ocl_stream ocl_stream;
+typedef struct ocl_pinned ocl_pinned;
+
 typedef struct ocl_dev {
     ocl_inst *inst;
     const em_host *host;
@@ -124,6 +127,10 @@ typedef struct ocl_dev {
      * is safe because the queue is in order */
     cl_mem scratch;
     size_t scratch_bytes;
+    /* asynchrony (opencl_async.c) */
+    ocl_stream *streams;         /* every live stream: synchronize waits for each */
+    ocl_pinned *pinned;          /* live host_alloc blocks: host_free is given only the pointer */
+    cl_command_queue mapq;       /* maps pinned blocks without waiting for the kernels on q */
 } ocl_dev;
 
 #define OCL_ERR(d, st, ...) ((d)->host->error((d)->hc, (st), __VA_ARGS__))
@@ -161,5 +168,23 @@ OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);
 
 /* What each kernel implements (ops->dtypes); device_open creates exactly these kernels. */
 OCL_HIDDEN extern const em_kernel_dtypes ocl_kernel_dtypes;
+
+/* Asynchrony and synchronize (opencl_async.c). */
+OCL_HIDDEN em_status ocl_synchronize(void *dev);
+OCL_HIDDEN em_status ocl_host_alloc(void *dev, size_t bytes, void **ptr);
+OCL_HIDDEN void ocl_host_free(void *dev, void *ptr);
+OCL_HIDDEN em_status ocl_copy_h2d_async(void *dev, void *stream, void *dst, size_t dst_offset,
+                                        const void *src, size_t bytes);
+OCL_HIDDEN em_status ocl_copy_d2h_async(void *dev, void *stream, void *dst, const void *src,
+                                        size_t src_offset, size_t bytes);
+OCL_HIDDEN em_status ocl_stream_create(void *dev, void **stream);
+OCL_HIDDEN void ocl_stream_destroy(void *dev, void *stream);
+OCL_HIDDEN em_status ocl_event_create(void *dev, void **event);
+OCL_HIDDEN void ocl_event_destroy(void *dev, void *event);
+OCL_HIDDEN em_status ocl_event_record(void *dev, void *stream, void *event);
+OCL_HIDDEN em_status ocl_event_wait(void *dev, void *stream, void *event);
+OCL_HIDDEN em_status ocl_event_synchronize(void *dev, void *event);
+/* Device teardown: waits for and releases what the core left (streams, pinned blocks). */
+OCL_HIDDEN void ocl_async_release(ocl_dev *d);
 
 #endif
