@@ -31,5 +31,6 @@ for r in $(seq "$rounds"); do
              --workload seed-autograd 2>/dev/null | awk '/seed-autograd/ {print $2}')
         echo "round $r  $v  $us us/step"
     done
-done | awk '{print} $3 == "1.0" {b[$2] = $4} $3 == "1.1" {a[$2] = $4}
-    END {for (r in a) printf "round %s: 1.1 / 1.0 = %.2f\n", r, a[r] / b[r]}'
+done | awk '{print} $3 == "1.0" {b[$2] = $4} $3 == "1.1" {a[$2] = $4} $3 == "cpu" {c[$2] = $4}
+    END {for (r = 1; r in a; r++)
+             printf "round %d: 1.1 / 1.0 = %.2f, 1.1 / cpu = %.2f\n", r, a[r] / b[r], a[r] / c[r]}'

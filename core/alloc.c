@@ -18,7 +18,9 @@ static _Atomic int env_read = 0;
 static void read_env(void)
 {
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&env_read, &expected, 1))
+    /* a plain load first: this runs on every allocation and kernel call */
+    if (atomic_load_explicit(&env_read, memory_order_acquire) ||
+        !atomic_compare_exchange_strong(&env_read, &expected, 1))
         return;
     static const char *const names[2] = {"EMBER_FAIL_ALLOC", "EMBER_FAIL_KERNEL"};
     _Atomic long *const counters[2] = {&fail_countdown, &kernel_countdown};
@@ -37,7 +39,7 @@ static void read_env(void)
 static bool countdown(_Atomic long *c)
 {
     read_env();
-    long v = atomic_load(c);
+    long v = atomic_load_explicit(c, memory_order_relaxed);
     while (v >= 0) {
         if (atomic_compare_exchange_weak(c, &v, v - 1))
             return v == 0;
@@ -67,12 +69,13 @@ bool em__fail_injected(void)
     return countdown(&fail_countdown);
 }
 
-em_status em__kernel_fault(em_context *ctx, const char *what)
+em_status em__kernel_fault(em_context *ctx, size_t kernel, const char *what)
 {
     if (!countdown(&kernel_countdown))
         return EM_OK;
     return em__error(ctx, EM_ERR_BACKEND, "%s on backend %s: injected device fault "
-                     "(EMBER_FAIL_KERNEL)", what, ctx->backend_name);
+                     "(EMBER_FAIL_KERNEL)", what ? what : em__kernel_name(kernel),
+                     ctx->backend_name);
 }
 
 void *em__malloc(size_t n)

@@ -31,8 +31,9 @@ EM_INTERNAL void *em__calloc(size_t n, size_t sz);
 EM_INTERNAL void *em__realloc(void *p, size_t n);
 EM_INTERNAL char *em__strdup(const char *s);
 EM_INTERNAL bool em__fail_injected(void);   /* consumes one count; true = fail this one */
-/* Kernel-call fault injection: EM_OK, or (the Nth call) an error recorded in ctx naming what. */
-EM_INTERNAL em_status em__kernel_fault(em_context *ctx, const char *what);
+/* Kernel-call fault injection: EM_OK, or (the Nth call) an error recorded in ctx naming
+ * what (NULL: the kernel at offset `kernel`). */
+EM_INTERNAL em_status em__kernel_fault(em_context *ctx, size_t kernel, const char *what);
 
 /* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
 EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);

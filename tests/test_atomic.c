@@ -151,6 +151,8 @@ static void backward_case(bool grads_exist)
     }
     if (failures < 5)   /* a backward has that many kernel calls */
         fail_msg("only %d kernel calls of a backward were hit", failures);
+    print_message("# backward (%s grads): failed at each of its %d kernel calls in turn\n",
+                  grads_exist ? "accumulating" : "fresh", failures);
     drop(&b1);
     drop(&b2);
     drop(&r1);
@@ -228,6 +230,8 @@ static void step_case(const em_sgd_options *o)
             break;
     }
     assert_true(failures >= 4);
+    print_message("# sgd step (momentum %g, nesterov %d): failed at each of its %d kernel calls\n",
+                  o->momentum, o->nesterov, failures);
     drop(&r1);
     drop(&r2);
     net_free(&ref);
@@ -351,6 +355,8 @@ static void test_skipped_step_is_never_run(void **state)
             break;
     }
     assert_true(skipped > 20);   /* every kernel call of a step was hit */
+    print_message("# training step: failed at each of its %d kernel calls, skipped, and the "
+                  "weights equal never running it\n", skipped);
     drop(&r1);
     drop(&r2);
     assert_ok_ctx();

@@ -182,6 +182,14 @@ static int has_word(const char *list, const char *w)
     return 0;
 }
 
+/* EMBER_OPENCL_NO_FP64=1 pretends the device lacks cl_khr_fp64: how the tests reach the
+ * "f64 on a device without fp64" path on hardware that has it */
+static int fp64_hidden(void)
+{
+    const char *v = getenv("EMBER_OPENCL_NO_FP64");
+    return v && *v && strcmp(v, "0");
+}
+
 static int device_has_fp64(cl_device_id dv)
 {
     char *ext = device_extensions(dv);
@@ -437,7 +445,8 @@ static em_status ocl_device_props(void *bctx, int index, em_device_props *props)
     props->total_memory = gmem;
     props->compute_units = cu;
     char *ext = device_extensions(dv);
-    props->fp64 = ext && has_word(ext, "cl_khr_fp64");
+    /* the test knob below applies here too: the core decides from props whether to pass f64 */
+    props->fp64 = ext && has_word(ext, "cl_khr_fp64") && !fp64_hidden();
     /* extensions that matter to ember (or to someone tuning it) */
     static const char *const interesting[] = {"cl_khr_fp64", "cl_khr_fp16",
                                               "cl_khr_int64_base_atomics",
@@ -855,10 +864,7 @@ static em_status ocl_device_open(void *bctx, int index, void **out)
     d->platform = in->devs[index].platform;
     d->device = in->devs[index].device;
     device_str(d->device, CL_DEVICE_NAME, d->name, sizeof d->name);
-    /* EMBER_OPENCL_NO_FP64=1 pretends the device lacks cl_khr_fp64: how the tests reach
-     * the "f64 on a device without fp64" path on hardware that has it */
-    const char *nofp64 = getenv("EMBER_OPENCL_NO_FP64");
-    d->fp64 = device_has_fp64(d->device) && !(nofp64 && *nofp64 && strcmp(nofp64, "0"));
+    d->fp64 = device_has_fp64(d->device) && !fp64_hidden();
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->compute_units,
                     &d->compute_units, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);

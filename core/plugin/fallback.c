@@ -348,7 +348,7 @@ static em_status fallback_gemm(em_context *ctx, const em_gemm_args *g)
 
 em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
 {
-    em_status fault = em__kernel_fault(ctx, em__kernel_name(offset));
+    em_status fault = em__kernel_fault(ctx, offset, NULL);
     if (fault != EM_OK)
         return fault;
     int k = em__kernel_index(offset);
@@ -367,7 +367,7 @@ em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
 
 em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
 {
-    em_status fault = em__kernel_fault(ctx, "gemm");
+    em_status fault = em__kernel_fault(ctx, 0, "gemm");
     if (fault != EM_OK)
         return fault;
     if (ctx->ops->gemm && (ctx->kmask[0] & EM_DTYPE_BIT(g->dtype))) {
@@ -388,6 +388,8 @@ static int describe_missing(const em_context *ctx, int k, char *buf, size_t n)
     if (!em__kernel_at(ctx->ops, kd->offset))
         return snprintf(buf, n, "%s", kd->name);
     em_dtype_mask miss = kd->uses & ~ctx->kmask[k];
+    if (!ctx->props.fp64)   /* said once for all ops, not per op */
+        miss &= ~EM_DTYPE_BIT(EM_F64);
     if (!miss)
         return 0;
     int used = snprintf(buf, n, "%s[", kd->name);
@@ -418,18 +420,27 @@ void em__announce_fallbacks(em_context *ctx)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", missing > 1 ? ", " : "",
                                      one);
     }
-    if (!missing)
-        return;
     const char *how = ctx->props.flags & EM_DEVICE_HOST_BUFFERS
                           ? "in place, on the device's host-memory buffers"
                           : "copying operands to the host and back";
-    const char *fp64 = ctx->props.fp64 ? "" : "; the device has no fp64 support";
+    if (!ctx->props.fp64) {
+        if (ctx->res.op_fallback_cpu)
+            em__log(ctx, EM_LOG_WARN, "device %s:%d (%s) has no fp64 support: f64 ops run on cpu, "
+                    "%s ([device] op_fallback = cpu)", ctx->backend_name, ctx->device_index,
+                    ctx->props.name, how);
+        else
+            em__log(ctx, EM_LOG_INFO, "device %s:%d (%s) has no fp64 support: f64 ops fail "
+                    "([device] op_fallback = error)", ctx->backend_name, ctx->device_index,
+                    ctx->props.name);
+    }
+    if (!missing)
+        return;
     if (ctx->res.op_fallback_cpu)
-        em__log(ctx, EM_LOG_WARN, "backend '%s' does not implement %d op%s (%s%s): they run on "
+        em__log(ctx, EM_LOG_WARN, "backend '%s' does not implement %d op%s (%s): they run on "
                 "cpu, %s ([device] op_fallback = cpu)", ctx->backend_name, missing,
-                missing > 1 ? "s" : "", list, fp64, how);
+                missing > 1 ? "s" : "", list, how);
     else
-        em__log(ctx, EM_LOG_INFO, "backend '%s' does not implement %d op%s (%s%s): calls fail "
+        em__log(ctx, EM_LOG_INFO, "backend '%s' does not implement %d op%s (%s): calls fail "
                 "([device] op_fallback = error)", ctx->backend_name, missing, missing > 1 ? "s" : "",
-                list, fp64);
+                list);
 }

@@ -272,7 +272,7 @@ EMBER_API em_status em_tensor_from_host_async(em_tensor *h, const void *src, siz
         return em_tensor_from_host(h, src, bytes);
     if (bytes == 0)
         return EM_OK;
-    if ((st = em__kernel_fault(ctx, "copy_h2d_async")) != EM_OK)
+    if ((st = em__kernel_fault(ctx, 0, "copy_h2d_async")) != EM_OK)
         return st;
     size_t es = em_dtype_size(t->dtype);
     st = em__copy_async(ctx, t->storage, (size_t)t->offset * es, (void *)(uintptr_t)src, bytes,
@@ -304,7 +304,7 @@ EMBER_API em_status em_tensor_to_host_async(em_tensor *h, void *dst, size_t byte
             return ctx->status;
         }
     }
-    st = em__kernel_fault(ctx, "copy_d2h_async");
+    st = em__kernel_fault(ctx, 0, "copy_d2h_async");
     if (st == EM_OK)
         st = em__storage_wait(ctx, src->storage, false);
     if (st == EM_OK)

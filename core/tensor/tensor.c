@@ -248,7 +248,7 @@ static em_status upload(em__tensor *t, const void *src)
         return EM_OK;
     em_context *ctx = t->ctx;
     size_t off = (size_t)t->offset * em_dtype_size(t->dtype);
-    em_status st = em__kernel_fault(ctx, "copy_h2d");
+    em_status st = em__kernel_fault(ctx, 0, "copy_h2d");
     if (st == EM_OK)
         st = em__storage_ready(ctx, t, true);
     if (st != EM_OK)
@@ -433,7 +433,7 @@ static em_status download(em__tensor *t, void *dst)
             return st;
         }
     }
-    em_status st = em__kernel_fault(ctx, "copy_d2h");
+    em_status st = em__kernel_fault(ctx, 0, "copy_d2h");
     if (st == EM_OK)
         st = em__storage_ready(ctx, src, false);
     if (st == EM_OK)
