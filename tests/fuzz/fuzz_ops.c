@@ -187,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (em_context_memory_in_use(ctx) != baseline) {
         fprintf(stderr, "fuzz_ops: %zu bytes still in use after the input (baseline %zu); live:\n",
                 em_context_memory_in_use(ctx), baseline);
-        for (em_tensor *t = ctx->tensor_live; t; t = t->live_next) {
+        for (em__tensor *t = ctx->tensor_live; t; t = t->live_next) {
             char sh[128];
             em__shape_str(t->ndim, t->shape, sh, sizeof sh);
             fprintf(stderr, "  %p %s %s refs %d grad_fn %s requires_grad %d grad %p view %d\n",
