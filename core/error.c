@@ -89,31 +89,30 @@ em_status em__error_global(em_status st, const char *fmt, ...)
     return st;
 }
 
-void em__log_at(em_log_level max, em_log_level lvl, const char *fmt, ...)
+static void vlog(em_log_level max, em_log_level lvl, const char *fmt, va_list ap)
 {
     static const char *const tag[] = {"error", "warning", "info", "debug"};
     if (lvl > max)
         return;
     char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "ember: %s: %s\n", tag[lvl <= EM_LOG_DEBUG ? lvl : EM_LOG_DEBUG], msg);
+}
+
+void em__log_at(em_log_level max, em_log_level lvl, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vlog(max, lvl, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ember: %s: %s\n", tag[lvl <= EM_LOG_DEBUG ? lvl : EM_LOG_DEBUG], msg);
 }
 
 void em__log(em_context *ctx, em_log_level lvl, const char *fmt, ...)
 {
-    em_log_level max = ctx ? ctx->res.log_level : EM_LOG_WARN;
-    if (lvl > max)
-        return;
-    static const char *const tag[] = {"error", "warning", "info", "debug"};
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vlog(ctx ? ctx->res.log_level : EM_LOG_WARN, lvl, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ember: %s: %s\n", tag[lvl <= EM_LOG_DEBUG ? lvl : EM_LOG_DEBUG], msg);
 }
 
 EMBER_API const char *em_last_error(void)

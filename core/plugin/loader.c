@@ -141,28 +141,14 @@ static void host_free(em_host_ctx *hc, void *ptr)
     free(ptr);
 }
 
-const em_host em__host = {
-    .struct_size = sizeof(em_host),
-    .abi_major = EM_ABI_MAJOR,
-    .abi_minor = EM_ABI_MINOR,
-    .error = host_error,
-    .log = host_log,
-    .alloc = host_alloc,
-    .free = host_free,
-    .flags = 0,
-};
-
+#define HOST_SERVICES(flag_bits)                                                             \
+    {.struct_size = sizeof(em_host), .abi_major = EM_ABI_MAJOR, .abi_minor = EM_ABI_MINOR,   \
+     .error = host_error, .log = host_log, .alloc = host_alloc, .free = host_free,           \
+     .flags = (flag_bits)}
+const em_host em__host = HOST_SERVICES(0);
 /* The same services, for describe calls (describe.c). */
-const em_host em__host_describe = {
-    .struct_size = sizeof(em_host),
-    .abi_major = EM_ABI_MAJOR,
-    .abi_minor = EM_ABI_MINOR,
-    .error = host_error,
-    .log = host_log,
-    .alloc = host_alloc,
-    .free = host_free,
-    .flags = EM_HOST_DESCRIBE,
-};
+const em_host em__host_describe = HOST_SERVICES(EM_HOST_DESCRIBE);
+#undef HOST_SERVICES
 
 /* ------------------------------------------------------------------ loading */
 
