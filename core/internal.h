@@ -63,6 +63,8 @@ typedef struct em__resolved {
     char device_env[128];   /* EMBER_DEVICE as read ("" if unset) */
 } em__resolved;
 
+/* The entry of NULL-terminated list closest to s (a likely typo of it), or NULL. */
+EM_INTERNAL const char *em__suggest(const char *const *list, const char *s);
 /* The entry for section/key, or NULL. */
 EM_INTERNAL em__cfg_entry *em__config_find(const em_config *cfg, const char *section, const char *key);
 /* Validate cfg and compute its meaning (resolve.c). On error: message names file, line, key. */

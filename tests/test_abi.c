@@ -186,7 +186,7 @@ static void test_unused_section_keys_checked(void **state)
     assert_int_equal(em_config_load_string(cfg, "[device]\nbackend = cpu\n[cpu]\nthreds = 2\n",
                                            "cpu.ini"), EM_OK);
     TH_EXPECT(em_context_create_with(&ctx, cfg), EM_ERR_CONFIG, "cpu.ini:4", "[cpu] threds",
-              "threads");
+              "did you mean 'threads'?");
     em_config_free(cfg);
 }
 

@@ -58,7 +58,7 @@ static int distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-static const char *suggest(const char *const *list, const char *s)
+const char *em__suggest(const char *const *list, const char *s)
 {
     const char *best = NULL;
     int bd = 3;
@@ -91,7 +91,7 @@ static em_status unknown_key(const em_config *cfg, const em__cfg_entry *e,
 {
     char list[256], hint[96] = "";
     join_list(accepted, list, sizeof list);
-    const char *s = suggest(accepted, e->key);
+    const char *s = em__suggest(accepted, e->key);
     if (s)
         em__snprintf(hint, sizeof hint, "; did you mean '%s'?", s);
     return bad(cfg, e, EM_ERR_CONFIG, "unknown key (accepted in [%s]: %s)%s", e->section, list,
@@ -306,7 +306,7 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
         search_dirs_text(&sp, dirs, sizeof dirs);
         char where[600], hint[128] = "";
         em__config_where(cfg, e, where, sizeof where);
-        const char *s = suggest(known, sec);
+        const char *s = em__suggest(known, sec);
         if (s)
             em__snprintf(hint, sizeof hint, "; did you mean [%s]?", s);
         st = em__error_global(EM_ERR_CONFIG,

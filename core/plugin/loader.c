@@ -177,9 +177,13 @@ bool em__keys_known(const em_config *cfg, const char *name, const char *const *a
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
                                      accepted[k]);
         em__config_where(cfg, where[i], w, sizeof w);
+        const char *near = accepted ? em__suggest(accepted, kv[i].key) : NULL;
+        char hint[96] = "";
+        if (near)
+            em__snprintf(hint, sizeof hint, "; did you mean '%s'?", near);
         if (used)
             em__snprintf(msg, msglen, "%s: [%s] %s: unknown key (backend '%s' accepts: %s, "
-                         "and library)", w, name, kv[i].key, name, list);
+                         "and library)%s", w, name, kv[i].key, name, list, hint);
         else
             em__snprintf(msg, msglen, "%s: [%s] %s: unknown key (backend '%s' accepts no keys "
                          "besides library)", w, name, kv[i].key, name);
