@@ -191,7 +191,7 @@ static int64_t tp_offset(const em_kview *out, const em_kview *v, int64_t i)
     return off;
 }
 
-static const tp_dev *g_view_dev;   /* set per call: whose buffer layout views use */
+static _Thread_local const tp_dev *g_view_dev;   /* set per call: whose buffer layout views use */
 
 static double tp_get(const em_kview *v, int64_t off)
 {
