@@ -38,20 +38,27 @@ static bool any_requires_grad(em__tensor *const *in, int n_in)
     return false;
 }
 
+/* A call of op on in[], before its shape rule runs. */
+static void call_init(em_call *c, em_context *ctx, const em_op *op, em__tensor *const *in,
+                      int n_in, const em_op_params *p)
+{
+    memset(c, 0, sizeof *c);
+    c->ctx = ctx;
+    c->op = op;
+    c->n_in = n_in;
+    for (int i = 0; i < n_in; i++)
+        c->in[i] = in[i];
+    if (p)
+        c->p = *p;
+}
+
 em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em_op_params *p)
 {
     em_context *ctx = inputs_context(op->name, in, n_in);
     if (!ctx)
         return NULL;
     em_call c;
-    memset(&c, 0, sizeof c);
-    c.ctx = ctx;
-    c.op = op;
-    c.n_in = n_in;
-    for (int i = 0; i < n_in; i++)
-        c.in[i] = in[i];
-    if (p)
-        c.p = *p;
+    call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return NULL;
     for (int i = 0; i < n_in; i++)
@@ -128,14 +135,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     if (self->ctx != ctx)
         return em__error(ctx, EM_ERR_DEVICE, "%s_: tensors on different contexts", op->name);
     em_call c;
-    memset(&c, 0, sizeof c);
-    c.ctx = ctx;
-    c.op = op;
-    c.n_in = n_in;
-    for (int i = 0; i < n_in; i++)
-        c.in[i] = in[i];
-    if (p)
-        c.p = *p;
+    call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return ctx->status;
     if (c.out_ndim != self->ndim || memcmp(c.out_shape, self->shape, sizeof(int64_t) * (size_t)self->ndim)) {
