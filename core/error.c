@@ -27,6 +27,9 @@ EMBER_API const char *em_dtype_name(em_dtype dt)
     case EM_F32: return "f32";
     case EM_F64: return "f64";
     case EM_BOOL: return "bool";
+    case EM_I64: return "i64";
+    case EM_I32: return "i32";
+    case EM_U8: return "u8";
     default: return "invalid-dtype";
     }
 }
@@ -37,8 +40,21 @@ EMBER_API size_t em_dtype_size(em_dtype dt)
     case EM_F32: return 4;
     case EM_F64: return 8;
     case EM_BOOL: return 1;
+    case EM_I64: return 8;
+    case EM_I32: return 4;
+    case EM_U8: return 1;
     default: return 0;
     }
+}
+
+EMBER_API bool em_dtype_is_integer(em_dtype dt)
+{
+    return dt == EM_I64 || dt == EM_I32 || dt == EM_U8;
+}
+
+EMBER_API bool em_dtype_is_floating(em_dtype dt)
+{
+    return dt == EM_F32 || dt == EM_F64;
 }
 
 EMBER_API const char *em_version_string(void)

@@ -410,6 +410,22 @@ EM_INTERNAL em_status em__apply_inplace_h(const em_op *op, em_tensor *self, em_t
 EM_INTERNAL em_status em__launch(em_context *ctx, size_t offset, em__tensor *out,
                                  em__tensor *const *in, int n_in, const double *p,
                                  const uint64_t *u);
+/* The same with exact integer parameters (ABI 1.2: integer scalars, ip[0..n_ip)). */
+EM_INTERNAL em_status em__launch_ip(em_context *ctx, size_t offset, em__tensor *out,
+                                    em__tensor *const *in, int n_in, const double *p,
+                                    const uint64_t *u, const int64_t *ip, int n_ip);
+/* Kernels over one dimension (launch.c; max_dim, min_dim, softmax, log_softmax,
+ * index_select): in and every output are given as 3-D views (outer, n, inner) around dim
+ * (in is copied first when its outer or inner dims do not merge); outputs have in's ndim
+ * (keepdim). index: a 1-D i64 index appended as in[1] (index_select), or NULL. */
+EM_INTERNAL em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor *const *outs,
+                                     int n_out, em__tensor *in, int dim, em__tensor *index);
+/* Kernels on plain strided views (gather, scatter_add): outputs and inputs as they are
+ * (no broadcast, no coalescing), with integer parameters ip. Inputs overlapping an output
+ * are copied first. */
+EM_INTERNAL em_status em__launch_views(em_context *ctx, size_t offset, em__tensor *const *outs,
+                                       int n_out, em__tensor *const *in, int n_in,
+                                       const double *p, const int64_t *ip, int n_ip);
 /* Reduction kernel (sum): out has in's ndim with 1 in reduced dims. */
 EM_INTERNAL em_status em__launch_reduce(em_context *ctx, size_t offset, em__tensor *out_keepdim,
                                         em__tensor *in, double scale);

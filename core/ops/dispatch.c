@@ -274,6 +274,12 @@ static em__tensor *contiguous_copy(em_context *ctx, em__tensor *t)
 em_status em__launch(em_context *ctx, size_t offset, em__tensor *out, em__tensor *const *in,
                      int n_in, const double *p, const uint64_t *u)
 {
+    return em__launch_ip(ctx, offset, out, in, n_in, p, u, NULL, 0);
+}
+
+em_status em__launch_ip(em_context *ctx, size_t offset, em__tensor *out, em__tensor *const *in,
+                        int n_in, const double *p, const uint64_t *u, const int64_t *ip, int n_ip)
+{
     if (em__numel(out->ndim, out->shape) == 0)
         return EM_OK;
     em__tensor *src[EM_MAX_ARITY] = {0}, *tmp[EM_MAX_ARITY] = {0};
@@ -326,6 +332,8 @@ em_status em__launch(em_context *ctx, size_t offset, em__tensor *out, em__tensor
         memcpy(a.p, p, sizeof a.p);
     if (u)
         memcpy(a.u, u, sizeof a.u);
+    a.ip = ip;
+    a.n_ip = (uint32_t)n_ip;
     st = em__storage_ready(ctx, out, true);
     for (int i = 0; i < n_in && st == EM_OK; i++)
         st = em__storage_ready(ctx, src[i], false);

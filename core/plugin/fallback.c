@@ -250,21 +250,40 @@ static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs 
                       fb->plugin->last_msg[0] ? fb->plugin->last_msg : em_status_name(st));
         return st;
     }
-    const em_kview *views[4] = {a->out, a->in[0], a->in[1], a->in[2]};
-    em_kview mapped[4];
+    /* Every view of the call: outputs first (written), then inputs (ABI 1.1 lists when
+     * present, else out and in[0..2]). */
+    enum { MAXV = 8 };
+    const em_kview *views[MAXV];
+    bool is_out[MAXV];
+    int nv = 0;
+    uint32_t n_out = a->outs && a->n_out ? a->n_out : 1;
+    uint32_t n_in = a->ins ? a->n_in : 3;
+    if (n_out + n_in > MAXV)
+        return em__error(ctx, EM_ERR_INTERNAL, "op fallback: %s has %u views (at most %d)",
+                         em__kernel_name(offset), n_out + n_in, MAXV);
+    for (uint32_t i = 0; i < n_out; i++) {
+        views[nv] = a->outs && a->n_out ? a->outs[i] : a->out;
+        is_out[nv++] = true;
+    }
+    for (uint32_t i = 0; i < n_in; i++) {
+        views[nv] = a->ins ? a->ins[i] : a->in[i];
+        is_out[nv++] = false;
+    }
+    em_kview mapped[MAXV];
+    const em_kview *mout[MAXV], *min[MAXV];
     mirror m = {.n = 0};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nv; i++) {
         if (!views[i])
             continue;
         int64_t lo, hi;
         view_extent(views[i], &lo, &hi);
         size_t es = em_dtype_size((em_dtype)views[i]->dtype);
-        mirror_add(&m, views[i]->buf, (size_t)lo * es, (size_t)hi * es, i == 0);
+        mirror_add(&m, views[i]->buf, (size_t)lo * es, (size_t)hi * es, is_out[i]);
     }
     em_status st = mirror_in(ctx, fb, &m);
     em_kargs b = *a;
     if (st == EM_OK) {
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < nv; i++) {
             if (!views[i])
                 continue;
             range *r = mirror_find(&m, views[i]->buf);
@@ -273,12 +292,17 @@ static em_status fallback_kernel(em_context *ctx, size_t offset, const em_kargs 
             mapped[i].buf = r->fbuf;
             mapped[i].offset = views[i]->offset - (int64_t)(r->lo / es);
         }
-        b.out = &mapped[0];
-        for (int i = 0; i < 3; i++)
-            b.in[i] = views[i + 1] ? &mapped[i + 1] : NULL;
-        const em_kview *outs[1] = {b.out};
-        b.outs = outs;
-        b.ins = b.in;
+        for (uint32_t i = 0; i < n_out; i++)
+            mout[i] = views[i] ? &mapped[i] : NULL;
+        for (uint32_t i = 0; i < n_in; i++)
+            min[i] = views[n_out + i] ? &mapped[n_out + i] : NULL;
+        b.out = mout[0];
+        for (uint32_t i = 0; i < 3; i++)
+            b.in[i] = i < n_in ? min[i] : NULL;
+        b.outs = mout;
+        b.n_out = n_out;
+        b.ins = min;
+        b.n_in = a->ins ? n_in : a->n_in;
         st = fn(fb->dev, &b);
         if (st != EM_OK)
             em__error(ctx, st, "op %s (fallback on cpu): %s", em__kernel_name(offset),

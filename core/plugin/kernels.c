@@ -14,58 +14,88 @@
 #define A EM_DTYPES_ABI10_ANY
 #define V_OUT EM__VIEW_OUT
 #define V_IN(i) EM__VIEW_IN(i)
-#define K(f, opt, dflt, fixed)                                                                   \
-    {#f, offsetof(em_backend_ops, f), offsetof(em_kernel_dtypes, f), opt, dflt, dflt, fixed}
+#define N EM_DTYPES_INT
+#define ALL EM_DTYPES_ALL
+#define K(f, opt, dflt, fixed) K2(f, opt, dflt, dflt, fixed)
+/* K2: the core also calls the kernel with dtypes beyond ABI 1.0's promise (integers) */
+#define K2(f, opt, dflt, uses, fixed)                                                            \
+    {#f, offsetof(em_backend_ops, f), offsetof(em_kernel_dtypes, f), opt, dflt, uses, fixed}
 
 const em__kernel_desc em__kernels[] = {
     K(gemm, false, F, 0),
-    K(fill, false, A, 0),
+    K2(fill, false, A, ALL, 0),
     K(rng_uniform, false, F, 0),
     K(rng_normal, false, F, 0),
-    K(copy, false, A, 0),
-    K(neg, false, F, 0),
+    K2(copy, false, A, ALL, 0),
+    K2(neg, false, F, F | N, 0),
     K(exp, false, F, 0),
     K(log, false, F, 0),
     K(sqrt, false, F, 0),
-    K(abs, false, F, 0),
+    K2(abs, false, F, F | N, 0),
     K(relu, false, F, 0),
     K(tanh, false, F, 0),
     K(sigmoid, false, F, 0),
-    K(add_scalar, false, F, 0),
-    K(mul_scalar, false, F, 0),
-    K(rsub_scalar, false, F, 0),
+    K2(add_scalar, false, F, F | N, 0),
+    K2(mul_scalar, false, F, F | N, 0),
+    K2(rsub_scalar, false, F, F | N, 0),
     K(div_scalar, false, F, 0),
     K(rdiv_scalar, false, F, 0),
     K(pow_scalar, false, F, 0),
-    K(clamp, false, F, 0),
-    K(add, false, F, 0),
-    K(sub, false, F, 0),
-    K(mul, false, F, 0),
+    K2(clamp, false, F, F | N, 0),
+    K2(add, false, F, F | N, 0),
+    K2(sub, false, F, F | N, 0),
+    K2(mul, false, F, F | N, 0),
     K(div, false, F, 0),
-    K(maximum, false, F, 0),
-    K(minimum, false, F, 0),
-    K(lt, false, A, V_OUT),
-    K(le, false, A, V_OUT),
-    K(gt, false, A, V_OUT),
-    K(ge, false, A, V_OUT),
-    K(eq, false, A, V_OUT),
-    K(ne, false, A, V_OUT),
-    K(where, false, A, V_IN(0)),
-    K(masked_fill, false, A, V_IN(1)),
-    K(sum, false, F, 0),
+    K2(maximum, false, F, F | N, 0),
+    K2(minimum, false, F, F | N, 0),
+    K2(lt, false, A, ALL, V_OUT),
+    K2(le, false, A, ALL, V_OUT),
+    K2(gt, false, A, ALL, V_OUT),
+    K2(ge, false, A, ALL, V_OUT),
+    K2(eq, false, A, ALL, V_OUT),
+    K2(ne, false, A, ALL, V_OUT),
+    K2(where, false, A, ALL, V_IN(0)),
+    K2(masked_fill, false, A, ALL, V_IN(1)),
+    K2(sum, false, F, F | EM_DTYPE_BIT(EM_I64), 0),
     K(relu_backward, true, F, 0),
     K(clamp_backward, true, F, 0),
     K(pow_backward, true, F, 0),
     K(tanh_backward, true, F, 0),
     K(sigmoid_backward, true, F, 0),
+    /* ABI 1.2 */
+    K(log1p, false, F, 0),
+    K(expm1, false, F, 0),
+    K(sin, false, F, 0),
+    K(cos, false, F, 0),
+    K(erf, false, F, 0),
+    K(floor, false, F, 0),
+    K(ceil, false, F, 0),
+    K(round, false, F, 0),
+    K2(sign, false, F, F | N, 0),
+    K(pow, false, F, 0),
+    K2(floor_divide, false, F, F | N, 0),
+    K2(remainder, false, F, F | N, 0),
+    K2(prod, false, F, F | EM_DTYPE_BIT(EM_I64), 0),
+    K2(max_dim, false, F, F | N, 0),
+    K2(min_dim, false, F, F | N, 0),
+    K(softmax, false, F, 0),
+    K(log_softmax, false, F, 0),
+    K2(index_select, false, A, ALL, V_IN(1)),
+    K2(gather, false, A, ALL, V_IN(1)),
+    K2(scatter_add, false, F, F | N, V_IN(0)),
 };
 const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
 #undef K
+#undef K2
 
 /* An entry appended to em_backend_ops or em_kernel_dtypes without a line above would be
  * invisible to the dtype checks, ember-info and the registry: make that a build error. */
+/* The kernels are two runs of entries: those of 1.0 (gemm .. sigmoid_backward, before
+ * `dtypes`) and those from 1.2 on (log1p .. the end, after the asynchrony entries). */
 _Static_assert((offsetof(em_backend_ops, dtypes) - offsetof(em_backend_ops, gemm)) /
-                       sizeof(em_kernel_fn) ==
+                           sizeof(em_kernel_fn) +
+                       (sizeof(em_backend_ops) - offsetof(em_backend_ops, log1p)) /
+                           sizeof(em_kernel_fn) ==
                    sizeof em__kernels / sizeof em__kernels[0],
                "em__kernels must list every kernel entry of em_backend_ops");
 _Static_assert((sizeof(em_kernel_dtypes) - offsetof(em_kernel_dtypes, gemm)) /

@@ -29,6 +29,12 @@
  *  em_host.flags (EM_HOST_DESCRIBE), em_device_props.flags (EM_DEVICE_HOST_BUFFERS),
  *  em_kargs.{n_out, n_in, outs, ins, n_ip, ip, n_fp, fp}, em_backend_ops.dtypes and the
  *  optional asynchrony entries (pinned host memory, async copies, streams, events).
+ * What changed in 1.2 (all appended; 1.0 and 1.1 plugins load and conform unchanged, the
+ * new ops running through the cpu fallback for them):
+ *  the integer dtypes EM_I64, EM_I32, EM_U8 (handed only to kernels whose mask declares
+ *  them), exact integer scalars in ip[] for the scalar kernels on integer dtypes, and the
+ *  kernels after event_synchronize (math, pow, floor division, dim reductions, softmax,
+ *  indexing) with their masks appended to em_kernel_dtypes.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -41,7 +47,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 1
+#define EM_ABI_MINOR 2
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -302,6 +308,63 @@ typedef struct em_backend_ops {
     em_status (*event_wait)(void *dev, void *stream, void *event);
     em_status (*event_synchronize)(void *dev, void *event);
 
+    /* ================================================================ ABI 1.2 */
+    /* Integer dtypes (EM_I64, EM_I32, EM_U8) reach a kernel only where its mask declares
+     * them. Integer arithmetic wraps (two's complement, u8 modulo 256) as in PyTorch.
+     * On an integer dtype, add_scalar, mul_scalar, rsub_scalar and fill take their scalar
+     * exactly from ip[0] (n_ip = 1) and clamp its bounds from ip[0], ip[1] (n_ip = 2; an
+     * absent bound is INT64_MIN / INT64_MAX); p[] holds the same values as doubles.
+     * copy from a float to an integer dtype truncates toward zero; NaN and values out of
+     * range give an unspecified value, never undefined behaviour.
+     *
+     * Unless said otherwise the kernels below take float dtypes when undeclared; views
+     * are as for the elementwise kernels of 1.0 (same shape, broadcast with stride 0,
+     * coalesced). n_in, n_ip as stated; n_out = 1. */
+
+    /* Unary, out = f(in[0]), one dtype: log1p, expm1, sin, cos, erf; floor, ceil, round
+     * (halves to even, as nearbyint); sign: -1, 0 or 1 (of -0: 0; NaN stays NaN; integer
+     * dtypes where declared). */
+    em_kernel_fn log1p, expm1, sin, cos, erf, floor, ceil, round, sign;
+
+    /* Binary, out = in[0] op in[1], one dtype, broadcast as add.
+     * pow: pow(a, b).
+     * floor_divide: a / b rounded toward -inf (Python's //, PyTorch's div rounding_mode
+     *   "floor"); floats: q = (a - remainder(a, b)) / b, then floored, as PyTorch; integer
+     *   dtypes where declared (the core never passes a zero integer divisor).
+     * remainder: a - b * floor(a / b), the sign of b (Python's %); floats: fmod(a, b), plus
+     *   b when that is nonzero and its sign differs from b's. */
+    em_kernel_fn pow, floor_divide, remainder;
+
+    /* prod: like sum (out's size-1 dims are the reduced ones, views coalesced), the
+     * product; f32 accumulates in double. On integer dtypes (i64 only) it wraps. */
+    em_kernel_fn prod;
+
+    /* Along one dimension. The core gives these kernels 3-D views (outer, n, inner): in[0]
+     * is (outer, n, inner) with any strides, n >= 1, and reduces or normalises over its
+     * middle dimension.
+     * max_dim / min_dim: outs[0] (in[0]'s dtype) and outs[1] (i64) are (outer, 1, inner):
+     *   the largest (smallest) value and its index in [0, n); on ties the first index. A NaN
+     *   counts as larger and smaller than every number: the first NaN wins (PyTorch).
+     *   n_out = 2. Float dtypes when undeclared; integer dtypes where declared.
+     * softmax / log_softmax: out is (outer, n, inner): exp(x - max) / sum exp(x - max), and
+     *   x - max - log(sum exp(x - max)), over the middle dimension; a row that is all -inf
+     *   gives NaN, as PyTorch. Float dtypes. */
+    em_kernel_fn max_dim, min_dim, softmax, log_softmax;
+
+    /* Indexing. Index views are i64 (their dtype is fixed, not part of the mask) and every
+     * index is in range (the core checked it). Data views take float and bool dtypes when
+     * undeclared (gather, index_select) or float (scatter_add).
+     * index_select: in[0] is (outer, n, inner), in[1] a 1-D index of m elements, out is
+     *   (outer, m, inner): out[o, j, i] = in[0][o, in[1][j], i].
+     * gather: out, in[1] (index) and in[0] (source) have one ndim (>= 1), with ip[0] = dim
+     *   (n_ip = 1); out has the index's shape; out[q] = in[0][q with q[dim] = in[1][q]].
+     *   in[0] may be larger than the index in any dimension.
+     * scatter_add: out accumulates: for every position q of in[0] (the index),
+     *   out[q with q[dim] = in[0][q]] += in[1][q] (in[1], the source, has the index's
+     *   shape); ip[0] = dim. out holds its old values on entry (read and written); in[1]
+     *   never overlaps it. Several q may hit one element: sum them (in any order). */
+    em_kernel_fn index_select, gather, scatter_add;
+
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
 } em_backend_ops;
@@ -328,6 +391,9 @@ typedef uint32_t em_dtype_mask;
  * masked_fill also bool. */
 #define EM_DTYPES_ABI10_FLOAT EM_DTYPES_FLOAT
 #define EM_DTYPES_ABI10_ANY (EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL))
+/* The integer dtypes of 1.2, and every dtype. */
+#define EM_DTYPES_INT (EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32) | EM_DTYPE_BIT(EM_U8))
+#define EM_DTYPES_ALL (EM_DTYPES_ABI10_ANY | EM_DTYPES_INT)
 
 struct em_kernel_dtypes {
     size_t struct_size;
@@ -340,6 +406,12 @@ struct em_kernel_dtypes {
     em_dtype_mask where, masked_fill;
     em_dtype_mask sum;
     em_dtype_mask relu_backward, clamp_backward, pow_backward, tanh_backward, sigmoid_backward;
+    /* ---- ABI 1.2 ---- */
+    em_dtype_mask log1p, expm1, sin, cos, erf, floor, ceil, round, sign;
+    em_dtype_mask pow, floor_divide, remainder;
+    em_dtype_mask prod;
+    em_dtype_mask max_dim, min_dim, softmax, log_softmax;
+    em_dtype_mask index_select, gather, scatter_add;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 

@@ -56,7 +56,10 @@ typedef enum em_dtype {
     EM_F32 = 0,
     EM_F64 = 1,
     EM_BOOL = 2, /* one byte per element, 0 or 1: masks and comparison results */
-    EM_DTYPE_COUNT_ = 3
+    EM_I64 = 3,  /* int64_t: PyTorch's default integer (torch.long); labels and indices */
+    EM_I32 = 4,  /* int32_t */
+    EM_U8 = 5,   /* uint8_t: image bytes */
+    EM_DTYPE_COUNT_ = 6
 } em_dtype;
 
 /* Log levels for the plugin host table and the [device] log setting. */
@@ -68,7 +71,10 @@ typedef enum em_log_level {
 } em_log_level;
 
 EMBER_API const char *em_status_name(em_status st);  /* "EM_ERR_SHAPE" */
-EMBER_API const char *em_dtype_name(em_dtype dt);    /* "f32", "f64", "bool" */
+EMBER_API const char *em_dtype_name(em_dtype dt);    /* "f32", "f64", "bool", "i64", "i32", "u8" */
+/* true for EM_I64, EM_I32, EM_U8 (not EM_BOOL); for EM_F32, EM_F64 */
+EMBER_API bool em_dtype_is_integer(em_dtype dt);
+EMBER_API bool em_dtype_is_floating(em_dtype dt);
 EMBER_API size_t em_dtype_size(em_dtype dt);         /* bytes per element, 0 if invalid */
 EMBER_API const char *em_version_string(void);       /* "0.1.0" */
 

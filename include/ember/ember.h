@@ -8,6 +8,8 @@
 #include <ember/context.h>
 #include <ember/tensor.h>
 #include <ember/ops.h>
+#include <ember/index.h>
+#include <ember/loss.h>
 #include <ember/autograd.h>
 #include <ember/optim.h>
 

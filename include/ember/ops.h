@@ -1,8 +1,12 @@
 /* ember/ops.h — differentiable tensor operations. Binary ops broadcast as NumPy; operands
- * must share a context and dtype (no implicit promotion: use em_to_dtype). Arithmetic is
- * defined for f32/f64; comparisons return bool tensors. All return a new tensor (NULL on
- * error, recorded in the context), except in-place ops (suffix _), which return a status.
- * Autograd: see ember/autograd.h; names of the recorded nodes follow PyTorch. */
+ * must share a context and dtype (no implicit promotion between tensors: use em_to_dtype).
+ * Arithmetic is defined for f32/f64, and where PyTorch allows it for the integer dtypes
+ * (add, sub, mul, neg, abs, maximum, minimum, clamp, floor_divide, remainder, sign).
+ * Tensor-scalar ops promote as PyTorch: an integer (or bool) tensor with a scalar that has
+ * a fractional part, or in a true division, gives f32; with a whole scalar it keeps its
+ * dtype (bool becomes i64). Comparisons return bool tensors. All return a new tensor (NULL
+ * on error, recorded in the context), except in-place ops (suffix _), which return a
+ * status. Autograd: see ember/autograd.h; names of the recorded nodes follow PyTorch. */
 #ifndef EMBER_OPS_H
 #define EMBER_OPS_H
 
@@ -19,6 +23,12 @@ EMBER_API em_tensor *em_mul(em_tensor *a, em_tensor *b);
 EMBER_API em_tensor *em_div(em_tensor *a, em_tensor *b);
 EMBER_API em_tensor *em_maximum(em_tensor *a, em_tensor *b);
 EMBER_API em_tensor *em_minimum(em_tensor *a, em_tensor *b);
+/* a ** b elementwise (floats). */
+EMBER_API em_tensor *em_pow_tensor(em_tensor *a, em_tensor *b);
+/* Python's // and %: rounded toward -inf; the remainder has the sign of b. Integer
+ * division by zero is an error (EM_ERR_INVALID), as in PyTorch. */
+EMBER_API em_tensor *em_floor_divide(em_tensor *a, em_tensor *b);
+EMBER_API em_tensor *em_remainder(em_tensor *a, em_tensor *b);
 
 /* ---- with a scalar ---- */
 EMBER_API em_tensor *em_add_scalar(em_tensor *a, double s);   /* a + s */
@@ -28,6 +38,8 @@ EMBER_API em_tensor *em_mul_scalar(em_tensor *a, double s);   /* a * s */
 EMBER_API em_tensor *em_div_scalar(em_tensor *a, double s);   /* a / s */
 EMBER_API em_tensor *em_rdiv_scalar(em_tensor *a, double s);  /* s / a */
 EMBER_API em_tensor *em_pow(em_tensor *a, double exponent);   /* a ** exponent */
+EMBER_API em_tensor *em_floor_divide_scalar(em_tensor *a, double s); /* a // s */
+EMBER_API em_tensor *em_remainder_scalar(em_tensor *a, double s);    /* a % s */
 
 /* ---- elementwise unary ---- */
 EMBER_API em_tensor *em_neg(em_tensor *a);
@@ -38,10 +50,39 @@ EMBER_API em_tensor *em_abs(em_tensor *a);
 EMBER_API em_tensor *em_relu(em_tensor *a);
 EMBER_API em_tensor *em_tanh(em_tensor *a);
 EMBER_API em_tensor *em_sigmoid(em_tensor *a);
-/* clamp(min, max); em_clamp_min / em_clamp_max leave the other bound open. NaN stays NaN. */
+EMBER_API em_tensor *em_log1p(em_tensor *a);
+EMBER_API em_tensor *em_expm1(em_tensor *a);
+EMBER_API em_tensor *em_sin(em_tensor *a);
+EMBER_API em_tensor *em_cos(em_tensor *a);
+EMBER_API em_tensor *em_erf(em_tensor *a);
+EMBER_API em_tensor *em_reciprocal(em_tensor *a);             /* 1 / a */
+EMBER_API em_tensor *em_sign(em_tensor *a);                   /* -1, 0, 1 (any numeric dtype) */
+/* Rounding (floats; an integer tensor is returned as a copy). em_round: halves to even. */
+EMBER_API em_tensor *em_floor(em_tensor *a);
+EMBER_API em_tensor *em_ceil(em_tensor *a);
+EMBER_API em_tensor *em_round(em_tensor *a);
+/* torch.clamp(a, min, max). PyTorch's clamp(min=x) is em_clamp_min, clamp(max=x) is
+ * em_clamp_max (an absent bound is open). NaN stays NaN. */
 EMBER_API em_tensor *em_clamp(em_tensor *a, double min, double max);
 EMBER_API em_tensor *em_clamp_min(em_tensor *a, double min);
 EMBER_API em_tensor *em_clamp_max(em_tensor *a, double max);
+/* clamp with tensor bounds (broadcast; NULL: that bound is open), as torch.clamp. */
+EMBER_API em_tensor *em_clamp_tensor(em_tensor *a, em_tensor *min, em_tensor *max);
+
+/* ---- activations (floats) ---- */
+/* Along dim, numerically stable (the maximum is subtracted first). */
+EMBER_API em_tensor *em_softmax(em_tensor *a, int dim);
+EMBER_API em_tensor *em_log_softmax(em_tensor *a, int dim);
+EMBER_API em_tensor *em_leaky_relu(em_tensor *a, double negative_slope);  /* PyTorch: 0.01 */
+typedef enum em_gelu_approximate {
+    EM_GELU_NONE = 0,  /* x * Phi(x), exact (erf) */
+    EM_GELU_TANH = 1   /* the tanh approximation, as approximate='tanh' */
+} em_gelu_approximate;
+EMBER_API em_tensor *em_gelu(em_tensor *a, em_gelu_approximate approximate);
+EMBER_API em_tensor *em_elu(em_tensor *a, double alpha);                  /* PyTorch: 1.0 */
+EMBER_API em_tensor *em_silu(em_tensor *a);
+/* log(1 + exp(beta * x)) / beta, linear where beta * x > threshold (PyTorch: 1, 20). */
+EMBER_API em_tensor *em_softplus(em_tensor *a, double beta, double threshold);
 
 /* ---- comparisons (bool result, broadcasting) ---- */
 EMBER_API em_tensor *em_lt(em_tensor *a, em_tensor *b);
@@ -73,8 +114,36 @@ EMBER_API em_tensor *em_matmul(em_tensor *a, em_tensor *b);
 /* ---- reductions ---- */
 EMBER_API em_tensor *em_sum(em_tensor *a);                   /* all elements -> 0-dim */
 EMBER_API em_tensor *em_mean(em_tensor *a);
+/* Over the listed dims (negative dims count from the end); ndims = 0 reduces over every
+ * dim, as x.sum(dim=[]) does. A bool or integer tensor sums to i64 (mean needs floats). */
 EMBER_API em_tensor *em_sum_dims(em_tensor *a, int ndims, const int *dims, bool keepdim);
 EMBER_API em_tensor *em_mean_dims(em_tensor *a, int ndims, const int *dims, bool keepdim);
+/* Largest / smallest element (0-dim; NaN if any element is NaN). Empty tensors are an error. */
+EMBER_API em_tensor *em_max(em_tensor *a);
+EMBER_API em_tensor *em_min(em_tensor *a);
+/* Along dim: the values and their i64 indices (the first on ties), as torch.max(a, dim).
+ * Either output pointer may be NULL. */
+EMBER_API em_status em_max_dim(em_tensor *a, int dim, bool keepdim, em_tensor **values,
+                               em_tensor **indices);
+EMBER_API em_status em_min_dim(em_tensor *a, int dim, bool keepdim, em_tensor **values,
+                               em_tensor **indices);
+EMBER_API em_tensor *em_argmax(em_tensor *a, int dim, bool keepdim);   /* i64 result */
+EMBER_API em_tensor *em_argmin(em_tensor *a, int dim, bool keepdim);
+EMBER_API em_tensor *em_prod(em_tensor *a);                            /* -> 0-dim */
+EMBER_API em_tensor *em_prod_dim(em_tensor *a, int dim, bool keepdim);
+/* Variance / standard deviation over dims (ndims = 0: all), with Bessel's correction when
+ * unbiased (N - 1 in the denominator), as torch.var(a, dims, unbiased, keepdim). */
+EMBER_API em_tensor *em_var(em_tensor *a, bool unbiased);
+EMBER_API em_tensor *em_std(em_tensor *a, bool unbiased);
+EMBER_API em_tensor *em_var_dims(em_tensor *a, int ndims, const int *dims, bool unbiased,
+                                 bool keepdim);
+EMBER_API em_tensor *em_std_dims(em_tensor *a, int ndims, const int *dims, bool unbiased,
+                                 bool keepdim);
+/* log(sum(exp(a))) over dims, computed stably. */
+EMBER_API em_tensor *em_logsumexp(em_tensor *a, int ndims, const int *dims, bool keepdim);
+/* Whether any element is nonzero (a 0-dim bool tensor; over one dim with em_any_dim). */
+EMBER_API em_tensor *em_any(em_tensor *a);
+EMBER_API em_tensor *em_any_dim(em_tensor *a, int dim, bool keepdim);
 
 /* ---- in-place (return status; record autograd as PyTorch does) ---- */
 EMBER_API em_status em_add_(em_tensor *self, em_tensor *other);
@@ -87,6 +156,22 @@ EMBER_API em_status em_fill_(em_tensor *self, double value);
 EMBER_API em_status em_copy_(em_tensor *self, em_tensor *src);   /* broadcasts src, casts dtype */
 EMBER_API em_status em_masked_fill_(em_tensor *self, em_tensor *mask, double value);
 EMBER_API em_status em_clamp_(em_tensor *self, double min, double max);
+EMBER_API em_status em_div_(em_tensor *self, em_tensor *other);
+EMBER_API em_status em_sub_scalar_(em_tensor *self, double s);
+EMBER_API em_status em_div_scalar_(em_tensor *self, double s);
+EMBER_API em_status em_pow_(em_tensor *self, double exponent);
+EMBER_API em_status em_neg_(em_tensor *self);
+EMBER_API em_status em_exp_(em_tensor *self);
+EMBER_API em_status em_log_(em_tensor *self);
+EMBER_API em_status em_sqrt_(em_tensor *self);
+EMBER_API em_status em_abs_(em_tensor *self);
+EMBER_API em_status em_relu_(em_tensor *self);
+EMBER_API em_status em_tanh_(em_tensor *self);
+EMBER_API em_status em_sigmoid_(em_tensor *self);
+EMBER_API em_status em_reciprocal_(em_tensor *self);
+EMBER_API em_status em_floor_(em_tensor *self);
+EMBER_API em_status em_ceil_(em_tensor *self);
+EMBER_API em_status em_round_(em_tensor *self);
 
 #ifdef __cplusplus
 }

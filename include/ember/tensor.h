@@ -32,7 +32,8 @@ EMBER_API void em_tensor_free(em_tensor *t);
 EMBER_API em_tensor *em_tensor_keep(em_tensor *t);
 
 /* ---- creation ---- */
-/* data: ndim/shape elements, row-major, of dtype's C type (float, double, uint8_t). */
+/* data: ndim/shape elements, row-major, of dtype's C type: float (EM_F32), double (EM_F64),
+ * uint8_t (EM_BOOL, EM_U8), int64_t (EM_I64), int32_t (EM_I32). */
 EMBER_API em_tensor *em_tensor_from_data(em_context *ctx, em_dtype dt, int ndim,
                                          const int64_t *shape, const void *data);
 EMBER_API em_tensor *em_empty(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape);
@@ -70,6 +71,10 @@ EMBER_API em_status em_tensor_from_host(em_tensor *t, const void *src, size_t by
 /* Value of a one-element tensor as double (NaN and a recorded error otherwise). */
 EMBER_API double em_item(em_tensor *t);
 EMBER_API em_status em_item_get(em_tensor *t, double *out);
+/* Exact value of a one-element integer or bool tensor (a float one truncates toward zero,
+ * as em_to_dtype does). 0 and a recorded error when t has not exactly one element. */
+EMBER_API int64_t em_item_i64(em_tensor *t);
+EMBER_API em_status em_item_get_i64(em_tensor *t, int64_t *out);
 
 /* Like em_tensor_from_host / em_tensor_to_host, but may return before the copy is done, so
  * the host can go on queueing work (PyTorch's non_blocking copies): src must stay valid and
@@ -96,9 +101,27 @@ EMBER_API em_tensor *em_expand(em_tensor *t, int ndim, const int64_t *shape);
 EMBER_API em_tensor *em_unsqueeze(em_tensor *t, int dim);
 EMBER_API em_tensor *em_squeeze(em_tensor *t, int dim);
 EMBER_API em_tensor *em_flatten(em_tensor *t);
+/* Dims reordered: result dim i is t's dim dims[i] (ndim must be t's; negative dims count
+ * from the end), as torch.permute. */
+EMBER_API em_tensor *em_permute(em_tensor *t, int ndim, const int *dims);
+/* Elements [start, start + length) of dim (start < 0 counts from the end). A view. */
+EMBER_API em_tensor *em_narrow(em_tensor *t, int dim, int64_t start, int64_t length);
+/* The slice at index along dim, which is removed (t[:, index] for dim 1). A view. */
+EMBER_API em_tensor *em_select(em_tensor *t, int dim, int64_t index);
+/* t[start:end:step] along dim, as Python: negative start/end count from the end and both
+ * are clamped to the dim's range; step >= 1. EM_END as end means "to the end". A view. */
+#define EM_END INT64_MAX
+EMBER_API em_tensor *em_slice(em_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+/* Views of consecutive pieces along dim: of split_size elements each (the last may be
+ * smaller), or `chunks` pieces as torch.chunk. Writes up to max handles into out and
+ * returns how many pieces there are (-1 on error; a count above max is an error). */
+EMBER_API int em_split(em_tensor *t, int64_t split_size, int dim, em_tensor **out, int max);
+EMBER_API int em_chunk(em_tensor *t, int chunks, int dim, em_tensor **out, int max);
 /* t itself (new handle) if already contiguous, else a contiguous copy. */
 EMBER_API em_tensor *em_contiguous(em_tensor *t);
 EMBER_API em_tensor *em_clone(em_tensor *t);
+/* A copy converted to dt (float -> integer truncates toward zero, -> bool is != 0). The
+ * result requires grad only if both dtypes are floating. */
 EMBER_API em_tensor *em_to_dtype(em_tensor *t, em_dtype dt);
 /* Copy to another context (another device or backend). */
 EMBER_API em_tensor *em_to_context(em_tensor *t, em_context *dst);
