@@ -1,9 +1,10 @@
 #!/bin/sh
-# tests/test_conform_abi.sh — ember-conform holds every clause of plugin ABI 1.1: a plugin
+# tests/test_conform_abi.sh — ember-conform holds every clause of plugin ABI 1.1 and 1.2: a plugin
 # that keeps the clause passes, and one that breaks it fails that clause's row (a clause
 # without a failing plugin would test nothing). The plugins are the loader suite's test
 # plugin in its modes (tests/plugins/tplugin.c) and the same source built from the frozen
-# ABI 1.0 headers (ember-backend-tabi10.so), which must load and conform unchanged.
+# ABI 1.0 and 1.1 headers (ember-backend-tabi10.so, -tabi11.so), which must load and conform
+# unchanged.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -43,6 +44,13 @@ conform ember-backend-tabi10.so ""
 rc=$?
 r=1; [ $rc -eq 0 ] && grep -q "ABI 1.0" "$tmp/out" && [ "$(row add)" = pass ] && r=0
 report "a plugin built from the frozen ABI 1.0 headers loads and conforms" $r
+
+# the 1.1 plugin: loads and conforms; the integer dtypes and kernels of 1.2, which its table
+# and masks cannot name, run on cpu (announced), never in the plugin
+conform ember-backend-tabi11.so ""
+rc=$?
+r=1; [ $rc -eq 0 ] && grep -q "ABI 1.1" "$tmp/out" && [ "$(row add)" = pass ] && r=0
+report "a plugin built from the frozen ABI 1.1 headers loads and conforms" $r
 
 # per-kernel dtypes: f64 of kernels declared f32-only runs on cpu, everything passes
 conform ember-backend-tgood.so f32-only
