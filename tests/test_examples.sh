@@ -2,7 +2,8 @@
 # tests/test_examples.sh — the seed notebook's cells, run as the example programs on one
 # backend (EMBER_TEST_EXAMPLES_BACKEND, default cpu), checked as TAP:
 #   clamp prints True; autograd_basics matches the seed's printed text byte for byte;
-#   the two-layer nets' losses fall as in the seed; em_sgd reproduces the manual update.
+#   the two-layer nets' losses fall as in the seed; em_sgd reproduces the manual update;
+#   the classifier (integer labels, cross-entropy, argmax) learns its spirals.
 # The backend is chosen the way users choose it: through a device.ini (EMBER_CONFIG).
 set -u
 backend=${EMBER_TEST_EXAMPLES_BACKEND:-cpu}
@@ -26,7 +27,7 @@ if ! "$top/examples/clamp" > "$tmp/clamp.out" 2> "$tmp/clamp.err"; then
         exit 0
     fi
 fi
-echo "1..7"
+echo "1..8"
 n=0
 check() {  # check DESCRIPTION COMMAND...
     n=$((n + 1)); d=$1; shift
@@ -87,6 +88,18 @@ else
     check "1000 steps run in the memory of 100 (peak RSS ${r100:-?} kB vs ${r1000:-?} kB, $backend)" \
         test -n "$r100" -a -n "$r1000" -a $((${r1000:-0} - ${r100:-0})) -lt 2048
 fi
+
+# beyond the seed: a 3-class spiral classifier with cross-entropy reaches 90% accuracy
+"$top/examples/classifier" > "$tmp/classifier.out" 2> "$tmp/classifier.err"
+check "classifier: cross-entropy falls and training accuracy reaches 90% ($backend)" awk '
+    /^accuracy / { split($2, f, "/"); acc = f[1] / f[2] }
+    /^[0-9]+ / { l[++k] = $2 + 0 }
+    END {
+        if (k != 10) { print "# expected 10 loss lines, got " k; exit 1 }
+        if (!(l[10] < l[1] / 2)) { print "# loss did not fall: " l[1] " -> " l[10]; exit 1 }
+        if (!(acc >= 0.9)) { print "# accuracy " acc; exit 1 }
+    }' "$tmp/classifier.out"
+sed 's/^/# /' "$tmp/classifier.out"
 
 err=$(cat "$tmp"/*.err | grep -v "running on" || true)
 check "no errors or warnings on stderr ($backend)" test -z "$err"
