@@ -13,6 +13,11 @@
 
 #define CPU_MAX_THREADS 1024
 
+/* how long pool threads busy-wait for the next job by default (cpu_pool.c) */
+#ifndef POOL_SPIN_NS_DEFAULT
+#define POOL_SPIN_NS_DEFAULT 300000
+#endif
+
 /* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
 enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1 };
 
@@ -99,6 +104,8 @@ CPU_HIDDEN int cpu_contended(cpu_inst *inst);
  * are done. Runs inline when the pool has no workers or ntasks <= 1. */
 CPU_HIDDEN void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg);
 CPU_HIDDEN void cpu_pool_stop(cpu_inst *inst);
+/* Online cores, capped at CPU_MAX_THREADS (cpu.c). */
+CPU_HIDDEN int cpu_online_cores(void);
 /* At least `bytes` of 64-byte aligned scratch in s, or NULL (out of memory). */
 CPU_HIDDEN void *cpu_scratch_get(cpu_inst *inst, cpu_scratch *s, size_t bytes);
 CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
@@ -106,7 +113,7 @@ CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
 CPU_HIDDEN const char *cpu_dtype_name(int32_t dt);
 CPU_HIDDEN size_t cpu_dtype_size(int32_t dt);
 
-/* Kernels (cpu_kernels.c, cpu_gemm.c); `dev` is the cpu_inst. */
+/* Kernels (cpu_kernels.c, cpu_gemm.c and the files below); `dev` is the cpu_inst. */
 #define CPU_KERNEL(name) CPU_HIDDEN em_status cpu_k_##name(void *dev, const em_kargs *a)
 CPU_KERNEL(fill); CPU_KERNEL(rng_uniform); CPU_KERNEL(rng_normal); CPU_KERNEL(copy);
 CPU_KERNEL(neg); CPU_KERNEL(exp); CPU_KERNEL(log); CPU_KERNEL(sqrt); CPU_KERNEL(abs);
@@ -120,6 +127,13 @@ CPU_KERNEL(where); CPU_KERNEL(masked_fill);
 CPU_KERNEL(sum);
 CPU_KERNEL(relu_backward); CPU_KERNEL(clamp_backward); CPU_KERNEL(pow_backward);
 CPU_KERNEL(tanh_backward); CPU_KERNEL(sigmoid_backward);
+/* ABI 1.2 (cpu_math.c, cpu_reduce.c, cpu_index.c) */
+CPU_KERNEL(log1p); CPU_KERNEL(expm1); CPU_KERNEL(sin); CPU_KERNEL(cos); CPU_KERNEL(erf);
+CPU_KERNEL(floor); CPU_KERNEL(ceil); CPU_KERNEL(round); CPU_KERNEL(sign);
+CPU_KERNEL(pow); CPU_KERNEL(floor_divide); CPU_KERNEL(remainder);
+CPU_KERNEL(prod);
+CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_softmax);
+CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
