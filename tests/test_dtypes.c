@@ -282,6 +282,12 @@ static void test_int_arith(void **state)
     EXPECT_INTS(em_clamp(BOOLS(1, 0), 0, 1), EM_I64, 1, 0);
     EXPECT_FLOATS(em_clamp(I64(1, 5, 9), 2.5, 6), EM_F32, 2.5, 5, 6);
     EXPECT_FLOATS(em_clamp_min(I64(1, 5, 9), 2.5), EM_F32, 2.5, 5, 9);
+    EXPECT_INTS(em_clamp_min(U8(1, 100), -1), EM_U8, 255, 255);
+    EXPECT_INTS(em_clamp_max(I64(1, 100), 0x1p62), EM_I64, 1, 100);
+    EXPECT_INTS(em_clamp(BOOLS(1), 0, 300), EM_I64, 1);
+    expect_error(em_clamp(U8(1, 100), 0, 300), EM_ERR_INVALID, "uint8_t without overflow");
+    expect_error(em_clamp_max(U8(1, 100), -256), EM_ERR_INVALID, "uint8_t without overflow");
+    expect_error(em_clamp_max(I32(1, 100), 0x1p40), EM_ERR_INVALID, "type int without overflow");
     EXPECT_INTS(em_relu(I64(1, -2)), EM_I64, 1, 0);
     EXPECT_INTS(em_relu(U8(1, 200)), EM_U8, 1, 200);
     EXPECT_INTS(em_sign(I64(1, -2, 0)), EM_I64, 1, -1, 0);
@@ -334,6 +340,9 @@ static void test_promotion(void **state)
     EXPECT_INTS(em_pow(I64(2, -3), 5), EM_I64, 32, -243);
     EXPECT_INTS(em_pow(I64(3), 40), EM_I64, (int64_t)UINT64_C(12157665459056928801));   /* wraps */
     EXPECT_INTS(em_pow(U8(2, 3), 8), EM_U8, 0, 161);
+    EXPECT_INTS(em_pow(U8(3), 255), EM_U8, 171);
+    EXPECT_INTS(em_pow(I64(1, 2), 0x1p40), EM_I64, 1, 0);
+    expect_error(em_pow(U8(3), 1000), EM_ERR_INVALID, "uint8_t without overflow");
     EXPECT_INTS(em_pow(BOOLS(1, 0), 2), EM_I64, 1, 0);
     EXPECT_FLOATS(em_pow(I64(1, 2, 4), 0.5), EM_F32, 1, sqrt(2.0), 2);
     EXPECT_FLOATS(em_pow(BOOLS(1), 0.5), EM_F32, 1);
@@ -405,6 +414,12 @@ static void test_floor_divide_remainder(void **state)
     expect_error(em_floor_divide_scalar(I64(7, -7), 0), EM_ERR_INVALID, "ZeroDivisionError");
     expect_error(em_floor_divide(I64(7, -7), I64(0, 1)), EM_ERR_INVALID, "ZeroDivisionError");
     expect_error(em_remainder_scalar(I32(7), 0), EM_ERR_INVALID, "ZeroDivisionError");
+    /* the divisor is converted to the dtype first: 256 is u8 0, 2**32 is i32 0 */
+    expect_error(em_floor_divide_scalar(U8(1), 256), EM_ERR_INVALID, "ZeroDivisionError");
+    expect_error(em_remainder_scalar(U8(1), 256), EM_ERR_INVALID, "ZeroDivisionError");
+    expect_error(em_floor_divide_scalar(I32(1), 0x1p32), EM_ERR_INVALID, "ZeroDivisionError");
+    EXPECT_INTS(em_floor_divide_scalar(U8(1), 1000), EM_U8, 0);
+    EXPECT_INTS(em_remainder_scalar(U8(1), 1000), EM_U8, 1);
     expect_error(em_remainder(U8(7, 1), U8(2, 0)), EM_ERR_INVALID, "ZeroDivisionError");
     expect_error(em_floor_divide(I64(7, -7), em_expand(I64(0), EM_SHAPE(2))), EM_ERR_INVALID,
                  "ZeroDivisionError");
