@@ -214,6 +214,16 @@ static int same_double(double a, double b)
     return a == b && signbit(a) == signbit(b);
 }
 
+/* |got - want| within `ulps` units of dt's epsilon relative to |want| (NaN, infinities
+ * and zeros exact, signs included) */
+static int close_to(int32_t dt, double got, double want, double ulps)
+{
+    if (got != got || want != want || isinf(want) || want == 0)
+        return same_double(got, want);
+    double eps = dt == EM_F32 ? 1.1920928955078125e-07 : 2.220446049250313e-16;
+    return fabs(got - want) <= ulps * eps * fabs(want);
+}
+
 /* ------------------------------------------------------------------ masks */
 
 /* Every kernel declares at least the dtypes the core uses it with: the fallback for
@@ -234,6 +244,11 @@ static void test_masks(void **state)
     HAS(lt, ALL); HAS(le, ALL); HAS(gt, ALL); HAS(ge, ALL); HAS(eq, ALL); HAS(ne, ALL);
     HAS(where, ALL); HAS(masked_fill, ALL);
     HAS(sum, F | I64);
+    HAS(log1p, F); HAS(expm1, F); HAS(sin, F); HAS(cos, F); HAS(erf, F);
+    HAS(floor, F); HAS(ceil, F); HAS(round, F); HAS(sign, F | N);
+    HAS(pow, F); HAS(floor_divide, F | N); HAS(remainder, F | N);
+    HAS(prod, F | I64);
+    HAS(max_dim, F | N); HAS(min_dim, F | N); HAS(softmax, F); HAS(log_softmax, F);
 #undef HAS
 }
 
@@ -593,6 +608,345 @@ static void test_sum_i64(void **state)
     assert_true(all == (int64_t)want);
 }
 
+/* ------------------------------------------------------------------ math of 1.2 */
+
+#define NX 14
+static const double g_mx[NX] = {-0.0, 0.0, NAN, INFINITY, -INFINITY, 0.5, 1.5, 2.5, -2.5,
+                                -0.5, 1e-8, 3.7, -3.7, 100.0};
+
+/* PyTorch 1.13 on g_mx as f32 (torch.<op>(torch.tensor(x))) */
+static const double g_pt_f32[9][NX] = {
+    /* log1p */ {-0x0.0p+0, 0x0.0p+0, NAN, INFINITY, NAN, 0x1.9f323ep-2, 0x1.d5241p-1,
+                 0x1.40b512p+0, NAN, -0x1.62e43p-1, 0x1.5798eep-27, 0x1.8c2d0ep+0, NAN,
+                 0x1.275e22p+2},
+    /* expm1 */ {-0x0.0p+0, 0x0.0p+0, NAN, INFINITY, -0x1p+0, 0x1.4c2532p-1, 0x1.bda7fcp+1,
+                 0x1.65d6fep+3, -0x1.d5f8f4p-1, -0x1.92e9ap-2, 0x1.5798eep-27, 0x1.3b9416p+5,
+                 -0x1.f3577p-1, INFINITY},
+    /* sin */ {-0x0.0p+0, 0x0.0p+0, NAN, NAN, NAN, 0x1.eaee88p-2, 0x1.feb7aap-1, 0x1.326af0p-1,
+               -0x1.326af0p-1, -0x1.eaee88p-2, 0x1.5798eep-27, -0x1.0f46b0p-1, 0x1.0f46b0p-1,
+               -0x1.03425cp-1},
+    /* cos */ {0x1p+0, 0x1p+0, NAN, NAN, NAN, 0x1.c1528p-1, 0x1.21bd54p-4, -0x1.9a2f7ep-1,
+               -0x1.9a2f7ep-1, 0x1.c1528p-1, 0x1p+0, -0x1.b23a2ap-1, -0x1.b23a2ap-1,
+               0x1.b981dcp-1},
+    /* erf */ {-0x0.0p+0, 0x0.0p+0, NAN, 0x1p+0, -0x1p+0, 0x1.0a7ef6p-1, 0x1.eea556p-1,
+               0x1.ffcaa8p-1, -0x1.ffcaa8p-1, -0x1.0a7ef6p-1, 0x1.83b548p-27, 0x1.fffffap-1,
+               -0x1.fffffap-1, 0x1p+0},
+    /* floor */ {-0.0, 0.0, NAN, INFINITY, -INFINITY, 0, 1, 2, -3, -1, 0, 3, -4, 100},
+    /* ceil */ {-0.0, 0.0, NAN, INFINITY, -INFINITY, 1, 2, 3, -2, -0.0, 1, 4, -3, 100},
+    /* round */ {-0.0, 0.0, NAN, INFINITY, -INFINITY, 0, 2, 2, -2, -0.0, 0, 4, -4, 100},
+    /* sign: PyTorch 1.13 gives 0 for NaN; the ABI (backend.h) keeps NaN */
+    {0, 0, NAN, 1, -1, 1, 1, 1, -1, -1, 1, 1, -1, 1},
+};
+
+static void test_math_unary(void **state)
+{
+    (void)state;
+    static const char *const names[9] = {"log1p", "expm1", "sin", "cos", "erf",
+                                         "floor", "ceil", "round", "sign"};
+    double (*const ref[9])(double) = {log1p, expm1, sin, cos, erf, floor, ceil, nearbyint, NULL};
+    const em_kernel_fn fns[9] = {K(log1p), K(expm1), K(sin), K(cos), K(erf),
+                                 K(floor), K(ceil), K(round), K(sign)};
+    int64_t nx[1] = {NX}, s1[1] = {1}, s2[1] = {2};
+    for (int k = 0; k < 9; k++)
+        for (int32_t dt = EM_F32; dt <= EM_F64; dt++) {
+            double ib[2 * NX + 1], ob[NX];
+            for (int i = 0; i < NX; i++)
+                putd(dt, ib, 1 + 2 * i, g_mx[i]);
+            em_kview a = mkv(ib, dt, 1, 1, nx, s2), o = mkv(ob, dt, 0, 1, nx, s1);
+            if (callk(fns[k], &o, NULL, &a, NULL, NULL, 0, 0, NULL, 0) != EM_OK)
+                fail_msg("%s %s: %s", names[k], g_dtn[dt], g_msg);
+            for (int i = 0; i < NX; i++) {
+                double x = getd(dt, ib, 1 + 2 * i), got = getd(dt, ob, i), want;
+                if (dt == EM_F32)
+                    want = g_pt_f32[k][i];
+                else
+                    want = ref[k] ? ref[k](x) : g_pt_f32[k][i];
+                if (!close_to(dt, got, want, k < 5 ? 2 : 0))
+                    fail_msg("%s %s(%a) = %a, want %a", names[k], g_dtn[dt], x, got, want);
+            }
+        }
+    /* sign on integers */
+    for (size_t t = 0; t < 3; t++) {
+        int32_t dt = g_ints[t];
+        int64_t ib[8], ob[8];
+        fill_int_buf(dt, ib, 0);
+        int64_t n8[1] = {8};
+        em_kview a = mkv(ib, dt, 0, 1, n8, s1), o = mkv(ob, dt, 0, 1, n8, s1);
+        assert_int_equal(callk(K(sign), &o, NULL, &a, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+        for (int i = 0; i < 8; i++) {
+            int64_t x = geti(dt, ib, i);
+            assert_true(geti(dt, ob, i) == (x > 0) - (x < 0));
+        }
+    }
+    /* a float kernel refuses integers without writing */
+    int64_t ib[2] = {1, 2}, ob[2] = {7, 7}, n2[1] = {2};
+    em_kview a = mkv(ib, EM_I64, 0, 1, n2, s1), o = mkv(ob, EM_I64, 0, 1, n2, s1);
+    assert_int_equal(callk(K(sin), &o, NULL, &a, NULL, NULL, 0, 0, NULL, 0), EM_ERR_UNSUPPORTED);
+    assert_true(ob[0] == 7 && ob[1] == 7);
+}
+
+/* floor_divide and remainder: floats against PyTorch 1.13, integers against Python */
+#define NQ 16
+static const double g_qa[NQ] = {5, -5, 5.5, -0.0, 0.0, 1, -1, 0, INFINITY, 2, -2, NAN, 7.5, -7.5,
+                                1e-30, -3};
+static const double g_qb[NQ] = {-3, 3, 2, 1, -1, 0, 0, 0, 2, INFINITY, INFINITY, 1, -2.5, 2.5,
+                                1e30, -3};
+static const double g_pt_fdiv[NQ] = {-2, -2, 2, -0.0, -0.0, INFINITY, -INFINITY, NAN, NAN, 0,
+                                     -1, NAN, -3, -3, 0, 1};
+static const double g_pt_rem[NQ] = {-1, 1, 1.5, -0.0, 0.0, NAN, NAN, NAN, NAN, 2, INFINITY, NAN,
+                                    0, -0.0, 0 /* 1e-30 as the dtype */, -0.0};
+
+/* Python's // and % for small integers, from floor of the exact quotient */
+static int64_t py_floordiv(int64_t a, int64_t b) { return (int64_t)floor((double)a / (double)b); }
+static int64_t py_mod(int64_t a, int64_t b) { return a - b * py_floordiv(a, b); }
+
+static void test_floor_divide_remainder(void **state)
+{
+    (void)state;
+    int64_t nq[1] = {NQ}, s1[1] = {1}, s3[1] = {3};
+    for (int32_t dt = EM_F32; dt <= EM_F64; dt++) {
+        double ab[NQ], bb[3 * NQ], ob[NQ];
+        for (int i = 0; i < NQ; i++) {
+            putd(dt, ab, i, g_qa[i]);
+            putd(dt, bb, 3 * i, g_qb[i]);
+        }
+        em_kview a = mkv(ab, dt, 0, 1, nq, s1), b = mkv(bb, dt, 0, 1, nq, s3),
+                 o = mkv(ob, dt, 0, 1, nq, s1);
+        assert_int_equal(callk(K(floor_divide), &o, NULL, &a, &b, NULL, 0, 0, NULL, 0), EM_OK);
+        for (int i = 0; i < NQ; i++)
+            if (!same_double(getd(dt, ob, i), g_pt_fdiv[i]))
+                fail_msg("floor_divide %s(%g, %g) = %g, want %g", g_dtn[dt], g_qa[i], g_qb[i],
+                         getd(dt, ob, i), g_pt_fdiv[i]);
+        assert_int_equal(callk(K(remainder), &o, NULL, &a, &b, NULL, 0, 0, NULL, 0), EM_OK);
+        for (int i = 0; i < NQ; i++) {
+            double want = i == 14 ? getd(dt, ab, 14) : g_pt_rem[i];
+            if (!same_double(getd(dt, ob, i), want))
+                fail_msg("remainder %s(%g, %g) = %g, want %g", g_dtn[dt], g_qa[i], g_qb[i],
+                         getd(dt, ob, i), want);
+        }
+    }
+    /* integers: a grid of signs, strided and broadcast */
+    for (size_t t = 0; t < 3; t++) {
+        int32_t dt = g_ints[t];
+        const int64_t bs[6] = {-3, -2, -1, 1, 2, 7};
+        for (int k = 0; k < 6; k++) {
+            if (dt == EM_U8 && bs[k] < 0)
+                continue;
+            int64_t ab[15], bv[1], ob[15];
+            for (int i = 0; i < 15; i++)
+                puti(dt, ab, i, dt == EM_U8 ? 200 + i : i - 7);
+            puti(dt, bv, 0, bs[k]);
+            int64_t n15[1] = {15}, s0[1] = {0};
+            em_kview a = mkv(ab, dt, 0, 1, n15, s1), b = mkv(bv, dt, 0, 1, n15, s0),
+                     o = mkv(ob, dt, 0, 1, n15, s1);
+            assert_int_equal(callk(K(floor_divide), &o, NULL, &a, &b, NULL, 0, 0, NULL, 0), EM_OK);
+            for (int i = 0; i < 15; i++)
+                assert_true(geti(dt, ob, i) == py_floordiv(geti(dt, ab, i), bs[k]));
+            assert_int_equal(callk(K(remainder), &o, NULL, &a, &b, NULL, 0, 0, NULL, 0), EM_OK);
+            for (int i = 0; i < 15; i++)
+                assert_true(geti(dt, ob, i) == py_mod(geti(dt, ab, i), bs[k]));
+        }
+    }
+    /* the edges, as Python (and two's complement for the one overflow) */
+    int64_t a[6] = {INT64_MIN, INT64_MIN, INT64_MAX, INT64_MIN, -7, 7};
+    int64_t b[6] = {-1, 3, -1, 1, 2, -2};
+    const int64_t q[6] = {INT64_MIN, -3074457345618258603LL, -INT64_MAX, INT64_MIN, -4, -4};
+    const int64_t r[6] = {0, 1, 0, 0, 1, -1};
+    int64_t o[6], n6[1] = {6};
+    em_kview va = mkv(a, EM_I64, 0, 1, n6, s1), vb = mkv(b, EM_I64, 0, 1, n6, s1),
+             vo = mkv(o, EM_I64, 0, 1, n6, s1);
+    assert_int_equal(callk(K(floor_divide), &vo, NULL, &va, &vb, NULL, 0, 0, NULL, 0), EM_OK);
+    for (int i = 0; i < 6; i++)
+        assert_true(o[i] == q[i]);
+    assert_int_equal(callk(K(remainder), &vo, NULL, &va, &vb, NULL, 0, 0, NULL, 0), EM_OK);
+    for (int i = 0; i < 6; i++)
+        assert_true(o[i] == r[i]);
+    int32_t a32[2] = {INT32_MIN, INT32_MIN}, b32[2] = {-1, 7}, o32[2];
+    int64_t n2[1] = {2};
+    em_kview wa = mkv(a32, EM_I32, 0, 1, n2, s1), wb = mkv(b32, EM_I32, 0, 1, n2, s1),
+             wo = mkv(o32, EM_I32, 0, 1, n2, s1);
+    assert_int_equal(callk(K(floor_divide), &wo, NULL, &wa, &wb, NULL, 0, 0, NULL, 0), EM_OK);
+    assert_true(o32[0] == INT32_MIN && o32[1] == -306783379);
+    assert_int_equal(callk(K(remainder), &wo, NULL, &wa, &wb, NULL, 0, 0, NULL, 0), EM_OK);
+    assert_true(o32[0] == 0 && o32[1] == 5);
+}
+
+static void test_pow(void **state)
+{
+    (void)state;
+    const double pa[9] = {2.0, -8.0, 0.0, -0.0, NAN, 1.0, -2.0, INFINITY, 1.7};
+    const double pb[9] = {0.5, 1.0 / 3, -1.0, -1.0, 0.0, NAN, 3.0, -1.0, 2.3};
+    /* PyTorch 1.13, f32 */
+    const double pt[9] = {0x1.6a09e6p+0, NAN, INFINITY, -INFINITY, 1, 1, -8, 0, 0x1.b1c0c6p+1};
+    int64_t n9[1] = {9}, s1[1] = {1}, s2[1] = {2};
+    for (int32_t dt = EM_F32; dt <= EM_F64; dt++) {
+        double ab[9], bb[18], ob[9];
+        for (int i = 0; i < 9; i++) {
+            putd(dt, ab, i, pa[i]);
+            putd(dt, bb, 2 * i, pb[i]);
+        }
+        em_kview a = mkv(ab, dt, 0, 1, n9, s1), b = mkv(bb, dt, 0, 1, n9, s2),
+                 o = mkv(ob, dt, 0, 1, n9, s1);
+        assert_int_equal(callk(K(pow), &o, NULL, &a, &b, NULL, 0, 0, NULL, 0), EM_OK);
+        for (int i = 0; i < 9; i++) {
+            double want = dt == EM_F32 ? pt[i] : pow(pa[i], pb[i]);
+            if (!close_to(dt, getd(dt, ob, i), want, 1))
+                fail_msg("pow %s(%g, %g) = %a, want %a", g_dtn[dt], pa[i], pb[i],
+                         getd(dt, ob, i), want);
+        }
+    }
+}
+
+static void test_prod(void **state)
+{
+    (void)state;
+    /* [[1.5, -2, 3.25], [0.1, 0.2, 0.3]] stored transposed; PyTorch 1.13 (f32):
+     * prod(1) = [-9.75, 0x1.89374ep-8], prod() = -0x1.df3b66p-5 */
+    const double v[6] = {1.5, -2.0, 3.25, 0.1, 0.2, 0.3};
+    int64_t shp[2] = {2, 3}, st[2] = {1, 2}, oshp[2] = {2, 1}, ost[2] = {1, 1}, one[2] = {1, 1};
+    for (int32_t dt = EM_F32; dt <= EM_F64; dt++) {
+        double buf[6], out[2], all;
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 3; j++)
+                putd(dt, buf, i + 2 * j, v[3 * i + j]);
+        em_kview in = mkv(buf, dt, 0, 2, shp, st), o = mkv(out, dt, 0, 2, oshp, ost),
+                 oa = mkv(&all, dt, 0, 2, one, one);
+        assert_int_equal(callk(K(prod), &o, NULL, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+        assert_int_equal(callk(K(prod), &oa, NULL, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+        if (dt == EM_F32) {
+            assert_true(getd(dt, out, 0) == -9.75 && getd(dt, out, 1) == 0x1.89374ep-8);
+            assert_true(getd(dt, &all, 0) == -0x1.df3b66p-5);
+        } else {
+            assert_true(out[0] == 1.5 * -2.0 * 3.25 && out[1] == 0.1 * 0.2 * 0.3);
+            assert_true(close_to(dt, all, 1.5 * -2.0 * 3.25 * 0.1 * 0.2 * 0.3, 2));
+        }
+    }
+    /* i64 wraps: 2^32 * 2^32 = 0, INT64_MAX * 2 = -2 */
+    int64_t ib[4] = {1LL << 32, INT64_MAX, 1LL << 32, 2}, io[2];
+    int64_t s22[2] = {1, 2};
+    em_kview in = mkv(ib, EM_I64, 0, 2, shp, s22);
+    int64_t shp22[2] = {2, 2};
+    in.shape[0] = shp22[0];
+    in.shape[1] = shp22[1];
+    em_kview o = mkv(io, EM_I64, 0, 2, oshp, ost);
+    assert_int_equal(callk(K(prod), &o, NULL, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+    assert_true(io[0] == 0 && io[1] == -2);
+    /* an empty reduction is 1 */
+    int64_t z[2] = {2, 0}, zo[2] = {2, 1};
+    double fb[1], fo[2];
+    em_kview ze = mkv(fb, EM_F64, 0, 2, z, s22), zout = mkv(fo, EM_F64, 0, 2, zo, ost);
+    assert_int_equal(callk(K(prod), &zout, NULL, &ze, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+    assert_true(fo[0] == 1 && fo[1] == 1);
+}
+
+/* max_dim / min_dim over the middle of (outer, n, inner) */
+static void test_max_min_dim(void **state)
+{
+    (void)state;
+    /* PyTorch 1.13: [[1, nan, 3, nan], [2, 5, 5, -1]]: max (nan, 5) at (1, 1), min (nan, -1)
+     * at (1, 3). Stored with n outermost: element (o, j) at 2*j + o. */
+    const double m[2][4] = {{1, NAN, 3, NAN}, {2, 5, 5, -1}};
+    int64_t shp[3] = {2, 4, 1}, st[3] = {1, 2, 1}, oshp[3] = {2, 1, 1}, ost[3] = {1, 1, 1};
+    for (int32_t dt = EM_F32; dt <= EM_F64; dt++) {
+        double buf[8], vo[2];
+        int64_t io[2];
+        for (int o = 0; o < 2; o++)
+            for (int j = 0; j < 4; j++)
+                putd(dt, buf, 2 * j + o, m[o][j]);
+        em_kview in = mkv(buf, dt, 0, 3, shp, st), v = mkv(vo, dt, 0, 3, oshp, ost),
+                 ix = mkv(io, EM_I64, 0, 3, oshp, ost);
+        assert_int_equal(callk(K(max_dim), &v, &ix, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+        assert_true(isnan(getd(dt, vo, 0)) && io[0] == 1 && getd(dt, vo, 1) == 5 && io[1] == 1);
+        assert_int_equal(callk(K(min_dim), &v, &ix, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+        assert_true(isnan(getd(dt, vo, 0)) && io[0] == 1 && getd(dt, vo, 1) == -1 && io[1] == 3);
+    }
+    /* every dtype, (outer 2, n 5, inner 3) with inner strided; reference here */
+    int64_t shp2[3] = {2, 5, 3}, st2[3] = {1, 6, 2}, oshp2[3] = {2, 1, 3}, ost2[3] = {3, 3, 1};
+    const int32_t dts[5] = {EM_F32, EM_F64, EM_I64, EM_I32, EM_U8};
+    for (int t = 0; t < 5; t++) {
+        int32_t dt = dts[t];
+        int64_t buf[30], vo[6], io[6];
+        const int64_t *iv = is_int(dt) ? int_vals(dt) : g_vals_i32;
+        for (int i = 0; i < 30; i++) {
+            /* ties: values repeat */
+            int64_t x = iv[(i * 5) % 7];
+            if (is_float(dt))
+                putd(dt, buf, i, (double)(x % 1000));
+            else
+                puti(dt, buf, i, x);
+        }
+        em_kview in = mkv(buf, dt, 0, 3, shp2, st2), v = mkv(vo, dt, 0, 3, oshp2, ost2),
+                 ix = mkv(io, EM_I64, 0, 3, oshp2, ost2);
+        for (int mx = 0; mx < 2; mx++) {
+            memset(io, 0xff, sizeof io);
+            em_kernel_fn f = mx ? K(max_dim) : K(min_dim);
+            if (callk(f, &v, &ix, &in, NULL, NULL, 0, 0, NULL, 0) != EM_OK)
+                fail_msg("%s %s: %s", mx ? "max_dim" : "min_dim", g_dtn[dt], g_msg);
+            for (int o = 0; o < 2; o++)
+                for (int i = 0; i < 3; i++) {
+                    int64_t bj = 0;
+                    double best = getd(dt, buf, o + 2 * i);
+                    for (int j = 1; j < 5; j++) {
+                        double x = getd(dt, buf, o + 6 * j + 2 * i);
+                        if (mx ? x > best : x < best) {
+                            best = x;
+                            bj = j;
+                        }
+                    }
+                    if (io[3 * o + i] != bj || getd(dt, vo, 3 * o + i) != best)
+                        fail_msg("%s %s (%d, %d): got %g at %lld, want %g at %lld",
+                                 mx ? "max_dim" : "min_dim", g_dtn[dt], o, i,
+                                 getd(dt, vo, 3 * o + i), (long long)io[3 * o + i], best,
+                                 (long long)bj);
+                }
+        }
+    }
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    /* x: (2, 3, 2), over dim 1; PyTorch 1.13 */
+    const double x[12] = {1.0, -2.0, 0.5, 3.0, 2.0, 0.25,
+                          1000.0, -INFINITY, 1001.0, -INFINITY, 999.0, -INFINITY};
+    const double sm32[12] = {0x1.d98beap-3, 0x1.9c6ee4p-8, 0x1.1f3872p-3, 0x1.de3504p-1,
+                             0x1.41cee8p-1, 0x1.e921d0p-5, 0x1.f53434p-3, NAN,
+                             0x1.549a76p-1, NAN, 0x1.70c3e6p-4, NAN};
+    const double ls32[12] = {-0x1.76e0e0p+0, -0x1.445eb6p+2, -0x1.f6e0e0p+0, -0x1.17ad8ap-4,
+                             -0x1.db837ep-2, -0x1.68bd6cp+1, -0x1.6858dcp+0, NAN,
+                             -0x1.a16374p-2, NAN, -0x1.342c6ep+1, NAN};
+    const double sm64[12] = {0x1.d98bea32b9ec2p-3, 0x1.9c6ee44e22724p-8, 0x1.1f3872792b189p-3,
+                             0x1.de35050b27020p-1, 0x1.41cee8d506bedp-1, 0x1.e921d2c3cb922p-5,
+                             0x1.f534335ca4bcfp-3, NAN, 0x1.549a766a06790p-1, NAN,
+                             0x1.70c3e5f682bdap-4, NAN};
+    const double ls64[12] = {-0x1.76e0df6506e37p+0, -0x1.445eb60964524p+2, -0x1.f6e0df6506e37p+0,
+                             -0x1.17ad8259148f1p-4, -0x1.db837d941b8dcp-2, -0x1.68bd6c12c8a48p+1,
+                             -0x1.6858dd4ef1727p+0, NAN, -0x1.a163753bc5c9dp-2, NAN,
+                             -0x1.342c6ea778b94p+1, NAN};
+    int64_t shp[3] = {2, 3, 2}, cst[3] = {6, 2, 1}, tst[3] = {1, 2, 6};
+    for (int32_t dt = EM_F32; dt <= EM_F64; dt++)
+        for (int layout = 0; layout < 2; layout++)
+            for (int lg = 0; lg < 2; lg++) {
+                /* layout 1: the input stored (inner, n, outer), element (o, j, i) at
+                 * o + 2j + 6i; out contiguous, or (layout 0) the input itself */
+                double ib[12], ob[12];
+                for (int q = 0; q < 12; q++) {
+                    int o = q / 6, j = (q / 2) % 3, i = q % 2;
+                    putd(dt, ib, layout ? o + 2 * j + 6 * i : q, x[q]);
+                }
+                em_kview in = mkv(ib, dt, 0, 3, shp, layout ? tst : cst);
+                em_kview out = layout ? mkv(ob, dt, 0, 3, shp, cst) : in;
+                void *res = layout ? (void *)ob : (void *)ib;
+                em_kernel_fn f = lg ? K(log_softmax) : K(softmax);
+                assert_int_equal(callk(f, &out, NULL, &in, NULL, NULL, 0, 0, NULL, 0), EM_OK);
+                const double *want = dt == EM_F32 ? (lg ? ls32 : sm32) : (lg ? ls64 : sm64);
+                for (int q = 0; q < 12; q++)
+                    if (!close_to(dt, getd(dt, res, q), want[q], 4))
+                        fail_msg("%s %s layout %d [%d] = %a, want %a", lg ? "log_softmax" : "softmax",
+                                 g_dtn[dt], layout, q, getd(dt, res, q), want[q]);
+            }
+}
+
 /* relu keeps -0 and NaN (PyTorch); relu_backward masks where y <= 0 */
 static void test_relu(void **state)
 {
@@ -634,6 +988,12 @@ int main(void)
         cmocka_unit_test(test_copy_all),
         cmocka_unit_test(test_sum_i64),
         cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_math_unary),
+        cmocka_unit_test(test_floor_divide_remainder),
+        cmocka_unit_test(test_pow),
+        cmocka_unit_test(test_prod),
+        cmocka_unit_test(test_max_min_dim),
+        cmocka_unit_test(test_softmax),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -645,6 +645,11 @@ static const em_kernel_dtypes cpu_dtypes = {
     .sum = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
     .relu_backward = CPU_FLOAT, .clamp_backward = CPU_FLOAT, .pow_backward = CPU_FLOAT,
     .tanh_backward = CPU_FLOAT, .sigmoid_backward = CPU_FLOAT,
+    .log1p = CPU_FLOAT, .expm1 = CPU_FLOAT, .sin = CPU_FLOAT, .cos = CPU_FLOAT, .erf = CPU_FLOAT,
+    .floor = CPU_FLOAT, .ceil = CPU_FLOAT, .round = CPU_FLOAT, .sign = CPU_FINT,
+    .pow = CPU_FLOAT, .floor_divide = CPU_FINT, .remainder = CPU_FINT,
+    .prod = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
+    .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -701,6 +706,23 @@ static const em_backend_ops cpu_ops = {
     .tanh_backward = cpu_k_tanh_backward,
     .sigmoid_backward = cpu_k_sigmoid_backward,
     .dtypes = &cpu_dtypes,
+    .log1p = cpu_k_log1p,
+    .expm1 = cpu_k_expm1,
+    .sin = cpu_k_sin,
+    .cos = cpu_k_cos,
+    .erf = cpu_k_erf,
+    .floor = cpu_k_floor,
+    .ceil = cpu_k_ceil,
+    .round = cpu_k_round,
+    .sign = cpu_k_sign,
+    .pow = cpu_k_pow,
+    .floor_divide = cpu_k_floor_divide,
+    .remainder = cpu_k_remainder,
+    .prod = cpu_k_prod,
+    .max_dim = cpu_k_max_dim,
+    .min_dim = cpu_k_min_dim,
+    .softmax = cpu_k_softmax,
+    .log_softmax = cpu_k_log_softmax,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

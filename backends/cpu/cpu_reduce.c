@@ -1,5 +1,6 @@
 /* backends/cpu/cpu_reduce.c — the cpu backend's reductions other than the float sum
- * (cpu_kernels.c): sum with an i64 output, and prod.
+ * (cpu_kernels.c): sum with an i64 output and prod; and the kernels along one dimension of
+ * a 3-D (outer, n, inner) view: max_dim, min_dim, softmax, log_softmax.
  *
  * Both reduce in[0] over the dims where out has size 1 (out has in[0]'s ndim). The
  * reduction space of each output is cut into chunks of RED_CHUNK elements fixed by the
@@ -9,6 +10,7 @@
  * in row-major order within a chunk. */
 #include "cpu_ew.h"
 
+#include <math.h>
 #include <string.h>
 
 #define RED_CHUNK 32768           /* elements of one reduction per unit */
@@ -283,4 +285,252 @@ em_status cpu_sum_i64(cpu_inst *inst, const em_kargs *ka)
         in->dtype != EM_BOOL)
         return cpu_unsupported(inst, "sum", in->dtype);
     return red_run(inst, ka, "sum", RED_SUM_U64);
+}
+
+em_status cpu_k_prod(void *dev, const em_kargs *ka)
+{
+    cpu_inst *inst = dev;
+    const em_kview *in = ka->in[0], *out = ka->out;
+    if (!in || !out)
+        return CPU_ERR(inst, EM_ERR_INVALID, "prod: a view is missing");
+    if (out->dtype != EM_F32 && out->dtype != EM_F64 && out->dtype != EM_I64)
+        return cpu_unsupported(inst, "prod", out->dtype);
+    if (in->dtype != out->dtype)
+        return cpu_mismatch(inst, "prod", "in[0]", in->dtype, out->dtype);
+    return red_run(inst, ka, "prod", out->dtype == EM_I64 ? RED_PROD_U64 : RED_PROD_F);
+}
+
+/* ------------------------------------------------------------------ along one dim */
+
+/* max_dim, min_dim, softmax and log_softmax see in[0] as (outer, n, inner) and work on
+ * units of one outer index and up to DIM_BLOCK inner indices at a time, walking the n
+ * rows in order with the inner ones innermost (contiguous when the inner stride is 1). */
+#define DIM_BLOCK 64
+
+typedef struct dim_plan {
+    int32_t dt;
+    int64_t outer, n, inner, nib;       /* nib: inner blocks */
+    const char *x;
+    int64_t xs[3];
+    char *o;                             /* values (max/min_dim) or the result (softmax) */
+    int64_t os[3];
+    int64_t *ix;                         /* max/min_dim: indices */
+    int64_t is[3];
+    int op;                              /* DIM_* */
+    int64_t units_per_task, nunits;
+} dim_plan;
+
+enum { DIM_MAX, DIM_MIN, DIM_SOFTMAX, DIM_LOG_SOFTMAX };
+
+/* The first NaN wins; otherwise a strictly better value replaces (first index on ties). */
+#define ARGBEST(T, ISNAN, BETTER)                                                         \
+    do {                                                                                   \
+        const T *x = (const T *)dp->x;                                                     \
+        T best[DIM_BLOCK];                                                                 \
+        int64_t bi[DIM_BLOCK];                                                             \
+        for (int64_t i = 0; i < w; i++) {                                                  \
+            best[i] = x[xo + (i0 + i) * dp->xs[2]];                                        \
+            bi[i] = 0;                                                                     \
+        }                                                                                  \
+        for (int64_t j = 1; j < dp->n; j++) {                                              \
+            const T *row = x + xo + j * dp->xs[1] + i0 * dp->xs[2];                        \
+            for (int64_t i = 0; i < w; i++) {                                              \
+                const T v = row[i * dp->xs[2]];                                            \
+                if (!ISNAN(best[i]) && (ISNAN(v) || BETTER(v, best[i]))) {                 \
+                    best[i] = v;                                                           \
+                    bi[i] = j;                                                             \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        T *ov = (T *)dp->o;                                                                \
+        for (int64_t i = 0; i < w; i++) {                                                  \
+            ov[oo + (i0 + i) * dp->os[2]] = best[i];                                       \
+            dp->ix[io + (i0 + i) * dp->is[2]] = bi[i];                                     \
+        }                                                                                  \
+    } while (0)
+
+#define F_ISNAN(v) ((v) != (v))
+#define I_ISNAN(v) 0
+#define GT(a, b) ((a) > (b))
+#define LT(a, b) ((a) < (b))
+
+#define ARGBEST_DT(BETTER)                                                                \
+    switch (dp->dt) {                                                                      \
+    case EM_F32: ARGBEST(float, F_ISNAN, BETTER); break;                                   \
+    case EM_F64: ARGBEST(double, F_ISNAN, BETTER); break;                                  \
+    case EM_I64: ARGBEST(int64_t, I_ISNAN, BETTER); break;                                 \
+    case EM_I32: ARGBEST(int32_t, I_ISNAN, BETTER); break;                                 \
+    default: ARGBEST(uint8_t, I_ISNAN, BETTER); break;                                     \
+    }
+
+/* Numerically stable softmax over the rows of one unit: the max (a NaN propagates
+ * through the sum), the sum of exp(x - max) in double, then the normalised values; an
+ * all -inf row has max -inf and x - max NaN, as PyTorch. The exps are stored in out
+ * and divided in place (out is x, or does not overlap it). */
+#define SOFTMAX(T, EXP)                                                              \
+    do {                                                                                   \
+        const T *x = (const T *)dp->x;                                                     \
+        T *ov = (T *)dp->o;                                                                \
+        T mx[DIM_BLOCK];                                                                   \
+        double sum[DIM_BLOCK];                                                             \
+        for (int64_t i = 0; i < w; i++) {                                                  \
+            mx[i] = x[xo + (i0 + i) * dp->xs[2]];                                          \
+            sum[i] = 0;                                                                    \
+        }                                                                                  \
+        for (int64_t j = 1; j < dp->n; j++) {                                              \
+            const T *row = x + xo + j * dp->xs[1] + i0 * dp->xs[2];                        \
+            for (int64_t i = 0; i < w; i++) {                                              \
+                const T v = row[i * dp->xs[2]];                                            \
+                mx[i] = v > mx[i] ? v : mx[i];                                             \
+            }                                                                              \
+        }                                                                                  \
+        for (int64_t j = 0; j < dp->n; j++) {                                              \
+            const T *row = x + xo + j * dp->xs[1] + i0 * dp->xs[2];                        \
+            T *orow = ov + oo + j * dp->os[1] + i0 * dp->os[2];                            \
+            for (int64_t i = 0; i < w; i++) {                                              \
+                const T e = EXP(row[i * dp->xs[2]] - mx[i]);                               \
+                sum[i] += (double)e;                                                       \
+                if (!logsm)                                                                \
+                    orow[i * dp->os[2]] = e;                                               \
+            }                                                                              \
+        }                                                                                  \
+        for (int64_t i = 0; i < w; i++)                                                    \
+            if (logsm)                                                                     \
+                sum[i] = log(sum[i]);                                                              \
+        for (int64_t j = 0; j < dp->n; j++) {                                              \
+            const T *row = x + xo + j * dp->xs[1] + i0 * dp->xs[2];                        \
+            T *orow = ov + oo + j * dp->os[1] + i0 * dp->os[2];                            \
+            for (int64_t i = 0; i < w; i++) {                                              \
+                if (logsm)                                                                 \
+                    orow[i * dp->os[2]] =                                                  \
+                        (T)((double)(row[i * dp->xs[2]] - mx[i]) - sum[i]);                \
+                else                                                                       \
+                    orow[i * dp->os[2]] = (T)((double)orow[i * dp->os[2]] / sum[i]);       \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+static void dim_unit(const dim_plan *dp, int64_t u)
+{
+    const int64_t o = u / dp->nib, i0 = (u % dp->nib) * DIM_BLOCK;
+    const int64_t w = dp->inner - i0 < DIM_BLOCK ? dp->inner - i0 : DIM_BLOCK;
+    const int64_t xo = o * dp->xs[0], oo = o * dp->os[0], io = o * dp->is[0];
+    (void)io;
+    if (dp->op == DIM_MAX) {
+        ARGBEST_DT(GT)
+    } else if (dp->op == DIM_MIN) {
+        ARGBEST_DT(LT)
+    } else {
+        const int logsm = dp->op == DIM_LOG_SOFTMAX;
+        if (dp->dt == EM_F32)
+            SOFTMAX(float, expf);
+        else
+            SOFTMAX(double, exp);
+    }
+}
+
+static void dim_task(void *arg, int64_t t, int worker)
+{
+    (void)worker;
+    const dim_plan *dp = arg;
+    int64_t u0 = t * dp->units_per_task;
+    int64_t u1 = u0 + dp->units_per_task < dp->nunits ? u0 + dp->units_per_task : dp->nunits;
+    for (int64_t u = u0; u < u1; u++)
+        dim_unit(dp, u);
+}
+
+/* v is a 3-D view of dtype dt with the given shape */
+static em_status dim_check(cpu_inst *inst, const char *kname, const char *what,
+                           const em_kview *v, int32_t dt, int64_t d0, int64_t d1, int64_t d2)
+{
+    em_status st = cpu_check_view(inst, kname, what, v);
+    if (st != EM_OK)
+        return st;
+    if (v->dtype != dt)
+        return cpu_mismatch(inst, kname, what, v->dtype, dt);
+    if (v->ndim != 3 || v->shape[0] != d0 || v->shape[1] != d1 || v->shape[2] != d2)
+        return CPU_ERR(inst, EM_ERR_INVALID,
+                       "%s: %s must be a 3-D view of shape (%lld, %lld, %lld)", kname, what,
+                       (long long)d0, (long long)d1, (long long)d2);
+    return EM_OK;
+}
+
+static em_status dim_run(cpu_inst *inst, const em_kargs *ka, const char *kname, int op,
+                         em_dtype_mask dts)
+{
+    const em_kview *in = ka->in[0];
+    em_status st = cpu_check_view(inst, kname, "in[0]", in);
+    if (st != EM_OK)
+        return st;
+    if (in->ndim != 3)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: in[0] must be a 3-D (outer, n, inner) view, "
+                       "not %d-D", kname, (int)in->ndim);
+    if (!(dts & EM_DTYPE_BIT(in->dtype)))
+        return cpu_unsupported(inst, kname, in->dtype);
+    dim_plan dp;
+    memset(&dp, 0, sizeof dp);
+    dp.op = op;
+    dp.dt = in->dtype;
+    dp.outer = in->shape[0];
+    dp.n = in->shape[1];
+    dp.inner = in->shape[2];
+    const int argbest = op == DIM_MAX || op == DIM_MIN;
+    if ((st = dim_check(inst, kname, "out", ka->out, in->dtype, dp.outer, argbest ? 1 : dp.n,
+                        dp.inner)) != EM_OK)
+        return st;
+    if (argbest) {
+        if (ka->n_out < 2 || !ka->outs || !ka->outs[1])
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: outs[1] (the indices) is missing", kname);
+        if ((st = dim_check(inst, kname, "outs[1]", ka->outs[1], EM_I64, dp.outer, 1,
+                            dp.inner)) != EM_OK)
+            return st;
+        const em_kview *iv = ka->outs[1];
+        dp.ix = (int64_t *)iv->buf + iv->offset;
+        memcpy(dp.is, iv->strides, sizeof dp.is);
+    }
+    if (dp.outer == 0 || dp.inner == 0)
+        return EM_OK;
+    if (dp.n < 1)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: the reduced dimension is empty", kname);
+    const int64_t esz = (int64_t)cpu_dtype_size(in->dtype);
+    dp.x = (const char *)in->buf + in->offset * esz;
+    memcpy(dp.xs, in->strides, sizeof dp.xs);
+    dp.o = (char *)ka->out->buf + ka->out->offset * esz;
+    memcpy(dp.os, ka->out->strides, sizeof dp.os);
+    dp.nib = (dp.inner + DIM_BLOCK - 1) / DIM_BLOCK;
+    dp.nunits = dp.outer * dp.nib;
+    const int64_t unit_elems = dp.n * (dp.inner < DIM_BLOCK ? dp.inner : DIM_BLOCK);
+    dp.units_per_task = PAR_CHUNK_MIN / unit_elems;
+    if (dp.units_per_task < 1)
+        dp.units_per_task = 1;
+    const int64_t ntasks = (dp.nunits + dp.units_per_task - 1) / dp.units_per_task;
+    const int64_t numel = dp.outer * dp.n * dp.inner;
+    if (ntasks > 1 && numel >= (argbest ? PAR_CHEAP : PAR_COSTLY))
+        cpu_parallel(inst, ntasks, dim_task, &dp);
+    else
+        for (int64_t t = 0; t < ntasks; t++)
+            dim_task(&dp, t, 0);
+    return EM_OK;
+}
+
+#define DIM_FINT (EM_DTYPES_FLOAT | EM_DTYPES_INT)
+
+em_status cpu_k_max_dim(void *dev, const em_kargs *ka)
+{
+    return dim_run(dev, ka, "max_dim", DIM_MAX, DIM_FINT);
+}
+
+em_status cpu_k_min_dim(void *dev, const em_kargs *ka)
+{
+    return dim_run(dev, ka, "min_dim", DIM_MIN, DIM_FINT);
+}
+
+em_status cpu_k_softmax(void *dev, const em_kargs *ka)
+{
+    return dim_run(dev, ka, "softmax", DIM_SOFTMAX, EM_DTYPES_FLOAT);
+}
+
+em_status cpu_k_log_softmax(void *dev, const em_kargs *ka)
+{
+    return dim_run(dev, ka, "log_softmax", DIM_LOG_SOFTMAX, EM_DTYPES_FLOAT);
 }

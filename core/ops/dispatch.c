@@ -38,9 +38,23 @@ static bool any_requires_grad(em__tensor *const *in, int n_in)
     return false;
 }
 
-static bool is_float(em_dtype dt)
+unsigned em__op_saves(const em_op *op, em__tensor *const *in, int n_in)
 {
-    return dt == EM_F32 || dt == EM_F64;
+    unsigned s = op->saves;
+    for (int i = 0; i < n_in && i < EM_MAX_ARITY; i++)
+        if (em__requires_grad(in[i]))
+            s |= op->saves_for[i];
+    return s;
+}
+
+/* Whether a call records a node: the op is differentiable, grad mode is on, an input
+ * requires grad, and the result is floating (as in PyTorch, an integer or bool result
+ * never requires grad, whatever its inputs). */
+static bool records(const em_op *op, em_context *ctx, em_dtype out_dtype, em__tensor *const *in,
+                    int n_in)
+{
+    return op->backward && em_dtype_is_floating(out_dtype) && em__grad_mode(ctx) &&
+           any_requires_grad(in, n_in);
 }
 
 /* With grad recorded, views among the inputs bring their history up to date (their base
@@ -78,10 +92,7 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return NULL;
-    /* Only floating-point results have a history (PyTorch: integer and bool outputs never
-     * require grad). */
-    bool record = op->backward && em__grad_mode(ctx) && is_float(c.out_dtype) &&
-                  any_requires_grad(in, n_in);
+    bool record = records(op, ctx, c.out_dtype, in, n_in);
     if (record && refresh_views(in, n_in) != EM_OK)
         return NULL;
     for (int i = 0; i < n_in; i++)
@@ -174,7 +185,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
                          em_dtype_name(self->dtype));
     bool grad = em__grad_mode(ctx);
     bool any_rg = em__requires_grad(self) || any_requires_grad(c.in, n_in);
-    bool record = op->backward && grad && any_rg && is_float(self->dtype);
+    bool record = op->backward && grad && any_rg && em_dtype_is_floating(self->dtype);
     for (int d = 0; d < self->ndim; d++) {
         if (self->strides[d] == 0 && self->shape[d] > 1)
             return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: some elements of "
@@ -214,7 +225,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         /* The op overwrites self: if backward needs self's old value, save a copy of it
          * (PyTorch's original_self). Other saved operands that alias self are caught by
          * the version check at backward, as in PyTorch. */
-        if ((op->saves & EM_SAVE_IN(0)) && c.in[0] == old) {
+        if ((em__op_saves(op, c.in, n_in) & EM_SAVE_IN(0)) && c.in[0] == old) {
             em__tensor *src[1] = {old};
             c.save_override[0] = em__apply(&em__op_clone, src, 1, NULL);
             if (!c.save_override[0]) {
