@@ -219,10 +219,13 @@ static em_status bw_nll(em_bw *b)
     em_tensor *t3 = em_reshape(b->saved[1], EM_SHAPE(B, 1, D));
     targets T = prepare(ctx, t3, b->saved[2], dt, b->p->shape[0], B, C, D);
     em_tensor *gi = grad_per_target(b, T.wt, B, D);
-    em_tensor *z = em_zeros(ctx, dt, EM_SHAPE(B, C, D));
-    if (C > 0 && em__hscatter_add_(z, 1, T.safe, em_mul(em_neg(T.wt), gi)) != EM_OK)
+    /* made in the input's shape, written through a (B, C, D) view: the gradient itself
+     * becomes .grad without a copy */
+    em_tensor *z = em_zeros(ctx, dt, b->in_ndim[0], b->in_shape[0]);
+    if (C > 0 && em__hscatter_add_(em_view(z, EM_SHAPE(B, C, D)), 1, T.safe,
+                                   em_mul(em_neg(T.wt), gi)) != EM_OK)
         return EM_OK;
-    b->grad_in[0] = em_reshape(z, b->in_ndim[0], b->in_shape[0]);
+    b->grad_in[0] = z;
     return EM_OK;
 }
 
@@ -238,7 +241,8 @@ static em_status bw_ce(em_bw *b)
     em_tensor *t3 = em_reshape(b->saved[1], EM_SHAPE(B, 1, D));
     targets T = prepare(ctx, t3, w, dt, b->p->shape[0], B, C, D);
     em_tensor *gi = grad_per_target(b, T.wt, B, D);
-    em_tensor *p = em__halong(K(softmax), em_reshape(b->saved[0], EM_SHAPE(B, C, D)), 1);
+    em_tensor *grad = em__halong(K(softmax), b->saved[0], b->in_ndim[0] >= 2 ? 1 : 0);
+    em_tensor *p = em_view(grad, EM_SHAPE(B, C, D));
     /* Q_i = (1 - ls) w[t_i] + ls / C sum_c w_c (0 where ignored) */
     em_tensor *q = em_mul_scalar(T.wt, 1.0 - ls);
     em_tensor *valid = NULL;
@@ -262,7 +266,7 @@ static em_status bw_ce(em_bw *b)
     if (st == EM_OK && C > 0)
         st = em__hscatter_add_(p, 1, T.safe, em_mul(em_mul_scalar(T.wt, -(1.0 - ls)), gi));
     if (st == EM_OK)
-        b->grad_in[0] = em_reshape(p, b->in_ndim[0], b->in_shape[0]);
+        b->grad_in[0] = grad;
     return EM_OK;
 }
 
