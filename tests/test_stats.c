@@ -236,6 +236,32 @@ static void test_layouts(void **state)
     assert_ok_ctx();
 }
 
+/* var/std over dims [] reduce over every dim, and so does their gradient (PyTorch 1.13's
+ * backward takes [] as no dims, giving infinities: ember gives the gradient of the whole
+ * reduction, the same as em_var's) */
+static void test_var_all_dims_grad(void **state)
+{
+    (void)state;
+    double v[6] = {0.5, -1.25, 2, 0.75, 3, -0.5};
+    for (int s = 0; s < 2; s++) {
+        em_tensor *a = from_doubles(EM_F64, EM_SHAPE(2, 3), v);
+        em_tensor *b = from_doubles(EM_F64, EM_SHAPE(2, 3), v);
+        assert_int_equal(em_tensor_set_requires_grad(a, true), EM_OK);
+        assert_int_equal(em_tensor_set_requires_grad(b, true), EM_OK);
+        em_tensor *ra = s ? em_std_dims(a, 0, NULL, true, true) : em_var_dims(a, 0, NULL, true, true);
+        em_tensor *rb = s ? em_std(b, true) : em_var(b, true);
+        assert_int_equal(em_tensor_ndim(ra), 2);
+        assert_true(close_enough(em_item(ra), em_item(rb), 1e-14));
+        assert_int_equal(em_backward(em_sum(ra)), EM_OK);
+        assert_int_equal(em_backward(rb), EM_OK);
+        double *ga = to_doubles(em_grad(a)), *gb = to_doubles(em_grad(b));
+        assert_close_arrays(ga, gb, 6, 1e-14);
+        free(ga);
+        free(gb);
+    }
+    assert_ok_ctx();
+}
+
 static void test_memory_steady(void **state)
 {
     (void)state;
@@ -267,7 +293,8 @@ int main(void)
         return rc;
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_integer_inputs), EM_TEST(test_max_dim_outputs),
-        EM_TEST(test_errors),    EM_TEST(test_layouts),        EM_TEST(test_memory_steady),
+        EM_TEST(test_errors),    EM_TEST(test_layouts),        EM_TEST(test_var_all_dims_grad),
+        EM_TEST(test_memory_steady),
     };
     char name[64];
     snprintf(name, sizeof name, "reductions on %s", test_backend_name());
