@@ -190,6 +190,66 @@ static void test_ce_backward_memory(void **state)
     assert_ok_ctx();
 }
 
+/* Exported by libember for tests only (not in a public header). */
+void em__test_fail_alloc_after(long n);
+
+/* For N = 1, 2, ... the Nth allocation fails during a step through the composed ops (class
+ * and pair losses, reductions, activations, forward and backward): each run succeeds or
+ * fails with a message, grad mode is on again afterwards, and no device memory is left. */
+static void test_fault_sweep(void **state)
+{
+    (void)state;
+    em_tensor *x = em_tensor_keep(em_randn(g_ctx, EM_F32, EM_SHAPE(6, 5)));
+    em_tensor *t = em_tensor_keep(targets(6, (const int64_t[]){0, 1, 2, 3, 4, -100}));
+    em_tensor *w = em_tensor_keep(em_rand(g_ctx, EM_F32, EM_SHAPE(5)));
+    assert_int_equal(em_tensor_set_requires_grad(x, true), EM_OK);
+    size_t base = em_context_memory_in_use(g_ctx);
+    bool done = false;
+    long n = 1;
+    for (; n < 20000 && !done; n++) {
+        em_scope_begin(g_ctx);
+        em__test_fail_alloc_after(n);
+        em_class_loss_options o = em_class_loss_defaults();
+        o.weight = w;
+        o.label_smoothing = 0.1;
+        em_bce_options b = em_bce_defaults();
+        b.pos_weight = w;
+        b.weight = w;
+        em_tensor *v = NULL;
+        em_status st = em_max_dim(x, 1, false, &v, NULL);
+        em_class_loss_options o2 = em_class_loss_defaults();
+        o2.weight = w;
+        o2.reduction = EM_REDUCTION_SUM;
+        em_tensor *l = em_add(em_cross_entropy_ex(x, t, &o), em_nll_loss_ex(em_log_softmax(x, 1), t, &o2));
+        l = em_add(l, em_binary_cross_entropy_with_logits_ex(x, em_sigmoid(em_detach(x)), &b));
+        l = em_add(l, em_smooth_l1_loss(em_gelu(x, EM_GELU_TANH), em_softplus(em_detach(x), 2, 3), EM_REDUCTION_MEAN, 0.5));
+        l = em_add(l, em_add(em_sum(st == EM_OK ? v : NULL), em_std(em_logsumexp(x, 0, NULL, true), true)));
+        l = em_add(l, em_add(em_max(x), em_prod(em_softmax(x, 0))));
+        if (l)
+            st = em_backward(l);
+        else
+            st = em_context_status(g_ctx);
+        em__test_fail_alloc_after(0);
+        if (st != EM_OK) {
+            assert_true(strlen(em_context_error(g_ctx)) > 0);
+        } else {
+            assert_ok_ctx();
+            done = true;
+        }
+        em_tensor_clear_grad(x);
+        em_scope_end(g_ctx);
+        em_context_clear_error(g_ctx);
+        assert_true(em_is_grad_enabled(g_ctx));
+        assert_int_equal(em_context_memory_in_use(g_ctx), base);
+    }
+    assert_true(done);
+    assert_true(n > 100);   /* the step allocates: many runs failed before one succeeded */
+    em_tensor_free(x);
+    em_tensor_free(t);
+    em_tensor_free(w);
+    assert_ok_ctx();
+}
+
 static void test_memory_steady(void **state)
 {
     (void)state;
@@ -225,7 +285,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference),          EM_TEST(test_class_errors),
         EM_TEST(test_pair_errors),        EM_TEST(test_weights_no_grad),
-        EM_TEST(test_ce_backward_memory), EM_TEST(test_memory_steady),
+        EM_TEST(test_ce_backward_memory), EM_TEST(test_fault_sweep),
+        EM_TEST(test_memory_steady),
     };
     char name[64];
     snprintf(name, sizeof name, "losses on %s", test_backend_name());
