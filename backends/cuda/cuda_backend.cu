@@ -1,11 +1,11 @@
 /* backends/cuda/cuda_backend.cu — the cuda backend's entry point and the ops table: config
  * ([cuda] device=), describe calls, device enumeration and properties, device open (current
  * device, one non-blocking stream, a cuBLAS handle bound to it), buffers, copies and
- * synchronisation. Kernels are in cuda_kernels.cu and cuda_reduce.cu, gemm and the loading
- * of cuBLAS in cuda_blas.cu, streams and events in cuda_async.cu. Built by nvcc as
- * ember-backend-cuda.so with the CUDA runtime linked in statically and no libcuda link, so
- * it loads quickly, and also on machines without the NVIDIA driver, where it reports "no
- * usable CUDA device: <reason>".
+ * synchronisation. Kernels are in cuda_kernels.cu, cuda_reduce.cu, cuda_math.cu, cuda_dim.cu
+ * and cuda_gather.cu, gemm and the loading of cuBLAS in cuda_blas.cu, streams and events in
+ * cuda_async.cu. Built by nvcc as ember-backend-cuda.so with the CUDA runtime linked in
+ * statically and no libcuda link, so it loads quickly, and also on machines without the
+ * NVIDIA driver, where it reports "no usable CUDA device: <reason>".
  *
  * Memory: buffer_alloc/buffer_free are plain cudaMalloc/cudaFree. The core keeps the
  * caching allocator (core/context.c: size-binned free lists per context, four classes per
@@ -541,11 +541,12 @@ static void cu_shutdown(void *bctx)
 }
 
 /* What the kernels implement. Float kernels take f32/f64 (no f16); fill, copy (both sides),
- * the comparisons' inputs, where and masked_fill every dtype; the integer dtypes also the
- * wrapping arithmetic (neg, abs, add/mul/rsub_scalar with the exact ip[0], clamp with
- * ip[0]/ip[1], add, sub, mul, maximum, minimum); sum and prod also i64. sum takes bool
- * input too (cuda_reduce.cu), but its mask covers out as well. f64 is real f64 on every
- * GPU (fp64 = 1), slow as it is on consumer parts. */
+ * the comparisons' inputs, where, masked_fill, index_select and gather every dtype; the
+ * integer dtypes also the wrapping arithmetic (neg, abs, add/mul/rsub_scalar with the exact
+ * ip[0], clamp with ip[0]/ip[1], add, sub, mul, maximum, minimum, sign, floor_divide,
+ * remainder), max_dim/min_dim and scatter_add; sum and prod also i64. sum takes bool input
+ * too (cuda_reduce.cu), but its mask covers out as well. f64 is real f64 on every GPU
+ * (fp64 = 1), slow as it is on consumer parts. */
 static em_kernel_dtypes make_dtypes(void)
 {
     const em_dtype_mask F = EM_DTYPES_FLOAT, ALL = EM_DTYPES_ALL, FN = F | EM_DTYPES_INT,
@@ -569,7 +570,15 @@ static em_kernel_dtypes make_dtypes(void)
     t.relu_backward = t.clamp_backward = t.pow_backward = t.tanh_backward = F;
     t.sigmoid_backward = F;
     /* ABI 1.2 */
+    t.log1p = t.expm1 = t.sin = t.cos = t.erf = t.floor = t.ceil = t.round = F;
+    t.sign = FN;
+    t.pow = F;
+    t.floor_divide = t.remainder = FN;
     t.prod = FL;
+    t.max_dim = t.min_dim = FN;
+    t.softmax = t.log_softmax = F;
+    t.index_select = t.gather = ALL;
+    t.scatter_add = FN;
     return t;
 }
 
@@ -643,7 +652,26 @@ static em_backend_ops make_ops(void)
     o.event_record = cu_event_record;
     o.event_wait = cu_event_wait;
     o.event_synchronize = cu_event_synchronize;
+    o.log1p = cu_k_log1p;
+    o.expm1 = cu_k_expm1;
+    o.sin = cu_k_sin;
+    o.cos = cu_k_cos;
+    o.erf = cu_k_erf;
+    o.floor = cu_k_floor;
+    o.ceil = cu_k_ceil;
+    o.round = cu_k_round;
+    o.sign = cu_k_sign;
+    o.pow = cu_k_pow;
+    o.floor_divide = cu_k_floor_divide;
+    o.remainder = cu_k_remainder;
     o.prod = cu_k_prod;
+    o.max_dim = cu_k_max_dim;
+    o.min_dim = cu_k_min_dim;
+    o.softmax = cu_k_softmax;
+    o.log_softmax = cu_k_log_softmax;
+    o.index_select = cu_k_index_select;
+    o.gather = cu_k_gather;
+    o.scatter_add = cu_k_scatter_add;
     return o;
 }
 
