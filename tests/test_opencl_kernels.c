@@ -20,6 +20,7 @@
 
 static plugin g_ocl, g_cpu;
 static int g_have_cpu;
+static long g_ncpu;   /* calls also run on the cpu plugin */
 
 static const int32_t g_all[6] = {EM_F32, EM_F64, EM_BOOL, EM_I64, EM_I32, EM_U8};
 
@@ -44,6 +45,7 @@ void check(kdesc k, int32_t dt, const hv *outs, int nout, hv *ins, int nin, cons
         for (int i = 0; i < nout; i++)
             got[i] = hv_copy(&outs[i]);
         em_status st = run_on(ps[w], k, got, nout, ins, nin, p, ip, nip);
+        g_ncpu += w;
         if (st != EM_OK)
             fail_msg("%s: %s (dtype %d, %s): status %d: %s", ps[w]->name, k.name, (int)dt, what,
                      (int)st, g_msg);
@@ -491,6 +493,8 @@ int main(void)
         cmocka_unit_test(test_refusals),
     };
     int rc = cmocka_run_group_tests_name("opencl kernels of ABI 1.2", tests, NULL, NULL);
+    printf("# %ld calls were also run on the cpu plugin%s\n", g_ncpu,
+           g_have_cpu ? "" : " (it did not load)");
     if (g_have_cpu)
         plugin_close(&g_cpu);
     plugin_close(&g_ocl);
