@@ -108,7 +108,9 @@ static const int32_t g_ints[3] = {EM_I64, EM_I32, EM_U8};
 
 static int64_t wrap(int32_t dt, uint64_t v)
 {
-    return dt == EM_I64 ? (int64_t)v : dt == EM_I32 ? (int64_t)(int32_t)(uint32_t)v : (int64_t)(uint8_t)v;
+    return dt == EM_I64   ? (int64_t)v
+           : dt == EM_I32 ? (int64_t)(int32_t)(uint32_t)v
+                          : (int64_t)(uint8_t)v;
 }
 
 enum { I_NEG, I_ABS, I_ADDS, I_MULS, I_RSUBS, I_CLAMP, I_SIGN, I_ADD, I_SUB, I_MUL, I_MAX, I_MIN,
