@@ -499,7 +499,7 @@ static void test_prod_int_sum(void **state)
             else if (idt == EM_BOOL)
                 ((uint8_t *)ib)[i] = (uint8_t)(r & 1u);
             else
-                seti(ib, idt, i, mul ? (int64_t)(r % 7) - 3 : (int64_t)r * 2654435761LL);
+                seti(ib, idt, i, mul ? (int64_t)(r % 7) - 3 : (int64_t)((uint64_t)r * 2654435761ULL));
         }
         emcu_red_plan p;
         memset(&p, 0, sizeof p);
