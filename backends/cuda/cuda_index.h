@@ -1,8 +1,10 @@
-/* backends/cuda/cuda_index.h — the logic of the CUDA kernels that does not need a GPU, as
- * __host__ __device__ code shared by the kernels (cuda_kernels.cu) and the host unit test
- * (tests/test_cuda_host.c, plain C11): the scalar semantics of every op (identical to the
- * cpu backend's, NaN handling included), the Philox draws, strided/broadcast offsets of
- * elementwise views, and the partition of sum reductions over blocks and threads.
+/* backends/cuda/cuda_index.h — the logic of the CUDA kernels of ABI 1.0 that does not need
+ * a GPU, as __host__ __device__ code shared by the kernels (cuda_kernels.cu, cuda_reduce.cu
+ * and, through cuda_math.h, the rest) and the host unit test (tests/test_cuda_host.c, plain
+ * C11): the scalar semantics of every float and bool op (identical to the cpu backend's,
+ * NaN handling included), the Philox draws, strided/broadcast offsets of elementwise
+ * views, and the partition of sum and prod reductions over blocks and threads. The
+ * integer dtypes and the ops of 1.2 are in cuda_math.h.
  *
  * Plain C11 and CUDA C++17; no CUDA header is needed. Everything is static inline. */
 #ifndef EMBER_CUDA_INDEX_H

@@ -1,9 +1,11 @@
-/* backends/cuda/cuda_math.h — the scalar semantics of the cuda backend's ABI 1.2 work, as
- * __host__ __device__ code shared by the kernels (cuda_kernels.cu, cuda_math.cu,
- * cuda_reduce.cu, cuda_dim.cu, cuda_gather.cu) and the host unit test
- * (tests/test_cuda_host.c, plain C11): the integer dtypes on the existing kernels (wrapping
- * arithmetic, exact scalars, conversions), the new unary and binary float ops (log1p ..
- * sign, pow, floor_divide, remainder), and the rules of max_dim / min_dim.
+/* backends/cuda/cuda_math.h — the logic of the cuda backend's ABI 1.2 work that does not
+ * need a GPU, as __host__ __device__ code shared by the kernels (cuda_kernels.cu,
+ * cuda_math.cu, cuda_reduce.cu, cuda_dim.cu, cuda_gather.cu) and the host unit tests
+ * (tests/test_cuda_math_host.c, tests/test_cuda_dim_host.c, plain C11): the integer dtypes
+ * on the kernels of 1.0 (wrapping arithmetic, exact scalars, conversions), the new unary
+ * and binary float ops (log1p .. sign, pow, floor_divide, remainder), the rules and launch
+ * shapes of the kernels along one dim (max_dim, min_dim, softmax), and the geometry of
+ * the indexing kernels.
  *
  * Integer arithmetic is done in the unsigned type of the same width, so it wraps (two's
  * complement, u8 modulo 256) with no undefined behaviour; the signed result is the
@@ -43,8 +45,8 @@ EMCU_HD int emcu_isnan_i32(int32_t x) { (void)x; return 0; }
 EMCU_HD int emcu_isnan_u8(uint8_t x) { (void)x; return 0; }
 
 /* S: dtype suffix, T: the type, U: its unsigned counterpart. ip0 / ip1 are the exact
- * scalars of ip[]; truncating them to the width first gives the same wrapped result for
- * +, - and *, so they are converted once. clamp compares in int64 (a bound beyond the
+ * scalars of ip[]; for +, - and * truncating them to the width first gives the same
+ * wrapped result, so they are simply converted to U. clamp compares in int64 (a bound beyond the
  * dtype's range is still a bound); an absent bound is INT64_MIN / INT64_MAX. */
 #define EMCU_DEF_INT_OPS(S, T, U)                                                         \
     EMCU_HD T emcu_neg_##S(T x, int64_t p0, int64_t p1)                                   \

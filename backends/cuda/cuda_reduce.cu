@@ -42,13 +42,13 @@ __device__ __forceinline__ A as_acc(T x, bool is_bool)
         return (A)x;
 }
 
-/* The result: float outputs scale * acc; i64 outputs the wrapped integer, or (a mean of
- * an integer tensor, which the core does not ask for) scale * acc saturated. */
+/* The result: float outputs scale * acc; i64 outputs the wrapped integer, times the scale
+ * converted to an integer (as the cpu backend) in the rare case that it is not 1. */
 template <class TO, class A>
 __device__ __forceinline__ TO from_acc(A acc, double scale)
 {
     if constexpr (std::is_same<A, ull>::value)
-        return scale == 1.0 ? (TO)(int64_t)acc : (TO)emcu_f2i_i64((double)(int64_t)acc * scale);
+        return (TO)(int64_t)(scale == 1.0 ? acc : acc * (ull)emcu_f2i_i64(scale));
     else
         return (TO)(acc * scale);
 }
