@@ -291,7 +291,7 @@ static void test_float_math(void **state)
     assert_true(same_f64(emcu_remainder_f64(-5.0, 3.0), 1.0));
     assert_true(same_f64(emcu_remainder_f64(5.0, -3.0), -1.0));
     assert_true(same_f32(emcu_round_f32(2.5f), 2.0f) && same_f32(emcu_round_f32(-0.5f), -0.0f));
-    assert_true(same_f32(emcu_sign_f32(-0.0f), 0.0f) && isnan(emcu_sign_f32(NAN)));
+    assert_true(same_f32(emcu_sign_f32(-0.0f), 0.0f) && same_f32(emcu_sign_f32(NAN), 0.0f));
     assert_int_equal(emcu_floor_divide_i64(INT64_MIN, -1), INT64_MIN);
     assert_int_equal(emcu_floor_divide_i32(-7, 2), -4);
     assert_int_equal(emcu_remainder_i32(-7, 2), 1);

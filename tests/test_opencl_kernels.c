@@ -341,7 +341,7 @@ PT_DIV(double, fmod, floor, copysign)
 
 static double sign_ref(double x)
 {
-    return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x;
+    return x > 0 ? 1 : x < 0 ? -1 : 0;   /* NaN: 0, as PyTorch */
 }
 
 enum { F_LOG1P, F_EXPM1, F_SIN, F_COS, F_ERF, F_FLOOR, F_CEIL, F_ROUND, F_SIGN, F_RELU, F_TANH,

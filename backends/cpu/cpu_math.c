@@ -43,8 +43,8 @@ FLOAT_UNARY(floor, TM(floor, x))
 FLOAT_UNARY(ceil, TM(ceil, x))
 /* nearbyint in the default rounding mode: halves to even, as torch.round */
 FLOAT_UNARY(round, TM(nearbyint, x))
-/* -1, 0 or 1; sign(-0) is +0 and NaN stays NaN */
-FLOAT_UNARY(sign, x > 0 ? (T)1 : x < 0 ? (T)-1 : x == 0 ? (T)0 : x)
+/* -1, 0 or 1; sign(-0) is +0 and sign(NaN) is 0, as PyTorch */
+FLOAT_UNARY(sign, x > 0 ? (T)1 : x < 0 ? (T)-1 : (T)0)
 CPU_ROW_UNARY(sign_i64, int64_t, int64_t, , (int64_t)((x > 0) - (x < 0)))
 CPU_ROW_UNARY(sign_i32, int32_t, int32_t, , (int32_t)((x > 0) - (x < 0)))
 CPU_ROW_UNARY(sign_u8, uint8_t, uint8_t, , (uint8_t)(x > 0))

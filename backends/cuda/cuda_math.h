@@ -161,7 +161,7 @@ EMCU_HD uint8_t emcu_f2i_u8(double x)
 
 /* ================================================================== float ops of 1.2
  * Each mirrors PyTorch 1.13's scalar code (and the cpu backend): round is nearbyint
- * (halves to even); sign keeps NaN and gives +0 for -0; floor_divide and remainder are
+ * (halves to even); sign gives +0 for -0 and NaN (PyTorch); floor_divide and remainder are
  * PyTorch's div_floor / remainder formulas, IEEE division for a zero divisor. */
 #define EMCU_DEF_MATH_OPS(S, T, LOG1P, EXPM1, SIN, COS, ERF, FLOOR, CEIL, RINT, POW, FMOD, \
                           COPYSIGN)                                                       \
@@ -173,7 +173,7 @@ EMCU_HD uint8_t emcu_f2i_u8(double x)
     EMCU_HD T emcu_floor_##S(T x) { return FLOOR(x); }                                    \
     EMCU_HD T emcu_ceil_##S(T x) { return CEIL(x); }                                      \
     EMCU_HD T emcu_round_##S(T x) { return RINT(x); }                                     \
-    EMCU_HD T emcu_sign_##S(T x) { return x > 0 ? (T)1 : x < 0 ? (T)-1 : x == 0 ? (T)0 : x; } \
+    EMCU_HD T emcu_sign_##S(T x) { return x > 0 ? (T)1 : x < 0 ? (T)-1 : (T)0; }           \
     EMCU_HD T emcu_pow_tensor_##S(T a, T b) { return POW(a, b); }                         \
     EMCU_HD T emcu_remainder_##S(T a, T b)                                                \
     {                                                                                     \

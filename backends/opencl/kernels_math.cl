@@ -24,8 +24,8 @@ inline float em_powf_f32(float a, float b)
 #endif
 }
 
-/* sign: -1, 0 or 1; -0 gives +0 and NaN stays NaN */
-#define EM_SIGN(T, x) ((x) > (T)0 ? (T)1 : (x) < (T)0 ? (T)-1 : (x) == (T)0 ? (T)0 : (x))
+/* sign: -1, 0 or 1; -0 and NaN give +0, as PyTorch */
+#define EM_SIGN(T, x) ((x) > (T)0 ? (T)1 : (x) < (T)0 ? (T)-1 : (T)0)
 
 /* PyTorch's remainder: fmod, moved into the divisor's sign */
 #define FLOAT_DIV_HELPERS(T, S)                                                           \

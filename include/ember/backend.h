@@ -322,8 +322,8 @@ typedef struct em_backend_ops {
      * coalesced). n_in, n_ip as stated; n_out = 1. */
 
     /* Unary, out = f(in[0]), one dtype: log1p, expm1, sin, cos, erf; floor, ceil, round
-     * (halves to even, as nearbyint); sign: -1, 0 or 1 (of -0: 0; NaN stays NaN; integer
-     * dtypes where declared). */
+     * (halves to even, as nearbyint); sign: -1, 0 or 1 (of -0 and of NaN: +0, as PyTorch;
+     * integer dtypes where declared). */
     em_kernel_fn log1p, expm1, sin, cos, erf, floor, ceil, round, sign;
 
     /* Binary, out = in[0] op in[1], one dtype, broadcast as add.
