@@ -28,6 +28,9 @@ const char *cpu_dtype_name(int32_t dt)
     case EM_F32: return "f32";
     case EM_F64: return "f64";
     case EM_BOOL: return "bool";
+    case EM_I64: return "i64";
+    case EM_I32: return "i32";
+    case EM_U8: return "u8";
     default: return "(invalid dtype)";
     }
 }
@@ -38,6 +41,9 @@ size_t cpu_dtype_size(int32_t dt)
     case EM_F32: return 4;
     case EM_F64: return 8;
     case EM_BOOL: return 1;
+    case EM_I64: return 8;
+    case EM_I32: return 4;
+    case EM_U8: return 1;
     default: return 0;
     }
 }
@@ -619,25 +625,31 @@ static void cpu_shutdown(void *bctx)
     host->free(hc, inst);
 }
 
-/* What the kernels implement, stated rather than left to the 1.0 defaults (the same today):
- * the core hands the cpu backend every dtype it uses, and relies on this table to know. */
+/* What the kernels implement: the core hands the cpu backend every dtype it uses (and runs
+ * other backends' missing kernels here), and relies on this table to know. */
 #define CPU_FLOAT EM_DTYPES_FLOAT
-#define CPU_ANY (EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL))
+#define CPU_ANY EM_DTYPES_ALL
+#define CPU_FINT (EM_DTYPES_FLOAT | EM_DTYPES_INT)
 static const em_kernel_dtypes cpu_dtypes = {
     .struct_size = sizeof(em_kernel_dtypes),
     .gemm = CPU_FLOAT, .fill = CPU_ANY, .rng_uniform = CPU_FLOAT, .rng_normal = CPU_FLOAT,
     .copy = CPU_ANY,
-    .neg = CPU_FLOAT, .exp = CPU_FLOAT, .log = CPU_FLOAT, .sqrt = CPU_FLOAT, .abs = CPU_FLOAT,
+    .neg = CPU_FINT, .exp = CPU_FLOAT, .log = CPU_FLOAT, .sqrt = CPU_FLOAT, .abs = CPU_FINT,
     .relu = CPU_FLOAT, .tanh = CPU_FLOAT, .sigmoid = CPU_FLOAT,
-    .add_scalar = CPU_FLOAT, .mul_scalar = CPU_FLOAT, .rsub_scalar = CPU_FLOAT,
-    .div_scalar = CPU_FLOAT, .rdiv_scalar = CPU_FLOAT, .pow_scalar = CPU_FLOAT, .clamp = CPU_FLOAT,
-    .add = CPU_FLOAT, .sub = CPU_FLOAT, .mul = CPU_FLOAT, .div = CPU_FLOAT, .maximum = CPU_FLOAT,
-    .minimum = CPU_FLOAT,
+    .add_scalar = CPU_FINT, .mul_scalar = CPU_FINT, .rsub_scalar = CPU_FINT,
+    .div_scalar = CPU_FLOAT, .rdiv_scalar = CPU_FLOAT, .pow_scalar = CPU_FLOAT, .clamp = CPU_FINT,
+    .add = CPU_FINT, .sub = CPU_FINT, .mul = CPU_FINT, .div = CPU_FLOAT, .maximum = CPU_FINT,
+    .minimum = CPU_FINT,
     .lt = CPU_ANY, .le = CPU_ANY, .gt = CPU_ANY, .ge = CPU_ANY, .eq = CPU_ANY, .ne = CPU_ANY,
     .where = CPU_ANY, .masked_fill = CPU_ANY,
-    .sum = CPU_FLOAT,
+    .sum = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
     .relu_backward = CPU_FLOAT, .clamp_backward = CPU_FLOAT, .pow_backward = CPU_FLOAT,
     .tanh_backward = CPU_FLOAT, .sigmoid_backward = CPU_FLOAT,
+    .log1p = CPU_FLOAT, .expm1 = CPU_FLOAT, .sin = CPU_FLOAT, .cos = CPU_FLOAT, .erf = CPU_FLOAT,
+    .floor = CPU_FLOAT, .ceil = CPU_FLOAT, .round = CPU_FLOAT, .sign = CPU_FINT,
+    .pow = CPU_FLOAT, .floor_divide = CPU_FINT, .remainder = CPU_FINT,
+    .prod = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
+    .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -694,6 +706,23 @@ static const em_backend_ops cpu_ops = {
     .tanh_backward = cpu_k_tanh_backward,
     .sigmoid_backward = cpu_k_sigmoid_backward,
     .dtypes = &cpu_dtypes,
+    .log1p = cpu_k_log1p,
+    .expm1 = cpu_k_expm1,
+    .sin = cpu_k_sin,
+    .cos = cpu_k_cos,
+    .erf = cpu_k_erf,
+    .floor = cpu_k_floor,
+    .ceil = cpu_k_ceil,
+    .round = cpu_k_round,
+    .sign = cpu_k_sign,
+    .pow = cpu_k_pow,
+    .floor_divide = cpu_k_floor_divide,
+    .remainder = cpu_k_remainder,
+    .prod = cpu_k_prod,
+    .max_dim = cpu_k_max_dim,
+    .min_dim = cpu_k_min_dim,
+    .softmax = cpu_k_softmax,
+    .log_softmax = cpu_k_log_softmax,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

@@ -106,7 +106,7 @@ CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
 CPU_HIDDEN const char *cpu_dtype_name(int32_t dt);
 CPU_HIDDEN size_t cpu_dtype_size(int32_t dt);
 
-/* Kernels (cpu_kernels.c, cpu_gemm.c); `dev` is the cpu_inst. */
+/* Kernels (cpu_kernels.c, cpu_gemm.c and the files below); `dev` is the cpu_inst. */
 #define CPU_KERNEL(name) CPU_HIDDEN em_status cpu_k_##name(void *dev, const em_kargs *a)
 CPU_KERNEL(fill); CPU_KERNEL(rng_uniform); CPU_KERNEL(rng_normal); CPU_KERNEL(copy);
 CPU_KERNEL(neg); CPU_KERNEL(exp); CPU_KERNEL(log); CPU_KERNEL(sqrt); CPU_KERNEL(abs);
@@ -120,6 +120,12 @@ CPU_KERNEL(where); CPU_KERNEL(masked_fill);
 CPU_KERNEL(sum);
 CPU_KERNEL(relu_backward); CPU_KERNEL(clamp_backward); CPU_KERNEL(pow_backward);
 CPU_KERNEL(tanh_backward); CPU_KERNEL(sigmoid_backward);
+/* ABI 1.2 (cpu_math.c, cpu_reduce.c, cpu_index.c) */
+CPU_KERNEL(log1p); CPU_KERNEL(expm1); CPU_KERNEL(sin); CPU_KERNEL(cos); CPU_KERNEL(erf);
+CPU_KERNEL(floor); CPU_KERNEL(ceil); CPU_KERNEL(round); CPU_KERNEL(sign);
+CPU_KERNEL(pow); CPU_KERNEL(floor_divide); CPU_KERNEL(remainder);
+CPU_KERNEL(prod);
+CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_softmax);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);

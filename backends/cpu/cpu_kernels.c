@@ -1,231 +1,18 @@
-/* backends/cpu/cpu_kernels.c — every non-gemm kernel of the cpu backend.
+/* backends/cpu/cpu_kernels.c — the cpu backend's kernels of ABI 1.0 (their integer rows
+ * are in cpu_int.c, the kernels of later minors in cpu_math.c, cpu_reduce.c, cpu_index.c).
  *
- * Elementwise kernels share one N-d strided walker: an odometer over the outer dims that
- * hands whole rows of the innermost dim to a typed row function. Row functions are
- * generated per (op, dtype) by macros and have fast paths for unit strides and scalar
- * broadcast (stride 0) so gcc can vectorise them; no function pointer is called per
- * element. Big launches are cut into chunks of the logical index range and run on the
- * instance's thread pool; every element is computed by the same code whatever the
- * chunking, so results do not depend on the thread count.
+ * Elementwise kernels run on the strided walker of cpu_ew.c, which hands whole rows of the
+ * innermost dim to a typed row function. Row functions are generated per (op, dtype) by
+ * macros and have fast paths for unit strides and scalar broadcast (stride 0) so gcc can
+ * vectorise them; no function pointer is called per element.
  *
  * sum reduces with pairwise (cascade) summation in double over a partition that depends
  * only on the shapes, never on the thread count. */
-#include "cpu.h"
+#include "cpu_ew.h"
 
 #include <ember/philox.h>
 #include <math.h>
 #include <string.h>
-
-/* Work below these sizes runs inline: waking the pool costs more than it saves. While the
- * cores are oversubscribed (cpu_contended), memory-bound work below PAR_CONTENDED runs
- * inline too: a fork of a few microseconds of work would wait for a preempted worker. */
-#ifndef PAR_CHEAP
-#define PAR_CHEAP 32768           /* elements, simple arithmetic */
-#endif
-#define PAR_CONTENDED 1048576
-#define PAR_COSTLY 16384          /* elements, libm calls, rng */
-#define PAR_CHUNK_MIN 8192
-
-/* ------------------------------------------------------------------ the strided walker */
-
-/* A row function: n elements; p[k] points at the row's first element of operand k
- * (0 = out, 1.. = inputs), s[k] is its element stride; lin is the row-major logical index
- * of the row's first element within out (used by the rng). */
-typedef void (*row_fn)(int64_t n, char *const *p, const int64_t *s, const em_kargs *ka,
-                       int64_t lin);
-
-typedef struct ew_plan {
-    int nops, ndim;
-    int64_t numel;
-    int64_t shape[EM_MAX_DIMS];
-    int64_t st[4][EM_MAX_DIMS];
-    char *base[4];
-    int64_t esz[4];
-    row_fn fn;
-    const em_kargs *ka;
-    int64_t chunk;
-} ew_plan;
-
-static void ew_walk(const ew_plan *pl, int64_t start, int64_t count)
-{
-    const int nd = pl->ndim, last = nd - 1, nops = pl->nops;
-    int64_t idx[EM_MAX_DIMS];
-    char *p[4] = {NULL, NULL, NULL, NULL};
-    int64_t inner[4] = {0, 0, 0, 0};
-    int64_t rem = start;
-    for (int d = last; d >= 0; d--) {
-        idx[d] = rem % pl->shape[d];
-        rem /= pl->shape[d];
-    }
-    for (int k = 0; k < nops; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < nd; d++)
-            off += idx[d] * pl->st[k][d];
-        p[k] = pl->base[k] + off * pl->esz[k];
-        inner[k] = pl->st[k][last];
-    }
-    int64_t lin = start;
-    while (count > 0) {
-        int64_t len = pl->shape[last] - idx[last];
-        if (len > count)
-            len = count;
-        pl->fn(len, p, inner, pl->ka, lin);
-        count -= len;
-        lin += len;
-        if (count == 0)
-            break;
-        /* the row was finished: back to its start, then step the outer odometer */
-        for (int k = 0; k < nops; k++)
-            p[k] -= idx[last] * inner[k] * pl->esz[k];
-        idx[last] = 0;
-        for (int d = last - 1; d >= 0; d--) {
-            idx[d]++;
-            for (int k = 0; k < nops; k++)
-                p[k] += pl->st[k][d] * pl->esz[k];
-            if (idx[d] < pl->shape[d])
-                break;
-            for (int k = 0; k < nops; k++)
-                p[k] -= pl->shape[d] * pl->st[k][d] * pl->esz[k];
-            idx[d] = 0;
-        }
-    }
-}
-
-static void ew_task(void *arg, int64_t t, int worker)
-{
-    (void)worker;
-    const ew_plan *pl = arg;
-    int64_t start = t * pl->chunk;
-    int64_t n = pl->numel - start < pl->chunk ? pl->numel - start : pl->chunk;
-    ew_walk(pl, start, n);
-}
-
-static void ew_run(cpu_inst *inst, ew_plan *pl, int64_t par_min)
-{
-    int nt = 1;
-    if (pl->numel >= par_min)
-        nt = cpu_threads(inst);
-    if (nt > 1 && pl->numel < PAR_CONTENDED && par_min >= PAR_CHEAP && cpu_contended(inst))
-        nt = 1;
-    if (nt <= 1) {
-        ew_walk(pl, 0, pl->numel);
-        return;
-    }
-    /* a few chunks per thread for balance; multiples of 1024 keep chunk edges off
-     * shared cache lines for contiguous outputs of every dtype */
-    int64_t chunk = pl->numel / ((int64_t)nt * 4);
-    if (chunk < PAR_CHUNK_MIN)
-        chunk = PAR_CHUNK_MIN;
-    chunk = (chunk + 1023) & ~(int64_t)1023;
-    pl->chunk = chunk;
-    cpu_parallel(inst, (pl->numel + chunk - 1) / chunk, ew_task, pl);
-}
-
-static int valid_dtype(int32_t dt)
-{
-    return dt == EM_F32 || dt == EM_F64 || dt == EM_BOOL;
-}
-
-static em_status check_view(cpu_inst *inst, const char *kname, const char *what,
-                            const em_kview *v)
-{
-    if (!v || !v->buf)
-        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s view is missing", kname, what);
-    if (!valid_dtype(v->dtype))
-        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has invalid dtype %d", kname, what,
-                       (int)v->dtype);
-    if (v->ndim < 1 || v->ndim > EM_MAX_DIMS)
-        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has %d dims (1..%d supported)", kname,
-                       what, (int)v->ndim, EM_MAX_DIMS);
-    for (int d = 0; d < v->ndim; d++)
-        if (v->shape[d] < 0)
-            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has negative size %lld in dim %d",
-                           kname, what, (long long)v->shape[d], d);
-    return EM_OK;
-}
-
-/* Validate out and n inputs (same ndim and shape) and build the walker plan. */
-static em_status ew_setup(cpu_inst *inst, const char *kname, const em_kargs *ka, int nin,
-                          row_fn fn, ew_plan *pl)
-{
-    static const char *const names[4] = {"out", "in[0]", "in[1]", "in[2]"};
-    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
-    em_status st;
-    for (int k = 0; k <= nin; k++)
-        if ((st = check_view(inst, kname, names[k], v[k])) != EM_OK)
-            return st;
-    const em_kview *o = v[0];
-    for (int k = 1; k <= nin; k++) {
-        if (v[k]->ndim != o->ndim)
-            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has %d dims but out has %d", kname,
-                           names[k], (int)v[k]->ndim, (int)o->ndim);
-        for (int d = 0; d < o->ndim; d++)
-            if (v[k]->shape[d] != o->shape[d])
-                return CPU_ERR(inst, EM_ERR_INVALID,
-                               "%s: %s has size %lld in dim %d but out has %lld", kname,
-                               names[k], (long long)v[k]->shape[d], d,
-                               (long long)o->shape[d]);
-    }
-    memset(pl, 0, sizeof *pl);
-    pl->nops = nin + 1;
-    pl->ndim = o->ndim;
-    pl->numel = 1;
-    for (int d = 0; d < o->ndim; d++) {
-        pl->shape[d] = o->shape[d];
-        pl->numel *= o->shape[d];
-    }
-    for (int k = 0; k <= nin; k++) {
-        pl->esz[k] = (int64_t)cpu_dtype_size(v[k]->dtype);
-        pl->base[k] = (char *)v[k]->buf + v[k]->offset * pl->esz[k];
-        memcpy(pl->st[k], v[k]->strides, sizeof(int64_t) * (size_t)o->ndim);
-    }
-    pl->fn = fn;
-    pl->ka = ka;
-    return EM_OK;
-}
-
-static em_status unsupported(cpu_inst *inst, const char *kname, int32_t dt)
-{
-    return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: dtype %s is not supported by the cpu backend",
-                   kname, cpu_dtype_name(dt));
-}
-
-static em_status mismatch(cpu_inst *inst, const char *kname, const char *what, int32_t got,
-                          int32_t want)
-{
-    return CPU_ERR(inst, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
-                   cpu_dtype_name(got), cpu_dtype_name(want));
-}
-
-/* Run a kernel whose row functions are indexed by one dtype (table[EM_DTYPE_COUNT_]).
- * `key` selects the table entry; `same` lists the operands that must share that dtype. */
-static em_status ew_launch(void *dev, const em_kargs *ka, const char *kname, int nin,
-                           const row_fn *table, int32_t key, unsigned same, int64_t par_min)
-{
-    cpu_inst *inst = dev;
-    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
-    static const char *const names[4] = {"out", "in[0]", "in[1]", "in[2]"};
-    for (int k = 0; k <= nin; k++)
-        if (!v[k])
-            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s view is missing", kname, names[k]);
-    if (key < 0 || key >= EM_DTYPE_COUNT_ || !table[key])
-        return unsupported(inst, kname, key);
-    for (int k = 0; k <= nin; k++)
-        if ((same >> k) & 1u && v[k]->dtype != key)
-            return mismatch(inst, kname, names[k], v[k]->dtype, key);
-    ew_plan pl;
-    em_status st = ew_setup(inst, kname, ka, nin, table[key], &pl);
-    if (st != EM_OK)
-        return st;
-    if (pl.numel > 0)
-        ew_run(inst, &pl, par_min);
-    return EM_OK;
-}
-
-#define SAME_OUT 1u
-#define SAME_IN0 2u
-#define SAME_IN1 4u
-#define SAME_IN2 8u
 
 /* ------------------------------------------------------------------ row functions */
 
@@ -255,28 +42,30 @@ static em_status ew_launch(void *dev, const em_kargs *ka, const char *kname, int
 
 /* ------------------------------------------------------------------ unary kernels */
 
-#define UNARY_KERNEL(OP, COST)                                                            \
+/* ITAB: the kernel's integer rows (cpu_int.c), or NULL for a float-only kernel */
+#define UNARY_KERNEL(OP, COST, ITAB)                                                      \
     em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
     {                                                                                     \
         cpu_inst *inst = dev;                                                             \
-        return ew_launch(dev, ka, #OP, 1, ROWS(inst, OP##_rows),                          \
-                         ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0, COST);   \
+        const int32_t dt_ = ka->out ? ka->out->dtype : EM_F32;                            \
+        return cpu_ew_launch(dev, ka, #OP, 1, cpu_pick_rows(ROWS(inst, OP##_rows), ITAB, dt_), \
+                             dt_, SAME_OUT | SAME_IN0, COST);                             \
     }
 
-UNARY_KERNEL(neg, PAR_CHEAP)
-UNARY_KERNEL(exp, PAR_COSTLY)
-UNARY_KERNEL(log, PAR_COSTLY)
-UNARY_KERNEL(sqrt, PAR_CHEAP)
-UNARY_KERNEL(abs, PAR_CHEAP)
-UNARY_KERNEL(relu, PAR_CHEAP)
-UNARY_KERNEL(tanh, PAR_COSTLY)
-UNARY_KERNEL(sigmoid, PAR_COSTLY)
-UNARY_KERNEL(add_scalar, PAR_CHEAP)
-UNARY_KERNEL(mul_scalar, PAR_CHEAP)
-UNARY_KERNEL(rsub_scalar, PAR_CHEAP)
-UNARY_KERNEL(div_scalar, PAR_CHEAP)
-UNARY_KERNEL(rdiv_scalar, PAR_CHEAP)
-UNARY_KERNEL(clamp, PAR_CHEAP)
+UNARY_KERNEL(neg, PAR_CHEAP, cpu_int_neg_rows)
+UNARY_KERNEL(exp, PAR_COSTLY, NULL)
+UNARY_KERNEL(log, PAR_COSTLY, NULL)
+UNARY_KERNEL(sqrt, PAR_CHEAP, NULL)
+UNARY_KERNEL(abs, PAR_CHEAP, cpu_int_abs_rows)
+UNARY_KERNEL(relu, PAR_CHEAP, NULL)
+UNARY_KERNEL(tanh, PAR_COSTLY, NULL)
+UNARY_KERNEL(sigmoid, PAR_COSTLY, NULL)
+UNARY_KERNEL(add_scalar, PAR_CHEAP, cpu_int_add_scalar_rows)
+UNARY_KERNEL(mul_scalar, PAR_CHEAP, cpu_int_mul_scalar_rows)
+UNARY_KERNEL(rsub_scalar, PAR_CHEAP, cpu_int_rsub_scalar_rows)
+UNARY_KERNEL(div_scalar, PAR_CHEAP, NULL)
+UNARY_KERNEL(rdiv_scalar, PAR_CHEAP, NULL)
+UNARY_KERNEL(clamp, PAR_CHEAP, cpu_int_clamp_rows)
 
 em_status cpu_k_pow_scalar(void *dev, const em_kargs *ka)
 {
@@ -296,29 +85,29 @@ em_status cpu_k_pow_scalar(void *dev, const em_kargs *ka)
         rows = ROWS(inst, pow_minus_one_rows);
     if (rows != ROWS(inst, pow_gen_rows))
         cost = PAR_CHEAP;
-    return ew_launch(dev, ka, "pow_scalar", 1, rows, ka->out ? ka->out->dtype : EM_F32,
+    return cpu_ew_launch(dev, ka, "pow_scalar", 1, rows, ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT | SAME_IN0, cost);
 }
 
-#define BINARY_KERNEL(OP, COST)                                                           \
+#define BINARY_KERNEL(OP, COST, ITAB)                                                     \
     em_status cpu_k_##OP(void *dev, const em_kargs *ka)                                   \
     {                                                                                     \
         cpu_inst *inst = dev;                                                             \
-        return ew_launch(dev, ka, #OP, 2, ROWS(inst, OP##_rows),                          \
-                         ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0 | SAME_IN1, \
-                         COST);                                                           \
+        const int32_t dt_ = ka->out ? ka->out->dtype : EM_F32;                            \
+        return cpu_ew_launch(dev, ka, #OP, 2, cpu_pick_rows(ROWS(inst, OP##_rows), ITAB, dt_), \
+                             dt_, SAME_OUT | SAME_IN0 | SAME_IN1, COST);                  \
     }
 
-BINARY_KERNEL(add, PAR_CHEAP)
-BINARY_KERNEL(sub, PAR_CHEAP)
-BINARY_KERNEL(mul, PAR_CHEAP)
-BINARY_KERNEL(div, PAR_CHEAP)
-BINARY_KERNEL(maximum, PAR_CHEAP)
-BINARY_KERNEL(minimum, PAR_CHEAP)
-BINARY_KERNEL(relu_backward, PAR_CHEAP)
-BINARY_KERNEL(clamp_backward, PAR_CHEAP)
-BINARY_KERNEL(tanh_backward, PAR_CHEAP)
-BINARY_KERNEL(sigmoid_backward, PAR_CHEAP)
+BINARY_KERNEL(add, PAR_CHEAP, cpu_int_add_rows)
+BINARY_KERNEL(sub, PAR_CHEAP, cpu_int_sub_rows)
+BINARY_KERNEL(mul, PAR_CHEAP, cpu_int_mul_rows)
+BINARY_KERNEL(div, PAR_CHEAP, NULL)
+BINARY_KERNEL(maximum, PAR_CHEAP, cpu_int_maximum_rows)
+BINARY_KERNEL(minimum, PAR_CHEAP, cpu_int_minimum_rows)
+BINARY_KERNEL(relu_backward, PAR_CHEAP, NULL)
+BINARY_KERNEL(clamp_backward, PAR_CHEAP, NULL)
+BINARY_KERNEL(tanh_backward, PAR_CHEAP, NULL)
+BINARY_KERNEL(sigmoid_backward, PAR_CHEAP, NULL)
 
 em_status cpu_k_pow_backward(void *dev, const em_kargs *ka)
 {
@@ -329,7 +118,7 @@ em_status cpu_k_pow_backward(void *dev, const em_kargs *ka)
         rows = ROWS(inst, pow_backward_two_rows);
     else if (e == 1.0)
         rows = ROWS(inst, pow_backward_one_rows);
-    return ew_launch(dev, ka, "pow_backward", 2, rows, ka->out ? ka->out->dtype : EM_F32,
+    return cpu_ew_launch(dev, ka, "pow_backward", 2, rows, ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT | SAME_IN0 | SAME_IN1,
                      rows == ROWS(inst, pow_backward_gen_rows) ? PAR_COSTLY : PAR_CHEAP);
 }
@@ -341,10 +130,11 @@ em_status cpu_k_pow_backward(void *dev, const em_kargs *ka)
     {                                                                                     \
         cpu_inst *inst = dev;                                                             \
         if (ka->out && ka->out->dtype != EM_BOOL)                                         \
-            return mismatch(inst, #OP, "out", ka->out->dtype, EM_BOOL);                   \
-        return ew_launch(dev, ka, #OP, 2, ROWS(inst, OP##_rows),                          \
-                         ka->in[0] ? ka->in[0]->dtype : EM_F32,                           \
-                         SAME_IN0 | SAME_IN1, PAR_CHEAP);                                 \
+            return cpu_mismatch(inst, #OP, "out", ka->out->dtype, EM_BOOL);                   \
+        const int32_t dt_ = ka->in[0] ? ka->in[0]->dtype : EM_F32;                        \
+        return cpu_ew_launch(dev, ka, #OP, 2,                                             \
+                             cpu_pick_rows(ROWS(inst, OP##_rows), cpu_int_##OP##_rows, dt_), \
+                             dt_, SAME_IN0 | SAME_IN1, PAR_CHEAP);                        \
     }
 
 COMPARE_KERNEL(lt)
@@ -360,19 +150,22 @@ em_status cpu_k_where(void *dev, const em_kargs *ka)
 {
     cpu_inst *inst = dev;
     if (ka->in[0] && ka->in[0]->dtype != EM_BOOL)
-        return mismatch(inst, "where", "in[0] (condition)", ka->in[0]->dtype, EM_BOOL);
-    return ew_launch(dev, ka, "where", 3, ROWS(inst, where_rows),
-                     ka->out ? ka->out->dtype : EM_F32,
-                     SAME_OUT | SAME_IN1 | SAME_IN2, PAR_CHEAP);
+        return cpu_mismatch(inst, "where", "in[0] (condition)", ka->in[0]->dtype, EM_BOOL);
+    const int32_t dt = ka->out ? ka->out->dtype : EM_F32;
+    return cpu_ew_launch(dev, ka, "where", 3,
+                         cpu_pick_rows(ROWS(inst, where_rows), cpu_int_where_rows, dt), dt,
+                         SAME_OUT | SAME_IN1 | SAME_IN2, PAR_CHEAP);
 }
 
 em_status cpu_k_masked_fill(void *dev, const em_kargs *ka)
 {
     cpu_inst *inst = dev;
     if (ka->in[1] && ka->in[1]->dtype != EM_BOOL)
-        return mismatch(inst, "masked_fill", "in[1] (mask)", ka->in[1]->dtype, EM_BOOL);
-    return ew_launch(dev, ka, "masked_fill", 2, ROWS(inst, masked_fill_rows),
-                     ka->out ? ka->out->dtype : EM_F32, SAME_OUT | SAME_IN0, PAR_CHEAP);
+        return cpu_mismatch(inst, "masked_fill", "in[1] (mask)", ka->in[1]->dtype, EM_BOOL);
+    const int32_t dt = ka->out ? ka->out->dtype : EM_F32;
+    return cpu_ew_launch(dev, ka, "masked_fill", 2,
+                         cpu_pick_rows(ROWS(inst, masked_fill_rows), cpu_int_masked_fill_rows, dt),
+                         dt, SAME_OUT | SAME_IN0, PAR_CHEAP);
 }
 
 /* ------------------------------------------------------------------ fill / copy */
@@ -380,8 +173,9 @@ em_status cpu_k_masked_fill(void *dev, const em_kargs *ka)
 em_status cpu_k_fill(void *dev, const em_kargs *ka)
 {
     cpu_inst *inst = dev;
-    return ew_launch(dev, ka, "fill", 0, ROWS(inst, fill_rows), ka->out ? ka->out->dtype : EM_F32,
-                     SAME_OUT, PAR_CHEAP);
+    const int32_t dt = ka->out ? ka->out->dtype : EM_F32;
+    return cpu_ew_launch(dev, ka, "fill", 0, cpu_pick_rows(ROWS(inst, fill_rows), cpu_int_fill_rows, dt),
+                         dt, SAME_OUT, PAR_CHEAP);
 }
 
 em_status cpu_k_copy(void *dev, const em_kargs *ka)
@@ -390,11 +184,14 @@ em_status cpu_k_copy(void *dev, const em_kargs *ka)
     if (!ka->out || !ka->in[0])
         return CPU_ERR(inst, EM_ERR_INVALID, "copy: a view is missing");
     int32_t to = ka->out->dtype, ti = ka->in[0]->dtype;
-    if (!valid_dtype(to))
-        return unsupported(inst, "copy", to);
-    if (!valid_dtype(ti))
-        return unsupported(inst, "copy", ti);
-    return ew_launch(dev, ka, "copy", 1, ROWS(inst, copy_rows)[to], ti, SAME_IN0, PAR_CHEAP);
+    if (!cpu_valid_dtype(to))
+        return cpu_unsupported(inst, "copy", to);
+    if (!cpu_valid_dtype(ti))
+        return cpu_unsupported(inst, "copy", ti);
+    /* conversions with an integer side are in cpu_int.c */
+    const row_fn *rows = cpu_is_int(to) || cpu_is_int(ti) ? cpu_int_copy_rows[to]
+                                                          : ROWS(inst, copy_rows)[to];
+    return cpu_ew_launch(dev, ka, "copy", 1, rows, ti, SAME_IN0, PAR_CHEAP);
 }
 
 /* ------------------------------------------------------------------ rng */
@@ -451,13 +248,13 @@ static const row_fn normal_rows[EM_DTYPE_COUNT_] = {[EM_F32] = normal_f32,
 
 em_status cpu_k_rng_uniform(void *dev, const em_kargs *ka)
 {
-    return ew_launch(dev, ka, "rng_uniform", 0, uniform_rows,
+    return cpu_ew_launch(dev, ka, "rng_uniform", 0, uniform_rows,
                      ka->out ? ka->out->dtype : EM_F32, SAME_OUT, PAR_COSTLY);
 }
 
 em_status cpu_k_rng_normal(void *dev, const em_kargs *ka)
 {
-    return ew_launch(dev, ka, "rng_normal", 0, normal_rows, ka->out ? ka->out->dtype : EM_F32,
+    return cpu_ew_launch(dev, ka, "rng_normal", 0, normal_rows, ka->out ? ka->out->dtype : EM_F32,
                      SAME_OUT, PAR_COSTLY);
 }
 
@@ -715,11 +512,15 @@ em_status cpu_k_sum(void *dev, const em_kargs *ka)
     cpu_inst *inst = dev;
     const em_kview *in = ka->in[0], *out = ka->out;
     em_status st;
-    if ((st = check_view(inst, "sum", "out", out)) != EM_OK ||
-        (st = check_view(inst, "sum", "in[0]", in)) != EM_OK)
+    if ((st = cpu_check_view(inst, "sum", "out", out)) != EM_OK ||
+        (st = cpu_check_view(inst, "sum", "in[0]", in)) != EM_OK)
         return st;
+    if (out->dtype == EM_I64)
+        return cpu_sum_i64(inst, ka);
     if (out->dtype != EM_F32 && out->dtype != EM_F64)
-        return unsupported(inst, "sum", out->dtype);
+        return cpu_unsupported(inst, "sum", out->dtype);
+    if (in->dtype != EM_F32 && in->dtype != EM_F64 && in->dtype != EM_BOOL)
+        return cpu_unsupported(inst, "sum", in->dtype);
     if (in->ndim != out->ndim)
         return CPU_ERR(inst, EM_ERR_INVALID, "sum: in[0] has %d dims but out has %d",
                        (int)in->ndim, (int)out->ndim);

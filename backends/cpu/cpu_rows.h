@@ -150,8 +150,8 @@ UNARY_OP(exp, M_EXP(x))
 UNARY_OP(log, M_LOG(x))
 UNARY_OP(sqrt, M_SQRT(x))
 UNARY_OP(abs, M_FABS(x))
-/* NaN passes through (as PyTorch): only a number <= 0 becomes 0 */
-UNARY_OP(relu, x > 0 || x != x ? x : (__typeof__(x))0)
+/* only a number < 0 becomes 0: NaN and -0 pass through (as PyTorch) */
+UNARY_OP(relu, x < 0 ? (__typeof__(x))0 : x)
 UNARY_OP(tanh, M_TANH(x))
 UNARY_OP(sigmoid, M_SIGMOID(x))
 UNARY_OP(add_scalar, x + p0)
