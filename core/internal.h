@@ -386,7 +386,14 @@ struct em_op {
     em_status (*forward)(em_call *c);
     /* Backward: see em_bw. NULL for ops that produce no gradient. */
     em_status (*backward)(em_bw *b);
+    /* EM_SAVE_* bits saved only when input i requires grad (what input i's gradient
+     * formula needs beyond `saves`), as PyTorch saves `other` of a*b only for a's gradient. */
+    unsigned saves_for[EM_MAX_ARITY];
 };
+
+/* What a call of op on in[] saves for backward: op->saves, and op->saves_for[i] of every
+ * input i that requires grad. */
+EM_INTERNAL unsigned em__op_saves(const em_op *op, em__tensor *const *in, int n_in);
 
 /* Run an op: checks (live, same context), shape rule, output allocation, forward, and the
  * autograd record. Returns a new tensor (refcount 1, not in a scope) or NULL (error
@@ -445,10 +452,43 @@ EM_INTERNAL void em__broadcast_strides(const em__tensor *t, int ndim, const int6
                                        int64_t *strides);
 EM_INTERNAL int em__wrap_dim(em_context *ctx, int dim, int ndim, const char *opname, bool *ok);
 
+/* --- dtype rules of ops (dtype.c) --- */
+/* A scalar PyTorch would see as a Python int: finite, whole, within int64's range. */
+EM_INTERNAL bool em__scalar_integral(double s);
+/* The dtype of (tensor of dtype t) op (scalar s), as torch.result_type: a float tensor keeps
+ * its dtype; an integer or bool tensor keeps its dtype with an integral scalar (bool becomes
+ * i64), and becomes f32 (the default dtype) with any other scalar. */
+EM_INTERNAL em_dtype em__scalar_result(em_dtype t, double s);
+/* The integer v as a value of integer dtype dt, wrapped as a C cast to dt's type does
+ * (bool: v != 0): what the kernels are handed in ip[]. */
+EM_INTERNAL int64_t em__wrap_int(em_dtype dt, int64_t v);
+/* s converted to dtype dt the way PyTorch converts a fill value (fill_, full, masked_fill):
+ * truncated toward zero, an integral negative value wrapping into u8; EM_ERR_INVALID
+ * "value cannot be converted to type uint8_t without overflow" (naming op) when out of
+ * range, NaN or infinite. For float dtypes *iv is 0 and nothing can fail. */
+EM_INTERNAL em_status em__scalar_checked(em_context *ctx, const char *op, em_dtype dt, double s,
+                                         int64_t *iv);
+/* Fill t with s (float, bool) or exactly with iv (integer dtypes, wrapped to the dtype). */
+EM_INTERNAL em_status em__launch_fill(em__tensor *t, double s, int64_t iv);
+/* A new contiguous copy of t converted to dt (copy kernel; no autograd). */
+EM_INTERNAL em__tensor *em__cast(em__tensor *t, em_dtype dt);
+/* A 0-dim tensor of dt holding s (integer dtypes: trunc(s) wrapped; s must be integral). */
+EM_INTERNAL em__tensor *em__scalar_tensor(em_context *ctx, em_dtype dt, double s);
+/* Whether any element of t is zero (one reduction and a one-element read). */
+EM_INTERNAL em_status em__any_zero(em__tensor *t, bool *out);
+/* Shape-rule pieces: an error naming the op unless a and b share a dtype; out_ndim and
+ * out_shape broadcast over every input. */
+EM_INTERNAL em_status em__same_dtype(em_call *c, const em__tensor *a, const em__tensor *b);
+EM_INTERNAL em_status em__shape_broadcast(em_call *c);
+/* c's inputs, each cast to c->out_dtype where it differs (an integer tensor in an f32 op,
+ * bool in an i64 one); tmp[i] holds such a copy (or NULL): em__release_tmp frees them. */
+EM_INTERNAL em_status em__promoted_inputs(em_call *c, em__tensor **in, em__tensor **tmp);
+EM_INTERNAL void em__release_tmp(em__tensor **tmp, int n);
+
 /* The op table (ops_*.c). */
 #define EM_OP(name) EM_INTERNAL extern const em_op em__op_##name
 EM_OP(add); EM_OP(sub); EM_OP(mul); EM_OP(div); EM_OP(maximum); EM_OP(minimum);
-EM_OP(add_scalar); EM_OP(mul_scalar); EM_OP(rsub_scalar); EM_OP(rdiv_scalar); EM_OP(pow_scalar);
+EM_OP(add_scalar); EM_OP(mul_scalar); EM_OP(rsub_scalar); EM_OP(pow_scalar);
 EM_OP(neg); EM_OP(exp); EM_OP(log); EM_OP(sqrt); EM_OP(abs); EM_OP(relu); EM_OP(tanh); EM_OP(sigmoid);
 EM_OP(clamp); EM_OP(clamp_min); EM_OP(clamp_max);
 EM_OP(lt); EM_OP(le); EM_OP(gt); EM_OP(ge); EM_OP(eq); EM_OP(ne);

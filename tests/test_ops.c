@@ -295,9 +295,13 @@ static void test_errors(void **state)
     assert_null(em_mul(a, d));
     assert_int_equal(em_context_status(g_ctx), EM_ERR_DTYPE);
     em_context_clear_error(g_ctx);
-    /* arithmetic on bool is refused; comparisons of mixed dtypes too */
+    /* arithmetic on bool is refused as in PyTorch (neg, add of two masks); comparisons of
+     * mixed dtypes too */
     em_tensor *m = em_gt_scalar(a, 0);
-    assert_null(em_exp(m));
+    assert_null(em_neg(m));
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_DTYPE);
+    em_context_clear_error(g_ctx);
+    assert_null(em_add(m, m));
     assert_int_equal(em_context_status(g_ctx), EM_ERR_DTYPE);
     em_context_clear_error(g_ctx);
     /* item of a non-scalar */

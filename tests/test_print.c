@@ -1,8 +1,27 @@
 /* tests/test_print.c — em_tensor_str against PyTorch's own printing, byte for byte, for the
  * cases in tests/data/print_reference.txt (made by tests/data/gen_print.py): integral and
  * fixed and scientific formats, NaN/inf, summaries, line wrapping, empty tensors, bool,
- * dtype and requires_grad suffixes. Also the device suffix off the cpu and print options. */
+ * integer dtypes (i64, i32, u8: widths, negative numbers, int64 extremes, 0-dim, empty,
+ * summaries), dtype and requires_grad suffixes. Also the device suffix off the cpu and
+ * print options. */
 #include "backend_harness.h"
+
+/* An integer tensor from exact values (the reference file writes them as integers). */
+static em_tensor *from_ints(em_dtype dt, int nd, const int64_t *shape, const long long *v, int64_t n)
+{
+    void *buf = malloc((size_t)(n ? n : 1) * em_dtype_size(dt));
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == EM_I64)
+            ((int64_t *)buf)[i] = v[i];
+        else if (dt == EM_I32)
+            ((int32_t *)buf)[i] = (int32_t)v[i];
+        else
+            ((uint8_t *)buf)[i] = (uint8_t)v[i];
+    }
+    em_tensor *t = em_tensor_from_data(g_ctx, dt, nd, shape, buf);
+    free(buf);
+    return t;
+}
 
 static void test_print_reference(void **state)
 {
@@ -23,9 +42,15 @@ static void test_print_reference(void **state)
             shape[d] = s;
             n *= s;
         }
+        bool integer = !strcmp(dtn, "i64") || !strcmp(dtn, "i32") || !strcmp(dtn, "u8");
         double *v = malloc(sizeof(double) * (size_t)(n + 1));
-        for (int64_t i = 0; i < n; i++)
-            assert_int_equal(fscanf(f, "%lf", &v[i]), 1);
+        long long *iv = malloc(sizeof(long long) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++) {
+            if (integer)
+                assert_int_equal(fscanf(f, "%lld", &iv[i]), 1);
+            else
+                assert_int_equal(fscanf(f, "%lf", &v[i]), 1);
+        }
         int nlines;
         assert_int_equal(fscanf(f, " lines %d", &nlines), 1);
         fgetc(f);   /* the newline after the count */
@@ -42,8 +67,13 @@ static void test_print_reference(void **state)
             memcpy(want + len, line, ll + 1);
             len += ll;
         }
-        em_dtype dt = !strcmp(dtn, "f32") ? EM_F32 : !strcmp(dtn, "f64") ? EM_F64 : EM_BOOL;
-        em_tensor *t = from_doubles(dt, nd, shape, v);
+        em_dtype dt = !strcmp(dtn, "f32")   ? EM_F32
+                      : !strcmp(dtn, "f64") ? EM_F64
+                      : !strcmp(dtn, "i64") ? EM_I64
+                      : !strcmp(dtn, "i32") ? EM_I32
+                      : !strcmp(dtn, "u8")  ? EM_U8
+                                            : EM_BOOL;
+        em_tensor *t = integer ? from_ints(dt, nd, shape, iv, n) : from_doubles(dt, nd, shape, v);
         if (rg)
             em_tensor_set_requires_grad(t, true);
         char *got = em_tensor_str(t);
@@ -55,10 +85,11 @@ static void test_print_reference(void **state)
         free(got);
         free(want);
         free(v);
+        free(iv);
         ncases++;
     }
     fclose(f);
-    assert_true(ncases >= 30);
+    assert_true(ncases >= 59);
     assert_int_equal(failures, 0);
 }
 

@@ -80,6 +80,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
     if (ctx->nodes)
         ctx->nodes->live_prev = n;
     ctx->nodes = n;
+    unsigned saves = em__op_saves(c->op, c->in, c->n_in);
     for (int i = 0; i < c->n_in; i++) {
         em__tensor *t = c->in[i];
         n->in_ndim[i] = t->ndim;
@@ -93,7 +94,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
                 n->next_leaf[i] = em__tensor_ref(t);
             }
         }
-        if (c->op->saves & EM_SAVE_IN(i)) {
+        if (saves & EM_SAVE_IN(i)) {
             /* Saved values only: an alias without history. Holding the input itself would
              * make a cycle once the input is modified in place (its new grad_fn can lead
              * back to this node). */
@@ -106,7 +107,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
             n->saved_version[i] = c->save_override[i] ? s->storage->version : c->in_version[i];
         }
     }
-    if ((c->op->saves & EM_SAVE_OUT) && c->out) {
+    if ((saves & EM_SAVE_OUT) && c->out) {
         /* an alias, not the output itself: the output holds the node (no cycle) */
         em__tensor *o = c->out;
         n->saved[EM_MAX_ARITY] = em__tensor_alias(o, o->ndim, o->shape, o->strides, o->offset);
@@ -350,7 +351,10 @@ static em_status run_node(em_context *ctx, em_node *n)
     n->acc = NULL;
     n->ran = true;
     em_status st = EM_OK;
-    if (n->released && n->op->saves)
+    bool saved_any = n->op->saves != 0;
+    for (int i = 0; i < n->n_in; i++)
+        saved_any = saved_any || ((n->next_fn[i] || n->next_leaf[i]) && n->op->saves_for[i]);
+    if (n->released && saved_any)
         st = em__error(ctx, EM_ERR_AUTOGRAD,
                        "Trying to backward through the graph a second time (or directly access "
                        "saved tensors after they have already been freed). Saved intermediate "

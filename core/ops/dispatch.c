@@ -38,6 +38,25 @@ static bool any_requires_grad(em__tensor *const *in, int n_in)
     return false;
 }
 
+unsigned em__op_saves(const em_op *op, em__tensor *const *in, int n_in)
+{
+    unsigned s = op->saves;
+    for (int i = 0; i < n_in && i < EM_MAX_ARITY; i++)
+        if (in[i]->requires_grad)
+            s |= op->saves_for[i];
+    return s;
+}
+
+/* Whether a call records a node: the op is differentiable, grad mode is on, an input
+ * requires grad, and the result is floating (as in PyTorch, an integer or bool result
+ * never requires grad, whatever its inputs). */
+static bool records(const em_op *op, em_context *ctx, em_dtype out_dtype, em__tensor *const *in,
+                    int n_in)
+{
+    return op->backward && em_dtype_is_floating(out_dtype) && em__grad_mode(ctx) &&
+           any_requires_grad(in, n_in);
+}
+
 /* A call of op on in[], before its shape rule runs. */
 static void call_init(em_call *c, em_context *ctx, const em_op *op, em__tensor *const *in,
                       int n_in, const em_op_params *p)
@@ -72,7 +91,7 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
         em__tensor_unref(c.out);
         return NULL;
     }
-    if (op->backward && em__grad_mode(ctx) && any_requires_grad(c.in, n_in)) {
+    if (records(op, ctx, c.out_dtype, c.in, n_in)) {
         if (em__record(&c) != EM_OK) {
             em__tensor_unref(c.out);
             return NULL;
@@ -149,7 +168,8 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         return em__error(ctx, EM_ERR_DTYPE, "%s_: result type %s can't be cast to the desired "
                          "output type %s", op->name, em_dtype_name(c.out_dtype),
                          em_dtype_name(self->dtype));
-    bool record = op->backward && em__grad_mode(ctx) && (self->requires_grad || any_requires_grad(c.in, n_in));
+    bool record = records(op, ctx, self->dtype, c.in, n_in) ||
+                  (op->backward && em__grad_mode(ctx) && self->requires_grad);
     for (int d = 0; d < self->ndim; d++) {
         if (self->strides[d] == 0 && self->shape[d] > 1)
             return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: some elements of "
@@ -180,7 +200,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         /* The op overwrites self: if backward needs self's old value, save a copy of it
          * (PyTorch's original_self). Other saved operands that alias self are caught by
          * the version check at backward, as in PyTorch. */
-        if ((op->saves & EM_SAVE_IN(0)) && c.in[0] == old) {
+        if ((em__op_saves(op, c.in, n_in) & EM_SAVE_IN(0)) && c.in[0] == old) {
             em__tensor *src[1] = {old};
             c.save_override[0] = em__apply(&em__op_clone, src, 1, NULL);
             if (!c.save_override[0]) {

@@ -1,7 +1,23 @@
-/* core/ops/elementwise.c — elementwise ops: each is one descriptor {name, grad_fn, arity,
- * shape rule, forward, backward}, forward and backward side by side. Forwards lower to
- * one backend kernel (em__launch broadcasts and coalesces); backwards are written with
+/* core/ops/elementwise.c — elementwise arithmetic: each op is one descriptor {name, grad_fn,
+ * arity, shape rule, forward, backward}, forward and backward side by side. Forwards lower
+ * to one backend kernel (em__launch broadcasts and coalesces); backwards are written with
  * the public API, so they run on whatever backend the tensors live on.
+ *
+ * Dtypes (PyTorch's rules, checked against torch 1.13):
+ *  - tensor-tensor ops need one dtype (no implicit promotion between tensors); add, sub, mul,
+ *    maximum, minimum take floats and the integer dtypes, not bool; div of integers is a true
+ *    division into f32;
+ *  - with a scalar: an integer or bool tensor keeps its dtype with an integral scalar (bool
+ *    becomes i64) and becomes f32 with any other (em__scalar_result); integer scalars reach
+ *    the kernels exactly, wrapped to the dtype (u8 + 300 == u8 + 44), in ip[]; a true
+ *    division (div_scalar, rdiv_scalar) always gives f32; integer ** negative integer is an
+ *    error, integer ** non-negative integer stays an integer (exact, by squaring);
+ *  - float-only functions (exp, log, sqrt, tanh, sigmoid) of an integer or bool tensor give
+ *    f32, as torch.exp(int tensor) does; neg, abs of bool and relu of bool are errors as in
+ *    PyTorch; relu of an integer tensor is clamp(min=0);
+ *  - in-place forms keep self's dtype: a result of another dtype is PyTorch's error "result
+ *    type f32 can't be cast to the desired output type i64".
+ * Only floating results record autograd (dispatch.c); integers never require grad.
  *
  * Shape legend: a, b broadcast to out; g has out's shape; the engine sums each input's
  * gradient back to that input's shape. */
@@ -21,94 +37,190 @@ static bool is_float(em_dtype dt)
 
 /* ----------------------------------------------------------------- shape rules */
 
-static em_status need_float(em_call *c, const em__tensor *t)
+/* bool is not a number for arithmetic (PyTorch's messages for - and neg) */
+static em_status not_bool(em_call *c, const em__tensor *t)
 {
-    if (!is_float(t->dtype))
-        return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
-                         "got %s", c->op->name, em_dtype_name(t->dtype));
-    return EM_OK;
+    if (t->dtype != EM_BOOL)
+        return EM_OK;
+    const char *n = c->op->name;
+    if (!strcmp(n, "sub") || !strcmp(n, "rsub"))
+        return em__error(c->ctx, EM_ERR_DTYPE, "%s: Subtraction, the `-` operator, with a bool "
+                         "tensor is not supported (to invert a mask, use em_eq_scalar(mask, 0))", n);
+    if (!strcmp(n, "neg"))
+        return em__error(c->ctx, EM_ERR_DTYPE, "neg: Negation, the `-` operator, on a bool tensor "
+                         "is not supported (to invert a mask, use em_eq_scalar(mask, 0))");
+    if (!strcmp(n, "relu"))
+        return em__error(c->ctx, EM_ERR_DTYPE, "relu: Boolean inputs not supported for relu");
+    return em__error(c->ctx, EM_ERR_DTYPE, "%s: not implemented for bool tensors; convert with "
+                     "em_to_dtype", n);
 }
 
-static em_status same_dtype(em_call *c, const em__tensor *a, const em__tensor *b)
-{
-    if (a->dtype != b->dtype)
-        return em__error(c->ctx, EM_ERR_DTYPE, "%s: dtypes differ (%s and %s); convert one with "
-                         "em_to_dtype", c->op->name, em_dtype_name(a->dtype), em_dtype_name(b->dtype));
-    return EM_OK;
-}
-
-static em_status shape_unary_float(em_call *c)
+static void same_shape(em_call *c, em_dtype dt)
 {
     em__tensor *a = c->in[0];
-    if (need_float(c, a))
-        return c->ctx->status;
     c->out_ndim = a->ndim;
     memcpy(c->out_shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
-    c->out_dtype = a->dtype;
-    return EM_OK;
+    c->out_dtype = dt;
 }
 
-static em_status shape_broadcast(em_call *c)
+/* exp, log, ...: floats keep their dtype, integers and bool give f32 */
+static em_status shape_unary_to_float(em_call *c)
 {
-    int n = c->in[0]->ndim;
-    int64_t shape[EM_MAX_DIMS];
-    memcpy(shape, c->in[0]->shape, sizeof(int64_t) * (size_t)n);
-    for (int i = 1; i < c->n_in; i++) {
-        int64_t tmp[EM_MAX_DIMS];
-        int nt;
-        if (em__broadcast_shapes(c->ctx, c->op->name, n, shape, c->in[i]->ndim, c->in[i]->shape,
-                                 &nt, tmp) != EM_OK)
-            return c->ctx->status;
-        n = nt;
-        memcpy(shape, tmp, sizeof(int64_t) * (size_t)n);
-    }
-    c->out_ndim = n;
-    memcpy(c->out_shape, shape, sizeof(int64_t) * (size_t)n);
+    em_dtype dt = c->in[0]->dtype;
+    same_shape(c, is_float(dt) ? dt : EM_F32);
     return EM_OK;
 }
 
+/* neg, abs, relu: any dtype but bool, kept */
+static em_status shape_unary_numeric(em_call *c)
+{
+    if (not_bool(c, c->in[0]))
+        return c->ctx->status;
+    same_shape(c, c->in[0]->dtype);
+    return EM_OK;
+}
+
+/* add, sub, mul, maximum, minimum: one dtype, not bool */
+static em_status shape_binary_numeric(em_call *c)
+{
+    if (em__same_dtype(c, c->in[0], c->in[1]) || not_bool(c, c->in[0]))
+        return c->ctx->status;
+    c->out_dtype = c->in[0]->dtype;
+    return em__shape_broadcast(c);
+}
+
+/* div: one dtype; a true division, so integers and bool give f32 */
+static em_status shape_div(em_call *c)
+{
+    if (em__same_dtype(c, c->in[0], c->in[1]))
+        return c->ctx->status;
+    c->out_dtype = is_float(c->in[0]->dtype) ? c->in[0]->dtype : EM_F32;
+    return em__shape_broadcast(c);
+}
+
+/* the fused backward kernels: float operands of one dtype */
 static em_status shape_binary_float(em_call *c)
 {
-    if (need_float(c, c->in[0]) || same_dtype(c, c->in[0], c->in[1]))
+    if (em__same_dtype(c, c->in[0], c->in[1]))
         return c->ctx->status;
+    if (!is_float(c->in[0]->dtype))
+        return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
+                         "got %s", c->op->name, em_dtype_name(c->in[0]->dtype));
     c->out_dtype = c->in[0]->dtype;
-    return shape_broadcast(c);
+    return em__shape_broadcast(c);
 }
 
-static em_status shape_compare(em_call *c)
+/* tensor op scalar p.s[0] (add, sub, rsub, mul) */
+static em_status shape_scalar(em_call *c)
 {
-    if (same_dtype(c, c->in[0], c->in[1]))
+    em__tensor *a = c->in[0];
+    if ((!strcmp(c->op->name, "sub") || !strcmp(c->op->name, "rsub")) && not_bool(c, a))
         return c->ctx->status;
-    c->out_dtype = EM_BOOL;
-    return shape_broadcast(c);
+    same_shape(c, em__scalar_result(a->dtype, c->p.s[0]));
+    return EM_OK;
 }
 
-static em_status shape_where(em_call *c)
+/* a / s: a true division */
+static em_status shape_div_scalar(em_call *c)
 {
-    if (c->in[0]->dtype != EM_BOOL)
-        return em__error(c->ctx, EM_ERR_DTYPE, "where: condition must be a bool tensor, got %s",
-                         em_dtype_name(c->in[0]->dtype));
-    if (same_dtype(c, c->in[1], c->in[2]))
-        return c->ctx->status;
-    c->out_dtype = c->in[1]->dtype;
-    return shape_broadcast(c);
+    em_dtype dt = c->in[0]->dtype;
+    same_shape(c, is_float(dt) ? dt : EM_F32);
+    return EM_OK;
 }
 
-static em_status shape_masked_fill(em_call *c)
+/* a ** e: integer ** non-negative integer stays an integer */
+static em_status shape_pow_scalar(em_call *c)
 {
-    if (c->in[1]->dtype != EM_BOOL)
-        return em__error(c->ctx, EM_ERR_DTYPE, "masked_fill: mask must be a bool tensor, got %s",
-                         em_dtype_name(c->in[1]->dtype));
-    c->out_dtype = c->in[0]->dtype;
-    return shape_broadcast(c);
+    em__tensor *a = c->in[0];
+    double e = c->p.s[0];
+    em_dtype dt = em__scalar_result(a->dtype, e);
+    if (!is_float(dt) && e < 0)
+        return em__error(c->ctx, EM_ERR_INVALID, "pow: Integers to negative integer powers are not "
+                         "allowed (%s tensor ** %g)", em_dtype_name(a->dtype), e);
+    same_shape(c, dt);
+    return EM_OK;
+}
+
+/* clamp(a, lo, hi): infinite bounds are absent; integer tensors stay integers unless a
+ * bound has a fractional part */
+static em_status shape_clamp(em_call *c)
+{
+    em__tensor *a = c->in[0];
+    em_dtype dt = a->dtype;
+    if (!is_float(dt)) {
+        bool integral = true;
+        for (int i = 0; i < 2; i++)
+            integral = integral && (isinf(c->p.s[i]) || em__scalar_integral(c->p.s[i]));
+        dt = !integral ? EM_F32 : dt == EM_BOOL ? EM_I64 : dt;
+    }
+    same_shape(c, dt);
+    return EM_OK;
 }
 
 /* ----------------------------------------------------------------- forward */
 
-/* One kernel over out and the inputs, scalars from params. */
-static em_status fw_kernel(em_call *c)
+/* One kernel over out and the inputs (promoted), scalars from params; on an integer output
+ * the first n_ip scalars also go exactly in ip[] (infinite ones as INT64_MIN / INT64_MAX:
+ * absent clamp bounds). */
+static em_status launch_promoted(em_call *c, size_t kernel, int n_ip)
 {
-    return em__launch(c->ctx, c->op->kernel, c->out, c->in, c->n_in, c->p.s, NULL);
+    em__tensor *in[EM_MAX_ARITY], *tmp[EM_MAX_ARITY] = {0};
+    em_status st = em__promoted_inputs(c, in, tmp);
+    if (st == EM_OK) {
+        int64_t ip[2] = {0, 0};
+        em_dtype dt = c->out_dtype;
+        bool integer = em_dtype_is_integer(dt);
+        for (int i = 0; i < n_ip && integer; i++) {
+            double s = c->p.s[i];
+            ip[i] = isinf(s) ? (s < 0 ? INT64_MIN : INT64_MAX) : em__wrap_int(dt, (int64_t)s);
+        }
+        st = em__launch_ip(c->ctx, kernel, c->out, in, c->n_in, c->p.s, NULL, integer ? ip : NULL,
+                           integer ? n_ip : 0);
+    }
+    em__release_tmp(tmp, c->n_in);
+    return st;
+}
+
+static em_status fw_kernel(em_call *c) { return launch_promoted(c, c->op->kernel, 0); }
+static em_status fw_scalar(em_call *c) { return launch_promoted(c, c->op->kernel, 1); }
+static em_status fw_clamp(em_call *c) { return launch_promoted(c, c->op->kernel, 2); }
+
+/* relu of an integer tensor is clamp(min=0) */
+static em_status fw_relu(em_call *c)
+{
+    if (is_float(c->out_dtype))
+        return launch_promoted(c, K(relu), 0);
+    em_op_params keep = c->p;
+    c->p.s[0] = 0;
+    c->p.s[1] = INFINITY;
+    em_status st = launch_promoted(c, K(clamp), 2);
+    c->p = keep;
+    return st;
+}
+
+/* a ** e; an integer result by squaring (exact, wrapping as integer multiplication does) */
+static em_status fw_pow_scalar(em_call *c)
+{
+    if (is_float(c->out_dtype))
+        return launch_promoted(c, K(pow_scalar), 0);
+    em_context *ctx = c->ctx;
+    uint64_t e = (uint64_t)c->p.s[0];
+    em__tensor *base = em__cast(c->in[0], c->out_dtype);   /* first: out may be in[0] */
+    if (!base)
+        return ctx->status;
+    em_status st = em__launch_fill(c->out, 1, 1);
+    for (; st == EM_OK && e; e >>= 1) {
+        if (e & 1) {
+            em__tensor *in[2] = {c->out, base};
+            st = em__launch(ctx, K(mul), c->out, in, 2, NULL, NULL);
+        }
+        if (st == EM_OK && e > 1) {
+            em__tensor *in[2] = {base, base};
+            st = em__launch(ctx, K(mul), base, in, 2, NULL, NULL);
+        }
+    }
+    em__tensor_unref(base);
+    return st;
 }
 
 /* ----------------------------------------------------------------- helpers for backward */
@@ -131,19 +243,19 @@ static em_tensor *fused(const em_op *op, em_tensor *g, em_tensor *x, double p0, 
     return em__give(em__apply(op, in, 2, &p));
 }
 
-static em_tensor *zero_like_scalar(em_tensor *g)
-{
-    return em_scalar(em_tensor_context(g), em_tensor_dtype(g), 0.0);
-}
-
 #define PASS(b) em__dup((b)->grad_out)
 
 /* ----------------------------------------------------------------- binary arithmetic */
 
-#define DEFINE_OP(ident, opname, gradname, nargs, saves_, shape_fn, kern, bw)                     \
+/* saves_for0/1: what is saved only when input 0 / 1 requires grad (em_op.saves_for) */
+#define DEFINE_OP_SF(ident, opname, gradname, nargs, saves_, saves_for0, saves_for1, shape_fn,     \
+                     kern, fw, bw)                                                                \
     const em_op em__op_##ident = {.name = opname, .grad_fn = gradname, .arity = nargs,            \
                                   .saves = saves_, .kernel = kern, .shape = shape_fn,             \
-                                  .forward = fw_kernel, .backward = bw}
+                                  .forward = fw, .backward = bw,                                  \
+                                  .saves_for = {saves_for0, saves_for1}}
+#define DEFINE_OP(ident, opname, gradname, nargs, saves_, shape_fn, kern, fw, bw)                  \
+    DEFINE_OP_SF(ident, opname, gradname, nargs, saves_, 0, 0, shape_fn, kern, fw, bw)
 
 /* add: out = a + b;  da = g, db = g */
 static em_status bw_add(em_bw *b)
@@ -152,7 +264,7 @@ static em_status bw_add(em_bw *b)
     b->grad_in[1] = b->needs[1] ? PASS(b) : NULL;
     return EM_OK;
 }
-DEFINE_OP(add, "add", "AddBackward0", 2, 0, shape_binary_float, K(add), bw_add);
+DEFINE_OP(add, "add", "AddBackward0", 2, 0, shape_binary_numeric, K(add), fw_kernel, bw_add);
 
 /* sub: out = a - b;  da = g, db = -g */
 static em_status bw_sub(em_bw *b)
@@ -161,19 +273,20 @@ static em_status bw_sub(em_bw *b)
     b->grad_in[1] = b->needs[1] ? em_neg(b->grad_out) : NULL;
     return EM_OK;
 }
-DEFINE_OP(sub, "sub", "SubBackward0", 2, 0, shape_binary_float, K(sub), bw_sub);
+DEFINE_OP(sub, "sub", "SubBackward0", 2, 0, shape_binary_numeric, K(sub), fw_kernel, bw_sub);
 
-/* mul: out = a * b;  da = g * b, db = g * a */
+/* mul: out = a * b;  da = g * b, db = g * a. As PyTorch, b is saved only for a's gradient
+ * and a only for b's (a * c with a constant c does not keep a). */
 static em_status bw_mul(em_bw *b)
 {
     b->grad_in[0] = b->needs[0] ? em_mul(b->grad_out, b->saved[1]) : NULL;
     b->grad_in[1] = b->needs[1] ? em_mul(b->grad_out, b->saved[0]) : NULL;
     return EM_OK;
 }
-DEFINE_OP(mul, "mul", "MulBackward0", 2, EM_SAVE_IN(0) | EM_SAVE_IN(1), shape_binary_float,
-          K(mul), bw_mul);
+DEFINE_OP_SF(mul, "mul", "MulBackward0", 2, 0, EM_SAVE_IN(1), EM_SAVE_IN(0), shape_binary_numeric,
+             K(mul), fw_kernel, bw_mul);
 
-/* div: out = a / b;  da = g / b, db = -g * a / (b * b) */
+/* div: out = a / b;  da = g / b, db = -g * a / (b * b); a is saved only for b's gradient */
 static em_status bw_div(em_bw *b)
 {
     em_tensor *g = b->grad_out, *x = b->saved[0], *y = b->saved[1];
@@ -181,8 +294,8 @@ static em_status bw_div(em_bw *b)
     b->grad_in[1] = b->needs[1] ? em_div(em_mul(em_neg(g), x), em_mul(y, y)) : NULL;
     return EM_OK;
 }
-DEFINE_OP(div, "div", "DivBackward0", 2, EM_SAVE_IN(0) | EM_SAVE_IN(1), shape_binary_float,
-          K(div), bw_div);
+DEFINE_OP_SF(div, "div", "DivBackward0", 2, 0, EM_SAVE_IN(1), EM_SAVE_IN(0) | EM_SAVE_IN(1),
+             shape_div, K(div), fw_kernel, bw_div);
 
 /* maximum/minimum: the gradient goes to the selected operand, split evenly on ties. */
 static em_status bw_maxmin(em_bw *b, bool is_max)
@@ -198,9 +311,9 @@ static em_status bw_maxmin(em_bw *b, bool is_max)
 static em_status bw_maximum(em_bw *b) { return bw_maxmin(b, true); }
 static em_status bw_minimum(em_bw *b) { return bw_maxmin(b, false); }
 DEFINE_OP(maximum, "maximum", "MaximumBackward0", 2, EM_SAVE_IN(0) | EM_SAVE_IN(1),
-          shape_binary_float, K(maximum), bw_maximum);
+          shape_binary_numeric, K(maximum), fw_kernel, bw_maximum);
 DEFINE_OP(minimum, "minimum", "MinimumBackward0", 2, EM_SAVE_IN(0) | EM_SAVE_IN(1),
-          shape_binary_float, K(minimum), bw_minimum);
+          shape_binary_numeric, K(minimum), fw_kernel, bw_minimum);
 
 /* ----------------------------------------------------------------- with a scalar s = p.s[0] */
 
@@ -210,8 +323,8 @@ static em_status bw_pass(em_bw *b)
     b->grad_in[0] = PASS(b);
     return EM_OK;
 }
-DEFINE_OP(add_scalar, "add", "AddBackward0", 1, 0, shape_unary_float, K(add_scalar), bw_pass);
-DEFINE_OP(sub_scalar, "sub", "SubBackward0", 1, 0, shape_unary_float, K(add_scalar), bw_pass);
+DEFINE_OP(add_scalar, "add", "AddBackward0", 1, 0, shape_scalar, K(add_scalar), fw_scalar, bw_pass);
+DEFINE_OP(sub_scalar, "sub", "SubBackward0", 1, 0, shape_scalar, K(add_scalar), fw_scalar, bw_pass);
 
 /* s - a:  da = -g */
 static em_status bw_rsub_scalar(em_bw *b)
@@ -219,7 +332,7 @@ static em_status bw_rsub_scalar(em_bw *b)
     b->grad_in[0] = em_neg(b->grad_out);
     return EM_OK;
 }
-DEFINE_OP(rsub_scalar, "rsub", "RsubBackward1", 1, 0, shape_unary_float, K(rsub_scalar),
+DEFINE_OP(rsub_scalar, "rsub", "RsubBackward1", 1, 0, shape_scalar, K(rsub_scalar), fw_scalar,
           bw_rsub_scalar);
 
 /* a * s:  da = g * s */
@@ -228,7 +341,8 @@ static em_status bw_mul_scalar(em_bw *b)
     b->grad_in[0] = em_mul_scalar(b->grad_out, b->p->s[0]);
     return EM_OK;
 }
-DEFINE_OP(mul_scalar, "mul", "MulBackward0", 1, 0, shape_unary_float, K(mul_scalar), bw_mul_scalar);
+DEFINE_OP(mul_scalar, "mul", "MulBackward0", 1, 0, shape_scalar, K(mul_scalar), fw_scalar,
+          bw_mul_scalar);
 
 /* a / s:  da = g / s */
 static em_status bw_div_scalar(em_bw *b)
@@ -236,20 +350,11 @@ static em_status bw_div_scalar(em_bw *b)
     b->grad_in[0] = em_div_scalar(b->grad_out, b->p->s[0]);
     return EM_OK;
 }
-DEFINE_OP(div_scalar, "div", "DivBackward0", 1, 0, shape_unary_float, K(div_scalar), bw_div_scalar);
-
-/* s / a:  da = -s * g / (a * a)   (PyTorch computes it as s * reciprocal(a): MulBackward0) */
-static em_status bw_rdiv_scalar(em_bw *b)
-{
-    em_tensor *x = b->saved[0];
-    b->grad_in[0] = em_mul_scalar(em_div(b->grad_out, em_mul(x, x)), -b->p->s[0]);
-    return EM_OK;
-}
-DEFINE_OP(rdiv_scalar, "rdiv", "MulBackward0", 1, EM_SAVE_IN(0), shape_unary_float,
-          K(rdiv_scalar), bw_rdiv_scalar);
+DEFINE_OP(div_scalar, "div", "DivBackward0", 1, 0, shape_div_scalar, K(div_scalar), fw_kernel,
+          bw_div_scalar);
 
 /* a ** p:  da = g * p * a ** (p - 1), and 0 when p == 0 */
-DEFINE_OP(pow_bw, "pow_backward", NULL, 2, 0, shape_binary_float, K(pow_backward), NULL);
+DEFINE_OP(pow_bw, "pow_backward", NULL, 2, 0, shape_binary_float, K(pow_backward), fw_kernel, NULL);
 static em_status bw_pow_scalar(em_bw *b)
 {
     double e = b->p->s[0];
@@ -264,8 +369,8 @@ static em_status bw_pow_scalar(em_bw *b)
         b->grad_in[0] = em_mul(g, em_mul_scalar(em_pow(x, e - 1.0), e));
     return EM_OK;
 }
-DEFINE_OP(pow_scalar, "pow", "PowBackward0", 1, EM_SAVE_IN(0), shape_unary_float, K(pow_scalar),
-          bw_pow_scalar);
+DEFINE_OP(pow_scalar, "pow", "PowBackward0", 1, EM_SAVE_IN(0), shape_pow_scalar, K(pow_scalar),
+          fw_pow_scalar, bw_pow_scalar);
 
 /* ----------------------------------------------------------------- unary */
 
@@ -275,7 +380,7 @@ static em_status bw_neg(em_bw *b)
     b->grad_in[0] = em_neg(b->grad_out);
     return EM_OK;
 }
-DEFINE_OP(neg, "neg", "NegBackward0", 1, 0, shape_unary_float, K(neg), bw_neg);
+DEFINE_OP(neg, "neg", "NegBackward0", 1, 0, shape_unary_numeric, K(neg), fw_kernel, bw_neg);
 
 /* y = exp(a):  da = g * y */
 static em_status bw_exp(em_bw *b)
@@ -283,7 +388,7 @@ static em_status bw_exp(em_bw *b)
     b->grad_in[0] = em_mul(b->grad_out, b->saved[3]);
     return EM_OK;
 }
-DEFINE_OP(exp, "exp", "ExpBackward0", 1, EM_SAVE_OUT, shape_unary_float, K(exp), bw_exp);
+DEFINE_OP(exp, "exp", "ExpBackward0", 1, EM_SAVE_OUT, shape_unary_to_float, K(exp), fw_kernel, bw_exp);
 
 /* log(a):  da = g / a */
 static em_status bw_log(em_bw *b)
@@ -291,7 +396,8 @@ static em_status bw_log(em_bw *b)
     b->grad_in[0] = em_div(b->grad_out, b->saved[0]);
     return EM_OK;
 }
-DEFINE_OP(log, "log", "LogBackward0", 1, EM_SAVE_IN(0), shape_unary_float, K(log), bw_log);
+DEFINE_OP(log, "log", "LogBackward0", 1, EM_SAVE_IN(0), shape_unary_to_float, K(log), fw_kernel,
+          bw_log);
 
 /* y = sqrt(a):  da = g / (2 y) */
 static em_status bw_sqrt(em_bw *b)
@@ -299,21 +405,24 @@ static em_status bw_sqrt(em_bw *b)
     b->grad_in[0] = em_div(b->grad_out, em_mul_scalar(b->saved[3], 2.0));
     return EM_OK;
 }
-DEFINE_OP(sqrt, "sqrt", "SqrtBackward0", 1, EM_SAVE_OUT, shape_unary_float, K(sqrt), bw_sqrt);
+DEFINE_OP(sqrt, "sqrt", "SqrtBackward0", 1, EM_SAVE_OUT, shape_unary_to_float, K(sqrt), fw_kernel,
+          bw_sqrt);
 
-/* |a|:  da = g * sign(a), sign(0) = sign(NaN) = 0 */
+/* |a|:  da = g * sgn(a), as PyTorch: sgn(0) = 0 (an infinite g there gives NaN), and in
+ * PyTorch 1.13 sgn(NaN) = 0 too: computed as (a > 0) - (a < 0) */
 static em_status bw_abs(em_bw *b)
 {
     em_tensor *g = b->grad_out, *x = b->saved[0];
-    em_tensor *pos = em_masked_fill(g, em_le_scalar(x, 0.0), 0.0);
-    em_tensor *neg = em_masked_fill(g, em_ge_scalar(x, 0.0), 0.0);
-    b->grad_in[0] = em_sub(pos, neg);
+    em_dtype dt = em_tensor_dtype(g);
+    em_tensor *sgn = em_sub(em_to_dtype(em_gt_scalar(x, 0.0), dt), em_to_dtype(em_lt_scalar(x, 0.0), dt));
+    b->grad_in[0] = em_mul(g, sgn);
     return EM_OK;
 }
-DEFINE_OP(abs, "abs", "AbsBackward0", 1, EM_SAVE_IN(0), shape_unary_float, K(abs), bw_abs);
+DEFINE_OP(abs, "abs", "AbsBackward0", 1, EM_SAVE_IN(0), shape_unary_numeric, K(abs), fw_kernel,
+          bw_abs);
 
 /* y = relu(a):  da = y <= 0 ? 0 : g */
-DEFINE_OP(relu_bw, "relu_backward", NULL, 2, 0, shape_binary_float, K(relu_backward), NULL);
+DEFINE_OP(relu_bw, "relu_backward", NULL, 2, 0, shape_binary_float, K(relu_backward), fw_kernel, NULL);
 static em_status bw_relu(em_bw *b)
 {
     bool missing;
@@ -322,10 +431,11 @@ static em_status bw_relu(em_bw *b)
         b->grad_in[0] = em_masked_fill(b->grad_out, em_le_scalar(b->saved[3], 0.0), 0.0);
     return EM_OK;
 }
-DEFINE_OP(relu, "relu", "ReluBackward0", 1, EM_SAVE_OUT, shape_unary_float, K(relu), bw_relu);
+DEFINE_OP(relu, "relu", "ReluBackward0", 1, EM_SAVE_OUT, shape_unary_numeric, K(relu), fw_relu,
+          bw_relu);
 
 /* y = tanh(a):  da = g * (1 - y^2) */
-DEFINE_OP(tanh_bw, "tanh_backward", NULL, 2, 0, shape_binary_float, K(tanh_backward), NULL);
+DEFINE_OP(tanh_bw, "tanh_backward", NULL, 2, 0, shape_binary_float, K(tanh_backward), fw_kernel, NULL);
 static em_status bw_tanh(em_bw *b)
 {
     bool missing;
@@ -335,10 +445,12 @@ static em_status bw_tanh(em_bw *b)
         b->grad_in[0] = em_mul(b->grad_out, em_rsub_scalar(em_mul(y, y), 1.0));
     return EM_OK;
 }
-DEFINE_OP(tanh, "tanh", "TanhBackward0", 1, EM_SAVE_OUT, shape_unary_float, K(tanh), bw_tanh);
+DEFINE_OP(tanh, "tanh", "TanhBackward0", 1, EM_SAVE_OUT, shape_unary_to_float, K(tanh), fw_kernel,
+          bw_tanh);
 
 /* y = sigmoid(a):  da = g * (1 - y) * y */
-DEFINE_OP(sigmoid_bw, "sigmoid_backward", NULL, 2, 0, shape_binary_float, K(sigmoid_backward), NULL);
+DEFINE_OP(sigmoid_bw, "sigmoid_backward", NULL, 2, 0, shape_binary_float, K(sigmoid_backward),
+          fw_kernel, NULL);
 static em_status bw_sigmoid(em_bw *b)
 {
     bool missing;
@@ -348,11 +460,12 @@ static em_status bw_sigmoid(em_bw *b)
         b->grad_in[0] = em_mul(b->grad_out, em_mul(em_rsub_scalar(y, 1.0), y));
     return EM_OK;
 }
-DEFINE_OP(sigmoid, "sigmoid", "SigmoidBackward0", 1, EM_SAVE_OUT, shape_unary_float, K(sigmoid),
-          bw_sigmoid);
+DEFINE_OP(sigmoid, "sigmoid", "SigmoidBackward0", 1, EM_SAVE_OUT, shape_unary_to_float, K(sigmoid),
+          fw_kernel, bw_sigmoid);
 
 /* clamp(a, lo, hi), bounds in p.s[0..1] (+-inf when absent):  da = lo <= a <= hi ? g : 0 */
-DEFINE_OP(clamp_bw, "clamp_backward", NULL, 2, 0, shape_binary_float, K(clamp_backward), NULL);
+DEFINE_OP(clamp_bw, "clamp_backward", NULL, 2, 0, shape_binary_float, K(clamp_backward), fw_kernel,
+          NULL);
 static em_status bw_clamp(em_bw *b)
 {
     bool missing;
@@ -364,132 +477,18 @@ static em_status bw_clamp(em_bw *b)
                                        em_gt_scalar(x, hi), 0.0);
     return EM_OK;
 }
-DEFINE_OP(clamp, "clamp", "ClampBackward1", 1, EM_SAVE_IN(0), shape_unary_float, K(clamp), bw_clamp);
-DEFINE_OP(clamp_min, "clamp_min", "ClampMinBackward0", 1, EM_SAVE_IN(0), shape_unary_float,
-          K(clamp), bw_clamp);
-DEFINE_OP(clamp_max, "clamp_max", "ClampMaxBackward0", 1, EM_SAVE_IN(0), shape_unary_float,
-          K(clamp), bw_clamp);
-
-/* ----------------------------------------------------------------- comparisons (no grad) */
-
-DEFINE_OP(lt, "lt", NULL, 2, 0, shape_compare, K(lt), NULL);
-DEFINE_OP(le, "le", NULL, 2, 0, shape_compare, K(le), NULL);
-DEFINE_OP(gt, "gt", NULL, 2, 0, shape_compare, K(gt), NULL);
-DEFINE_OP(ge, "ge", NULL, 2, 0, shape_compare, K(ge), NULL);
-DEFINE_OP(eq, "eq", NULL, 2, 0, shape_compare, K(eq), NULL);
-DEFINE_OP(ne, "ne", NULL, 2, 0, shape_compare, K(ne), NULL);
-
-/* ----------------------------------------------------------------- selection */
-
-/* where(cond, a, b):  da = cond ? g : 0, db = cond ? 0 : g;  cond gets none */
-static em_status bw_where(em_bw *b)
-{
-    em_tensor *g = b->grad_out, *cond = b->saved[0];
-    if (b->needs[1])
-        b->grad_in[1] = em_where(cond, g, zero_like_scalar(g));
-    if (b->needs[2])
-        b->grad_in[2] = em_masked_fill(g, cond, 0.0);
-    return EM_OK;
-}
-DEFINE_OP(where, "where", "WhereBackward0", 3, EM_SAVE_IN(0), shape_where, K(where), bw_where);
-
-/* masked_fill(a, mask, v):  da = mask ? 0 : g */
-static em_status bw_masked_fill(em_bw *b)
-{
-    b->grad_in[0] = em_masked_fill(b->grad_out, b->saved[1], 0.0);
-    return EM_OK;
-}
-DEFINE_OP(masked_fill, "masked_fill", "MaskedFillBackward0", 2, EM_SAVE_IN(1), shape_masked_fill,
-          K(masked_fill), bw_masked_fill);
-
-/* ----------------------------------------------------------------- copies and fills */
-
-static em_status shape_same(em_call *c)
-{
-    em__tensor *a = c->in[0];
-    c->out_ndim = a->ndim;
-    memcpy(c->out_shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
-    c->out_dtype = a->dtype;
-    return EM_OK;
-}
-
-/* clone: out = a (contiguous);  da = g */
-DEFINE_OP(clone, "clone", "CloneBackward0", 1, 0, shape_same, K(copy), bw_pass);
-
-/* cast to dtype p.i[0]:  da = g cast back */
-static em_status shape_cast(em_call *c)
-{
-    em_dtype to = (em_dtype)c->p.i[0];
-    if (em_dtype_size(to) == 0)
-        return em__error(c->ctx, EM_ERR_DTYPE, "to: invalid dtype %d", (int)to);
-    shape_same(c);
-    c->out_dtype = to;
-    return EM_OK;
-}
-static em_status bw_cast(em_bw *b)
-{
-    b->grad_in[0] = em_to_dtype(b->grad_out, b->in_dtype[0]);
-    return EM_OK;
-}
-const em_op em__op_cast = {.name = "to", .grad_fn = "ToCopyBackward0", .arity = 1,
-                           .kernel = K(copy), .shape = shape_cast, .forward = fw_kernel,
-                           .backward = bw_cast};
-
-/* self.copy_(src): in = {self, src}; out = src broadcast and cast to self's dtype.
- * dself = 0, dsrc = g (cast back to src's dtype) */
-static em_status shape_copy_(em_call *c)
-{
-    em__tensor *self = c->in[0], *src = c->in[1];
-    int64_t tmp[EM_MAX_DIMS];
-    int nt;
-    if (em__broadcast_shapes(c->ctx, "copy_", self->ndim, self->shape, src->ndim, src->shape,
-                             &nt, tmp) != EM_OK)
-        return c->ctx->status;
-    c->out_ndim = self->ndim;
-    memcpy(c->out_shape, self->shape, sizeof(int64_t) * (size_t)self->ndim);
-    c->out_dtype = self->dtype;
-    return EM_OK;
-}
-static em_status fw_copy_(em_call *c)
-{
-    em__tensor *in[1] = {c->in[1]};
-    return em__launch(c->ctx, K(copy), c->out, in, 1, NULL, NULL);
-}
-static em_status bw_copy_(em_bw *b)
-{
-    if (b->needs[0])
-        b->grad_in[0] = em_zeros_like(b->grad_out);
-    if (b->needs[1])
-        b->grad_in[1] = em_to_dtype(b->grad_out, b->in_dtype[1]);
-    return EM_OK;
-}
-const em_op em__op_copy_ = {.name = "copy", .grad_fn = "CopyBackwards", .arity = 2,
-                            .kernel = K(copy), .shape = shape_copy_, .forward = fw_copy_,
-                            .backward = bw_copy_};
-
-/* self.fill_(v) / zero_(): in = {self}; dself = 0 */
-static em_status fw_fill(em_call *c)
-{
-    return em__launch(c->ctx, K(fill), c->out, NULL, 0, c->p.s, NULL);
-}
-static em_status bw_zero(em_bw *b)
-{
-    b->grad_in[0] = em_zeros_like(b->grad_out);
-    return EM_OK;
-}
-const em_op em__op_fill_ = {.name = "fill", .grad_fn = "FillBackward2", .arity = 1,
-                            .kernel = K(fill), .shape = shape_same, .forward = fw_fill,
-                            .backward = bw_zero};
-const em_op em__op_zero_ = {.name = "zero", .grad_fn = "ZeroBackward0", .arity = 1,
-                            .kernel = K(fill), .shape = shape_same, .forward = fw_fill,
-                            .backward = bw_zero};
+DEFINE_OP(clamp, "clamp", "ClampBackward1", 1, EM_SAVE_IN(0), shape_clamp, K(clamp), fw_clamp,
+          bw_clamp);
+DEFINE_OP(clamp_min, "clamp_min", "ClampMinBackward0", 1, EM_SAVE_IN(0), shape_clamp, K(clamp),
+          fw_clamp, bw_clamp);
+DEFINE_OP(clamp_max, "clamp_max", "ClampMaxBackward0", 1, EM_SAVE_IN(0), shape_clamp, K(clamp),
+          fw_clamp, bw_clamp);
 
 /* ================================================================= public API */
 
-static em_tensor *run(const em_op *op, em_tensor *a, em_tensor *b, em_tensor *c3, double s0,
-                      double s1)
+static em_tensor *run(const em_op *op, em_tensor *a, em_tensor *b, double s0, double s1)
 {
-    em_tensor *in[3] = {a, b, c3};
+    em_tensor *in[2] = {a, b};
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.s[0] = s0;
@@ -497,29 +496,31 @@ static em_tensor *run(const em_op *op, em_tensor *a, em_tensor *b, em_tensor *c3
     return em__apply_h(op, in, op->arity, &p);
 }
 
-EMBER_API em_tensor *em_add(em_tensor *a, em_tensor *b) { return run(&em__op_add, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_sub(em_tensor *a, em_tensor *b) { return run(&em__op_sub, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_mul(em_tensor *a, em_tensor *b) { return run(&em__op_mul, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_div(em_tensor *a, em_tensor *b) { return run(&em__op_div, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_maximum(em_tensor *a, em_tensor *b) { return run(&em__op_maximum, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_minimum(em_tensor *a, em_tensor *b) { return run(&em__op_minimum, a, b, NULL, 0, 0); }
+EMBER_API em_tensor *em_add(em_tensor *a, em_tensor *b) { return run(&em__op_add, a, b, 0, 0); }
+EMBER_API em_tensor *em_sub(em_tensor *a, em_tensor *b) { return run(&em__op_sub, a, b, 0, 0); }
+EMBER_API em_tensor *em_mul(em_tensor *a, em_tensor *b) { return run(&em__op_mul, a, b, 0, 0); }
+EMBER_API em_tensor *em_div(em_tensor *a, em_tensor *b) { return run(&em__op_div, a, b, 0, 0); }
+EMBER_API em_tensor *em_maximum(em_tensor *a, em_tensor *b) { return run(&em__op_maximum, a, b, 0, 0); }
+EMBER_API em_tensor *em_minimum(em_tensor *a, em_tensor *b) { return run(&em__op_minimum, a, b, 0, 0); }
 
-EMBER_API em_tensor *em_add_scalar(em_tensor *a, double s) { return run(&em__op_add_scalar, a, NULL, NULL, s, 0); }
-EMBER_API em_tensor *em_sub_scalar(em_tensor *a, double s) { return run(&em__op_sub_scalar, a, NULL, NULL, -s, 0); }
-EMBER_API em_tensor *em_rsub_scalar(em_tensor *a, double s) { return run(&em__op_rsub_scalar, a, NULL, NULL, s, 0); }
-EMBER_API em_tensor *em_mul_scalar(em_tensor *a, double s) { return run(&em__op_mul_scalar, a, NULL, NULL, s, 0); }
-EMBER_API em_tensor *em_div_scalar(em_tensor *a, double s) { return run(&em__op_div_scalar, a, NULL, NULL, s, 0); }
-EMBER_API em_tensor *em_rdiv_scalar(em_tensor *a, double s) { return run(&em__op_rdiv_scalar, a, NULL, NULL, s, 0); }
-EMBER_API em_tensor *em_pow(em_tensor *a, double e) { return run(&em__op_pow_scalar, a, NULL, NULL, e, 0); }
+EMBER_API em_tensor *em_add_scalar(em_tensor *a, double s) { return run(&em__op_add_scalar, a, NULL, s, 0); }
+EMBER_API em_tensor *em_sub_scalar(em_tensor *a, double s) { return run(&em__op_sub_scalar, a, NULL, -s, 0); }
+EMBER_API em_tensor *em_rsub_scalar(em_tensor *a, double s) { return run(&em__op_rsub_scalar, a, NULL, s, 0); }
+EMBER_API em_tensor *em_mul_scalar(em_tensor *a, double s) { return run(&em__op_mul_scalar, a, NULL, s, 0); }
+EMBER_API em_tensor *em_div_scalar(em_tensor *a, double s) { return run(&em__op_div_scalar, a, NULL, s, 0); }
+EMBER_API em_tensor *em_pow(em_tensor *a, double e) { return run(&em__op_pow_scalar, a, NULL, e, 0); }
+/* s / a is reciprocal(a) * s, as PyTorch's __rtruediv__ computes it (grad_fn MulBackward0
+ * over ReciprocalBackward0, which saves its result, not a) */
+EMBER_API em_tensor *em_rdiv_scalar(em_tensor *a, double s) { return em_mul_scalar(em_reciprocal(a), s); }
 
-EMBER_API em_tensor *em_neg(em_tensor *a) { return run(&em__op_neg, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_exp(em_tensor *a) { return run(&em__op_exp, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_log(em_tensor *a) { return run(&em__op_log, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_sqrt(em_tensor *a) { return run(&em__op_sqrt, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_abs(em_tensor *a) { return run(&em__op_abs, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_relu(em_tensor *a) { return run(&em__op_relu, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_tanh(em_tensor *a) { return run(&em__op_tanh, a, NULL, NULL, 0, 0); }
-EMBER_API em_tensor *em_sigmoid(em_tensor *a) { return run(&em__op_sigmoid, a, NULL, NULL, 0, 0); }
+EMBER_API em_tensor *em_neg(em_tensor *a) { return run(&em__op_neg, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_exp(em_tensor *a) { return run(&em__op_exp, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_log(em_tensor *a) { return run(&em__op_log, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_sqrt(em_tensor *a) { return run(&em__op_sqrt, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_abs(em_tensor *a) { return run(&em__op_abs, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_relu(em_tensor *a) { return run(&em__op_relu, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_tanh(em_tensor *a) { return run(&em__op_tanh, a, NULL, 0, 0); }
+EMBER_API em_tensor *em_sigmoid(em_tensor *a) { return run(&em__op_sigmoid, a, NULL, 0, 0); }
 
 static em_tensor *clamp_checked(const em_op *op, em_tensor *a, double lo, double hi)
 {
@@ -529,108 +530,17 @@ static em_tensor *clamp_checked(const em_op *op, em_tensor *a, double lo, double
     if (isnan(lo) || isnan(hi))
         return em__error(t->ctx, EM_ERR_INVALID, "%s: bounds must not be NaN (use "
                          "em_clamp_min/em_clamp_max for one-sided clamps)", op->name), NULL;
-    return run(op, a, NULL, NULL, lo, hi);
+    return run(op, a, NULL, lo, hi);
 }
 EMBER_API em_tensor *em_clamp(em_tensor *a, double lo, double hi) { return clamp_checked(&em__op_clamp, a, lo, hi); }
 EMBER_API em_tensor *em_clamp_min(em_tensor *a, double lo) { return clamp_checked(&em__op_clamp_min, a, lo, INFINITY); }
 EMBER_API em_tensor *em_clamp_max(em_tensor *a, double hi) { return clamp_checked(&em__op_clamp_max, a, -INFINITY, hi); }
 
-EMBER_API em_tensor *em_lt(em_tensor *a, em_tensor *b) { return run(&em__op_lt, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_le(em_tensor *a, em_tensor *b) { return run(&em__op_le, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_gt(em_tensor *a, em_tensor *b) { return run(&em__op_gt, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_ge(em_tensor *a, em_tensor *b) { return run(&em__op_ge, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_eq(em_tensor *a, em_tensor *b) { return run(&em__op_eq, a, b, NULL, 0, 0); }
-EMBER_API em_tensor *em_ne(em_tensor *a, em_tensor *b) { return run(&em__op_ne, a, b, NULL, 0, 0); }
-
-/* Compare with a scalar: the scalar becomes a 0-dim tensor of a's dtype, broadcast. */
-static em_tensor *compare_scalar(const em_op *op, em_tensor *h, double s)
-{
-    em__tensor *a = em__obj(h);
-    if (!a)
-        return NULL;
-    em__tensor *st = em__tensor_new(a->ctx, a->dtype, 0, NULL);
-    if (!st)
-        return NULL;
-    double p[4] = {s, 0, 0, 0};
-    em__tensor *r = NULL;
-    if (em__launch(a->ctx, K(fill), st, NULL, 0, p, NULL) == EM_OK) {
-        em__tensor *in[2] = {a, st};
-        r = em__apply(op, in, 2, NULL);
-    }
-    em__tensor_unref(st);
-    return em__give(r);
-}
-EMBER_API em_tensor *em_lt_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_lt, a, s); }
-EMBER_API em_tensor *em_le_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_le, a, s); }
-EMBER_API em_tensor *em_gt_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_gt, a, s); }
-EMBER_API em_tensor *em_ge_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_ge, a, s); }
-EMBER_API em_tensor *em_eq_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_eq, a, s); }
-EMBER_API em_tensor *em_ne_scalar(em_tensor *a, double s) { return compare_scalar(&em__op_ne, a, s); }
-
-EMBER_API em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b)
-{
-    return run(&em__op_where, cond, a, b, 0, 0);
-}
-
-EMBER_API em_tensor *em_masked_fill(em_tensor *a, em_tensor *mask, double value)
-{
-    return run(&em__op_masked_fill, a, mask, NULL, value, 0);
-}
-
-static em_status all_true(em__tensor *mask, bool *out)
-{
-    if (mask->dtype != EM_BOOL)
-        return em__error(mask->ctx, EM_ERR_DTYPE, "em_all: expected a bool tensor, got %s",
-                         em_dtype_name(mask->dtype));
-    int64_t n = em__numel(mask->ndim, mask->shape);
-    uint8_t *h = em__malloc((size_t)n);
-    if (!h)
-        return em__error(mask->ctx, EM_ERR_OOM, "em_all: out of memory");
-    em_status st = em__to_host_as(mask, EM_BOOL, h);
-    if (st == EM_OK) {
-        *out = true;
-        for (int64_t i = 0; i < n; i++)
-            if (!h[i]) {
-                *out = false;
-                break;
-            }
-    }
-    free(h);
-    return st;
-}
-
-EMBER_API em_status em_all(em_tensor *mask_h, bool *out)
-{
-    if (!mask_h || !out)
-        return em__error_global(EM_ERR_INVALID, "em_all: NULL argument");
-    em__tensor *mask = em__obj(mask_h);
-    return mask ? all_true(mask, out) : EM_ERR_FREED;
-}
-
-EMBER_API em_status em_equal(em_tensor *ah, em_tensor *bh, bool *out)
-{
-    if (!ah || !bh || !out)
-        return em__error_global(EM_ERR_INVALID, "em_equal: NULL argument");
-    em__tensor *a = em__obj(ah), *b = em__obj(bh);
-    if (!a || !b)
-        return EM_ERR_FREED;
-    *out = false;
-    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim))
-        return EM_OK;
-    em__tensor *in[2] = {a, b};
-    em__tensor *m = em__apply(&em__op_eq, in, 2, NULL);
-    if (!m)
-        return a->ctx->status;
-    em_status st = all_true(m, out);
-    em__tensor_unref(m);
-    return st;
-}
-
 /* ----------------------------------------------------------------- in-place */
 
 static em_status inplace(const em_op *op, em_tensor *self, em_tensor *other, double s0, double s1)
 {
-    em_tensor *in[3] = {self, other, NULL};
+    em_tensor *in[2] = {self, other};
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.s[0] = s0;
@@ -641,15 +551,20 @@ static em_status inplace(const em_op *op, em_tensor *self, em_tensor *other, dou
 EMBER_API em_status em_add_(em_tensor *self, em_tensor *other) { return inplace(&em__op_add, self, other, 0, 0); }
 EMBER_API em_status em_sub_(em_tensor *self, em_tensor *other) { return inplace(&em__op_sub, self, other, 0, 0); }
 EMBER_API em_status em_mul_(em_tensor *self, em_tensor *other) { return inplace(&em__op_mul, self, other, 0, 0); }
+EMBER_API em_status em_div_(em_tensor *self, em_tensor *other) { return inplace(&em__op_div, self, other, 0, 0); }
 EMBER_API em_status em_add_scalar_(em_tensor *self, double s) { return inplace(&em__op_add_scalar, self, NULL, s, 0); }
+EMBER_API em_status em_sub_scalar_(em_tensor *self, double s) { return inplace(&em__op_sub_scalar, self, NULL, -s, 0); }
 EMBER_API em_status em_mul_scalar_(em_tensor *self, double s) { return inplace(&em__op_mul_scalar, self, NULL, s, 0); }
-EMBER_API em_status em_zero_(em_tensor *self) { return inplace(&em__op_zero_, self, NULL, 0, 0); }
-EMBER_API em_status em_fill_(em_tensor *self, double v) { return inplace(&em__op_fill_, self, NULL, v, 0); }
-EMBER_API em_status em_copy_(em_tensor *self, em_tensor *src) { return inplace(&em__op_copy_, self, src, 0, 0); }
-EMBER_API em_status em_masked_fill_(em_tensor *self, em_tensor *mask, double v)
-{
-    return inplace(&em__op_masked_fill, self, mask, v, 0);
-}
+EMBER_API em_status em_div_scalar_(em_tensor *self, double s) { return inplace(&em__op_div_scalar, self, NULL, s, 0); }
+EMBER_API em_status em_pow_(em_tensor *self, double e) { return inplace(&em__op_pow_scalar, self, NULL, e, 0); }
+EMBER_API em_status em_neg_(em_tensor *self) { return inplace(&em__op_neg, self, NULL, 0, 0); }
+EMBER_API em_status em_exp_(em_tensor *self) { return inplace(&em__op_exp, self, NULL, 0, 0); }
+EMBER_API em_status em_log_(em_tensor *self) { return inplace(&em__op_log, self, NULL, 0, 0); }
+EMBER_API em_status em_sqrt_(em_tensor *self) { return inplace(&em__op_sqrt, self, NULL, 0, 0); }
+EMBER_API em_status em_abs_(em_tensor *self) { return inplace(&em__op_abs, self, NULL, 0, 0); }
+EMBER_API em_status em_relu_(em_tensor *self) { return inplace(&em__op_relu, self, NULL, 0, 0); }
+EMBER_API em_status em_tanh_(em_tensor *self) { return inplace(&em__op_tanh, self, NULL, 0, 0); }
+EMBER_API em_status em_sigmoid_(em_tensor *self) { return inplace(&em__op_sigmoid, self, NULL, 0, 0); }
 EMBER_API em_status em_clamp_(em_tensor *self, double lo, double hi)
 {
     em__tensor *t = em__obj(self);

@@ -1,7 +1,8 @@
 /* core/ops/reduce.c — sum and mean, over everything or over chosen dims (keepdim).
  * Shape legend: a [d0..dn]; out has the reduced dims removed (or 1 with keepdim); g has
  * out's shape, and the gradient is g broadcast back over the reduced dims (scaled 1/n for
- * mean). */
+ * mean). As PyTorch, a bool or integer tensor sums to i64 (converted first, then the sum
+ * kernel on i64), and its mean is an error. */
 #include "config.h"
 #include "internal.h"
 
@@ -12,9 +13,11 @@
 static em_status shape_reduce(em_call *c)
 {
     em__tensor *a = c->in[0];
-    if (a->dtype != EM_F32 && a->dtype != EM_F64)
-        return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
-                         "got %s", c->op->name, em_dtype_name(a->dtype));
+    bool floating = em_dtype_is_floating(a->dtype);
+    if (!floating && !strcmp(c->op->name, "mean"))
+        return em__error(c->ctx, EM_ERR_DTYPE, "mean(): could not infer output dtype. Input dtype "
+                         "must be either a floating point or complex dtype. Got: %s (convert with "
+                         "em_to_dtype)", em_dtype_name(a->dtype));
     bool keep = c->p.i[0] != 0;
     int n = 0;
     for (int d = 0; d < a->ndim; d++) {
@@ -26,7 +29,7 @@ static em_status shape_reduce(em_call *c)
         }
     }
     c->out_ndim = n;
-    c->out_dtype = a->dtype;
+    c->out_dtype = floating ? a->dtype : EM_I64;
     return EM_OK;
 }
 
@@ -52,7 +55,11 @@ static em_status fw_reduce(em_call *c, bool mean)
     em__tensor *kv = keepdim_view(c->out, a, c->p.dim_mask);
     if (!kv)
         return c->ctx->status;
-    em_status st = em__launch_reduce(c->ctx, EM_KERNEL_OFFSET(sum), kv, a, scale);
+    em__tensor *cast = a->dtype != c->out_dtype ? em__cast(a, c->out_dtype) : NULL;
+    em_status st = a->dtype != c->out_dtype && !cast
+                       ? c->ctx->status
+                       : em__launch_reduce(c->ctx, EM_KERNEL_OFFSET(sum), kv, cast ? cast : a, scale);
+    em__tensor_unref(cast);
     em__tensor_unref(kv);
     return st;
 }
@@ -119,6 +126,8 @@ static em_tensor *reduce_dims(const em_op *op, em_tensor *h, int ndims, const in
     em_op_params p;
     memset(&p, 0, sizeof p);
     p.i[0] = keepdim;
+    if (ndims == 0)   /* x.sum(dim=[]): every dim */
+        p.dim_mask = a->ndim ? (uint32_t)((1u << a->ndim) - 1) : 0;
     for (int i = 0; i < ndims; i++) {
         bool ok;
         int d = em__wrap_dim(a->ctx, dims[i], a->ndim, op->name, &ok);

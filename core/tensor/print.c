@@ -1,8 +1,10 @@
 /* core/tensor/print.c — tensors as PyTorch prints them (torch/_tensor_str.py, 1.13): one formatter
- * chosen from the displayed values (integral -> "1.", else fixed with `precision`
- * decimals, scientific when the range demands it), `...` summaries beyond `threshold`
- * elements, lines wrapped at `linewidth`, then the suffixes (device, dtype, grad_fn or
- * requires_grad). Byte-for-byte equality with PyTorch is tested. */
+ * chosen from the displayed values (floats: integral -> "1.", else fixed with `precision`
+ * decimals, scientific when the range demands it; integers and bool: as written, padded to
+ * the widest), `...` summaries beyond `threshold` elements, lines wrapped at `linewidth`,
+ * then the suffixes (device, dtype — omitted for f32, i64 and bool unless the tensor is
+ * empty, where only f32 goes without — grad_fn or requires_grad). Byte-for-byte equality
+ * with PyTorch is tested. */
 #include "config.h"
 #include "internal.h"
 
@@ -53,15 +55,17 @@ static void sb_spaces(sbuf *b, int n)
 /* ----------------------------------------------------------------- formatter */
 
 typedef struct fmt {
-    bool floating, int_mode, sci_mode;
+    bool floating, boolean, int_mode, sci_mode;
     int max_width, precision;
 } fmt;
 
-/* One value as text without padding. */
-static int format_raw(const fmt *f, double v, char *out, size_t n)
+/* One value as text without padding (integers come exactly from iv). */
+static int format_raw(const fmt *f, double v, int64_t iv, char *out, size_t n)
 {
+    if (f->boolean)
+        return snprintf(out, n, "%s", iv != 0 ? "True" : "False");
     if (!f->floating)
-        return snprintf(out, n, "%s", v != 0 ? "True" : "False");
+        return snprintf(out, n, "%lld", (long long)iv);
     if (isnan(v))
         return snprintf(out, n, "nan");
     if (isinf(v))
@@ -74,7 +78,8 @@ static int format_raw(const fmt *f, double v, char *out, size_t n)
 }
 
 typedef struct printer {
-    const double *data;       /* row-major values (bool as 0/1) */
+    const double *data;       /* row-major values of a float tensor, or NULL */
+    const int64_t *idata;     /* those of an integer or bool tensor (bool as 0/1), or NULL */
     int ndim;
     const int64_t *shape;
     int64_t strides[EM_MAX_DIMS];
@@ -86,10 +91,11 @@ typedef struct printer {
     double amin, amax;
 } printer;
 
-static void stat_value(printer *p, double v)
+static void stat_value(printer *p, double v, int64_t iv)
 {
     if (!p->f.floating) {
-        int w = v != 0 ? 4 : 5;
+        char buf[32];
+        int w = format_raw(&p->f, v, iv, buf, sizeof buf);
         if (w > p->f.max_width)
             p->f.max_width = w;
         return;
@@ -110,11 +116,21 @@ static void stat_value(printer *p, double v)
         p->f.int_mode = false;
 }
 
+static double dval(const printer *p, int64_t i)
+{
+    return p->data ? p->data[i] : (double)p->idata[i];
+}
+
+static int64_t ival(const printer *p, int64_t i)
+{
+    return p->idata ? p->idata[i] : 0;
+}
+
 /* Visit the displayed elements (what get_summarized_data keeps). */
-static void visit(printer *p, int dim, int64_t base, void (*fn)(printer *, double))
+static void visit(printer *p, int dim, int64_t base, void (*fn)(printer *, double, int64_t))
 {
     if (p->ndim == 0) {
-        fn(p, p->data[0]);
+        fn(p, dval(p, 0), ival(p, 0));
         return;
     }
     int64_t n = p->shape[dim];
@@ -124,18 +140,18 @@ static void visit(printer *p, int dim, int64_t base, void (*fn)(printer *, doubl
             i = n - p->edge;
         int64_t off = base + i * p->strides[dim];
         if (dim == p->ndim - 1)
-            fn(p, p->data[off]);
+            fn(p, dval(p, off), ival(p, off));
         else
             visit(p, dim + 1, off, fn);
     }
 }
 
-static void width_value(printer *p, double v)
+static void width_value(printer *p, double v, int64_t iv)
 {
     if (!p->f.floating || !isfinite(v) || v == 0)
         return;
     char buf[64];
-    int w = format_raw(&p->f, v, buf, sizeof buf);
+    int w = format_raw(&p->f, v, iv, buf, sizeof buf);
     if (p->f.int_mode && !p->f.sci_mode)
         w = (int)strlen(buf);   /* "%.0f." already includes the dot PyTorch adds */
     if (w > p->f.max_width)
@@ -158,10 +174,10 @@ static void build_formatter(printer *p)
     visit(p, 0, 0, width_value);
 }
 
-static void put_value(printer *p, sbuf *b, double v)
+static void put_value(printer *p, sbuf *b, int64_t i)
 {
     char buf[64];
-    int w = format_raw(&p->f, v, buf, sizeof buf);
+    int w = format_raw(&p->f, dval(p, i), ival(p, i), buf, sizeof buf);
     sb_spaces(b, p->f.max_width - w);
     sb_puts(b, buf);
 }
@@ -193,7 +209,7 @@ static void put_vector(printer *p, sbuf *b, int64_t base, int indent)
             sb_puts(b, " ...");
         } else {
             int64_t i = cut && k > p->edge ? n - (count - k) : k;
-            put_value(p, b, p->data[base + i * st]);
+            put_value(p, b, base + i * st);
         }
         on_line++;
     }
@@ -250,6 +266,19 @@ static void add_suffixes(sbuf *b, int indent, int linewidth, const char *const *
     sb_puts(b, ")");
 }
 
+/* torch.<name> of a dtype */
+static const char *torch_dtype(em_dtype dt)
+{
+    switch (dt) {
+    case EM_F32: return "float32";
+    case EM_F64: return "float64";
+    case EM_BOOL: return "bool";
+    case EM_I64: return "int64";
+    case EM_I32: return "int32";
+    default: return "uint8";
+    }
+}
+
 EMBER_API char *em_tensor_str(em_tensor *h)
 {
     if (!h) {
@@ -261,14 +290,15 @@ EMBER_API char *em_tensor_str(em_tensor *h)
         return NULL;
     em_context *ctx = t->ctx;
     int64_t numel = em__numel(t->ndim, t->shape);
-    double *data = NULL;
+    bool floating = em_dtype_is_floating(t->dtype);
+    void *data = NULL;   /* doubles for a float tensor, else int64_t */
     if (numel > 0) {
-        data = em__malloc(sizeof(double) * (size_t)numel);
+        data = em__malloc(8 * (size_t)numel);
         if (!data) {
             em__error(ctx, EM_ERR_OOM, "em_tensor_str: out of memory");
             return NULL;
         }
-        if (em__to_host_as(t, EM_F64, data) != EM_OK) {
+        if (em__to_host_as(t, floating ? EM_F64 : EM_I64, data) != EM_OK) {
             free(data);
             return NULL;
         }
@@ -296,32 +326,33 @@ EMBER_API char *em_tensor_str(em_tensor *h)
             suffixes[ns] = sfx[ns];
             ns++;
         }
-        if (t->dtype != EM_F32) {
-            em__snprintf(sfx[ns], sizeof sfx[ns], "dtype=torch.%s",
-                         t->dtype == EM_F64 ? "float64" : "bool");
+        if (t->dtype != EM_F32) {   /* nothing shows the dtype: say it */
+            em__snprintf(sfx[ns], sizeof sfx[ns], "dtype=torch.%s", torch_dtype(t->dtype));
             suffixes[ns] = sfx[ns];
             ns++;
         }
     } else {
-        if (t->dtype == EM_F64) {
-            em__snprintf(sfx[ns], sizeof sfx[ns], "dtype=torch.float64");
+        if (t->dtype != EM_F32 && t->dtype != EM_I64 && t->dtype != EM_BOOL) {
+            em__snprintf(sfx[ns], sizeof sfx[ns], "dtype=torch.%s", torch_dtype(t->dtype));
             suffixes[ns] = sfx[ns];
             ns++;
         }
         printer p;
         memset(&p, 0, sizeof p);
-        p.data = data;
+        p.data = floating ? data : NULL;
+        p.idata = floating ? NULL : data;
         p.ndim = t->ndim;
         p.shape = t->shape;
         em__contiguous_strides(t->ndim, t->shape, p.strides);
         p.summarize = numel > ctx->print_threshold;
         p.edge = ctx->print_edgeitems;
         p.linewidth = ctx->print_linewidth;
-        p.f.floating = t->dtype != EM_BOOL;
+        p.f.floating = floating;
+        p.f.boolean = t->dtype == EM_BOOL;
         p.f.precision = ctx->print_precision;
         build_formatter(&p);
         if (t->ndim == 0)
-            put_value(&p, &b, data[0]);
+            put_value(&p, &b, 0);
         else
             put_tensor(&p, &b, 0, 0, indent);
     }

@@ -182,11 +182,13 @@ static em_tensor *new_filled(em_context *ctx, const char *what, em_dtype dt, int
         return em__error_global(EM_ERR_INVALID, "%s: NULL context", what), NULL;
     if (check_shape(ctx, what, dt, ndim, shape) != EM_OK)
         return NULL;
+    int64_t iv;
+    if (em__scalar_checked(ctx, what, dt, value, &iv) != EM_OK)
+        return NULL;
     em__tensor *t = em__tensor_new(ctx, dt, ndim, shape);
     if (!t)
         return NULL;
-    double p[4] = {value, 0, 0, 0};
-    if (em__launch(ctx, EM_KERNEL_OFFSET(fill), t, NULL, 0, p, NULL) != EM_OK) {
+    if (em__launch_fill(t, value, iv) != EM_OK) {
         em__tensor_unref(t);
         return NULL;
     }
@@ -279,34 +281,72 @@ EMBER_API em_tensor *em_tensor_from_data(em_context *ctx, em_dtype dt, int ndim,
     return em__give(t);
 }
 
+/* torch.arange for an integer dtype: start and step are truncated to integers first (a step
+ * that truncates to 0 is an error); the length is computed from the truncated bounds for
+ * i64 and from the given ones for i32 and u8, as PyTorch does. */
+static em_status arange_int(em_context *ctx, em_dtype dt, double start, double end, double step,
+                            int64_t *n, int64_t *first, int64_t *inc)
+{
+    if (!isfinite(start) || !isfinite(end) || !isfinite(step) || fabs(start) >= 0x1p63 ||
+        fabs(end) >= 0x1p63 || fabs(step) >= 0x1p63)
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: bounds and step must be finite integers "
+                         "for %s (start %g, end %g, step %g)", em_dtype_name(dt), start, end, step);
+    int64_t xs = (int64_t)start, xe = (int64_t)end, xst = (int64_t)step;
+    if (xst == 0)
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: step must be nonzero (step %g truncates "
+                         "to 0 for %s)", step, em_dtype_name(dt));
+    if (!((xst > 0 && xe >= xs) || (xst < 0 && xe <= xs)))
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: upper bound and larger bound inconsistent "
+                         "with step sign (start %g, end %g, step %g)", start, end, step);
+    double len = dt == EM_I64 ? ceil((double)(xe - xs) / (double)xst) : ceil((end - start) / step);
+    if (len > 1e12)
+        return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len);
+    *n = len > 0 ? (int64_t)len : 0;
+    *first = xs;
+    *inc = xst;
+    return EM_OK;
+}
+
+static void host_set_i(em_dtype dt, void *p, int64_t i, int64_t v);
+
 EMBER_API em_tensor *em_arange(em_context *ctx, em_dtype dt, double start, double end, double step)
 {
     if (!ctx)
         return em__error_global(EM_ERR_INVALID, "em_arange: NULL context"), NULL;
-    if (dt != EM_F32 && dt != EM_F64)
-        return em__error(ctx, EM_ERR_DTYPE, "em_arange: dtype must be f32 or f64, got %s",
-                         em_dtype_name(dt)), NULL;
-    if (!(step != 0) || !isfinite(start) || !isfinite(end) || !isfinite(step))
-        return em__error(ctx, EM_ERR_INVALID, "em_arange: step must be non-zero and bounds finite "
-                         "(start %g, end %g, step %g)", start, end, step), NULL;
-    if ((step > 0 && end < start) || (step < 0 && end > start))
-        return em__error(ctx, EM_ERR_INVALID, "em_arange: upper bound and larger bound inconsistent "
-                         "with step sign (start %g, end %g, step %g)", start, end, step), NULL;
-    double len = ceil((end - start) / step);
-    if (len > 1e12)
-        return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len), NULL;
-    int64_t n = (int64_t)len;
+    bool integer = em_dtype_is_integer(dt);
+    if (!integer && dt != EM_F32 && dt != EM_F64)
+        return em__error(ctx, EM_ERR_DTYPE, "em_arange: dtype must be f32, f64, i64, i32 or u8, "
+                         "got %s", em_dtype_name(dt)), NULL;
+    int64_t n, first = 0, inc = 0;
+    if (integer) {
+        if (arange_int(ctx, dt, start, end, step, &n, &first, &inc) != EM_OK)
+            return NULL;
+    } else {
+        if (!(step != 0) || !isfinite(start) || !isfinite(end) || !isfinite(step))
+            return em__error(ctx, EM_ERR_INVALID, "em_arange: step must be non-zero and bounds "
+                             "finite (start %g, end %g, step %g)", start, end, step), NULL;
+        if ((step > 0 && end < start) || (step < 0 && end > start))
+            return em__error(ctx, EM_ERR_INVALID, "em_arange: upper bound and larger bound "
+                             "inconsistent with step sign (start %g, end %g, step %g)", start, end,
+                             step), NULL;
+        double len = ceil((end - start) / step);
+        if (len > 1e12)
+            return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len), NULL;
+        n = (int64_t)len;
+    }
     em__tensor *t = em__tensor_new(ctx, dt, 1, &n);
     if (!t)
         return NULL;
-    void *host = em__malloc((size_t)n * em_dtype_size(dt));
+    void *host = em__malloc((size_t)(n ? n : 1) * em_dtype_size(dt));
     if (!host) {
         em__tensor_unref(t);
         return em__error(ctx, EM_ERR_OOM, "em_arange: out of memory"), NULL;
     }
     for (int64_t i = 0; i < n; i++) {
         double v = start + (double)i * step;
-        if (dt == EM_F32)
+        if (integer)   /* in int64, wrapping as PyTorch's accumulate type then the cast do */
+            host_set_i(dt, host, i, (int64_t)((uint64_t)first + (uint64_t)i * (uint64_t)inc));
+        else if (dt == EM_F32)
             ((float *)host)[i] = (float)v;
         else
             ((double *)host)[i] = v;
@@ -445,21 +485,50 @@ static em_status download(em__tensor *t, void *dst)
     return EM_OK;
 }
 
-static double host_get(em_dtype dt, const void *p, int64_t i)
+static bool host_is_int(em_dtype dt)
+{
+    return !em_dtype_is_floating(dt);
+}
+
+static int64_t host_get_i(em_dtype dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case EM_I64: return ((const int64_t *)p)[i];
+    case EM_I32: return ((const int32_t *)p)[i];
+    default: return ((const uint8_t *)p)[i];   /* u8, bool */
+    }
+}
+
+static double host_get_d(em_dtype dt, const void *p, int64_t i)
 {
     switch (dt) {
     case EM_F32: return ((const float *)p)[i];
     case EM_F64: return ((const double *)p)[i];
-    default: return ((const uint8_t *)p)[i];
+    default: return (double)host_get_i(dt, p, i);
     }
 }
 
-static void host_set(em_dtype dt, void *p, int64_t i, double v)
+static void host_set_i(em_dtype dt, void *p, int64_t i, int64_t v)
+{
+    switch (dt) {
+    case EM_F32: ((float *)p)[i] = (float)v; break;
+    case EM_F64: ((double *)p)[i] = (double)v; break;
+    case EM_I64: ((int64_t *)p)[i] = v; break;
+    case EM_I32: ((int32_t *)p)[i] = (int32_t)em__wrap_int(EM_I32, v); break;
+    case EM_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    default: ((uint8_t *)p)[i] = (uint8_t)em__wrap_int(EM_U8, v); break;
+    }
+}
+
+/* A float converted as the copy kernel does: truncated toward zero (NaN and values out of
+ * int64's range, whose result is unspecified, give 0 rather than undefined behaviour). */
+static void host_set_d(em_dtype dt, void *p, int64_t i, double v)
 {
     switch (dt) {
     case EM_F32: ((float *)p)[i] = (float)v; break;
     case EM_F64: ((double *)p)[i] = v; break;
-    default: ((uint8_t *)p)[i] = v != 0; break;
+    case EM_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    default: host_set_i(dt, p, i, isfinite(v) && fabs(v) < 0x1p63 ? (int64_t)v : 0); break;
     }
 }
 
@@ -468,13 +537,18 @@ em_status em__to_host_as(em__tensor *t, em_dtype dt, void *dst)
     if (dt == t->dtype)
         return download(t, dst);
     int64_t n = em__numel(t->ndim, t->shape);
-    void *tmp = em__malloc((size_t)n * em_dtype_size(t->dtype));
+    void *tmp = em__malloc((size_t)(n ? n : 1) * em_dtype_size(t->dtype));
     if (!tmp)
         return em__error(t->ctx, EM_ERR_OOM, "out of memory reading a tensor to the host");
     em_status st = download(t, tmp);
-    if (st == EM_OK)
-        for (int64_t i = 0; i < n; i++)
-            host_set(dt, dst, i, host_get(t->dtype, tmp, i));
+    if (st == EM_OK) {
+        if (host_is_int(t->dtype))
+            for (int64_t i = 0; i < n; i++)
+                host_set_i(dt, dst, i, host_get_i(t->dtype, tmp, i));
+        else
+            for (int64_t i = 0; i < n; i++)
+                host_set_d(dt, dst, i, host_get_d(t->dtype, tmp, i));
+    }
     free(tmp);
     return st;
 }
@@ -512,23 +586,59 @@ EMBER_API em_status em_tensor_from_host(em_tensor *h, const void *src, size_t by
     return upload(t, src);
 }
 
-EMBER_API em_status em_item_get(em_tensor *h, double *out)
+/* The object of a one-element tensor for em_item*: EM_OK, or the error (recorded). */
+static em_status item_tensor(em_tensor *h, const void *out, const char *what, em__tensor **tp)
 {
     if (!h)
-        return em__error_global(EM_ERR_INVALID, "em_item: NULL tensor");
+        return em__error_global(EM_ERR_INVALID, "%s: NULL tensor", what);
     em__tensor *t = em__obj(h);
     if (!t)
         return EM_ERR_FREED;
     if (!out)
-        return em__error(t->ctx, EM_ERR_INVALID, "em_item: out is NULL");
+        return em__error(t->ctx, EM_ERR_INVALID, "%s: out is NULL", what);
     int64_t n = em__numel(t->ndim, t->shape);
     if (n != 1) {
         char s[160];
         em__shape_str(t->ndim, t->shape, s, sizeof s);
-        return em__error(t->ctx, EM_ERR_SHAPE, "em_item: a Tensor with %lld elements (shape %s) "
-                         "cannot be converted to Scalar", (long long)n, s);
+        return em__error(t->ctx, EM_ERR_SHAPE, "%s: a Tensor with %lld elements (shape %s) "
+                         "cannot be converted to Scalar", what, (long long)n, s);
     }
-    return em__to_host_as(t, EM_F64, out);
+    *tp = t;
+    return EM_OK;
+}
+
+EMBER_API em_status em_item_get(em_tensor *h, double *out)
+{
+    em__tensor *t;
+    em_status st = item_tensor(h, out, "em_item", &t);
+    return st == EM_OK ? em__to_host_as(t, EM_F64, out) : st;
+}
+
+EMBER_API em_status em_item_get_i64(em_tensor *h, int64_t *out)
+{
+    em__tensor *t;
+    em_status st = item_tensor(h, out, "em_item_i64", &t);
+    if (st != EM_OK)
+        return st;
+    if (host_is_int(t->dtype))
+        return em__to_host_as(t, EM_I64, out);
+    double v;
+    st = em__to_host_as(t, EM_F64, &v);
+    if (st != EM_OK)
+        return st;
+    if (!isfinite(v) || fabs(v) >= 0x1p63)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_item_i64: cannot convert float %g to an "
+                         "integer", v);
+    *out = (int64_t)v;
+    return EM_OK;
+}
+
+EMBER_API int64_t em_item_i64(em_tensor *t)
+{
+    int64_t v = 0;
+    if (em_item_get_i64(t, &v) != EM_OK)
+        return 0;
+    return v;
 }
 
 EMBER_API double em_item(em_tensor *t)
