@@ -501,6 +501,8 @@ EM_OP(sum_dims); EM_OP(mean_dims);
 EM_OP(transpose); EM_OP(t); EM_OP(view); EM_OP(reshape_alias); EM_OP(unsafe_view);
 EM_OP(expand); EM_OP(unsqueeze); EM_OP(squeeze);
 EM_OP(clone); EM_OP(cast); EM_OP(copy_); EM_OP(fill_); EM_OP(zero_);
+EM_OP(permute); EM_OP(slice); EM_OP(select); EM_OP(split); EM_OP(split_with_sizes);
+EM_OP(index_select); EM_OP(gather); EM_OP(scatter_add); EM_OP(cat); EM_OP(stack);
 #undef EM_OP
 
 /* ---------------------------------------------------------------- transactions (tensor/txn.c) */
