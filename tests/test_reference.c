@@ -12,8 +12,9 @@
  *
  * Tolerances: floats pass when |got - want| <= tol * (max|want| + |want|) elementwise,
  * max over the compared tensor, with tol 3e-5 for f32 and 1e-10 for f64 (the generator only
- * keeps programs whose f32 and f64 runs agree to 2e-6 on that measure); NaN must meet NaN
- * and infinities must be equal; integers and booleans are exact. */
+ * keeps programs whose f32 and f64 runs agree to 2e-6 on that measure); f64 results of a
+ * program where an f32 tensor took part get f32's tolerance. NaN must meet NaN and
+ * infinities must be equal; integers and booleans are exact. */
 #include "backend_harness.h"
 #include "reference_ops.h"
 
@@ -241,7 +242,7 @@ static em_tensor *make_input(char **tok, int n)
 /* t against the text values tok[0..cnt) of dtype `dtn` and shape (nd, shape); false with
  * the reason in why. */
 static bool compare(em_tensor *t, const char *dtn, int nd, const int64_t *shape, char **vals,
-                    int64_t cnt, char *why, size_t wn)
+                    int64_t cnt, bool f32_tol, char *why, size_t wn)
 {
     em_dtype want_dt = rf_dtype_of(dtn);
     em_dtype dt = em_tensor_dtype(t);
@@ -269,7 +270,7 @@ static bool compare(em_tensor *t, const char *dtn, int nd, const int64_t *shape,
     }
     bool ok = true;
     if (em_dtype_is_floating(dt)) {
-        double tol = dt == EM_F32 ? TOL_F32 : TOL_F64, scale = 0;
+        double tol = dt == EM_F32 || f32_tol ? TOL_F32 : TOL_F64, scale = 0;
         for (int64_t i = 0; i < cnt; i++) {
             double w = strtod(vals[i], NULL);
             if (isfinite(w))
@@ -346,6 +347,7 @@ static void run_program(const prog *p, char *scratch, size_t cap, char **tok)
     em_scope_begin(g_ctx);
     em_tensor *out = NULL, *w = NULL;
     bool want_rg = false, check_grads = false;
+    bool f32 = false;   /* an f32 tensor took part: f64 results have f32's accuracy too */
     for (int l = p->first + 1; l < p->last; l++) {
         const char *line = g_lines[l];
         int n = tokenize(line, scratch, cap, tok);
@@ -359,6 +361,7 @@ static void run_program(const prog *p, char *scratch, size_t cap, char **tok)
                 goto done;
             }
             assert_true(r.n_regs < RF_MAX_REGS);
+            f32 = f32 || em_tensor_dtype(t) == EM_F32;
             inputs[n_in++] = t;
             r.regs[r.n_regs++] = t;
         } else if (tag == 'O') {
@@ -379,6 +382,8 @@ static void run_program(const prog *p, char *scratch, size_t cap, char **tok)
                          ctx_error());
                 goto done;
             }
+            assert_true(r.n_regs < RF_MAX_REGS);
+            f32 = f32 || em_tensor_dtype(t) == EM_F32;
             r.regs[r.n_regs++] = t;
             op_k++;
         } else if (tag == 'R') {
@@ -390,7 +395,8 @@ static void run_program(const prog *p, char *scratch, size_t cap, char **tok)
             int v0 = parse_shape(tok, n, 4, &nd, shape);
             char why[512];
             g_compared++;
-            if (!compare(out, tok[1], nd, shape, tok + v0, n - v0, why, sizeof why)) {
+            assert_int_equal(n - v0, numel_of(nd, shape));
+            if (!compare(out, tok[1], nd, shape, tok + v0, n - v0, f32, why, sizeof why)) {
                 mismatch(K_VALUES, p, "output: %s", why);
                 goto done;
             }
@@ -440,8 +446,9 @@ static void run_program(const prog *p, char *scratch, size_t cap, char **tok)
             }
             em_tensor *x = inputs[k];
             char why[512];
+            assert_int_equal(n - 3, em_tensor_numel(x));
             if (!compare(g, em_dtype_name(em_tensor_dtype(x)), em_tensor_ndim(x), em_tensor_shape(x),
-                         tok + 3, n - 3, why, sizeof why))
+                         tok + 3, n - 3, f32, why, sizeof why))
                 mismatch(K_GRADS, p, "grad of input %d: %s", k, why);
         }
     }
@@ -514,6 +521,7 @@ static void check_kind(int kind)
     if (!rp->count)
         return;
     fputs(rp->text, stdout);
+    fflush(stdout);
     fail_msg("%d programs disagree with PyTorch on %s (listed above)", rp->count, kind_name[kind]);
 }
 

@@ -9,6 +9,8 @@ from chains_vocab import (END, FLOATS, INTS, NONE, REDUCTIONS, TORCH, Input, Op,
 
 
 MAX_NUMEL = 64
+VIEW_OPS = {"transpose", "t", "permute", "narrow", "select", "slice", "view", "reshape", "expand",
+            "unsqueeze", "squeeze", "flatten", "split", "chunk", "detach"}
 SPECIALS = 0.06     # how often a float input holds one NaN or infinity
 
 class Builder:
@@ -18,6 +20,10 @@ class Builder:
         self.r = rng
         self.steps = []
         self.regs = []      # tensors of the act run
+        # whether a register's memory layout is the same in ember: inputs and views of such
+        # tensors are; a computed result is contiguous in ember, and in PyTorch only when
+        # the inputs' layout let it be (PyTorch's results follow their inputs' strides)
+        self.faithful = []
         self.error = None   # (op index, message)
         self.n_ops = 0
 
@@ -55,6 +61,7 @@ class Builder:
         inp = Input(dt, shape, layout, bool(rg and dt in FLOATS), vals)
         self.steps.append(inp)
         self.regs.append(inp.build())
+        self.faithful.append(True)
         return Reg(len(self.regs) - 1)
 
     # -- ops
@@ -71,6 +78,11 @@ class Builder:
         if not isinstance(t, torch.Tensor):
             raise AssertionError("op %s returned %r" % (name, type(t)))
         self.regs.append(t)
+        first = args[0][0] if isinstance(args[0], list) else args[0]
+        if name in VIEW_OPS or name.endswith("_"):
+            self.faithful.append(self.faithful[first.i])
+        else:
+            self.faithful.append(t.is_contiguous())
         return Reg(len(self.regs) - 1)
 
     def t(self, reg):
@@ -395,6 +407,8 @@ def g_view(b, x):
         n = r.randint(1, size + 1)
         pieces = torch.chunk(t.detach(), n, d % nd)
         return k, [x, n, d, r.randrange(len(pieces))]
+    if k == "view" and not b.faithful[x.i]:
+        return None     # whether a view is possible depends on a layout ember need not share
     if k in ("view", "reshape"):
         n = t.numel()
         ns = factor_shape(r, n)
@@ -512,6 +526,7 @@ def g_reduce(b, x):
     t = b.t(x)
     r = b.r
     nd = t.dim()
+    shape = list(t.shape)
     names = ["sum", "sum_dims", "max", "min", "max_dim_values", "max_dim_indices",
              "min_dim_values", "min_dim_indices", "argmax", "argmin", "prod", "prod_dim",
              "any", "any_dim", "sum_dims"]
@@ -525,19 +540,28 @@ def g_reduce(b, x):
         return None      # PyTorch's any of u8 gives u8; ember's gives bool
     if name in ("sum", "mean", "max", "min", "prod", "any"):
         return name, [x]
+    # var / std of fewer than 2 elements: PyTorch's gradient special-cases the degenerate
+    # 0 / 0 (inf or NaN by a rule of its own), not worth matching
     if name in ("var", "std"):
+        if t.numel() < 2 and not bad(b):
+            return None
         return name, [x, r.randint(0, 1)]
     if name in ("sum_dims", "mean_dims", "var_dims", "std_dims", "logsumexp"):
-        if name == "logsumexp" and nd == 0:
+        if name in ("logsumexp", "var_dims", "std_dims") and nd == 0:
             return None
         dims = list(range(nd))
         r.shuffle(dims)
-        dims = dims[:r.randint(0 if name != "logsumexp" else 1, nd)]
+        # (PyTorch 1.13's var / std backward is wrong for dim=[]: they get at least one dim)
+        dims = dims[:r.randint(1 if name in ("logsumexp", "var_dims", "std_dims") else 0, nd)]
+        if not dims and name != "sum_dims" and name != "mean_dims":
+            return None
         dims = [d - nd if r.random() < 0.3 else d for d in dims]
         if bad(b):
             dims = dims + [dims[0] if dims else nd]
         keep = r.randint(0, 1)
         if name in ("var_dims", "std_dims"):
+            if numel([shape[d] for d in dims if -nd <= d < nd]) < 2:
+                return None
             return name, [x, dims, r.randint(0, 1), keep]
         return name, [x, dims, keep]
     return name, [x, rdim(b, nd), r.randint(0, 1)]
@@ -705,6 +729,7 @@ def build_program(r):
         if res is None:
             del b.steps[mark[0]:]
             del b.regs[mark[1]:]
+            del b.faithful[mark[1]:]
             continue
         out = b.add_op(*res)
         if b.error:
