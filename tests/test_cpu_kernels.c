@@ -249,6 +249,7 @@ static void test_masks(void **state)
     HAS(pow, F); HAS(floor_divide, F | N); HAS(remainder, F | N);
     HAS(prod, F | I64);
     HAS(max_dim, F | N); HAS(min_dim, F | N); HAS(softmax, F); HAS(log_softmax, F);
+    HAS(index_select, ALL); HAS(gather, ALL); HAS(scatter_add, F | N);
 #undef HAS
 }
 
@@ -947,6 +948,286 @@ static void test_softmax(void **state)
             }
 }
 
+/* ------------------------------------------------------------------ indexing */
+
+/* a distinct value per element (q) of dt */
+static void put_q(int32_t dt, void *b, int64_t i, int64_t q)
+{
+    if (dt == EM_BOOL)
+        puti(dt, b, i, q % 3 == 1);
+    else if (is_float(dt))
+        putd(dt, b, i, (double)q + 0.25);
+    else
+        puti(dt, b, i, dt == EM_I64 ? INT64_MIN + 1000 * q : q * 37);
+}
+
+static void test_index_select(void **state)
+{
+    (void)state;
+    /* x (outer 2, n 4, inner 3) stored (n, inner, outer): (o, j, i) at o + 2*(3j + i);
+     * index [3, 0, 3, 1, 2] at stride 2; out (2, 5, 3) contiguous */
+    int64_t xs[3] = {2, 4, 3}, xst[3] = {1, 6, 2};
+    int64_t ixv[10] = {3, -1, 0, -1, 3, -1, 1, -1, 2, -1}, ish[1] = {5}, ist[1] = {2};
+    int64_t os[3] = {2, 5, 3}, ost[3] = {15, 3, 1};
+    for (int32_t dt = 0; dt < NDT; dt++) {
+        int64_t xb[24], ob[30];
+        for (int q = 0; q < 24; q++)
+            put_q(dt, xb, q, q);
+        memset(ob, 0, sizeof ob);
+        em_kview x = mkv(xb, dt, 0, 3, xs, xst), ix = mkv(ixv, EM_I64, 0, 1, ish, ist),
+                 o = mkv(ob, dt, 0, 3, os, ost);
+        if (callk(K(index_select), &o, NULL, &x, &ix, NULL, 0, 0, NULL, 0) != EM_OK)
+            fail_msg("index_select %s: %s", g_dtn[dt], g_msg);
+        for (int oo = 0; oo < 2; oo++)
+            for (int j = 0; j < 5; j++)
+                for (int i = 0; i < 3; i++) {
+                    int64_t k = ixv[2 * j];
+                    assert_true(getd(dt, ob, 15 * oo + 3 * j + i) ==
+                                getd(dt, xb, oo + 2 * (3 * k + i)));
+                }
+    }
+    /* an index out of range fails without writing */
+    int64_t bad[5] = {0, 1, 4, 2, 0}, s1[1] = {1};
+    float xb[24] = {0}, ob[30];
+    memset(ob, 0x3c, sizeof ob);
+    em_kview x = mkv(xb, EM_F32, 0, 3, xs, xst), ix = mkv(bad, EM_I64, 0, 1, ish, s1),
+             o = mkv(ob, EM_F32, 0, 3, os, ost);
+    assert_int_equal(callk(K(index_select), &o, NULL, &x, &ix, NULL, 0, 0, NULL, 0), EM_ERR_INVALID);
+    assert_non_null(strstr(g_msg, "index 4 is out of bounds"));
+    for (int i = 0; i < 30; i++)
+        assert_true(((unsigned char *)ob)[i * 4] == 0x3c);
+}
+
+static void test_gather(void **state)
+{
+    (void)state;
+    /* PyTorch 1.13: gather([[1, 2], [3, 4]], 1, [[0, 0], [1, 0]]) = [[1, 1], [4, 3]] */
+    {
+        int64_t x[4] = {1, 2, 3, 4}, ix[4] = {0, 0, 1, 0}, o[4];
+        int64_t s22[2] = {2, 2}, st[2] = {2, 1}, dim = 1;
+        em_kview vx = mkv(x, EM_I64, 0, 2, s22, st), vi = mkv(ix, EM_I64, 0, 2, s22, st),
+                 vo = mkv(o, EM_I64, 0, 2, s22, st);
+        assert_int_equal(callk(K(gather), &vo, NULL, &vx, &vi, NULL, 0, 0, &dim, 1), EM_OK);
+        assert_true(o[0] == 1 && o[1] == 1 && o[2] == 4 && o[3] == 3);
+    }
+    /* src (3, 4) stored transposed: (r, c) at r + 3c; index (2, 3), smaller than src in
+     * both dims, stored transposed too: (i, j) at i + 2j; along dim 0 and dim 1 */
+    int64_t xs[2] = {3, 4}, xst[2] = {1, 3}, is[2] = {2, 3}, ist[2] = {1, 2}, ost[2] = {3, 1};
+    const int64_t ivals[2][6] = {{2, 0, 1, 1, 0, 2}, {3, 0, 1, 3, 2, 2}};
+    for (int32_t dt = 0; dt < NDT; dt++)
+        for (int64_t dim = 0; dim < 2; dim++) {
+            int64_t xb[12], ob[6], ib[6];
+            for (int q = 0; q < 12; q++)
+                put_q(dt, xb, q, q);
+            for (int q = 0; q < 6; q++)
+                ib[q] = ivals[dim][q];
+            em_kview x = mkv(xb, dt, 0, 2, xs, xst), ix = mkv(ib, EM_I64, 0, 2, is, ist),
+                     o = mkv(ob, dt, 0, 2, is, ost);
+            if (callk(K(gather), &o, NULL, &x, &ix, NULL, 0, 0, &dim, 1) != EM_OK)
+                fail_msg("gather %s dim %lld: %s", g_dtn[dt], (long long)dim, g_msg);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 3; j++) {
+                    int64_t k = ib[i + 2 * j];
+                    int64_t r = dim == 0 ? k : i, c = dim == 0 ? j : k;
+                    assert_true(getd(dt, ob, 3 * i + j) == getd(dt, xb, r + 3 * c));
+                }
+        }
+    /* out of range along dim 0 (size 3) */
+    int64_t xb[12] = {0}, ob[6] = {0}, ib[6] = {0, 1, 2, 3, 0, 0}, dim = 0;
+    em_kview x = mkv(xb, EM_I64, 0, 2, xs, xst), ix = mkv(ib, EM_I64, 0, 2, is, ist),
+             o = mkv(ob, EM_I64, 0, 2, is, ost);
+    assert_int_equal(callk(K(gather), &o, NULL, &x, &ix, NULL, 0, 0, &dim, 1), EM_ERR_INVALID);
+    assert_non_null(strstr(g_msg, "index 3 is out of bounds for dimension 0 with size 3"));
+}
+
+/* out[q with q[dim] = index[q]] += src[q], sequentially in row-major order of q */
+static void scatter_ref(int32_t dt, void *out, const int64_t *ost, const int64_t *ix,
+                        const int64_t *ist, const void *src, const int64_t *sst,
+                        const int64_t *shape, int dim)
+{
+    for (int64_t i = 0; i < shape[0]; i++)
+        for (int64_t j = 0; j < shape[1]; j++) {
+            int64_t k = ix[i * ist[0] + j * ist[1]];
+            int64_t p = dim == 0 ? k * ost[0] + j * ost[1] : i * ost[0] + k * ost[1];
+            int64_t sp = i * sst[0] + j * sst[1];
+            if (is_float(dt))
+                putd(dt, out, p, dt == EM_F32 ? (double)((float)getd(dt, out, p) +
+                                                         (float)getd(dt, src, sp))
+                                              : getd(dt, out, p) + getd(dt, src, sp));
+            else
+                puti(dt, out, p, (int64_t)((uint64_t)geti(dt, out, p) + (uint64_t)geti(dt, src, sp)));
+        }
+}
+
+static void test_scatter_add(void **state)
+{
+    (void)state;
+    /* out (3, 4) transposed; index and src (2, 4), src strided; collisions */
+    int64_t os[2] = {3, 4}, ost[2] = {1, 3}, is[2] = {2, 4}, ist[2] = {4, 1}, sst[2] = {1, 3};
+    const int64_t ivals[2][8] = {{0, 2, 2, 1, 0, 2, 1, 1}, {3, 3, 0, 1, 3, 2, 3, 3}};
+    const int32_t dts[5] = {EM_F32, EM_F64, EM_I64, EM_I32, EM_U8};
+    for (int t = 0; t < 5; t++)
+        for (int dim = 0; dim < 2; dim++) {
+            int32_t dt = dts[t];
+            int64_t ob[12], rb[12], sb[8], ib[8];
+            for (int q = 0; q < 12; q++) {
+                put_q(dt, ob, q, q + 100);
+                put_q(dt, rb, q, q + 100);
+            }
+            for (int q = 0; q < 8; q++) {
+                put_q(dt, sb, q, 3 * q + 1);
+                ib[q] = ivals[dim][q];
+            }
+            if (dt == EM_U8)
+                puti(dt, sb, 0, 250);    /* wraps */
+            int64_t dm = dim;
+            em_kview o = mkv(ob, dt, 0, 2, os, ost), ix = mkv(ib, EM_I64, 0, 2, is, ist),
+                     s = mkv(sb, dt, 0, 2, is, sst);
+            if (callk(K(scatter_add), &o, NULL, &ix, &s, NULL, 0, 0, &dm, 1) != EM_OK)
+                fail_msg("scatter_add %s dim %d: %s", g_dtn[dt], dim, g_msg);
+            scatter_ref(dt, rb, ost, ib, ist, sb, sst, is, dim);
+            for (int q = 0; q < 12; q++)
+                if (!same_double(getd(dt, ob, q), getd(dt, rb, q)) || geti(dt, ob, q) != geti(dt, rb, q))
+                    fail_msg("scatter_add %s dim %d [%d]: %g, want %g", g_dtn[dt], dim, q,
+                             getd(dt, ob, q), getd(dt, rb, q));
+        }
+    /* PyTorch 1.13: zeros(3, 5).scatter_add_(0, [[0, 1, 2, 0, 0], [2, 0, 0, 1, 2]],
+     * ones(2, 5)) = [[1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [1, 0, 1, 0, 1]] */
+    float o[15] = {0}, s[10];
+    int64_t ix[10] = {0, 1, 2, 0, 0, 2, 0, 0, 1, 2}, dim = 0;
+    for (int i = 0; i < 10; i++)
+        s[i] = 1;
+    int64_t o35[2] = {3, 5}, o35s[2] = {5, 1}, i25[2] = {2, 5};
+    em_kview vo = mkv(o, EM_F32, 0, 2, o35, o35s), vi = mkv(ix, EM_I64, 0, 2, i25, o35s),
+             vs = mkv(s, EM_F32, 0, 2, i25, o35s);
+    assert_int_equal(callk(K(scatter_add), &vo, NULL, &vi, &vs, NULL, 0, 0, &dim, 1), EM_OK);
+    const float want[15] = {1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    for (int i = 0; i < 15; i++)
+        assert_true(o[i] == want[i]);
+    /* bad index: nothing written */
+    ix[7] = 3;
+    assert_int_equal(callk(K(scatter_add), &vo, NULL, &vi, &vs, NULL, 0, 0, &dim, 1), EM_ERR_INVALID);
+    for (int i = 0; i < 15; i++)
+        assert_true(o[i] == want[i]);
+}
+
+/* ------------------------------------------------------------------ threads */
+
+/* Big enough for the pool: results of 3 threads equal those of 1, bit for bit, and
+ * scatter_add's equal a sequential reference (collisions added in index order). */
+static void test_threads_deterministic(void **state)
+{
+    (void)state;
+    em_backend be3;
+    void *dev3;
+    open_inst(&be3, &dev3, "3");
+    const int64_t R = 4096, C = 24, N = R * C;
+    float *src = malloc(sizeof(float) * (size_t)N), *o1 = calloc(64 * C, sizeof(float)),
+          *o3 = calloc(64 * C, sizeof(float)), *ref = calloc(64 * C, sizeof(float));
+    int64_t *ix = malloc(sizeof(int64_t) * (size_t)N), *isrc = malloc(sizeof(int64_t) * (size_t)N);
+    assert_true(src && o1 && o3 && ref && ix && isrc);
+    uint64_t r = 88172645463325252ull;
+    for (int64_t i = 0; i < N; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        src[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0) * 1000.0f;
+        ix[i] = (int64_t)(r % 64);
+        isrc[i] = (int64_t)r;
+    }
+    int64_t is[2] = {R, C}, ist[2] = {C, 1}, os[2] = {64, C}, dim = 0;
+    em_kview vo1 = mkv(o1, EM_F32, 0, 2, os, ist), vo3 = mkv(o3, EM_F32, 0, 2, os, ist);
+    em_kview vi = mkv(ix, EM_I64, 0, 2, is, ist), vs = mkv(src, EM_F32, 0, 2, is, ist);
+    em_kargs k;
+    memset(&k, 0, sizeof k);
+    const em_kview *ins[2] = {&vi, &vs}, *outs[1] = {&vo3};
+    k.struct_size = sizeof k;
+    k.out = &vo3;
+    k.in[0] = &vi;
+    k.in[1] = &vs;
+    k.n_out = 1;
+    k.outs = outs;
+    k.n_in = 2;
+    k.ins = ins;
+    k.ip = &dim;
+    k.n_ip = 1;
+    assert_int_equal(be3.ops->scatter_add(dev3, &k), EM_OK);
+    assert_int_equal(callk(K(scatter_add), &vo1, NULL, &vi, &vs, NULL, 0, 0, &dim, 1), EM_OK);
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < C; j++)
+            ref[ix[i * C + j] * C + j] += src[i * C + j];
+    assert_memory_equal(o1, o3, sizeof(float) * 64 * (size_t)C);
+    assert_memory_equal(o1, ref, sizeof(float) * 64 * (size_t)C);
+
+    /* sum (i64) and prod over dim 0; max_dim and softmax over the middle of (1, R, C) */
+    int64_t s1[24], s3[24], one_c[2] = {1, C};
+    em_kview vin = mkv(isrc, EM_I64, 0, 2, is, ist), vs1 = mkv(s1, EM_I64, 0, 2, one_c, ist),
+             vs3 = mkv(s3, EM_I64, 0, 2, one_c, ist);
+    int64_t sh3[3] = {1, R, C}, st3[3] = {N, C, 1}, oh3[3] = {1, 1, C}, ost3[3] = {C, C, 1};
+    em_kview f3 = mkv(src, EM_F32, 0, 3, sh3, st3);
+    float *sm1 = malloc(sizeof(float) * (size_t)N), *sm3 = malloc(sizeof(float) * (size_t)N);
+    float mv1[64], mv3[64];
+    int64_t mi1[64], mi3[64];
+    em_kview vsm1 = mkv(sm1, EM_F32, 0, 3, sh3, st3), vsm3 = mkv(sm3, EM_F32, 0, 3, sh3, st3);
+    em_kview vm1 = mkv(mv1, EM_F32, 0, 3, oh3, ost3), vm3 = mkv(mv3, EM_F32, 0, 3, oh3, ost3);
+    em_kview vi1 = mkv(mi1, EM_I64, 0, 3, oh3, ost3), vi3 = mkv(mi3, EM_I64, 0, 3, oh3, ost3);
+    for (int kind = 0; kind < 4; kind++) {
+        const em_backend_ops *ops[2] = {g_ops, be3.ops};
+        void *devs[2] = {g_dev, dev3};
+        for (int w = 0; w < 2; w++) {
+            em_kargs a;
+            memset(&a, 0, sizeof a);
+            const em_kview *aouts[2], *ains[1];
+            a.struct_size = sizeof a;
+            a.p[0] = 1.0;
+            a.outs = aouts;
+            a.ins = ains;
+            a.n_in = 1;
+            a.n_out = 1;
+            em_status st;
+            if (kind <= 1) {
+                a.out = aouts[0] = w ? &vs3 : &vs1;
+                a.in[0] = ains[0] = &vin;
+                st = kind == 0 ? ops[w]->sum(devs[w], &a) : ops[w]->prod(devs[w], &a);
+            } else if (kind == 2) {
+                a.out = aouts[0] = w ? &vm3 : &vm1;
+                aouts[1] = w ? &vi3 : &vi1;
+                a.n_out = 2;
+                a.in[0] = ains[0] = &f3;
+                st = ops[w]->max_dim(devs[w], &a);
+            } else {
+                a.out = aouts[0] = w ? &vsm3 : &vsm1;
+                a.in[0] = ains[0] = &f3;
+                st = ops[w]->softmax(devs[w], &a);
+            }
+            assert_int_equal(st, EM_OK);
+        }
+        if (kind <= 1)
+            assert_memory_equal(s1, s3, sizeof s1);
+        else if (kind == 2) {
+            assert_memory_equal(mv1, mv3, sizeof(float) * (size_t)C);
+            assert_memory_equal(mi1, mi3, sizeof(int64_t) * (size_t)C);
+        } else {
+            assert_memory_equal(sm1, sm3, sizeof(float) * (size_t)N);
+        }
+        if (kind == 0) {
+            for (int64_t j = 0; j < C; j++) {
+                uint64_t want = 0;
+                for (int64_t i = 0; i < R; i++)
+                    want += (uint64_t)isrc[i * C + j];
+                assert_true(s1[j] == (int64_t)want);
+            }
+        }
+    }
+    free(sm1);
+    free(sm3);
+    free(src);
+    free(o1);
+    free(o3);
+    free(ref);
+    free(ix);
+    free(isrc);
+    close_inst(&be3, dev3);
+}
+
 /* relu keeps -0 and NaN (PyTorch); relu_backward masks where y <= 0 */
 static void test_relu(void **state)
 {
@@ -994,6 +1275,10 @@ int main(void)
         cmocka_unit_test(test_prod),
         cmocka_unit_test(test_max_min_dim),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_index_select),
+        cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_scatter_add),
+        cmocka_unit_test(test_threads_deterministic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

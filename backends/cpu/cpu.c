@@ -650,6 +650,7 @@ static const em_kernel_dtypes cpu_dtypes = {
     .pow = CPU_FLOAT, .floor_divide = CPU_FINT, .remainder = CPU_FINT,
     .prod = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
     .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
+    .index_select = CPU_ANY, .gather = CPU_ANY, .scatter_add = CPU_FINT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -723,6 +724,9 @@ static const em_backend_ops cpu_ops = {
     .min_dim = cpu_k_min_dim,
     .softmax = cpu_k_softmax,
     .log_softmax = cpu_k_log_softmax,
+    .index_select = cpu_k_index_select,
+    .gather = cpu_k_gather,
+    .scatter_add = cpu_k_scatter_add,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

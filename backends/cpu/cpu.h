@@ -126,6 +126,7 @@ CPU_KERNEL(floor); CPU_KERNEL(ceil); CPU_KERNEL(round); CPU_KERNEL(sign);
 CPU_KERNEL(pow); CPU_KERNEL(floor_divide); CPU_KERNEL(remainder);
 CPU_KERNEL(prod);
 CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_softmax);
+CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
