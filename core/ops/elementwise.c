@@ -137,6 +137,9 @@ static em_status shape_pow_scalar(em_call *c)
     if (!is_float(dt) && e < 0)
         return em__error(c->ctx, EM_ERR_INVALID, "pow: Integers to negative integer powers are not "
                          "allowed (%s tensor ** %g)", em_dtype_name(a->dtype), e);
+    int64_t iv;   /* the exponent is converted to the dtype as PyTorch does (u8 ** 1000 fails) */
+    if (!is_float(dt) && em__scalar_checked(c->ctx, "pow", dt, e, &iv) != EM_OK)
+        return c->ctx->status;
     same_shape(c, dt);
     return EM_OK;
 }
@@ -152,6 +155,12 @@ static em_status shape_clamp(em_call *c)
         for (int i = 0; i < 2; i++)
             integral = integral && (isinf(c->p.s[i]) || em__scalar_integral(c->p.s[i]));
         dt = !integral ? EM_F32 : dt == EM_BOOL ? EM_I64 : dt;
+        /* integer bounds are converted to the dtype as PyTorch does: -1 is u8 255, 300 fails */
+        for (int i = 0; i < 2 && !is_float(dt); i++) {
+            int64_t iv;
+            if (!isinf(c->p.s[i]) && em__scalar_checked(c->ctx, c->op->name, dt, c->p.s[i], &iv))
+                return c->ctx->status;
+        }
     }
     same_shape(c, dt);
     return EM_OK;

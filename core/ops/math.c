@@ -147,8 +147,8 @@ static em_status fw_divmod(em_call *c)
 /* tensor // s, tensor % s: the binary kernel with s as a 0-dim tensor of out's dtype */
 static em_status fw_divmod_scalar(em_call *c)
 {
-    double s = c->p.s[0];
-    if (em_dtype_is_integer(c->out_dtype) && s == 0)
+    double s = c->p.s[0];   /* integral when out is an integer dtype: wrapped to it, as PyTorch */
+    if (em_dtype_is_integer(c->out_dtype) && em__wrap_int(c->out_dtype, (int64_t)s) == 0)
         return zero_division(c);
     em__tensor *in[EM_MAX_ARITY], *tmp[EM_MAX_ARITY];
     em_status st = em__promoted_inputs(c, in, tmp);

@@ -1,12 +1,22 @@
 /* ember/ops.h — differentiable tensor operations. Binary ops broadcast as NumPy; operands
  * must share a context and dtype (no implicit promotion between tensors: use em_to_dtype).
  * Arithmetic is defined for f32/f64, and where PyTorch allows it for the integer dtypes
- * (add, sub, mul, neg, abs, maximum, minimum, clamp, floor_divide, remainder, sign).
+ * (add, sub, mul, neg, abs, maximum, minimum, clamp, relu, floor_divide, remainder, sign,
+ * and pow with a non-negative integral exponent); integer arithmetic wraps as in PyTorch.
  * Tensor-scalar ops promote as PyTorch: an integer (or bool) tensor with a scalar that has
- * a fractional part, or in a true division, gives f32; with a whole scalar it keeps its
- * dtype (bool becomes i64). Comparisons return bool tensors. All return a new tensor (NULL
- * on error, recorded in the context), except in-place ops (suffix _), which return a
- * status. Autograd: see ember/autograd.h; names of the recorded nodes follow PyTorch. */
+ * a fractional part, or in a true division (div, div_scalar, rdiv_scalar), gives f32; with
+ * a whole scalar it keeps its dtype (bool becomes i64), the scalar converted to the dtype
+ * as PyTorch converts it (u8 + 300 is u8 + 44). A scalar is a double, so a whole value
+ * counts as an integer: i64 * 2.0 stays i64 where PyTorch's float 2.0 would give f32.
+ * Functions defined on floats (exp, log, sqrt, tanh, sigmoid, log1p, expm1, sin, cos, erf,
+ * reciprocal) of an integer or bool tensor give f32, as torch.exp(int tensor) does; neg,
+ * abs, relu, sub and rounding of bool tensors, pow_tensor of integers and integer **
+ * negative integer are EM_ERR_DTYPE / EM_ERR_INVALID errors. An in-place op whose result
+ * would have another dtype than self fails ("result type f32 can't be cast to the desired
+ * output type i64"). Comparisons return bool tensors. All return a new tensor (NULL on
+ * error, recorded in the context), except in-place ops (suffix _), which return a status.
+ * Autograd: see ember/autograd.h; names of the recorded nodes follow PyTorch; results that
+ * are not floating never require grad. */
 #ifndef EMBER_OPS_H
 #define EMBER_OPS_H
 
@@ -26,7 +36,9 @@ EMBER_API em_tensor *em_minimum(em_tensor *a, em_tensor *b);
 /* a ** b elementwise (floats). */
 EMBER_API em_tensor *em_pow_tensor(em_tensor *a, em_tensor *b);
 /* Python's // and %: rounded toward -inf; the remainder has the sign of b. Integer
- * division by zero is an error (EM_ERR_INVALID), as in PyTorch. */
+ * division by zero is an error (EM_ERR_INVALID "ZeroDivisionError"), as in PyTorch.
+ * floor_divide is not differentiable: as in PyTorch its result has grad_fn NotImplemented
+ * and a backward through it fails. */
 EMBER_API em_tensor *em_floor_divide(em_tensor *a, em_tensor *b);
 EMBER_API em_tensor *em_remainder(em_tensor *a, em_tensor *b);
 
