@@ -806,6 +806,85 @@ static void test_gradcheck(void **state)
     assert_ok_ctx();
 }
 
+/* ------------------------------------------------------------------ allocation failures */
+
+/* Exported by libember for tests only (not in a public header). */
+void em__test_fail_alloc_after(long n);
+
+typedef struct fault_env {
+    em_tensor *x, *src, *idx, *gidx, *sidx, *big;
+} fault_env;
+
+/* Every op of this file once, forward and backward; the first error status (EM_OK if none). */
+static em_status fault_step(const fault_env *e)
+{
+    em_scope_begin(g_ctx);
+    em_tensor *x = e->x;
+    em_tensor *y1 = em_index_select(x, 1, e->idx);                      /* [3, 4] */
+    em_tensor *y2 = em_gather(x, 1, e->gidx);                           /* [3, 2] */
+    em_tensor *c = em_mul_scalar(x, 1);
+    em_scatter_add_(c, 1, e->sidx, e->src);                             /* [3, 5] */
+    em_tensor *p[3] = {NULL, NULL, NULL};
+    em_split(em_t(x), 2, 0, p, 3);                                      /* [2, 3] [2, 3] [1, 3] */
+    em_tensor *pc = em_cat((em_tensor *[]){p[0], p[2], p[1]}, 3, 0);    /* [5, 3] */
+    em_tensor *cat = em_cat((em_tensor *[]){x, y1, y2, c, em_t(pc), em_narrow(x, 1, 1, 2),
+                                            em_slice(x, 1, 0, EM_END, 2)}, 7, 1);
+    em_tensor *st = em_stack((em_tensor *[]){x, c, em_permute(em_t(x), 2, (const int[]){1, 0}),
+                                             c, em_select(em_unsqueeze(x, 0), 0, 0)}, 5, 1);
+    em_tensor *big = em_index_select(em_flatten(x), 0, e->big);
+    em_tensor *loss = em_add(em_add(em_sum(cat), em_sum(st)), em_sum(big));
+    em_backward(loss);
+    em_tensor_clear_grad(e->x);
+    em_tensor_clear_grad(e->src);
+    em_scope_end(g_ctx);
+    return em_context_status(g_ctx);
+}
+
+static void test_faults(void **state)
+{
+    (void)state;
+    fault_env e;
+    e.x = em_tensor_keep(input(EM_F32, EM_SHAPE(3, 5), 0));
+    e.src = em_tensor_keep(input(EM_F32, EM_SHAPE(2, 3), 1));
+    e.idx = em_tensor_keep(IDX(EM_SHAPE(4), 4, 0, 4, 1));
+    e.gidx = em_tensor_keep(IDX(EM_SHAPE(3, 2), 0, 4, 1, 1, 2, 3));
+    e.sidx = em_tensor_keep(IDX(EM_SHAPE(2, 3), 4, 4, 0, 1, 3, 1));
+    int64_t *bv = malloc(sizeof(int64_t) * 5000);
+    for (int i = 0; i < 5000; i++)
+        bv[i] = (i * 11) % 15;
+    e.big = em_tensor_keep(index_of(EM_SHAPE(5000), bv));
+    free(bv);
+    for (int i = 0; i < 2; i++)   /* warm up the buffer cache */
+        assert_int_equal(fault_step(&e), EM_OK);
+    size_t baseline = em_context_memory_in_use(g_ctx);
+    int n, failures = 0;
+    for (n = 1; n <= 5000; n++) {
+        em_context_clear_error(g_ctx);
+        em__test_fail_alloc_after(n);
+        em_status st = fault_step(&e);
+        em__test_fail_alloc_after(0);
+        if (st == EM_OK)
+            break;
+        failures++;
+        if (!em_context_error(g_ctx)[0])
+            fail_msg("N=%d: status %s without a message", n, em_status_name(st));
+        em_context_clear_error(g_ctx);
+        if (em_context_memory_in_use(g_ctx) != baseline)
+            fail_msg("N=%d: %zu bytes of device memory in use after a failed step, %zu before", n,
+                     em_context_memory_in_use(g_ctx), baseline);
+        if (fault_step(&e) != EM_OK)
+            fail_msg("N=%d: the context is not usable after the failure: %s", n,
+                     em_context_error(g_ctx));
+    }
+    print_message("# index ops: %d injected failures handled, succeeded at N=%d\n", failures, n);
+    assert_true(n <= 5000);
+    assert_true(failures > 0);
+    em_tensor *keep[] = {e.x, e.src, e.idx, e.gidx, e.sidx, e.big};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        em_tensor_free(keep[i]);
+    assert_ok_ctx();
+}
+
 int main(void)
 {
     int rc = test_backend_setup();
@@ -824,6 +903,7 @@ int main(void)
         EM_TEST(test_cat),
         EM_TEST(test_stack),
         EM_TEST(test_gradcheck),
+        EM_TEST(test_faults),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     em_context_free(g_ctx);

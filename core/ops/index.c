@@ -409,7 +409,11 @@ EMBER_API em_status em_scatter_add_(em_tensor *self, int dim, em_tensor *index, 
     int d;
     if (!prologue("scatter_add_()", h, o, 3, dim, &d)) {
         em__tensor *s = em__obj_quiet(self);
-        return s && s->ctx->status != EM_OK ? s->ctx->status : EM_ERR_INVALID;
+        if (!s)
+            return EM_ERR_FREED;
+        return s->ctx->status != EM_OK ? s->ctx->status
+                                       : em__error(s->ctx, EM_ERR_INVALID, "scatter_add_(): NULL "
+                                                   "tensor argument");
     }
     em_context *ctx = o[0]->ctx;
     em_call c;
