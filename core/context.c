@@ -81,6 +81,7 @@ EMBER_API void em_context_free(em_context *ctx)
     free(ctx->scopes);
     for (em_node *n = ctx->nodes, *next; n; n = next) {
         next = n->live_next;
+        free(n->geom);
         free(n);
     }
     free(ctx->node_free_stack);

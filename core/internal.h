@@ -252,12 +252,26 @@ struct em__tensor {
     bool requires_grad;
     bool retains_grad;
     bool is_view;           /* shares storage with a base created by a view op */
+    /* differentiable views (made by em__tensor_view; autograd/views.c): PyTorch's _base, the
+     * tensor this one views (the first base of a chain of views: a view of a view records
+     * its source's base), owned; NULL when t is not a view of a floating-point tensor. */
+    em__tensor *view_base;
+    uint32_t view_version;  /* storage version when grad_fn was last made for this geometry */
+    uint8_t view_creation;  /* EM__VIEW_* : how the view was made (PyTorch's CreationMeta) */
+    uint8_t view_output_nr; /* which output of a multi-output view op it is */
     em__tensor *grad;       /* accumulated gradient (owned) */
     em_node *grad_fn;       /* producer node (owned ref), NULL for leaves */
     em__tensor *grad_staged;/* during a backward: this tensor's new .grad, not yet committed */
     em__tensor *live_next;  /* the context's live list; the free list while dead */
     em__tensor *live_prev;
 };
+
+/* em__tensor.view_creation: views made in grad mode may be modified in place under autograd;
+ * those made under no_grad, or by an op that returns several views (split, chunk), may not
+ * (PyTorch's CreationMeta DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT_NODE). */
+#define EM__VIEW_DEFAULT 0
+#define EM__VIEW_NO_GRAD 1
+#define EM__VIEW_MULTI_OUTPUT 2
 
 /* Reference counting of tensor objects (internal references). */
 EM_INTERNAL em__tensor *em__tensor_ref(em__tensor *t);
@@ -267,6 +281,16 @@ EM_INTERNAL em__tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, c
 /* New tensor object aliasing t's storage with the given geometry (refcount 1). */
 EM_INTERNAL em__tensor *em__tensor_alias(em__tensor *t, int ndim, const int64_t *shape,
                                          const int64_t *strides, int64_t offset);
+/* The one constructor of every view op's result (view.c and the indexing views): an alias of
+ * src with the given geometry that records its base (src's base when src is itself a view)
+ * and how it was made (grad mode, and src's creation). Refcount 1. */
+EM_INTERNAL em__tensor *em__tensor_view(em__tensor *src, int ndim, const int64_t *shape,
+                                        const int64_t *strides, int64_t offset);
+/* Outputs of ops that return several views (split, chunk): in-place writes to them under
+ * autograd are refused, as PyTorch's MULTI_OUTPUT_NODE. nr: which output. */
+EM_INTERNAL void em__tensor_view_multi_output(em__tensor *t, int nr);
+/* t owns its storage after all (reshape's copy): it is not a view, and records no base. */
+EM_INTERNAL void em__tensor_unview(em__tensor *t);
 EM_INTERNAL int64_t em__numel(int ndim, const int64_t *shape);
 EM_INTERNAL bool em__is_contiguous(const em__tensor *t);
 EM_INTERNAL void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
@@ -323,6 +347,14 @@ EM_INTERNAL void em__handles_context_free(em_context *ctx);
 /* ----------------------------------------------------------------- ops (ops/) */
 #define EM_MAX_ARITY 3
 
+/* A tensor's geometry in its storage (offset in elements). */
+typedef struct em__geometry {
+    int ndim;
+    int64_t shape[EM_MAX_DIMS];
+    int64_t strides[EM_MAX_DIMS];
+    int64_t offset;
+} em__geometry;
+
 typedef struct em_op_params {
     double s[4];                    /* scalars */
     int64_t shape[EM_MAX_DIMS];     /* target shape (view/reshape/expand) */
@@ -366,6 +398,7 @@ typedef struct em_bw {
     em_dtype in_dtype[EM_MAX_ARITY];
     bool needs[EM_MAX_ARITY];
     em_tensor *grad_in[EM_MAX_ARITY];
+    const em__geometry *geom;           /* AsStridedBackward0: {base, view} (else NULL) */
 } em_bw;
 
 #define EM_SAVE_IN(i) (1u << (i))
@@ -545,6 +578,11 @@ struct em_node {
     uint64_t epoch;
     int pending;
     em__tensor *acc;                    /* accumulated grad of the output during backward */
+    /* in-place writes to views (autograd/views.c): geometries {base, view} of an
+     * AsStridedBackward0 or CopySlices node (owned, else NULL); a CopySlices node's in-place
+     * op (its backward and saved tensors; its edges are the CopySlices node's) */
+    em__geometry *geom;
+    em_node *inner;
     em_node *live_prev, *live_next;    /* the context's list of nodes (freed with it) */
 };
 
@@ -555,6 +593,47 @@ EM_INTERNAL em_status em__record(em_call *c);
 EM_INTERNAL em_status em__record_prepare(em_call *c, em_node **out);
 EM_INTERNAL void em__record_commit(em_call *c, em_node *n);
 EM_INTERNAL void em__node_unref(em_node *n);
+/* A node of op with no edges yet, in ctx's list of nodes (refcount 1), or NULL (OOM recorded). */
+EM_INTERNAL em_node *em__node_new(em_context *ctx, const em_op *op);
+/* Make n t's grad_fn (taking over the caller's reference of n; NULL: none), dropping the old
+ * one; a retained .grad follows t to its new history, as PyTorch's retain_grad hook. */
+EM_INTERNAL void em__set_grad_fn(em__tensor *t, em_node *n);
+/* Engine parts the CopySlices node runs its in-place op with (autograd.c): the saved-tensor
+ * checks of fn, and fn's backward on g for the inputs marked in needs (grads[i]: +1 ref or
+ * NULL). */
+EM_INTERNAL em_status em__node_check_saved(em_context *ctx, em_node *fn);
+EM_INTERNAL em_status em__node_call_backward(em_context *ctx, em_node *fn, const bool *needs,
+                                             em__tensor *g, em__tensor **grads);
+
+/* Views under autograd (autograd/views.c), as PyTorch's view + in-place handling. */
+/* Bring a view's history up to date before it is used with grad recorded: after its storage
+ * was written (by an in-place op on its base or another view of it), its grad_fn becomes an
+ * AsStridedBackward0 of its base's present history; a view made under no_grad, or by a
+ * multi-output op, is then an error (PyTorch's wording). A no-op for other tensors. */
+EM_INTERNAL em_status em__view_refresh(em__tensor *t);
+/* Inspection without side effects: whether t requires grad, and its grad_fn's name, as they
+ * will be once refreshed (NULL: a leaf, or a view whose refresh would fail). */
+EM_INTERNAL bool em__requires_grad(const em__tensor *t);
+EM_INTERNAL const char *em__grad_fn_name(const em__tensor *t);
+EM_INTERNAL bool em__is_leaf(const em__tensor *t);
+/* em__apply_inplace's autograd checks of self (view rules first, then the leaf rule). */
+EM_INTERNAL em_status em__view_check_inplace(em__tensor *self, const char *opname);
+/* The rebase of an in-place op on a view self: inner is the op's node (ownership taken; freed
+ * on failure). prepare (may fail) builds the base's CopySlices node and self's new
+ * AsStridedBackward0 node before the op writes; commit (cannot fail) installs them; abort
+ * frees them. */
+typedef struct em__rebase {
+    em_node *copy_slices, *view_fn;
+} em__rebase;
+EM_INTERNAL em_status em__view_rebase_prepare(em__tensor *self, em_node *inner, em__rebase *r);
+EM_INTERNAL void em__view_rebase_commit(em__tensor *self, em__rebase *r);
+EM_INTERNAL void em__view_rebase_abort(em__rebase *r);
+/* The CopySlices node's backward (run by the engine in place of a descriptor's). */
+EM_INTERNAL em_status em__copy_slices_backward(em_context *ctx, em_node *n, em__tensor *g,
+                                               em__tensor **grads);
+EM_INTERNAL extern const em_op em__op_as_strided_bw;
+EM_INTERNAL extern const em_op em__op_copy_slices;
+
 /* Sum g over broadcast dims so it has shape (ndim, shape); returns a new tensor (+1 ref). */
 EM_INTERNAL em__tensor *em__sum_to(em__tensor *g, int ndim, const int64_t *shape);
 

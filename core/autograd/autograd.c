@@ -24,6 +24,8 @@ static void node_free_now(em_context *ctx, em_node *n)
     for (int i = 0; i <= EM_MAX_ARITY; i++)
         em__tensor_unref(n->saved[i]);
     em__tensor_unref(n->acc);
+    em__node_unref(n->inner);
+    free(n->geom);
     if (n->live_prev)
         n->live_prev->live_next = n->live_next;
     else
@@ -61,6 +63,34 @@ void em__node_unref(em_node *n)
     c->freeing_nodes = false;
 }
 
+em_node *em__node_new(em_context *ctx, const em_op *op)
+{
+    em_node *n = em__calloc(1, sizeof *n);
+    if (!n) {
+        em__error(ctx, EM_ERR_OOM, "%s: out of memory recording the autograd graph", op->name);
+        return NULL;
+    }
+    n->ctx = ctx;
+    n->refcount = 1;
+    n->op = op;
+    n->live_next = ctx->nodes;
+    if (ctx->nodes)
+        ctx->nodes->live_prev = n;
+    ctx->nodes = n;
+    return n;
+}
+
+void em__set_grad_fn(em__tensor *t, em_node *n)
+{
+    em_node *old = t->grad_fn;
+    if (old && old->retained_out == t)
+        old->retained_out = NULL;
+    t->grad_fn = n;
+    if (n && t->retains_grad)
+        n->retained_out = t;
+    em__node_unref(old);
+}
+
 /* Recording has two halves so that an in-place op can do everything that may fail before
  * it writes: prepare allocates the node and its saved aliases (the output, if it exists yet,
  * is aliased too); commit, which cannot fail, makes it the output's grad_fn. */
@@ -68,18 +98,11 @@ em_status em__record_prepare(em_call *c, em_node **out)
 {
     *out = NULL;
     em_context *ctx = c->ctx;
-    em_node *n = em__calloc(1, sizeof *n);
+    em_node *n = em__node_new(ctx, c->op);
     if (!n)
-        return em__error(ctx, EM_ERR_OOM, "%s: out of memory recording the autograd graph", c->op->name);
-    n->ctx = ctx;
-    n->refcount = 1;
-    n->op = c->op;
+        return ctx->status;
     n->p = c->p;
     n->n_in = c->n_in;
-    n->live_next = ctx->nodes;
-    if (ctx->nodes)
-        ctx->nodes->live_prev = n;
-    ctx->nodes = n;
     unsigned saves = em__op_saves(c->op, c->in, c->n_in);
     for (int i = 0; i < c->n_in; i++) {
         em__tensor *t = c->in[i];
@@ -125,8 +148,7 @@ void em__record_commit(em_call *c, em_node *n)
 {
     if (n->saved[EM_MAX_ARITY])   /* the output's value as forward left it */
         n->saved_version[EM_MAX_ARITY] = c->out->storage->version;
-    em__node_unref(c->out->grad_fn);
-    c->out->grad_fn = n;
+    em__set_grad_fn(c->out, n);
     c->out->requires_grad = true;
 }
 
@@ -284,7 +306,7 @@ static void stage_end(em_context *ctx, bool commit)
     ctx->n_bw_staged = 0;
 }
 
-static em_status check_saved(em_context *ctx, em_node *n)
+em_status em__node_check_saved(em_context *ctx, em_node *n)
 {
     for (int i = 0; i <= EM_MAX_ARITY; i++) {
         em__tensor *s = n->saved[i];
@@ -304,19 +326,22 @@ static em_status check_saved(em_context *ctx, em_node *n)
 }
 
 /* The node's backward function, in a private scope: its inputs get handles there (it is
- * written with the public API), and the gradients it returns are kept as objects
- * (grads[i], one reference each) before the scope releases every handle. */
-static em_status call_backward(em_context *ctx, em_node *n, em__tensor *g, em__tensor **grads)
+ * written with the public API), and the gradients it returns for the inputs marked in needs
+ * are kept as objects (grads[i], one reference each) before the scope releases every
+ * handle. */
+em_status em__node_call_backward(em_context *ctx, em_node *n, const bool *needs, em__tensor *g,
+                                 em__tensor **grads)
 {
     em_bw b;
     memset(&b, 0, sizeof b);
     b.ctx = ctx;
     b.p = &n->p;
+    b.geom = n->geom;
     for (int i = 0; i < n->n_in; i++) {
         b.in_ndim[i] = n->in_ndim[i];
         b.in_shape[i] = n->in_shape[i];
         b.in_dtype[i] = n->in_dtype[i];
-        b.needs[i] = n->next_fn[i] || n->next_leaf[i];
+        b.needs[i] = needs[i];
     }
     int depth = ctx->n_scopes;
     em_scope_begin(ctx);
@@ -351,23 +376,30 @@ static em_status run_node(em_context *ctx, em_node *n)
     n->acc = NULL;
     n->ran = true;
     em_status st = EM_OK;
-    bool saved_any = n->op->saves != 0;
+    /* a CopySlices node runs its in-place op's backward, with that op's saved tensors (and
+     * has that op's edges) */
+    em_node *fn = n->inner ? n->inner : n;
+    bool saved_any = fn->op->saves != 0;
     for (int i = 0; i < n->n_in; i++)
-        saved_any = saved_any || ((n->next_fn[i] || n->next_leaf[i]) && n->op->saves_for[i]);
-    if (n->released && saved_any)
+        saved_any = saved_any || ((n->next_fn[i] || n->next_leaf[i]) && fn->op->saves_for[i]);
+    if (fn->released && saved_any)
         st = em__error(ctx, EM_ERR_AUTOGRAD,
                        "Trying to backward through the graph a second time (or directly access "
                        "saved tensors after they have already been freed). Saved intermediate "
                        "values of the graph are freed when you call backward(). Specify "
                        "retain_graph=true (em_backward_ex) if you need to backward through the "
-                       "graph a second time (at %s)", n->op->grad_fn);
+                       "graph a second time (at %s)", fn->op->grad_fn);
     if (st == EM_OK)
-        st = check_saved(ctx, n);
+        st = em__node_check_saved(ctx, fn);
     if (st == EM_OK && n->retained_out)
         st = stage(ctx, n->retained_out, em__tensor_ref(g));
     em__tensor *grads[EM_MAX_ARITY] = {0};
+    bool needs[EM_MAX_ARITY] = {0};
+    for (int i = 0; i < n->n_in; i++)
+        needs[i] = n->next_fn[i] || n->next_leaf[i];
     if (st == EM_OK)
-        st = call_backward(ctx, n, g, grads);
+        st = n->inner ? em__copy_slices_backward(ctx, n, g, grads)
+                      : em__node_call_backward(ctx, n, needs, g, grads);
     em__tensor_unref(g);
     for (int i = 0; i < n->n_in; i++) {
         em__tensor *gi = grads[i];
@@ -431,11 +463,13 @@ static em_status backward(em_context *ctx, em__tensor *t, em__tensor *g, bool re
         em__tensor_unref(node->acc);
         node->acc = NULL;
         if (node->ran && st == EM_OK && !retain) {
-            for (int i = 0; i <= EM_MAX_ARITY; i++) {
-                em__tensor_unref(node->saved[i]);
-                node->saved[i] = NULL;
+            for (em_node *r = node; r; r = r == node ? node->inner : NULL) {
+                for (int i = 0; i <= EM_MAX_ARITY; i++) {
+                    em__tensor_unref(r->saved[i]);
+                    r->saved[i] = NULL;
+                }
+                r->released = true;
             }
-            node->released = true;
         }
         node->ran = false;
     }
@@ -450,6 +484,9 @@ EMBER_API em_status em_backward_ex(em_tensor *th, em_tensor *gradient_h, bool re
     if (!t || (gradient_h && !gradient))
         return EM_ERR_FREED;
     em_context *ctx = t->ctx;
+    em_status vst = em__view_refresh(t);
+    if (vst != EM_OK)
+        return vst;
     if (!t->requires_grad)
         return em__error(ctx, EM_ERR_AUTOGRAD, "element 0 of tensors does not require grad and "
                          "does not have a grad_fn");
@@ -535,9 +572,10 @@ EMBER_API em_status em_tensor_set_requires_grad(em_tensor *h, bool requires_grad
     em__tensor *t = em__obj(h);
     if (!t)
         return EM_ERR_FREED;
-    if (t->grad_fn)
+    if (!em__is_leaf(t))
         return em__error(t->ctx, EM_ERR_AUTOGRAD, "you can only change requires_grad flags of leaf "
-                         "variables (this tensor has grad_fn=<%s>)", t->grad_fn->op->grad_fn);
+                         "variables (this tensor has grad_fn=<%s>)",
+                         em__grad_fn_name(t) ? em__grad_fn_name(t) : "?");
     if (requires_grad && t->dtype != EM_F32 && t->dtype != EM_F64)
         return em__error(t->ctx, EM_ERR_AUTOGRAD, "only Tensors of floating point dtype can "
                          "require gradients (got %s)", em_dtype_name(t->dtype));
@@ -548,19 +586,19 @@ EMBER_API em_status em_tensor_set_requires_grad(em_tensor *h, bool requires_grad
 EMBER_API bool em_tensor_requires_grad(const em_tensor *h)
 {
     em__tensor *t = em__obj_quiet(h);
-    return t && t->requires_grad;
+    return t && em__requires_grad(t);
 }
 
 EMBER_API bool em_tensor_is_leaf(const em_tensor *h)
 {
     em__tensor *t = em__obj_quiet(h);
-    return t && !t->grad_fn;
+    return t && em__is_leaf(t);
 }
 
 EMBER_API const char *em_tensor_grad_fn_name(const em_tensor *h)
 {
     em__tensor *t = em__obj_quiet(h);
-    return t && t->grad_fn ? t->grad_fn->op->grad_fn : NULL;
+    return t ? em__grad_fn_name(t) : NULL;
 }
 
 EMBER_API em_tensor *em_grad(em_tensor *h)
@@ -600,6 +638,9 @@ EMBER_API em_status em_tensor_retain_grad(em_tensor *h)
     em__tensor *t = em__obj(h);
     if (!t)
         return EM_ERR_FREED;
+    em_status st = em__view_refresh(t);
+    if (st != EM_OK)
+        return st;
     if (!t->requires_grad)
         return em__error(t->ctx, EM_ERR_AUTOGRAD, "can't retain_grad on Tensor that has "
                          "requires_grad=False");

@@ -33,7 +33,7 @@ static em_context *inputs_context(const char *opname, em__tensor *const *in, int
 static bool any_requires_grad(em__tensor *const *in, int n_in)
 {
     for (int i = 0; i < n_in; i++)
-        if (in[i]->requires_grad)
+        if (em__requires_grad(in[i]))
             return true;
     return false;
 }
@@ -42,7 +42,7 @@ unsigned em__op_saves(const em_op *op, em__tensor *const *in, int n_in)
 {
     unsigned s = op->saves;
     for (int i = 0; i < n_in && i < EM_MAX_ARITY; i++)
-        if (in[i]->requires_grad)
+        if (em__requires_grad(in[i]))
             s |= op->saves_for[i];
     return s;
 }
@@ -55,6 +55,18 @@ static bool records(const em_op *op, em_context *ctx, em_dtype out_dtype, em__te
 {
     return op->backward && em_dtype_is_floating(out_dtype) && em__grad_mode(ctx) &&
            any_requires_grad(in, n_in);
+}
+
+/* With grad recorded, views among the inputs bring their history up to date (their base
+ * may have been written in place since). */
+static em_status refresh_views(em__tensor *const *in, int n_in)
+{
+    for (int i = 0; i < n_in; i++) {
+        em_status st = em__view_refresh(in[i]);
+        if (st != EM_OK)
+            return st;
+    }
+    return EM_OK;
 }
 
 /* A call of op on in[], before its shape rule runs. */
@@ -80,6 +92,9 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return NULL;
+    bool record = records(op, ctx, c.out_dtype, in, n_in);
+    if (record && refresh_views(in, n_in) != EM_OK)
+        return NULL;
     for (int i = 0; i < n_in; i++)
         c.in_version[i] = in[i]->storage->version;
     if (!op->is_view) {
@@ -91,7 +106,7 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
         em__tensor_unref(c.out);
         return NULL;
     }
-    if (records(op, ctx, c.out_dtype, c.in, n_in)) {
+    if (record) {
         if (em__record(&c) != EM_OK) {
             em__tensor_unref(c.out);
             return NULL;
@@ -168,21 +183,31 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         return em__error(ctx, EM_ERR_DTYPE, "%s_: result type %s can't be cast to the desired "
                          "output type %s", op->name, em_dtype_name(c.out_dtype),
                          em_dtype_name(self->dtype));
-    bool record = records(op, ctx, self->dtype, c.in, n_in) ||
-                  (op->backward && em__grad_mode(ctx) && self->requires_grad);
+    bool grad = em__grad_mode(ctx);
+    bool any_rg = em__requires_grad(self) || any_requires_grad(c.in, n_in);
+    bool record = op->backward && grad && any_rg && em_dtype_is_floating(self->dtype);
     for (int d = 0; d < self->ndim; d++) {
         if (self->strides[d] == 0 && self->shape[d] > 1)
             return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: some elements of "
                              "the written-to tensor refer to a single memory location (it is an "
                              "expanded view; write to a contiguous copy, em_contiguous)", op->name);
     }
-    if (em__grad_mode(ctx) && self->requires_grad && !self->grad_fn)
-        return em__error(ctx, EM_ERR_AUTOGRAD, "%s_: a leaf Variable that requires grad is being "
-                         "used in an in-place operation.", op->name);
-    if (record && self->is_view)
-        return em__error(ctx, EM_ERR_AUTOGRAD, "%s_: in-place operations on views are not "
-                         "supported while recording gradients (use em_no_grad_begin or an "
-                         "out-of-place op)", op->name);
+    /* PyTorch's check_inplace: views made under no_grad or by multi-output ops, views of
+     * leaves, and leaves that require grad may not be written with grad recorded */
+    if (grad && any_rg) {
+        em_status st = em__view_check_inplace(self, op->name);
+        if (st != EM_OK)
+            return st;
+    }
+    if (record) {
+        em_status st = em__view_refresh(self);
+        if (st == EM_OK)
+            st = refresh_views(c.in, n_in);
+        if (st != EM_OK)
+            return st;
+    }
+    /* A view written with grad recorded rebases its base's history (views.c). */
+    bool rebase = record && self->view_base;
     em__tensor *old = NULL;
     if (record) {
         /* History is rebased as in PyTorch: the pre-op value becomes an input of the new
@@ -217,14 +242,27 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     /* Everything that can fail happens before forward writes self: the node is prepared
      * first and committed after, so a failed in-place op leaves self as it was. */
     em_node *node = NULL;
+    em__rebase rb = {0};
     em_status st = record ? em__record_prepare(&c, &node) : EM_OK;
+    if (st == EM_OK && rebase) {
+        st = em__view_rebase_prepare(self, node, &rb);   /* takes node */
+        node = NULL;
+    }
     if (st == EM_OK)
         st = op->forward(&c);
+    if (st == EM_OK && old && old->grad_fn && old->grad_fn->retained_out == self)
+        old->grad_fn->retained_out = NULL;   /* self's retained .grad follows its new history */
     if (node) {
         if (st == EM_OK)
             em__record_commit(&c, node);
         else
             em__node_unref(node);
+    }
+    if (rb.copy_slices) {
+        if (st == EM_OK)
+            em__view_rebase_commit(self, &rb);
+        else
+            em__view_rebase_abort(&rb);
     }
     if (old) {
         if (st != EM_OK) {  /* restore the history we took */

@@ -1,5 +1,6 @@
 /* core/ops/view.c — ops that only change geometry (transpose, view/reshape, expand,
- * (un)squeeze): they alias the input's storage, no kernel runs. Also the copying
+ * (un)squeeze): they alias the input's storage, no kernel runs; every forward makes its
+ * result with em__tensor_view, which records the view's base for autograd. Also the copying
  * companions: contiguous, clone, dtype conversion, transfer between contexts.
  * Backward of a view is the inverse geometry change applied to g. */
 #include "config.h"
@@ -115,7 +116,7 @@ static em_status fw_view(em_call *c)
                          "tensor's size %s and stride (at least one dimension spans across two "
                          "contiguous subspaces). Use em_reshape instead.", s, o);
     }
-    c->out = em__tensor_alias(c->in[0], c->out_ndim, c->out_shape, strides, c->in[0]->offset);
+    c->out = em__tensor_view(c->in[0], c->out_ndim, c->out_shape, strides, c->in[0]->offset);
     return c->out ? EM_OK : c->ctx->status;
 }
 
@@ -162,12 +163,14 @@ static em_status fw_transpose(em_call *c)
         strides[d0] = strides[d1];
         strides[d1] = t;
     }
-    c->out = em__tensor_alias(a, c->out_ndim, c->out_shape, strides, a->offset);
+    c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
     return c->out ? EM_OK : c->ctx->status;
 }
 static em_status bw_transpose(em_bw *b)
 {
-    b->grad_in[0] = em_transpose(b->grad_out, b->p->i[0], b->p->i[1]);
+    /* t() of a 0-D or 1-D tensor is the tensor itself */
+    b->grad_in[0] = b->in_ndim[0] < 2 ? em__dup(b->grad_out)
+                                      : em_transpose(b->grad_out, b->p->i[0], b->p->i[1]);
     return EM_OK;
 }
 const em_op em__op_transpose = {.name = "transpose", .grad_fn = "TransposeBackward0", .arity = 1,
@@ -186,7 +189,7 @@ static em_status fw_expand(em_call *c)
         int j = i - off;
         strides[i] = (j < 0 || (a->shape[j] == 1 && c->out_shape[i] != 1)) ? 0 : a->strides[j];
     }
-    c->out = em__tensor_alias(a, nd, c->out_shape, strides, a->offset);
+    c->out = em__tensor_view(a, nd, c->out_shape, strides, a->offset);
     return c->out ? EM_OK : c->ctx->status;
 }
 static em_status bw_expand(em_bw *b)
@@ -278,7 +281,7 @@ EMBER_API em_tensor *em_reshape(em_tensor *h, int ndim, const int64_t *shape)
     em__tensor *r = em__apply(&em__op_unsafe_view, in2, 1, &p);
     em__tensor_unref(c);
     if (r)
-        r->is_view = false;   /* it owns the fresh copy */
+        em__tensor_unview(r);   /* it owns the fresh copy */
     return em__give(r);
 }
 

@@ -1,6 +1,6 @@
 /* core/ops/view_select.c — views that select by integers: permute, narrow, slice, select,
- * split and chunk. Like the views of view.c they alias the input's storage (offset and
- * strides change, no kernel runs). Backward of permute is the inverse permutation; backward
+ * split and chunk. Like the views of view.c they alias the input's storage (made by
+ * em__tensor_view: offset and strides change, no kernel runs). Backward of permute is the inverse permutation; backward
  * of a selecting view is a zero tensor of the input's shape with g copied into the same
  * view of it (PyTorch's slice_backward / select_backward), which is right for any strides
  * of the input since only its shape is used.
@@ -33,7 +33,7 @@ static em_status fw_permute(em_call *c)
     int64_t strides[EM_MAX_DIMS];
     for (int i = 0; i < a->ndim; i++)
         strides[i] = a->strides[c->p.shape[i]];
-    c->out = em__tensor_alias(a, c->out_ndim, c->out_shape, strides, a->offset);
+    c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
     return c->out ? EM_OK : c->ctx->status;
 }
 
@@ -71,7 +71,7 @@ static em_status fw_slice(em_call *c)
     memcpy(strides, a->strides, sizeof(int64_t) * (size_t)a->ndim);
     strides[d] *= c->p.shape[2];
     int64_t offset = a->offset + (c->p.shape[1] > 0 ? c->p.shape[0] * a->strides[d] : 0);
-    c->out = em__tensor_alias(a, c->out_ndim, c->out_shape, strides, offset);
+    c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, offset);
     return c->out ? EM_OK : c->ctx->status;
 }
 
@@ -131,7 +131,7 @@ static em_status fw_select(em_call *c)
     for (int i = 0; i < a->ndim; i++)
         if (i != d)
             strides[n++] = a->strides[i];
-    c->out = em__tensor_alias(a, c->out_ndim, c->out_shape, strides,
+    c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides,
                               a->offset + c->p.shape[0] * a->strides[d]);
     return c->out ? EM_OK : c->ctx->status;
 }
@@ -300,7 +300,9 @@ static int make_pieces(const char *name, em__tensor *t, const em_op *op, int d, 
     for (i = 0; i < n; i++) {
         int64_t start = i * size < dim_size ? i * size : dim_size;
         int64_t len = dim_size - start < size ? dim_size - start : size;
-        if (!(h[i] = em__give(apply_slice(op, t, d, start, len, 1))))
+        em__tensor *piece = apply_slice(op, t, d, start, len, 1);
+        em__tensor_view_multi_output(piece, (int)i);   /* not to be written in place */
+        if (!(h[i] = em__give(piece)))
             break;
     }
     if (i < n) {

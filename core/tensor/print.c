@@ -356,11 +356,11 @@ EMBER_API char *em_tensor_str(em_tensor *h)
         else
             put_tensor(&p, &b, 0, 0, indent);
     }
-    if (t->grad_fn) {
-        em__snprintf(sfx[ns], sizeof sfx[ns], "grad_fn=<%s>", t->grad_fn->op->grad_fn);
+    if (em__grad_fn_name(t)) {
+        em__snprintf(sfx[ns], sizeof sfx[ns], "grad_fn=<%s>", em__grad_fn_name(t));
         suffixes[ns] = sfx[ns];
         ns++;
-    } else if (t->requires_grad) {
+    } else if (em__requires_grad(t)) {
         suffixes[ns++] = "requires_grad=True";
     }
     add_suffixes(&b, indent, ctx->print_linewidth, suffixes, ns);

@@ -107,6 +107,7 @@ void em__tensor_unref(em__tensor *t)
         t->grad_fn->retained_out = NULL;
     em__tensor_unref(t->grad);
     em__node_unref(t->grad_fn);
+    em__tensor_unref(t->view_base);   /* a root: no deeper recursion */
     storage_unref(t->storage);
     tensor_obj_release(t);
 }
@@ -173,6 +174,38 @@ em__tensor *em__tensor_alias(em__tensor *src, int ndim, const int64_t *shape,
     t->storage->refcount++;
     t->is_view = true;
     return t;
+}
+
+em__tensor *em__tensor_view(em__tensor *src, int ndim, const int64_t *shape,
+                            const int64_t *strides, int64_t offset)
+{
+    em__tensor *t = em__tensor_alias(src, ndim, shape, strides, offset);
+    if (!t || (src->dtype != EM_F32 && src->dtype != EM_F64))
+        return t;   /* integer views take no part in autograd (PyTorch: not differentiable) */
+    em__tensor *base = src->view_base ? src->view_base : src;
+    t->view_base = em__tensor_ref(base);
+    t->view_version = src->storage->version;
+    if (!em__grad_mode(src->ctx)) {
+        t->view_creation = EM__VIEW_NO_GRAD;
+    } else if (src->view_base) {   /* a view of a view inherits how its source was made */
+        t->view_creation = src->view_creation;
+    }
+    return t;
+}
+
+void em__tensor_view_multi_output(em__tensor *t, int nr)
+{
+    if (t && t->view_base && em__grad_mode(t->ctx)) {
+        t->view_creation = EM__VIEW_MULTI_OUTPUT;
+        t->view_output_nr = (uint8_t)(nr < 0 ? 0 : nr > 255 ? 255 : nr);
+    }
+}
+
+void em__tensor_unview(em__tensor *t)
+{
+    t->is_view = false;
+    em__tensor_unref(t->view_base);
+    t->view_base = NULL;
 }
 
 static em_tensor *new_filled(em_context *ctx, const char *what, em_dtype dt, int ndim,
