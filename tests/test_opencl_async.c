@@ -4,9 +4,10 @@
  *  - describe calls create nothing, call no OpenCL function (seen in the dynamic linker's
  *    binding log of a child process) and give the normal description; a host struct too
  *    short to hold flags is a normal call;
- *  - the dtype masks are exactly what 1.0 promised, and every kernel honours its mask: a
- *    declared dtype runs, an undeclared one fails without touching the output; argument
- *    errors (shapes, bounds) leave the output untouched as well;
+ *  - the dtype masks are exactly what the plugin means to declare (1.0's promise, and the
+ *    integer dtypes and kernels of 1.2 where the core uses them), and every kernel honours
+ *    its mask: a declared dtype runs, an undeclared one fails without touching the output;
+ *    argument errors (shapes, bounds) leave the output untouched as well;
  *  - device_props: no EM_DEVICE_HOST_BUFFERS; a 1.0-sized struct is not written past;
  *  - pinned host memory; async copies on a stream, ordered against kernels on the device
  *    queue with events, over 4 MiB buffers so that a missing wait shows as stale data;
@@ -309,11 +310,15 @@ static void test_describe_calls_no_opencl(void **state)
 
 /* ------------------------------------------------------------------ dtypes */
 
-enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY };
+enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY, K_ARGDIM, K_DIM, K_ISEL,
+       K_GATHER, K_SCATTER };
 
-/* the plugin declares exactly what 1.0 promised */
+/* what the plugin declares: floats (and bool) where 1.0 promised them, integer dtypes where
+ * the core calls a kernel with them (core/plugin/kernels.c) */
 #define FL EM_DTYPES_ABI10_FLOAT
-#define FLB EM_DTYPES_ABI10_ANY
+#define FN (EM_DTYPES_FLOAT | EM_DTYPES_INT)
+#define FI (EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_I64))
+#define ALL EM_DTYPES_ALL
 #define K(name, kind, mask)                                                               \
     { #name, offsetof(em_backend_ops, name), offsetof(em_kernel_dtypes, name), kind, mask }
 
@@ -323,21 +328,30 @@ static const struct kcase {
     int kind;
     em_dtype_mask want;
 } g_kernels[] = {
-    K(fill, K_OUT, FLB), K(rng_uniform, K_OUT, FL), K(rng_normal, K_OUT, FL),
-    K(copy, K_COPY, FLB),
-    K(neg, K_UN, FL), K(exp, K_UN, FL), K(log, K_UN, FL), K(sqrt, K_UN, FL), K(abs, K_UN, FL),
+    K(fill, K_OUT, ALL), K(rng_uniform, K_OUT, FL), K(rng_normal, K_OUT, FL),
+    K(copy, K_COPY, ALL),
+    K(neg, K_UN, FN), K(exp, K_UN, FL), K(log, K_UN, FL), K(sqrt, K_UN, FL), K(abs, K_UN, FN),
     K(relu, K_UN, FL), K(tanh, K_UN, FL), K(sigmoid, K_UN, FL),
-    K(add_scalar, K_UN, FL), K(mul_scalar, K_UN, FL), K(rsub_scalar, K_UN, FL),
+    K(add_scalar, K_UN, FN), K(mul_scalar, K_UN, FN), K(rsub_scalar, K_UN, FN),
     K(div_scalar, K_UN, FL), K(rdiv_scalar, K_UN, FL), K(pow_scalar, K_UN, FL),
-    K(clamp, K_UN, FL),
-    K(add, K_BIN, FL), K(sub, K_BIN, FL), K(mul, K_BIN, FL), K(div, K_BIN, FL),
-    K(maximum, K_BIN, FL), K(minimum, K_BIN, FL),
-    K(lt, K_CMP, FLB), K(le, K_CMP, FLB), K(gt, K_CMP, FLB), K(ge, K_CMP, FLB),
-    K(eq, K_CMP, FLB), K(ne, K_CMP, FLB),
-    K(where, K_WHERE, FLB), K(masked_fill, K_MFILL, FLB),
-    K(sum, K_SUM, FL),
+    K(clamp, K_UN, FN),
+    K(add, K_BIN, FN), K(sub, K_BIN, FN), K(mul, K_BIN, FN), K(div, K_BIN, FL),
+    K(maximum, K_BIN, FN), K(minimum, K_BIN, FN),
+    K(lt, K_CMP, ALL), K(le, K_CMP, ALL), K(gt, K_CMP, ALL), K(ge, K_CMP, ALL),
+    K(eq, K_CMP, ALL), K(ne, K_CMP, ALL),
+    K(where, K_WHERE, ALL), K(masked_fill, K_MFILL, ALL),
+    K(sum, K_SUM, FI),
     K(relu_backward, K_BIN, FL), K(clamp_backward, K_BIN, FL), K(pow_backward, K_BIN, FL),
     K(tanh_backward, K_BIN, FL), K(sigmoid_backward, K_BIN, FL),
+    /* ABI 1.2 */
+    K(log1p, K_UN, FL), K(expm1, K_UN, FL), K(sin, K_UN, FL), K(cos, K_UN, FL),
+    K(erf, K_UN, FL), K(floor, K_UN, FL), K(ceil, K_UN, FL), K(round, K_UN, FL),
+    K(sign, K_UN, FN),
+    K(pow, K_BIN, FL), K(floor_divide, K_BIN, FN), K(remainder, K_BIN, FN),
+    K(prod, K_SUM, FI),
+    K(max_dim, K_ARGDIM, FN), K(min_dim, K_ARGDIM, FN), K(softmax, K_DIM, FL),
+    K(log_softmax, K_DIM, FL),
+    K(index_select, K_ISEL, ALL), K(gather, K_GATHER, ALL), K(scatter_add, K_SCATTER, FN),
 };
 #define NKERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
 
@@ -398,14 +412,28 @@ static em_gemm_args gemm2x2(int32_t dt, void *a, void *b, void *c, int64_t lda)
                      st_ == EM_OK ? "-" : "written");                                     \
     } while (0)
 
+/* v as the (outer, n, inner) view (1, n, 1) */
+static em_kview as_3d(em_kview v, int64_t n)
+{
+    v.ndim = 3;
+    v.shape[0] = v.shape[2] = 1;
+    v.shape[1] = n;
+    v.strides[0] = n;
+    v.strides[1] = v.strides[2] = 1;
+    return v;
+}
+
 /* One call of kernel kc with data dtype dt (copy: out dt, input dt2) on views of NE
- * elements; out holds SENT bytes before. */
+ * elements; out holds SENT bytes before. Index views (i64) and max_dim's indices use the
+ * zeroed input buffers, so every index is 0. */
 static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, void *out,
                              void *const *in)
 {
     em_kview o = view(out, dt, NE), v0 = view(in[0], dt, NE), v1 = view(in[1], dt, NE),
-             v2 = view(in[2], dt, NE);
+             v2 = view(in[2], dt, NE), ix = view(in[2], EM_I64, NE);
     const em_kview *i0 = NULL, *i1 = NULL, *i2 = NULL;
+    const em_kview *outs[2] = {&o, &ix};
+    const int64_t ip[1] = {0};
     switch (kc->kind) {
     case K_OUT: break;
     case K_UN: i0 = &v0; break;
@@ -415,9 +443,22 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     case K_MFILL: v1.dtype = EM_BOOL; i0 = &v0; i1 = &v1; break;
     case K_SUM: o.shape[0] = 1; i0 = &v0; break;
     case K_COPY: v0.dtype = dt2; i0 = &v0; break;
+    case K_ARGDIM: v0 = as_3d(v0, NE); o = as_3d(o, 1); ix = as_3d(ix, 1); i0 = &v0; break;
+    case K_DIM: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; break;
+    case K_ISEL: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; i1 = &ix; break;
+    case K_GATHER: i0 = &v0; i1 = &ix; break;
+    case K_SCATTER: i0 = &ix; i1 = &v1; break;
     }
     em_kargs a;
     kargs(&a, &o, i0, i1, i2, 1.0);
+    if (kc->kind == K_ARGDIM) {
+        a.outs = outs;
+        a.n_out = 2;
+    }
+    if (kc->kind == K_GATHER || kc->kind == K_SCATTER) {
+        a.ip = ip;
+        a.n_ip = 1;
+    }
     a.p[1] = 2.0;
     a.u[0] = 42;
     em_kernel_fn fn;
@@ -451,13 +492,13 @@ static void test_dtypes(void **state)
         in[j] = dbuf(NE * 8);
         ok(g_ops->copy_h2d(g_dev, in[j], 0, zero, sizeof zero), "copy_h2d");
     }
-    const int32_t dts[3] = {EM_F32, EM_F64, EM_BOOL};
+    const int32_t dts[6] = {EM_F32, EM_F64, EM_BOOL, EM_I64, EM_I32, EM_U8};
     int ran = 0, refused = 0;
     for (int k = 0; k < NKERNELS; k++) {
         const struct kcase *kc = &g_kernels[k];
         em_dtype_mask m = declared(t, kc->dt);
-        for (int a = 0; a < 3; a++) {
-            for (int b = 0; b < (kc->kind == K_COPY ? 3 : 1); b++) {
+        for (int a = 0; a < 6; a++) {
+            for (int b = 0; b < (kc->kind == K_COPY ? 6 : 1); b++) {
                 int32_t dt = dts[a], dt2 = kc->kind == K_COPY ? dts[b] : dt;
                 if ((dt == EM_F64 || dt2 == EM_F64) && !g_fp64)
                     continue;   /* the core never passes f64 to such a device */

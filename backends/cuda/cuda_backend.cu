@@ -1,11 +1,11 @@
 /* backends/cuda/cuda_backend.cu — the cuda backend's entry point and the ops table: config
  * ([cuda] device=), describe calls, device enumeration and properties, device open (current
  * device, one non-blocking stream, a cuBLAS handle bound to it), buffers, copies and
- * synchronisation. Kernels are in cuda_kernels.cu, gemm and the loading of cuBLAS in
- * cuda_blas.cu, streams and events in cuda_async.cu. Built by nvcc as ember-backend-cuda.so
- * with the CUDA runtime linked in statically and no libcuda link, so it loads quickly, and
- * also on machines without the NVIDIA driver, where it reports "no usable CUDA device:
- * <reason>".
+ * synchronisation. Kernels are in cuda_kernels.cu, cuda_reduce.cu, cuda_math.cu, cuda_dim.cu
+ * and cuda_gather.cu, gemm and the loading of cuBLAS in cuda_blas.cu, streams and events in
+ * cuda_async.cu. Built by nvcc as ember-backend-cuda.so with the CUDA runtime linked in
+ * statically and no libcuda link, so it loads quickly, and also on machines without the
+ * NVIDIA driver, where it reports "no usable CUDA device: <reason>".
  *
  * Memory: buffer_alloc/buffer_free are plain cudaMalloc/cudaFree. The core keeps the
  * caching allocator (core/context.c: size-binned free lists per context, four classes per
@@ -41,6 +41,9 @@ const char *cu_dtype_name(int32_t dt)
     case EM_F32: return "f32";
     case EM_F64: return "f64";
     case EM_BOOL: return "bool";
+    case EM_I64: return "i64";
+    case EM_I32: return "i32";
+    case EM_U8: return "u8";
     default: return "(invalid dtype)";
     }
 }
@@ -51,6 +54,9 @@ size_t cu_dtype_size(int32_t dt)
     case EM_F32: return 4;
     case EM_F64: return 8;
     case EM_BOOL: return 1;
+    case EM_I64: return 8;
+    case EM_I32: return 4;
+    case EM_U8: return 1;
     default: return 0;
     }
 }
@@ -509,12 +515,12 @@ em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t partial_bytes,
         cudaError_t e;
         if ((e = cudaMalloc((void **)&d->red, t)) != cudaSuccess) {
             d->red = NULL;
-            return cu_fail(d, e, "sum", "cudaMalloc (reduction scratch)");
+            return cu_fail(d, e, "reduction", "cudaMalloc (scratch)");
         }
         if ((e = cudaMemsetAsync(d->red, 0, c, d->stream)) != cudaSuccess) {
             cudaFree(d->red);
             d->red = NULL;
-            return cu_fail(d, e, "sum", "cudaMemsetAsync");
+            return cu_fail(d, e, "reduction", "cudaMemsetAsync");
         }
         d->red_bytes = t;
         d->red_counter_bytes = c;
@@ -534,30 +540,45 @@ static void cu_shutdown(void *bctx)
     inst->host->free(inst->hc, inst);
 }
 
-/* What the kernels implement, stated explicitly although it is exactly ABI 1.0's default:
- * every float kernel f32/f64 (no f16, no integers); fill, copy (both sides), the
- * comparisons' inputs, where and masked_fill also bool. sum takes bool input too
- * (cuda_kernels.cu), but its mask covers out as well, which is f32/f64 only. f64 is real
- * f64 on every GPU (fp64 = 1), slow as it is on consumer parts. */
+/* What the kernels implement. Float kernels take f32/f64 (no f16); fill, copy (both sides),
+ * the comparisons' inputs, where, masked_fill, index_select and gather every dtype; the
+ * integer dtypes also the wrapping arithmetic (neg, abs, add/mul/rsub_scalar with the exact
+ * ip[0], clamp with ip[0]/ip[1], add, sub, mul, maximum, minimum, sign, floor_divide,
+ * remainder), max_dim/min_dim and scatter_add; sum and prod also i64. sum takes bool input
+ * too (cuda_reduce.cu), but its mask covers out as well. f64 is real f64 on every GPU
+ * (fp64 = 1), slow as it is on consumer parts. */
 static em_kernel_dtypes make_dtypes(void)
 {
-    const em_dtype_mask F = EM_DTYPES_FLOAT, FB = EM_DTYPES_FLOAT | EM_DTYPE_BIT(EM_BOOL);
+    const em_dtype_mask F = EM_DTYPES_FLOAT, ALL = EM_DTYPES_ALL, FN = F | EM_DTYPES_INT,
+                        FL = F | EM_DTYPE_BIT(EM_I64);
     em_kernel_dtypes t;
     memset(&t, 0, sizeof t);
     t.struct_size = sizeof t;
     t.gemm = F;
-    t.fill = FB;
+    t.fill = ALL;
     t.rng_uniform = t.rng_normal = F;
-    t.copy = FB;
-    t.neg = t.exp = t.log = t.sqrt = t.abs = t.relu = t.tanh = t.sigmoid = F;
-    t.add_scalar = t.mul_scalar = t.rsub_scalar = t.div_scalar = t.rdiv_scalar = F;
-    t.pow_scalar = t.clamp = F;
-    t.add = t.sub = t.mul = t.div = t.maximum = t.minimum = F;
-    t.lt = t.le = t.gt = t.ge = t.eq = t.ne = FB;
-    t.where = t.masked_fill = FB;
-    t.sum = F;
+    t.copy = ALL;
+    t.exp = t.log = t.sqrt = t.relu = t.tanh = t.sigmoid = F;
+    t.neg = t.abs = FN;
+    t.add_scalar = t.mul_scalar = t.rsub_scalar = t.clamp = FN;
+    t.div_scalar = t.rdiv_scalar = t.pow_scalar = F;
+    t.add = t.sub = t.mul = t.maximum = t.minimum = FN;
+    t.div = F;
+    t.lt = t.le = t.gt = t.ge = t.eq = t.ne = ALL;
+    t.where = t.masked_fill = ALL;
+    t.sum = FL;
     t.relu_backward = t.clamp_backward = t.pow_backward = t.tanh_backward = F;
     t.sigmoid_backward = F;
+    /* ABI 1.2 */
+    t.log1p = t.expm1 = t.sin = t.cos = t.erf = t.floor = t.ceil = t.round = F;
+    t.sign = FN;
+    t.pow = F;
+    t.floor_divide = t.remainder = FN;
+    t.prod = FL;
+    t.max_dim = t.min_dim = FN;
+    t.softmax = t.log_softmax = F;
+    t.index_select = t.gather = ALL;
+    t.scatter_add = FN;
     return t;
 }
 
@@ -631,6 +652,26 @@ static em_backend_ops make_ops(void)
     o.event_record = cu_event_record;
     o.event_wait = cu_event_wait;
     o.event_synchronize = cu_event_synchronize;
+    o.log1p = cu_k_log1p;
+    o.expm1 = cu_k_expm1;
+    o.sin = cu_k_sin;
+    o.cos = cu_k_cos;
+    o.erf = cu_k_erf;
+    o.floor = cu_k_floor;
+    o.ceil = cu_k_ceil;
+    o.round = cu_k_round;
+    o.sign = cu_k_sign;
+    o.pow = cu_k_pow;
+    o.floor_divide = cu_k_floor_divide;
+    o.remainder = cu_k_remainder;
+    o.prod = cu_k_prod;
+    o.max_dim = cu_k_max_dim;
+    o.min_dim = cu_k_min_dim;
+    o.softmax = cu_k_softmax;
+    o.log_softmax = cu_k_log_softmax;
+    o.index_select = cu_k_index_select;
+    o.gather = cu_k_gather;
+    o.scatter_add = cu_k_scatter_add;
     return o;
 }
 

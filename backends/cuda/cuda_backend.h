@@ -1,7 +1,7 @@
 /* backends/cuda/cuda_backend.h — what the cuda backend's translation units share: the
  * instance and device structs, the error helpers (every CUDA / cuBLAS failure becomes an
  * ember status with the API name and CUDA's own error name and text), the current-device
- * guard, the cuBLAS function table, and the entry points cuda_kernels.cu, cuda_async.cu and
+ * guard, the cuBLAS function table, and the entry points the kernel files, cuda_async.cu and
  * cuda_blas.cu define for the ops table in cuda_backend.cu. Private to the plugin: nothing
  * here is exported. */
 #ifndef EMBER_BACKEND_CUDA_H
@@ -140,7 +140,9 @@ CU_HIDDEN cudaError_t cu_streams_wait(cu_dev *d);
 /* Device close: wait for and destroy the streams the core left, free the list. */
 CU_HIDDEN void cu_streams_release(cu_dev *d);
 
-/* Kernels (cuda_kernels.cu); `dev` is the cu_dev. */
+/* Kernels; `dev` is the cu_dev. Those of ABI 1.0 are in cuda_kernels.cu (sum in
+ * cuda_reduce.cu); of 1.2: prod in cuda_reduce.cu, the elementwise math in cuda_math.cu,
+ * the dim reductions and softmax in cuda_dim.cu, indexing in cuda_gather.cu. */
 #define CU_KERNEL(name) CU_HIDDEN em_status cu_k_##name(void *dev, const em_kargs *a)
 CU_KERNEL(fill); CU_KERNEL(rng_uniform); CU_KERNEL(rng_normal); CU_KERNEL(copy);
 CU_KERNEL(neg); CU_KERNEL(exp); CU_KERNEL(log); CU_KERNEL(sqrt); CU_KERNEL(abs);
@@ -154,6 +156,12 @@ CU_KERNEL(where); CU_KERNEL(masked_fill);
 CU_KERNEL(sum);
 CU_KERNEL(relu_backward); CU_KERNEL(clamp_backward); CU_KERNEL(pow_backward);
 CU_KERNEL(tanh_backward); CU_KERNEL(sigmoid_backward);
+CU_KERNEL(log1p); CU_KERNEL(expm1); CU_KERNEL(sin); CU_KERNEL(cos); CU_KERNEL(erf);
+CU_KERNEL(floor); CU_KERNEL(ceil); CU_KERNEL(round); CU_KERNEL(sign);
+CU_KERNEL(pow); CU_KERNEL(floor_divide); CU_KERNEL(remainder);
+CU_KERNEL(prod);
+CU_KERNEL(max_dim); CU_KERNEL(min_dim); CU_KERNEL(softmax); CU_KERNEL(log_softmax);
+CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
 #undef CU_KERNEL
 
 #endif

@@ -49,12 +49,12 @@
     EMCU_HD T emcu_log_##S(T x, T p0, T p1) { (void)p0; (void)p1; return LOG(x); }        \
     EMCU_HD T emcu_sqrt_##S(T x, T p0, T p1) { (void)p0; (void)p1; return SQRT(x); }      \
     EMCU_HD T emcu_abs_##S(T x, T p0, T p1) { (void)p0; (void)p1; return FABS(x); }       \
-    /* NaN passes through (as PyTorch): only a number <= 0 becomes 0 */                    \
+    /* NaN and -0 pass through (as PyTorch): only a number < 0 becomes 0 */              \
     EMCU_HD T emcu_relu_##S(T x, T p0, T p1)                                              \
     {                                                                                     \
         (void)p0;                                                                         \
         (void)p1;                                                                         \
-        return x > 0 || x != x ? x : (T)0;                                                \
+        return x < 0 ? (T)0 : x;                                                          \
     }                                                                                     \
     EMCU_HD T emcu_tanh_##S(T x, T p0, T p1) { (void)p0; (void)p1; return TANH(x); }      \
     /* exp of -|x| never overflows, so both halves of the logistic stay finite */          \

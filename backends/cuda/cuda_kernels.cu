@@ -1,130 +1,21 @@
-/* backends/cuda/cuda_kernels.cu — every non-gemm kernel of the cuda backend and its host
- * launcher: one kernel launch per ember op, on the context's stream, never a host sync.
- *
- * Elementwise ops are one template instantiated per (op functor, dtypes) with two
- * variants: `flat` for the 1-D case the core reduces contiguous work to (out contiguous,
- * each input contiguous or a broadcast scalar), with 4-element vector loads and stores
- * when every pointer is aligned for them; and `nd` for any strided/broadcast view, which
- * maps the row-major logical index to each operand's offset (cuda_index.h). Both are
- * grid-stride loops over a grid capped at a few waves of the device. The scalar semantics
- * come from cuda_index.h, shared with the host unit test that checks them against the cpu
- * backend.
- *
- * sum: deterministic, one launch — see the reduction notes in cuda_index.h.
+/* backends/cuda/cuda_kernels.cu — the elementwise kernels of ABI 1.0 on the cuda backend
+ * (fill, rng, copy, the unary, scalar, binary and comparison ops, where, masked_fill and
+ * the backward helpers), with the integer dtypes of 1.2 where the core uses them: one
+ * kernel launch per ember op, on the context's stream, never a host sync. The templates
+ * and checks are in cuda_ew.cuh; the scalar semantics in cuda_index.h (float, bool) and
+ * cuda_math.h (integers, conversions), shared with the host unit test that checks them
+ * against the cpu backend. Reductions are in cuda_reduce.cu, the kernels of 1.2 in
+ * cuda_math.cu, cuda_dim.cu and cuda_gather.cu.
  *
  * Compiled with --fmad=false: a*b+c is never contracted, so arithmetic rounds as on the
  * host (and the rng's affine map matches the cpu backend bit for bit). */
-#include "cuda_backend.h"
-#include "cuda_index.h"
+#include "cuda_ew.cuh"
 
-#include <stdint.h>
-#include <string.h>
+#include <stddef.h>
+#include <type_traits>
 
-typedef uint8_t u8;
+/* ------------------------------------------------------------------ rng kernel */
 
-#define EW_THREADS 256
-#define VEC 4
-
-/* ------------------------------------------------------------------ device helpers */
-
-template <class T, int N>
-struct alignas(sizeof(T) * N) vec_t {
-    T v[N];
-};
-
-template <class T>
-__device__ __forceinline__ void vload(vec_t<T, VEC> &dst, const T *p, int64_t i, bool splat, T s)
-{
-    if (splat) {
-#pragma unroll
-        for (int j = 0; j < VEC; j++)
-            dst.v[j] = s;
-    } else {
-        dst = *reinterpret_cast<const vec_t<T, VEC> *>(p + i);
-    }
-}
-
-/* Flat: out[i] = f(a[i or 0], b[i or 0], c[i or 0]) for i < n; bit k of bcast: input k is
- * a broadcast scalar. The first nvec * VEC elements go in vectors (nvec is 0 when a
- * pointer is not aligned for them), the rest one by one. */
-template <int NIN, class TO, class T0, class T1, class T2, class F>
-__global__ void __launch_bounds__(EW_THREADS)
-    k_flat(TO *o, const T0 *a, const T1 *b, const T2 *c, int64_t n, int64_t nvec, unsigned bcast,
-           F f)
-{
-    const int64_t stride = (int64_t)gridDim.x * EW_THREADS;
-    const int64_t t0 = (int64_t)blockIdx.x * EW_THREADS + threadIdx.x;
-    T0 sa = T0();
-    T1 sb = T1();
-    T2 sc = T2();
-    if constexpr (NIN > 0)
-        if (bcast & 1u)
-            sa = a[0];
-    if constexpr (NIN > 1)
-        if (bcast & 2u)
-            sb = b[0];
-    if constexpr (NIN > 2)
-        if (bcast & 4u)
-            sc = c[0];
-    for (int64_t v = t0; v < nvec; v += stride) {
-        const int64_t i = v * VEC;
-        vec_t<T0, VEC> va = {};
-        vec_t<T1, VEC> vb = {};
-        vec_t<T2, VEC> vc = {};
-        if constexpr (NIN > 0)
-            vload(va, a, i, (bcast & 1u) != 0, sa);
-        if constexpr (NIN > 1)
-            vload(vb, b, i, (bcast & 2u) != 0, sb);
-        if constexpr (NIN > 2)
-            vload(vc, c, i, (bcast & 4u) != 0, sc);
-        vec_t<TO, VEC> r;
-#pragma unroll
-        for (int j = 0; j < VEC; j++)
-            r.v[j] = f(va.v[j], vb.v[j], vc.v[j]);
-        *reinterpret_cast<vec_t<TO, VEC> *>(o + i) = r;
-    }
-    for (int64_t i = nvec * VEC + t0; i < n; i += stride) {
-        T0 x = sa;
-        T1 y = sb;
-        T2 z = sc;
-        if constexpr (NIN > 0)
-            if (!(bcast & 1u))
-                x = a[i];
-        if constexpr (NIN > 1)
-            if (!(bcast & 2u))
-                y = b[i];
-        if constexpr (NIN > 2)
-            if (!(bcast & 4u))
-                z = c[i];
-        o[i] = f(x, y, z);
-    }
-}
-
-/* Any strided / broadcast views of one shape. */
-template <int NIN, class TO, class T0, class T1, class T2, class F>
-__global__ void __launch_bounds__(EW_THREADS)
-    k_nd(TO *o, const T0 *a, const T1 *b, const T2 *c, const emcu_geom g, F f)
-{
-    const int64_t stride = (int64_t)gridDim.x * EW_THREADS;
-    for (int64_t lin = (int64_t)blockIdx.x * EW_THREADS + threadIdx.x; lin < g.numel;
-         lin += stride) {
-        int64_t off[NIN + 1];
-        emcu_geom_offsets(&g, lin, off, NIN + 1);
-        T0 x = T0();
-        T1 y = T1();
-        T2 z = T2();
-        if constexpr (NIN > 0)
-            x = a[off[1]];
-        if constexpr (NIN > 1)
-            y = b[off[2]];
-        if constexpr (NIN > 2)
-            z = c[off[3]];
-        o[off[0]] = f(x, y, z);
-    }
-}
-
-/* rng: element lin of out gets the draw for counter ctr + lin. p1 is the uniform span
- * (hi - lo, computed once in double as the cpu backend does) or the normal's std. */
 template <class T, bool NORMAL>
 __global__ void __launch_bounds__(EW_THREADS)
     k_rng(T *o, const emcu_geom g, uint64_t seed, uint64_t ctr, double p0, double p1)
@@ -192,6 +83,14 @@ EMCU_BINARY_OPS(DEF_BINARY)
         return emcu_##NAME##_f64(a, b);                                                   \
     }                                                                                     \
     __device__ __forceinline__ u8 op_##NAME(u8 a, u8 b) { return emcu_##NAME##_bool(a, b); } \
+    __device__ __forceinline__ u8 op_##NAME(int64_t a, int64_t b)                         \
+    {                                                                                     \
+        return emcu_##NAME##_i64(a, b);                                                   \
+    }                                                                                     \
+    __device__ __forceinline__ u8 op_##NAME(int32_t a, int32_t b)                         \
+    {                                                                                     \
+        return emcu_##NAME##_i32(a, b);                                                   \
+    }                                                                                     \
     template <class T>                                                                    \
     struct F_##NAME {                                                                     \
         __device__ __forceinline__ u8 operator()(T a, T b, u8) const { return op_##NAME(a, b); } \
@@ -244,163 +143,153 @@ struct F_masked_fill {
     __device__ __forceinline__ T operator()(T a, u8 m, u8) const { return m ? v : a; }
 };
 
-/* copy with conversion: to bool is != 0, the rest C conversions */
-template <class TO, class TI>
+/* Integer dtypes: the scalars are the exact int64 ip[0], ip[1]. */
+#define DEF_INT_UNARY(NAME)                                                               \
+    __device__ __forceinline__ int64_t iop_##NAME(int64_t x, int64_t p0, int64_t p1)      \
+    {                                                                                     \
+        return emcu_##NAME##_i64(x, p0, p1);                                              \
+    }                                                                                     \
+    __device__ __forceinline__ int32_t iop_##NAME(int32_t x, int64_t p0, int64_t p1)      \
+    {                                                                                     \
+        return emcu_##NAME##_i32(x, p0, p1);                                              \
+    }                                                                                     \
+    __device__ __forceinline__ u8 iop_##NAME(u8 x, int64_t p0, int64_t p1)                \
+    {                                                                                     \
+        return emcu_##NAME##_u8(x, p0, p1);                                               \
+    }                                                                                     \
+    template <class T>                                                                    \
+    struct FI_##NAME {                                                                    \
+        int64_t p0, p1;                                                                   \
+        __device__ __forceinline__ T operator()(T x, u8, u8) const                        \
+        {                                                                                 \
+            return iop_##NAME(x, p0, p1);                                                 \
+        }                                                                                 \
+    };
+EMCU_INT_UNARY_OPS(DEF_INT_UNARY)
+
+#define DEF_INT_BINARY(NAME)                                                              \
+    __device__ __forceinline__ int64_t iop_##NAME(int64_t a, int64_t b)                   \
+    {                                                                                     \
+        return emcu_##NAME##_i64(a, b);                                                   \
+    }                                                                                     \
+    __device__ __forceinline__ int32_t iop_##NAME(int32_t a, int32_t b)                   \
+    {                                                                                     \
+        return emcu_##NAME##_i32(a, b);                                                   \
+    }                                                                                     \
+    __device__ __forceinline__ u8 iop_##NAME(u8 a, u8 b) { return emcu_##NAME##_u8(a, b); } \
+    template <class T>                                                                    \
+    struct FI_##NAME {                                                                    \
+        __device__ __forceinline__ T operator()(T a, T b, u8) const { return iop_##NAME(a, b); } \
+    };
+EMCU_INT_BINARY_OPS(DEF_INT_BINARY)
+
+/* The storage type of each dtype, by code. */
+template <int DT>
+struct dtype_of;
+template <>
+struct dtype_of<EM_F32> {
+    typedef float T;
+};
+template <>
+struct dtype_of<EM_F64> {
+    typedef double T;
+};
+template <>
+struct dtype_of<EM_BOOL> {
+    typedef u8 T;
+};
+template <>
+struct dtype_of<EM_I64> {
+    typedef int64_t T;
+};
+template <>
+struct dtype_of<EM_I32> {
+    typedef int32_t T;
+};
+template <>
+struct dtype_of<EM_U8> {
+    typedef u8 T;
+};
+
+/* copy with conversion: to bool is != 0; float to an integer dtype truncates toward zero,
+ * saturating, NaN -> 0; between integer dtypes it wraps; the rest C conversions (bool is
+ * stored as 0 / 1). */
+template <int DTO, int DTI>
 struct F_copy {
+    typedef typename dtype_of<DTO>::T TO;
+    typedef typename dtype_of<DTI>::T TI;
     __device__ __forceinline__ TO operator()(TI x, u8, u8) const
     {
-        if constexpr (sizeof(TO) == 1 && sizeof(TI) != 1)
+        constexpr bool from_float = DTI == EM_F32 || DTI == EM_F64;
+        if constexpr (DTO == EM_BOOL && DTI != EM_BOOL)
             return (TO)(x != 0);
+        else if constexpr (from_float && DTO == EM_I64)
+            return emcu_f2i_i64((double)x);
+        else if constexpr (from_float && DTO == EM_I32)
+            return emcu_f2i_i32((double)x);
+        else if constexpr (from_float && DTO == EM_U8)
+            return emcu_f2i_u8((double)x);
+        else if constexpr (DTO == EM_I32 && DTI == EM_I64)
+            return (TO)(uint32_t)(uint64_t)x;
+        else if constexpr (DTO == EM_U8 && (DTI == EM_I64 || DTI == EM_I32))
+            return (TO)(uint64_t)x;
         else
             return (TO)x;
     }
 };
 
-/* ------------------------------------------------------------------ host: checks */
-
-static const char *const view_names[4] = {"out", "in[0]", "in[1]", "in[2]"};
-
-#define SAME_OUT 1u
-#define SAME_IN0 2u
-#define SAME_IN1 4u
-#define SAME_IN2 8u
-#define FLOAT_KEYS ((1u << EM_F32) | (1u << EM_F64))
-#define ALL_KEYS (FLOAT_KEYS | (1u << EM_BOOL))
-
-static int valid_dtype(int32_t dt)
-{
-    return dt == EM_F32 || dt == EM_F64 || dt == EM_BOOL;
-}
-
-static em_status check_view(cu_dev *d, const char *kname, const char *what, const em_kview *v)
-{
-    cu_inst *inst = d->inst;
-    if (!v || !v->buf)
-        return CU_ERR(inst, EM_ERR_INVALID, "%s: %s view is missing", kname, what);
-    if (!valid_dtype(v->dtype))
-        return CU_ERR(inst, EM_ERR_INVALID, "%s: %s has invalid dtype %d", kname, what,
-                      (int)v->dtype);
-    if (v->ndim < 1 || v->ndim > EM_MAX_DIMS)
-        return CU_ERR(inst, EM_ERR_INVALID, "%s: %s has %d dims (1..%d supported)", kname, what,
-                      (int)v->ndim, EM_MAX_DIMS);
-    for (int d2 = 0; d2 < v->ndim; d2++)
-        if (v->shape[d2] < 0)
-            return CU_ERR(inst, EM_ERR_INVALID, "%s: %s has negative size %lld in dim %d", kname,
-                          what, (long long)v->shape[d2], d2);
-    return EM_OK;
-}
-
-static em_status unsupported(cu_dev *d, const char *kname, int32_t dt)
-{
-    return CU_ERR(d->inst, EM_ERR_UNSUPPORTED,
-                  "%s: dtype %s is not supported by the cuda backend", kname, cu_dtype_name(dt));
-}
-
-static em_status mismatch(cu_dev *d, const char *kname, const char *what, int32_t got,
-                          int32_t want)
-{
-    return CU_ERR(d->inst, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
-                  cu_dtype_name(got), cu_dtype_name(want));
-}
-
-/* The cpu backend's checks, in its order: views present, the key dtype supported, the
- * operands in `same` of the key dtype, every view sane, inputs of out's ndim and shape. */
-static em_status ew_check(cu_dev *d, const char *kname, const em_kargs *ka, int nin,
-                          int32_t key, unsigned keys, unsigned same)
-{
-    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
-    for (int k = 0; k <= nin; k++)
-        if (!v[k])
-            return CU_ERR(d->inst, EM_ERR_INVALID, "%s: %s view is missing", kname,
-                          view_names[k]);
-    if (key < 0 || key >= EM_DTYPE_COUNT_ || !((keys >> key) & 1u))
-        return unsupported(d, kname, key);
-    for (int k = 0; k <= nin; k++)
-        if (((same >> k) & 1u) && v[k]->dtype != key)
-            return mismatch(d, kname, view_names[k], v[k]->dtype, key);
-    em_status st;
-    for (int k = 0; k <= nin; k++)
-        if ((st = check_view(d, kname, view_names[k], v[k])) != EM_OK)
-            return st;
-    const em_kview *o = v[0];
-    for (int k = 1; k <= nin; k++) {
-        if (v[k]->ndim != o->ndim)
-            return CU_ERR(d->inst, EM_ERR_INVALID, "%s: %s has %d dims but out has %d", kname,
-                          view_names[k], (int)v[k]->ndim, (int)o->ndim);
-        for (int dd = 0; dd < o->ndim; dd++)
-            if (v[k]->shape[dd] != o->shape[dd])
-                return CU_ERR(d->inst, EM_ERR_INVALID,
-                              "%s: %s has size %lld in dim %d but out has %lld", kname,
-                              view_names[k], (long long)v[k]->shape[dd], dd,
-                              (long long)o->shape[dd]);
-    }
-    return EM_OK;
-}
-
-static em_status launched(cu_dev *d, const char *kname)
-{
-    cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? EM_OK : cu_fail(d, e, kname, "kernel launch");
-}
-
-template <class T>
-static bool vec_aligned(const T *p)
-{
-    return ((uintptr_t)p % (sizeof(T) * VEC)) == 0;
-}
-
-/* ------------------------------------------------------------------ host: launchers */
-
-/* One launch of f over the checked views of ka. */
-template <int NIN, class TO, class T0, class T1, class T2, class F>
-static em_status ew_run(cu_dev *d, const char *kname, const em_kargs *ka, F f)
-{
-    const em_kview *v[4] = {ka->out, ka->in[0], ka->in[1], ka->in[2]};
-    emcu_geom g;
-    const int64_t n = emcu_geom_init(&g, v, NIN + 1);
-    if (n == 0)
-        return EM_OK;
-    em_status st = cu_enter(d);
-    if (st != EM_OK)
-        return st;
-    TO *o = (TO *)v[0]->buf + v[0]->offset;
-    const T0 *a = NIN > 0 ? (const T0 *)v[1]->buf + v[1]->offset : nullptr;
-    const T1 *b = NIN > 1 ? (const T1 *)v[2]->buf + v[2]->offset : nullptr;
-    const T2 *c = NIN > 2 ? (const T2 *)v[3]->buf + v[3]->offset : nullptr;
-    if (emcu_geom_flat(&g)) {
-        unsigned bcast = 0;
-        bool aligned = vec_aligned(o);
-        if (NIN > 0) {
-            if (g.st[1][0] == 0)
-                bcast |= 1u;
-            else
-                aligned = aligned && vec_aligned(a);
-        }
-        if (NIN > 1) {
-            if (g.st[2][0] == 0)
-                bcast |= 2u;
-            else
-                aligned = aligned && vec_aligned(b);
-        }
-        if (NIN > 2) {
-            if (g.st[3][0] == 0)
-                bcast |= 4u;
-            else
-                aligned = aligned && vec_aligned(c);
-        }
-        const int64_t nvec = aligned ? n / VEC : 0;
-        const int64_t blocks =
-            emcu_grid_blocks(nvec + (n - nvec * VEC), EW_THREADS, d->max_blocks);
-        k_flat<NIN, TO, T0, T1, T2, F>
-            <<<(unsigned)blocks, EW_THREADS, 0, d->stream>>>(o, a, b, c, n, nvec, bcast, f);
-    } else {
-        const int64_t blocks = emcu_grid_blocks(n, EW_THREADS, d->max_blocks);
-        k_nd<NIN, TO, T0, T1, T2, F><<<(unsigned)blocks, EW_THREADS, 0, d->stream>>>(o, a, b, c, g, f);
-    }
-    return launched(d, kname);
-}
-
 /* ------------------------------------------------------------------ kernel entries */
+
+/* Integer parameter i of an integer-dtype call: ip[i], exact; the double p[i] (saturated,
+ * so an absent clamp bound of -inf / +inf is INT64_MIN / INT64_MAX) only if a caller
+ * passed no ip[]. */
+static int64_t int_param(const em_kargs *ka, uint32_t i)
+{
+    if (ka->struct_size >= offsetof(em_kargs, ip) + sizeof ka->ip && ka->ip && ka->n_ip > i)
+        return ka->ip[i];
+    return emcu_f2i_i64(ka->p[i]);
+}
+
+/* The value of fill / masked_fill for dtype dt (storage type T): p[0] rounded to the
+ * float dtype, != 0 for bool, the exact ip[0] wrapped to the width for integers. */
+template <class T>
+static T scalar_value(int32_t dt, const em_kargs *ka)
+{
+    if constexpr (std::is_same<T, float>::value)
+        return emcu_scalar_f32(ka->p[0]);
+    else if constexpr (std::is_same<T, double>::value)
+        return emcu_scalar_f64(ka->p[0]);
+    else if constexpr (sizeof(T) == 8)
+        return emcu_scalar_i64(int_param(ka, 0));
+    else if constexpr (sizeof(T) == 4)
+        return emcu_scalar_i32(int_param(ka, 0));
+    else
+        return dt == EM_BOOL ? emcu_scalar_bool(ka->p[0]) : emcu_scalar_u8(int_param(ka, 0));
+}
+
+template <template <class> class F>
+static em_status unary_float(cu_dev *d, const char *kname, const em_kargs *ka, int32_t key)
+{
+    return on_float(key, [&](auto z) {
+        using T = decltype(z);
+        return ew_run<1, T, T, u8, u8>(d, kname, ka, F<T>{(T)ka->p[0], (T)ka->p[1]});
+    });
+}
+
+template <template <class> class F>
+static em_status binary_float(cu_dev *d, const char *kname, const em_kargs *ka, int32_t key)
+{
+    return on_float(key, [&](auto z) {
+        using T = decltype(z);
+        return ew_run<2, T, T, T, u8>(d, kname, ka, F<T>{(T)ka->p[0], (T)ka->p[1]});
+    });
+}
+
+/* float dtypes only */
+#define EMCU_UNARY_FLOAT_ONLY(X)                                                          \
+    X(exp) X(log) X(sqrt) X(relu) X(tanh) X(sigmoid) X(div_scalar) X(rdiv_scalar)
+#define EMCU_BINARY_FLOAT_ONLY(X)                                                         \
+    X(div) X(relu_backward) X(clamp_backward) X(tanh_backward) X(sigmoid_backward)
 
 #define UNARY_ENTRY(NAME)                                                                 \
     em_status cu_k_##NAME(void *dev, const em_kargs *ka)                                  \
@@ -410,13 +299,28 @@ static em_status ew_run(cu_dev *d, const char *kname, const em_kargs *ka, F f)
         em_status st = ew_check(d, #NAME, ka, 1, key, FLOAT_KEYS, SAME_OUT | SAME_IN0);   \
         if (st != EM_OK)                                                                  \
             return st;                                                                    \
-        if (key == EM_F32)                                                                \
-            return ew_run<1, float, float, u8, u8>(                                       \
-                d, #NAME, ka, F_##NAME<float>{(float)ka->p[0], (float)ka->p[1]});         \
-        return ew_run<1, double, double, u8, u8>(d, #NAME, ka,                            \
-                                                 F_##NAME<double>{ka->p[0], ka->p[1]});   \
+        return unary_float<F_##NAME>(d, #NAME, ka, key);                                  \
     }
-EMCU_UNARY_OPS(UNARY_ENTRY)
+EMCU_UNARY_FLOAT_ONLY(UNARY_ENTRY)
+
+#define UNARY_INT_ENTRY(NAME)                                                             \
+    em_status cu_k_##NAME(void *dev, const em_kargs *ka)                                  \
+    {                                                                                     \
+        cu_dev *d = (cu_dev *)dev;                                                        \
+        const int32_t key = ka->out ? ka->out->dtype : EM_F32;                            \
+        em_status st =                                                                    \
+            ew_check(d, #NAME, ka, 1, key, FLOAT_KEYS | INT_KEYS, SAME_OUT | SAME_IN0);   \
+        if (st != EM_OK)                                                                  \
+            return st;                                                                    \
+        if ((FLOAT_KEYS >> key) & 1u)                                                     \
+            return unary_float<F_##NAME>(d, #NAME, ka, key);                              \
+        const int64_t p0 = int_param(ka, 0), p1 = int_param(ka, 1);                       \
+        return on_int(key, [&](auto z) {                                                  \
+            using T = decltype(z);                                                        \
+            return ew_run<1, T, T, u8, u8>(d, #NAME, ka, FI_##NAME<T>{p0, p1});           \
+        });                                                                               \
+    }
+EMCU_INT_UNARY_OPS(UNARY_INT_ENTRY)
 
 #define BINARY_ENTRY(NAME)                                                                \
     em_status cu_k_##NAME(void *dev, const em_kargs *ka)                                  \
@@ -427,13 +331,27 @@ EMCU_UNARY_OPS(UNARY_ENTRY)
             ew_check(d, #NAME, ka, 2, key, FLOAT_KEYS, SAME_OUT | SAME_IN0 | SAME_IN1);   \
         if (st != EM_OK)                                                                  \
             return st;                                                                    \
-        if (key == EM_F32)                                                                \
-            return ew_run<2, float, float, float, u8>(                                    \
-                d, #NAME, ka, F_##NAME<float>{(float)ka->p[0], (float)ka->p[1]});         \
-        return ew_run<2, double, double, double, u8>(d, #NAME, ka,                        \
-                                                     F_##NAME<double>{ka->p[0], ka->p[1]}); \
+        return binary_float<F_##NAME>(d, #NAME, ka, key);                                 \
     }
-EMCU_BINARY_OPS(BINARY_ENTRY)
+EMCU_BINARY_FLOAT_ONLY(BINARY_ENTRY)
+
+#define BINARY_INT_ENTRY(NAME)                                                            \
+    em_status cu_k_##NAME(void *dev, const em_kargs *ka)                                  \
+    {                                                                                     \
+        cu_dev *d = (cu_dev *)dev;                                                        \
+        const int32_t key = ka->out ? ka->out->dtype : EM_F32;                            \
+        em_status st = ew_check(d, #NAME, ka, 2, key, FLOAT_KEYS | INT_KEYS,              \
+                                SAME_OUT | SAME_IN0 | SAME_IN1);                          \
+        if (st != EM_OK)                                                                  \
+            return st;                                                                    \
+        if ((FLOAT_KEYS >> key) & 1u)                                                     \
+            return binary_float<F_##NAME>(d, #NAME, ka, key);                             \
+        return on_int(key, [&](auto z) {                                                  \
+            using T = decltype(z);                                                        \
+            return ew_run<2, T, T, T, u8>(d, #NAME, ka, FI_##NAME<T>{});                  \
+        });                                                                               \
+    }
+EMCU_INT_BINARY_OPS(BINARY_INT_ENTRY)
 
 #define COMPARE_ENTRY(NAME)                                                               \
     em_status cu_k_##NAME(void *dev, const em_kargs *ka)                                  \
@@ -445,11 +363,10 @@ EMCU_BINARY_OPS(BINARY_ENTRY)
         em_status st = ew_check(d, #NAME, ka, 2, key, ALL_KEYS, SAME_IN0 | SAME_IN1);     \
         if (st != EM_OK)                                                                  \
             return st;                                                                    \
-        if (key == EM_F32)                                                                \
-            return ew_run<2, u8, float, float, u8>(d, #NAME, ka, F_##NAME<float>{});      \
-        if (key == EM_F64)                                                                \
-            return ew_run<2, u8, double, double, u8>(d, #NAME, ka, F_##NAME<double>{});   \
-        return ew_run<2, u8, u8, u8, u8>(d, #NAME, ka, F_##NAME<u8>{});                   \
+        return on_any(key, [&](auto z) {                                                  \
+            using T = decltype(z);                                                        \
+            return ew_run<2, u8, T, T, u8>(d, #NAME, ka, F_##NAME<T>{});                  \
+        });                                                                               \
     }
 EMCU_COMPARE_OPS(COMPARE_ENTRY)
 
@@ -490,12 +407,10 @@ em_status cu_k_fill(void *dev, const em_kargs *ka)
     em_status st = ew_check(d, "fill", ka, 0, key, ALL_KEYS, SAME_OUT);
     if (st != EM_OK)
         return st;
-    if (key == EM_F32)
-        return ew_run<0, float, u8, u8, u8>(d, "fill", ka, F_fill<float>{emcu_scalar_f32(ka->p[0])});
-    if (key == EM_F64)
-        return ew_run<0, double, u8, u8, u8>(d, "fill", ka,
-                                             F_fill<double>{emcu_scalar_f64(ka->p[0])});
-    return ew_run<0, u8, u8, u8, u8>(d, "fill", ka, F_fill<u8>{emcu_scalar_bool(ka->p[0])});
+    return on_any(key, [&](auto z) {
+        using T = decltype(z);
+        return ew_run<0, T, u8, u8, u8>(d, "fill", ka, F_fill<T>{scalar_value<T>(key, ka)});
+    });
 }
 
 em_status cu_k_where(void *dev, const em_kargs *ka)
@@ -507,11 +422,10 @@ em_status cu_k_where(void *dev, const em_kargs *ka)
     em_status st = ew_check(d, "where", ka, 3, key, ALL_KEYS, SAME_OUT | SAME_IN1 | SAME_IN2);
     if (st != EM_OK)
         return st;
-    if (key == EM_F32)
-        return ew_run<3, float, u8, float, float>(d, "where", ka, F_where<float>{});
-    if (key == EM_F64)
-        return ew_run<3, double, u8, double, double>(d, "where", ka, F_where<double>{});
-    return ew_run<3, u8, u8, u8, u8>(d, "where", ka, F_where<u8>{});
+    return on_any(key, [&](auto z) {
+        using T = decltype(z);
+        return ew_run<3, T, u8, T, T>(d, "where", ka, F_where<T>{});
+    });
 }
 
 em_status cu_k_masked_fill(void *dev, const em_kargs *ka)
@@ -523,24 +437,25 @@ em_status cu_k_masked_fill(void *dev, const em_kargs *ka)
     em_status st = ew_check(d, "masked_fill", ka, 2, key, ALL_KEYS, SAME_OUT | SAME_IN0);
     if (st != EM_OK)
         return st;
-    if (key == EM_F32)
-        return ew_run<2, float, float, u8, u8>(d, "masked_fill", ka,
-                                               F_masked_fill<float>{emcu_scalar_f32(ka->p[0])});
-    if (key == EM_F64)
-        return ew_run<2, double, double, u8, u8>(
-            d, "masked_fill", ka, F_masked_fill<double>{emcu_scalar_f64(ka->p[0])});
-    return ew_run<2, u8, u8, u8, u8>(d, "masked_fill", ka,
-                                     F_masked_fill<u8>{emcu_scalar_bool(ka->p[0])});
+    return on_any(key, [&](auto z) {
+        using T = decltype(z);
+        return ew_run<2, T, T, u8, u8>(d, "masked_fill", ka,
+                                       F_masked_fill<T>{scalar_value<T>(key, ka)});
+    });
 }
 
-template <class TO>
+template <int DTO>
 static em_status copy_from(cu_dev *d, const em_kargs *ka, int32_t ti)
 {
-    if (ti == EM_F32)
-        return ew_run<1, TO, float, u8, u8>(d, "copy", ka, F_copy<TO, float>{});
-    if (ti == EM_F64)
-        return ew_run<1, TO, double, u8, u8>(d, "copy", ka, F_copy<TO, double>{});
-    return ew_run<1, TO, u8, u8, u8>(d, "copy", ka, F_copy<TO, u8>{});
+    typedef typename dtype_of<DTO>::T TO;
+    switch (ti) {
+    case EM_F32: return ew_run<1, TO, float, u8, u8>(d, "copy", ka, F_copy<DTO, EM_F32>{});
+    case EM_F64: return ew_run<1, TO, double, u8, u8>(d, "copy", ka, F_copy<DTO, EM_F64>{});
+    case EM_BOOL: return ew_run<1, TO, u8, u8, u8>(d, "copy", ka, F_copy<DTO, EM_BOOL>{});
+    case EM_I64: return ew_run<1, TO, int64_t, u8, u8>(d, "copy", ka, F_copy<DTO, EM_I64>{});
+    case EM_I32: return ew_run<1, TO, int32_t, u8, u8>(d, "copy", ka, F_copy<DTO, EM_I32>{});
+    default: return ew_run<1, TO, u8, u8, u8>(d, "copy", ka, F_copy<DTO, EM_U8>{});
+    }
 }
 
 em_status cu_k_copy(void *dev, const em_kargs *ka)
@@ -556,11 +471,14 @@ em_status cu_k_copy(void *dev, const em_kargs *ka)
     em_status st = ew_check(d, "copy", ka, 1, ti, ALL_KEYS, SAME_IN0);
     if (st != EM_OK)
         return st;
-    if (to == EM_F32)
-        return copy_from<float>(d, ka, ti);
-    if (to == EM_F64)
-        return copy_from<double>(d, ka, ti);
-    return copy_from<u8>(d, ka, ti);
+    switch (to) {
+    case EM_F32: return copy_from<EM_F32>(d, ka, ti);
+    case EM_F64: return copy_from<EM_F64>(d, ka, ti);
+    case EM_BOOL: return copy_from<EM_BOOL>(d, ka, ti);
+    case EM_I64: return copy_from<EM_I64>(d, ka, ti);
+    case EM_I32: return copy_from<EM_I32>(d, ka, ti);
+    default: return copy_from<EM_U8>(d, ka, ti);
+    }
 }
 
 template <bool NORMAL>
@@ -599,150 +517,6 @@ em_status cu_k_rng_normal(void *dev, const em_kargs *ka)
     return rng_run<true>((cu_dev *)dev, "rng_normal", ka);
 }
 
-/* ------------------------------------------------------------------ sum */
-
-template <class T>
-__device__ __forceinline__ double as_double(T x)
-{
-    if constexpr (sizeof(T) == 1)
-        return (double)(x != 0);
-    else
-        return (double)x;
-}
-
-/* Sum v over the block's by reducers of each of its bx outputs by a fixed tree (by is a
- * power of two); every thread gets the total of its own output column tx. */
-__device__ __forceinline__ double block_tree(double *sm, double v, int tid, int tx, int ty,
-                                             int bx, int by)
-{
-    sm[tid] = v;
-    __syncthreads();
-    for (int s = by / 2; s > 0; s >>= 1) {
-        if (ty < s)
-            sm[tid] += sm[tid + s * bx];
-        __syncthreads();
-    }
-    return sm[tx];
-}
-
-template <class TI, class TO>
-__global__ void __launch_bounds__(EMCU_RED_THREADS)
-    k_sum(const TI *in, TO *out, const emcu_red_plan p, double scale, double *partial,
-          unsigned *counters)
-{
-    __shared__ double sm[EMCU_RED_THREADS];
-    __shared__ int s_last;
-    const int tid = (int)threadIdx.x;
-    const int tx = tid % p.bx, ty = tid / p.bx;
-    int64_t tile, ch;
-    emcu_red_block(&p, (int64_t)blockIdx.x, &tile, &ch);
-    const int64_t o = emcu_red_output(&p, tile, tx);
-    int64_t ooff = 0;
-    double acc = 0;
-    if (o < p.M) {
-        int64_t ioff, r, end, step;
-        emcu_red_kept(&p, o, &ioff, &ooff);
-        emcu_red_range(&p, ch, ty, &r, &end, &step);
-        for (; r < end; r += step)
-            acc += as_double(in[ioff + emcu_red_roff(&p, r)]);
-    }
-    acc = block_tree(sm, acc, tid, tx, ty, p.bx, p.by);
-    if (p.nch == 1) {
-        if (ty == 0 && o < p.M)
-            out[ooff] = (TO)(acc * scale);
-        return;
-    }
-    /* split: publish this chunk's partial; the tile's last block adds them in order */
-    if (ty == 0 && o < p.M)
-        partial[o * p.nch + ch] = acc;
-    __threadfence();
-    __syncthreads();
-    if (tid == 0)
-        s_last = atomicAdd(&counters[tile], 1u) == (unsigned)(p.nch - 1);
-    __syncthreads();
-    if (!s_last)
-        return;
-    __threadfence();
-    double tot = 0;
-    if (o < p.M)
-        for (int64_t j = ty; j < p.nch; j += p.by)
-            tot += __ldcg(&partial[o * p.nch + j]);
-    tot = block_tree(sm, tot, tid, tx, ty, p.bx, p.by);
-    if (ty == 0 && o < p.M)
-        out[ooff] = (TO)(tot * scale);
-    if (tid == 0)
-        counters[tile] = 0;   /* ready for the next launch on this stream */
-}
-
-template <class TO>
-static void sum_launch(cu_dev *d, int32_t idt, const void *in, TO *out, const emcu_red_plan &p,
-                       double scale, double *partial, unsigned *counters)
-{
-    const dim3 grid((unsigned)p.nblocks);
-    if (idt == EM_F32)
-        k_sum<float, TO><<<grid, EMCU_RED_THREADS, 0, d->stream>>>((const float *)in, out, p, scale,
-                                                                  partial, counters);
-    else if (idt == EM_F64)
-        k_sum<double, TO><<<grid, EMCU_RED_THREADS, 0, d->stream>>>((const double *)in, out, p,
-                                                                   scale, partial, counters);
-    else
-        k_sum<u8, TO><<<grid, EMCU_RED_THREADS, 0, d->stream>>>((const u8 *)in, out, p, scale,
-                                                               partial, counters);
-}
-
-em_status cu_k_sum(void *dev, const em_kargs *ka)
-{
-    cu_dev *d = (cu_dev *)dev;
-    const em_kview *in = ka->in[0], *out = ka->out;
-    em_status st;
-    if ((st = check_view(d, "sum", "out", out)) != EM_OK ||
-        (st = check_view(d, "sum", "in[0]", in)) != EM_OK)
-        return st;
-    if (out->dtype != EM_F32 && out->dtype != EM_F64)
-        return unsupported(d, "sum", out->dtype);
-    if (in->ndim != out->ndim)
-        return CU_ERR(d->inst, EM_ERR_INVALID, "sum: in[0] has %d dims but out has %d",
-                      (int)in->ndim, (int)out->ndim);
-    emcu_red_plan p;
-    int bad = 0;
-    const int r = emcu_red_plan_build(in->ndim, in->shape, in->strides, out->shape, out->strides,
-                                      &p, &bad);
-    switch (r) {
-    case EMCU_RED_OK: break;
-    case EMCU_RED_EMPTY_OUT: return EM_OK;
-    case EMCU_RED_EMPTY_IN: {
-        /* an empty reduction is 0 for every output */
-        em_kargs fk;
-        memset(&fk, 0, sizeof fk);
-        fk.struct_size = sizeof fk;
-        fk.out = out;
-        return cu_k_fill(dev, &fk);
-    }
-    case EMCU_RED_BAD_SHAPE:
-        return CU_ERR(d->inst, EM_ERR_INVALID, "sum: out has size %lld in dim %d, expected 1 or %lld",
-                      (long long)out->shape[bad], bad, (long long)in->shape[bad]);
-    default:
-        return CU_ERR(d->inst, EM_ERR_UNSUPPORTED,
-                      "sum: %lld outputs of %lld elements need more thread blocks than a grid holds",
-                      (long long)p.M, (long long)p.L);
-    }
-    if ((st = cu_enter(d)) != EM_OK)
-        return st;
-    double *partial = nullptr;
-    unsigned *counters = nullptr;
-    if (p.nch > 1 && (st = cu_red_scratch(d, (size_t)emcu_red_counter_bytes(&p),
-                                          (size_t)emcu_red_partial_bytes(&p), &counters,
-                                          &partial)) != EM_OK)
-        return st;
-    const char *ibase = (const char *)in->buf + in->offset * (int64_t)cu_dtype_size(in->dtype);
-    if (out->dtype == EM_F32)
-        sum_launch<float>(d, in->dtype, ibase, (float *)out->buf + out->offset, p, ka->p[0],
-                          partial, counters);
-    else
-        sum_launch<double>(d, in->dtype, ibase, (double *)out->buf + out->offset, p, ka->p[0],
-                           partial, counters);
-    return launched(d, "sum");
-}
 
 /* ------------------------------------------------------------------ probe */
 

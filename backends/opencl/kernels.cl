@@ -1,19 +1,24 @@
-/* backends/opencl/kernels.cl — every kernel of the OpenCL backend, as one OpenCL C
- * program. It is embedded into the plugin at build time (opencl_source.h) and built once
- * per device_open: one program keeps PoCL's cold compile to a single front-end run.
+/* backends/opencl/kernels.cl — the first part of the OpenCL backend's one OpenCL C
+ * program: build options, the elementwise templates and their float and bool instances,
+ * random numbers and gemm. kernels_int.cl, kernels_math.cl, kernels_reduce.cl and
+ * kernels_index.cl follow it, in that order, using its templates. All are embedded into the
+ * plugin at build time (opencl_source.h) and built once per device_open: one program keeps
+ * PoCL's cold compile to a single front-end run.
  *
  * Build options the host passes (opencl.c, build_options):
- *   EM_FP64       the device has cl_khr_fp64: double kernels exist, f32 rng / sum / pow
- *                 use double internally (as the cpu backend does)
+ *   EM_FP64       the device has cl_khr_fp64: double kernels exist, f32 rng / sum / pow /
+ *                 math functions use double internally (as the cpu backend does)
+ *   EM_INT64_ATOMICS  the device has cl_khr_int64_base_atomics (f64 / i64 scatter_add)
  *   EM_LS         work-group size of the reductions (a power of two)
  *   EM_GEMM_TS    gemm tile edge (64 or 32); EM_GEMM_TK its depth
  *
- * Naming, which the host rebuilds with snprintf (opencl_kernels.c, kernel_name):
+ * Naming, which the host rebuilds with snprintf (opencl_table.c):
  *   em_<op>_<dtype>_1d   n elements at (offset, stride) per operand: what the core's
  *                        dimension coalescing turns contiguous work into
  *   em_<op>_<dtype>_nd   up to 8 strided dims, shapes and strides in an em_geom by value
- *   em_copy_<to>_<from>_<1d|nd>, em_sum_{grp,item,fin}_<dtype>,
- *   em_gemm_<dtype> (tiled, local memory: GPUs), em_gemmr_<dtype> (registers: CPU devices)
+ *   em_copy_<to>_<from>_<1d|nd>; em_<kernel>_<dtype> for the others (sums, dim kernels,
+ *   indexing), em_gemm_<dtype> (tiled, local memory: GPUs), em_gemmr_<dtype> (registers:
+ *   CPU devices); dtypes f32 f64 bool i64 i32 u8
  * One work-item per output element: on GPUs that is the usual mapping, and on PoCL the
  * work-item loop is the innermost loop, which LLVM vectorises.
  *
@@ -86,6 +91,20 @@ inline float em_sigmoid_f32(float x)
     return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
+/* relu keeps -0 and NaN (x < 0 is false for both), as PyTorch.
+ * tanh(x) rounds to +-1 in float once |x| > 9.02, but OpenCL's float tanh may stop one ulp
+ * short (PoCL gives 0.99999994 at 20): f32 goes through double where the device has it
+ * (then it is the correctly rounded value but for double rounding), else saturates there
+ * explicitly. */
+inline float em_tanh_f32(float x)
+{
+#ifdef EM_FP64
+    return (float)tanh((double)x);
+#else
+    return fabs(x) > 9.1f ? copysign(1.0f, x) : tanh(x);
+#endif
+}
+
 /* pow with the cpu backend's special exponents (exact for 2, 1, 0, -1; sqrt for 0.5).
  * The general case goes through double where the device has it: OpenCL lets float pow be
  * off by 16 ulp, glibc's powf is within 1. */
@@ -119,6 +138,11 @@ inline float em_powbw_f32(float g, float x, float e)
 }
 
 #ifdef EM_FP64
+inline double em_tanh_f64(double x)
+{
+    return fabs(x) > 19.1 ? copysign(1.0, x) : tanh(x);
+}
+
 inline double em_sigmoid_f64(double x)
 {
     double e = exp(-fabs(x));
@@ -152,18 +176,20 @@ inline double em_powbw_f64(double g, double x, double e)
 
 /* ------------------------------------------------------------------ templates */
 
-/* out (T) = EXPR(x); x = in0 (T); p0, p1 scalars as T */
-#define EW_UNARY(NAME, T, S, EXPR)                                                        \
-    __kernel void em_##NAME##_##S##_1d(long n, __global T *out, long oo, long so,         \
-                                       __global const T *in0, long ao, long sa, T p0,     \
-                                       T p1)                                              \
+/* out (T) = EXPR(x); x = in0 (T); p0, p1 scalars as PT (EW_UNARY: as T). NAME only ever
+ * meets ##: PoCL defines exp, log, ... as macros, which must not expand inside names. */
+#define EW_UNARY_P(NAME, T, PT, S, EXPR) EW_UNARY_K(em_##NAME##_##S, T, PT, EXPR)
+#define EW_UNARY(NAME, T, S, EXPR) EW_UNARY_K(em_##NAME##_##S, T, T, EXPR)
+#define EW_UNARY_K(KN, T, PT, EXPR)                                                       \
+    __kernel void KN##_1d(long n, __global T *out, long oo, long so,                      \
+                          __global const T *in0, long ao, long sa, PT p0, PT p1)          \
     {                                                                                     \
         D1_BEGIN                                                                          \
         const T x = in0[ao + i_ * sa];                                                    \
         out[oo + i_ * so] = (EXPR);                                                       \
     }                                                                                     \
-    __kernel void em_##NAME##_##S##_nd(long n, em_geom g, __global T *out,                \
-                                       __global const T *in0, T p0, T p1)                 \
+    __kernel void KN##_nd(long n, em_geom g, __global T *out, __global const T *in0,      \
+                          PT p0, PT p1)                                                   \
     {                                                                                     \
         ND_BEGIN                                                                          \
         const T x = in0[o1];                                                              \
@@ -262,8 +288,8 @@ inline double em_powbw_f64(double g, double x, double e)
     EW_UNARY(log, T, S, log(x))                                                           \
     EW_UNARY(sqrt, T, S, sqrt(x))                                                         \
     EW_UNARY(abs, T, S, fabs(x))                                                          \
-    EW_UNARY(relu, T, S, (x > (T)0 || x != x) ? x : (T)0)                                 \
-    EW_UNARY(tanh, T, S, tanh(x))                                                         \
+    EW_UNARY(relu, T, S, x < (T)0 ? (T)0 : x)                                             \
+    EW_UNARY(tanh, T, S, em_tanh_##S(x))                                                  \
     EW_UNARY(sigmoid, T, S, em_sigmoid_##S(x))                                            \
     EW_UNARY(add_scalar, T, S, x + p0)                                                    \
     EW_UNARY(mul_scalar, T, S, x * p0)                                                    \
@@ -418,152 +444,6 @@ EW_RNG(rng_normal, float, f32, NORMAL_F32(r))
 #ifdef EM_FP64
 EW_RNG(rng_uniform, double, f64, p0 + p1 * em_u01_f64(r))
 EW_RNG(rng_normal, double, f64, p0 + p1 * em_normal(r))
-#endif
-
-/* ------------------------------------------------------------------ sum */
-
-/* A reduction as the host plans it (opencl_kernels.c, k_sum): M outputs indexed over the
- * kept dims (row-major), each the sum of L elements indexed over the reduced dims, cut
- * into nch chunks of `chunk` elements. Same layout as the host's ocl_rgeom. */
-typedef struct em_rgeom {
-    long ks[EM_MAX_DIMS], kist[EM_MAX_DIMS], kost[EM_MAX_DIMS];
-    long rs[EM_MAX_DIMS], rist[EM_MAX_DIMS];
-    long ioff, ooff;
-    long M, L, nch, chunk;
-    int nk, nr;
-} em_rgeom;
-
-/* f32 sums accumulate in double where there is one (as the cpu backend); else in float,
- * with the tree and block structure below keeping the error growth logarithmic. */
-#ifdef EM_FP64
-#define ACC_F32 double
-#else
-#define ACC_F32 float
-#endif
-
-/* input offset of output o (and its output offset in *oo) */
-inline long em_kept(const em_rgeom *g, long o, long *oo)
-{
-    long in = 0, out = 0;
-    for (int d = g->nk - 1; d >= 0; d--) {
-        const long q = o / g->ks[d], c = o - q * g->ks[d];
-        o = q;
-        in += c * g->kist[d];
-        out += c * g->kost[d];
-    }
-    *oo = out;
-    return in;
-}
-
-inline long em_red(const em_rgeom *g, long r)
-{
-    if (g->nr == 1)
-        return r * g->rist[0];
-    long in = 0;
-    for (int d = g->nr - 1; d >= 0; d--) {
-        const long q = r / g->rs[d], c = r - q * g->rs[d];
-        r = q;
-        in += c * g->rist[d];
-    }
-    return in;
-}
-
-/* Work-group tree over EM_LS values in local memory; the result lands in sh[0]. */
-#define TREE(sh, lid)                                                                     \
-    for (int s_ = EM_LS / 2; s_ > 0; s_ >>= 1) {                                          \
-        if ((lid) < s_)                                                                   \
-            sh[lid] += sh[(lid) + s_];                                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                     \
-    }
-
-/* grp: one work-group per (output, chunk), for reductions whose innermost dim is reduced:
- * work-items stride through the chunk (coalesced reads), then a tree. */
-/* item: one work-item per (output, chunk), for reductions whose innermost dim is kept
- * (sum over leading dims) or that are short: neighbouring work-items read neighbouring
- * elements. The chunk is summed in blocks of 32 so the error grows with L/32 + 32. */
-/* fin: one work-group per output over its nch partial sums. */
-#define SUM_KERNELS(T, S, ACC)                                                            \
-    __kernel void em_sum_grp_##S(em_rgeom g, __global const T *x, __global T *out,        \
-                                 __global ACC *part, ACC scale)                           \
-    {                                                                                     \
-        __local ACC sh[EM_LS];                                                            \
-        const int lid = (int)get_local_id(0);                                             \
-        const long grp = (long)get_group_id(0);                                           \
-        const long o = grp / g.nch, ch = grp - o * g.nch;                                 \
-        long oo;                                                                          \
-        const long base = g.ioff + em_kept(&g, o, &oo);                                   \
-        const long r0 = ch * g.chunk;                                                     \
-        const long r1 = min(r0 + g.chunk, g.L);                                           \
-        ACC acc = 0;                                                                      \
-        if (g.nr == 1) {                                                                  \
-            const long s = g.rist[0];                                                     \
-            for (long r = r0 + lid; r < r1; r += EM_LS)                                   \
-                acc += (ACC)x[base + r * s];                                              \
-        } else {                                                                          \
-            for (long r = r0 + lid; r < r1; r += EM_LS)                                   \
-                acc += (ACC)x[base + em_red(&g, r)];                                      \
-        }                                                                                 \
-        sh[lid] = acc;                                                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                     \
-        TREE(sh, lid)                                                                     \
-        if (lid == 0) {                                                                   \
-            if (g.nch == 1)                                                               \
-                out[g.ooff + oo] = (T)(sh[0] * scale);                                    \
-            else                                                                          \
-                part[o * g.nch + ch] = sh[0];                                             \
-        }                                                                                 \
-    }                                                                                     \
-    __kernel void em_sum_item_##S(em_rgeom g, __global const T *x, __global T *out,       \
-                                  __global ACC *part, ACC scale)                          \
-    {                                                                                     \
-        const long gid = (long)get_global_id(0);                                          \
-        if (gid >= g.M * g.nch)                                                           \
-            return;                                                                       \
-        const long ch = gid / g.M, o = gid - ch * g.M;                                    \
-        long oo;                                                                          \
-        const long base = g.ioff + em_kept(&g, o, &oo);                                   \
-        const long r0 = ch * g.chunk;                                                     \
-        const long r1 = min(r0 + g.chunk, g.L);                                           \
-        ACC acc = 0;                                                                      \
-        for (long b = r0; b < r1; b += 32) {                                              \
-            const long e = min(b + 32, r1);                                               \
-            ACC blk = 0;                                                                  \
-            if (g.nr == 1) {                                                              \
-                const long s = g.rist[0];                                                 \
-                for (long r = b; r < e; r++)                                              \
-                    blk += (ACC)x[base + r * s];                                          \
-            } else {                                                                      \
-                for (long r = b; r < e; r++)                                              \
-                    blk += (ACC)x[base + em_red(&g, r)];                                  \
-            }                                                                             \
-            acc += blk;                                                                   \
-        }                                                                                 \
-        if (g.nch == 1)                                                                   \
-            out[g.ooff + oo] = (T)(acc * scale);                                          \
-        else                                                                              \
-            part[o * g.nch + ch] = acc;                                                   \
-    }                                                                                     \
-    __kernel void em_sum_fin_##S(em_rgeom g, __global const ACC *part, __global T *out,   \
-                                 ACC scale)                                               \
-    {                                                                                     \
-        __local ACC sh[EM_LS];                                                            \
-        const int lid = (int)get_local_id(0);                                             \
-        const long o = (long)get_group_id(0);                                             \
-        long oo;                                                                          \
-        em_kept(&g, o, &oo);                                                              \
-        ACC acc = 0;                                                                      \
-        for (long c = lid; c < g.nch; c += EM_LS)                                         \
-            acc += part[o * g.nch + c];                                                   \
-        sh[lid] = acc;                                                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                     \
-        TREE(sh, lid)                                                                     \
-        if (lid == 0)                                                                     \
-            out[g.ooff + oo] = (T)(sh[0] * scale);                                        \
-    }
-
-SUM_KERNELS(float, f32, ACC_F32)
-#ifdef EM_FP64
-SUM_KERNELS(double, f64, double)
 #endif
 
 /* ------------------------------------------------------------------ gemm */

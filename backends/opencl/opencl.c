@@ -36,6 +36,9 @@ const char *ocl_dtype_name(int32_t dt)
     case EM_F32: return "f32";
     case EM_F64: return "f64";
     case EM_BOOL: return "bool";
+    case EM_I64: return "i64";
+    case EM_I32: return "i32";
+    case EM_U8: return "u8";
     default: return "(invalid dtype)";
     }
 }
@@ -46,6 +49,9 @@ size_t ocl_dtype_size(int32_t dt)
     case EM_F32: return 4;
     case EM_F64: return 8;
     case EM_BOOL: return 1;
+    case EM_I64: return 8;
+    case EM_I32: return 4;
+    case EM_U8: return 1;
     default: return 0;
     }
 }
@@ -190,10 +196,10 @@ static int fp64_hidden(void)
     return v && *v && strcmp(v, "0");
 }
 
-static int device_has_fp64(cl_device_id dv)
+static int device_has(cl_device_id dv, const char *extension)
 {
     char *ext = device_extensions(dv);
-    int yes = ext && has_word(ext, "cl_khr_fp64");
+    int yes = ext && has_word(ext, extension);
     free(ext);
     return yes;
 }
@@ -668,8 +674,8 @@ static void build_options(const ocl_dev *d, char *buf, size_t n)
      *   and for the tests, which make the build fail on purpose. Options are part of the
      *   cache key. */
     const char *extra = getenv("EMBER_OPENCL_BUILD_OPTIONS");
-    snprintf(buf, n, "-D EM_LS=%zu -D EM_GEMM_TS=%d%s%s %.200s", d->rls, d->gemm_ts,
-             d->fp64 ? " -D EM_FP64" : "",
+    snprintf(buf, n, "-D EM_LS=%zu -D EM_GEMM_TS=%d%s%s%s %.200s", d->rls, d->gemm_ts,
+             d->fp64 ? " -D EM_FP64" : "", d->int64_atomics ? " -D EM_INT64_ATOMICS" : "",
              (fcfg & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "",
              extra && *extra ? extra : "-w");
 }
@@ -864,7 +870,8 @@ static em_status ocl_device_open(void *bctx, int index, void **out)
     d->platform = in->devs[index].platform;
     d->device = in->devs[index].device;
     device_str(d->device, CL_DEVICE_NAME, d->name, sizeof d->name);
-    d->fp64 = device_has_fp64(d->device) && !fp64_hidden();
+    d->fp64 = device_has(d->device, "cl_khr_fp64") && !fp64_hidden();
+    d->int64_atomics = device_has(d->device, "cl_khr_int64_base_atomics");
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->compute_units,
                     &d->compute_units, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);
@@ -1099,6 +1106,26 @@ static const em_backend_ops ocl_ops = {
     .event_record = ocl_event_record,
     .event_wait = ocl_event_wait,
     .event_synchronize = ocl_event_synchronize,
+    .log1p = ocl_k_log1p,
+    .expm1 = ocl_k_expm1,
+    .sin = ocl_k_sin,
+    .cos = ocl_k_cos,
+    .erf = ocl_k_erf,
+    .floor = ocl_k_floor,
+    .ceil = ocl_k_ceil,
+    .round = ocl_k_round,
+    .sign = ocl_k_sign,
+    .pow = ocl_k_pow,
+    .floor_divide = ocl_k_floor_divide,
+    .remainder = ocl_k_remainder,
+    .prod = ocl_k_prod,
+    .max_dim = ocl_k_max_dim,
+    .min_dim = ocl_k_min_dim,
+    .softmax = ocl_k_softmax,
+    .log_softmax = ocl_k_log_softmax,
+    .index_select = ocl_k_index_select,
+    .gather = ocl_k_gather,
+    .scatter_add = ocl_k_scatter_add,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for
@@ -1115,7 +1142,7 @@ static void describe(em_backend *out)
     out->name = "opencl";
     out->version = OCL_VERSION;
     out->description = "OpenCL devices: strided and 1-D elementwise kernels, tree reductions, "
-                       "tiled gemm";
+                       "softmax, indexing, tiled gemm";
     out->config_keys = ocl_config_keys;
     out->ops = &ocl_ops;
 }

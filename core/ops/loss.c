@@ -226,8 +226,6 @@ EMBER_API em_tensor *em_smooth_l1_loss(em_tensor *input, em_tensor *target,
     if (!(beta >= 0))
         return em__error(x->ctx, EM_ERR_INVALID, "smooth_l1_loss does not support negative values "
                          "for beta (got %g)", beta), NULL;
-    if (beta == 0)   /* PyTorch computes the L1 loss then */
-        return em_l1_loss(input, target, reduction);
     return apply2(&op_smooth_l1, input, target, NULL, reduction, 0, beta);
 }
 

@@ -11,8 +11,10 @@
  *   nll_loss:       l_i = -w[t_i] x[i, t_i]                       node NllLossBackward0
  *   cross_entropy:  with lp = log_softmax(x) over the classes and smoothing ls,
  *                   l_i = (1 - ls) (-w[t_i] lp[i, t_i]) + ls / C (-sum_c w_c lp[i, c])
- *                   (PyTorch 1.13's formula), one node: NllLossBackward0, or AddBackward0
- *                   when ls > 0 (what PyTorch's composition prints).
+ *                   (PyTorch 1.13's formula).
+ * Each records one node, named as the last node of PyTorch's composition: NllLossBackward0
+ * ((N, C) and (C)), NllLoss2DBackward0 (more dims), ViewBackward0 (unreduced, 3 or 5+
+ * dims), AddBackward0 (cross-entropy with smoothing).
  * The cross-entropy's backward: with q_ic = (1 - ls) w[t_i] [c == t_i] + ls / C w_c and
  * Q_i = sum_c q_ic, dl_i/dx_ic = softmax_ic Q_i - q_ic. It computes softmax(x) once into a
  * fresh tensor, which it turns into the gradient in place (scale by g_i Q_i, subtract the
@@ -198,15 +200,16 @@ static em_status fw_class(em_call *c)
     return st;
 }
 
-/* g as (B, 1, D) (reduction none) or 0-dim, divided by the weight sum for mean */
-static em_tensor *grad_per_target(em_bw *b, em_tensor *wt, int64_t B, int64_t D)
+/* g per target (B, 1, D): divided by the weight sum for mean, 0 at ignored targets (which
+ * get no gradient, even when every target is ignored and the mean's g is infinite) */
+static em_tensor *grad_per_target(em_bw *b, const targets *T, int64_t B, int64_t D)
 {
     em_tensor *g = b->grad_out;
     if (b->p->i[0] == EM_REDUCTION_NONE)
-        return em_reshape(g, EM_SHAPE(B, 1, D));
-    if (b->p->i[0] == EM_REDUCTION_MEAN)
-        return em_div(g, em__hreduce(K(sum), wt, 7u, false, 1.0));
-    return g;
+        g = em_reshape(g, EM_SHAPE(B, 1, D));
+    else if (b->p->i[0] == EM_REDUCTION_MEAN)
+        g = em_div(g, em__hreduce(K(sum), T->wt, 7u, false, 1.0));
+    return em_masked_fill(g, T->ignored, 0.0);
 }
 
 /* d nll / d x: zeros, and -g_i w[t_i] at each target */
@@ -218,11 +221,14 @@ static em_status bw_nll(em_bw *b)
     geometry(b->in_ndim[0], b->in_shape[0], &B, &C, &D);
     em_tensor *t3 = em_reshape(b->saved[1], EM_SHAPE(B, 1, D));
     targets T = prepare(ctx, t3, b->saved[2], dt, b->p->shape[0], B, C, D);
-    em_tensor *gi = grad_per_target(b, T.wt, B, D);
-    em_tensor *z = em_zeros(ctx, dt, EM_SHAPE(B, C, D));
-    if (C > 0 && em__hscatter_add_(z, 1, T.safe, em_mul(em_neg(T.wt), gi)) != EM_OK)
+    em_tensor *gi = grad_per_target(b, &T, B, D);
+    /* made in the input's shape, written through a (B, C, D) view: the gradient itself
+     * becomes .grad without a copy */
+    em_tensor *z = em_zeros(ctx, dt, b->in_ndim[0], b->in_shape[0]);
+    if (C > 0 && em__hscatter_add_(em_view(z, EM_SHAPE(B, C, D)), 1, T.safe,
+                                   em_mul(em_neg(T.wt), gi)) != EM_OK)
         return EM_OK;
-    b->grad_in[0] = em_reshape(z, b->in_ndim[0], b->in_shape[0]);
+    b->grad_in[0] = z;
     return EM_OK;
 }
 
@@ -237,8 +243,9 @@ static em_status bw_ce(em_bw *b)
     em_tensor *w = b->saved[2];
     em_tensor *t3 = em_reshape(b->saved[1], EM_SHAPE(B, 1, D));
     targets T = prepare(ctx, t3, w, dt, b->p->shape[0], B, C, D);
-    em_tensor *gi = grad_per_target(b, T.wt, B, D);
-    em_tensor *p = em__halong(K(softmax), em_reshape(b->saved[0], EM_SHAPE(B, C, D)), 1);
+    em_tensor *gi = grad_per_target(b, &T, B, D);
+    em_tensor *grad = em__halong(K(softmax), b->saved[0], b->in_ndim[0] >= 2 ? 1 : 0);
+    em_tensor *p = em_view(grad, EM_SHAPE(B, C, D));
     /* Q_i = (1 - ls) w[t_i] + ls / C sum_c w_c (0 where ignored) */
     em_tensor *q = em_mul_scalar(T.wt, 1.0 - ls);
     em_tensor *valid = NULL;
@@ -262,26 +269,41 @@ static em_status bw_ce(em_bw *b)
     if (st == EM_OK && C > 0)
         st = em__hscatter_add_(p, 1, T.safe, em_mul(em_mul_scalar(T.wt, -(1.0 - ls)), gi));
     if (st == EM_OK)
-        b->grad_in[0] = em_reshape(p, b->in_ndim[0], b->in_shape[0]);
+        b->grad_in[0] = grad;
     return EM_OK;
 }
 
-static const em_op op_nll = {.name = "nll_loss", .grad_fn = "NllLossBackward0", .arity = 3,
-                             .saves = EM_SAVE_IN(1) | EM_SAVE_IN(2), .kernel = K(gather),
-                             .shape = shape_class, .forward = fw_class, .backward = bw_nll};
-static const em_op op_ce = {.name = "cross_entropy", .grad_fn = "NllLossBackward0", .arity = 3,
-                            .saves = EM_SAVE_IN(0) | EM_SAVE_IN(1) | EM_SAVE_IN(2),
-                            .kernel = K(log_softmax), .shape = shape_class, .forward = fw_class,
-                            .backward = bw_ce};
-static const em_op op_ce_smooth = {.name = "cross_entropy", .grad_fn = "AddBackward0",
-                                   .arity = 3,
-                                   .saves = EM_SAVE_IN(0) | EM_SAVE_IN(1) | EM_SAVE_IN(2),
-                                   .kernel = K(log_softmax), .shape = shape_class,
-                                   .forward = fw_class, .backward = bw_ce};
+/* One descriptor per name PyTorch's composition prints for the node: nll_loss_nd calls
+ * nll_loss for (N, C) and (C), nll_loss2d for (N, C, H, W), and for other ranks nll_loss2d
+ * on a reshaped input, whose unreduced result is then a view; smoothing ends in an add. */
+#define CLASS_OP(ident, opname, gradname, saves_, kern, bw)                                       \
+    static const em_op ident = {.name = opname, .grad_fn = gradname, .arity = 3,                \
+                                .saves = saves_, .kernel = K(kern), .shape = shape_class,       \
+                                .forward = fw_class, .backward = bw}
+#define NLL_SAVES (EM_SAVE_IN(1) | EM_SAVE_IN(2))
+#define CE_SAVES (EM_SAVE_IN(0) | EM_SAVE_IN(1) | EM_SAVE_IN(2))
+CLASS_OP(op_nll, "nll_loss", "NllLossBackward0", NLL_SAVES, gather, bw_nll);
+CLASS_OP(op_nll_2d, "nll_loss", "NllLoss2DBackward0", NLL_SAVES, gather, bw_nll);
+CLASS_OP(op_nll_view, "nll_loss", "ViewBackward0", NLL_SAVES, gather, bw_nll);
+CLASS_OP(op_ce, "cross_entropy", "NllLossBackward0", CE_SAVES, log_softmax, bw_ce);
+CLASS_OP(op_ce_2d, "cross_entropy", "NllLoss2DBackward0", CE_SAVES, log_softmax, bw_ce);
+CLASS_OP(op_ce_view, "cross_entropy", "ViewBackward0", CE_SAVES, log_softmax, bw_ce);
+CLASS_OP(op_ce_smooth, "cross_entropy", "AddBackward0", CE_SAVES, log_softmax, bw_ce);
 
 static bool is_ce(const em_op *op)
 {
-    return op == &op_ce || op == &op_ce_smooth;
+    return op->backward == bw_ce;
+}
+
+static const em_op *class_op(bool ce, int ndim, int reduction, double ls)
+{
+    if (ce && ls > 0)
+        return &op_ce_smooth;
+    if (ndim <= 2)
+        return ce ? &op_ce : &op_nll;
+    if (ndim != 4 && reduction == EM_REDUCTION_NONE)
+        return ce ? &op_ce_view : &op_nll_view;
+    return ce ? &op_ce_2d : &op_nll_2d;
 }
 
 /* ================================================================= public API */
@@ -326,7 +348,7 @@ static em_tensor *class_loss(bool ce, em_tensor *input, em_tensor *target,
     p.i[0] = o.reduction;
     p.s[0] = o.label_smoothing;
     p.shape[0] = o.ignore_index;
-    const em_op *op = !ce ? &op_nll : o.label_smoothing > 0 ? &op_ce_smooth : &op_ce;
+    const em_op *op = class_op(ce, x->ndim, o.reduction, o.label_smoothing);
     em__tensor *in[3] = {x, t, w};
     em__tensor *r = em__apply(op, in, w ? 3 : 2, &p);
     em__tensor_unref(w);
