@@ -13,6 +13,11 @@
 
 #define CPU_MAX_THREADS 1024
 
+/* how long pool threads busy-wait for the next job by default (cpu_pool.c) */
+#ifndef POOL_SPIN_NS_DEFAULT
+#define POOL_SPIN_NS_DEFAULT 300000
+#endif
+
 /* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
 enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1 };
 
@@ -99,6 +104,8 @@ CPU_HIDDEN int cpu_contended(cpu_inst *inst);
  * are done. Runs inline when the pool has no workers or ntasks <= 1. */
 CPU_HIDDEN void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg);
 CPU_HIDDEN void cpu_pool_stop(cpu_inst *inst);
+/* Online cores, capped at CPU_MAX_THREADS (cpu.c). */
+CPU_HIDDEN int cpu_online_cores(void);
 /* At least `bytes` of 64-byte aligned scratch in s, or NULL (out of memory). */
 CPU_HIDDEN void *cpu_scratch_get(cpu_inst *inst, cpu_scratch *s, size_t bytes);
 CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
