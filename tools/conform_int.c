@@ -484,7 +484,8 @@ static void run_promotion(void)
 
 static void run_reductions(void)
 {
-    cf_row *rs = cf_row_get_dt("sum.int", "copy sum", INT_BITS | EM_DTYPE_BIT(EM_BOOL));
+    /* the core sums integers and bools as i64 (a copy to i64 first) */
+    cf_row *rs = cf_row_get_dt("sum.int", "copy sum", EM_DTYPE_BIT(EM_I64));
     cf_row *rp = cf_row_get_dt("prod.int", "copy prod", EM_DTYPE_BIT(EM_I64));
     cf_row *rm = cf_row_get_dt("max_dim.int", "max_dim min_dim", INT_BITS);
     static const em_dtype dts[4] = {EM_BOOL, EM_I64, EM_I32, EM_U8};
