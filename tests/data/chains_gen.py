@@ -257,7 +257,10 @@ def g_binary(b, x):
         return name, [x, y]
     if name == "pow_tensor":
         if not positive(t):
-            return None
+            # x as the exponent of a positive base
+            if t.numel() and not bool((t.detach().abs() < 4).all()):
+                return None
+            return name, [second(b, x, positive=True), x]
         return name, [x, second(b, x, lo=-1.5, hi=1.5)]
     if name in ("div", "remainder") and is_float(t):
         y = second(b, x, positive=True)
