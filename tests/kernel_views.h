@@ -192,8 +192,8 @@ static inline void expect(const char *who, const char *what, const hv *out, cons
         int bad;
         double g = hv_getd(out, i), w = hv_getd(want, i);
         if (out->dt == EM_F32 || out->dt == EM_F64)
-            bad = tol < 0 ? memcmp(out->b + hv_at(out, i) * es, want->b + hv_at(want, i) * es, es) &&
-                                !(isnan(g) && isnan(w))
+            bad = tol < 0 ? memcmp(out->b + hv_at(out, i) * es, want->b + hv_at(want, i) * es,
+                                   es) && !(isnan(g) && isnan(w))
                           : ulps(out->dt, g, w) > tol && !(fabs(g - w) <= atol);
         else
             bad = hv_geti(out, i) != hv_geti(want, i);

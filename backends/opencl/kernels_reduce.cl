@@ -72,7 +72,7 @@ inline long em_red(const em_rgeom *g, long r)
  * elements. The chunk is summed in blocks of 32 so the error grows with L/32 + 32. */
 /* fin: one work-group per output over its nch partial results.
  * NAME is sum or prod, ID its identity, OP its operation. */
-#define RED_KERNELS(NAME, T, S, ACC, ID, OP)                                                            \
+#define RED_KERNELS(NAME, T, S, ACC, ID, OP)                                              \
     __kernel void em_##NAME##_grp_##S(em_rgeom g, __global const T *x, __global T *out,        \
                                  __global ACC *part, ACC scale)                           \
     {                                                                                     \

@@ -192,10 +192,15 @@ ocl_arg ocl_typed_arg(int32_t dt, double p)
     return a;
 }
 
+/* the core passed ip[i] (a 1.1+ kargs with n_ip > i) */
+static int has_ip(const em_kargs *ka, int i)
+{
+    return ka->struct_size >= offsetof(em_kargs, fp) && ka->ip && ka->n_ip > (uint32_t)i;
+}
+
 ocl_arg ocl_scalar_arg(int32_t dt, const em_kargs *ka, int i)
 {
-    if (ocl_is_int(dt) && ka->ip && ka->n_ip > (uint32_t)i &&
-        ka->struct_size >= offsetof(em_kargs, fp))
+    if (ocl_is_int(dt) && has_ip(ka, i))
         return int_arg(dt, ka->ip[i]);
     return ocl_typed_arg(dt, ka->p[i]);
 }
@@ -310,9 +315,7 @@ static em_status unary(void *dev, const em_kargs *ka, int op)
         /* the bounds stay 64-bit: one outside a narrower dtype's range must not wrap */
         for (int i = 0; i < 2; i++) {
             p[i].size = sizeof(cl_long);
-            p[i].v.l = ka->ip && ka->n_ip > (uint32_t)i && ka->struct_size >= offsetof(em_kargs, fp)
-                           ? ka->ip[i]
-                           : ocl_sat_i64(ka->p[i]);
+            p[i].v.l = has_ip(ka, i) ? ka->ip[i] : ocl_sat_i64(ka->p[i]);
         }
     }
     return ew_launch(d, op, ka, 1, dt, 0, SAME_OUT | SAME_IN0, p, 2);
