@@ -11,7 +11,11 @@ from chains_vocab import (END, FLOATS, INTS, NONE, REDUCTIONS, TORCH, Input, Op,
 MAX_NUMEL = 64
 VIEW_OPS = {"transpose", "t", "permute", "narrow", "select", "slice", "view", "reshape", "expand",
             "unsqueeze", "squeeze", "flatten", "split", "chunk", "detach"}
-SPECIALS = 0.06     # how often a float input holds one NaN or infinity
+SPECIALS = 0.2      # how often a float input that needs no grad holds a NaN or infinity
+# PyTorch errors that are no semantics ember shares: an in-place op whose operand overlaps
+# the written tensor (ember computes it, as ember-conform's in-place cases check), and
+# internal limits of PyTorch's kernels
+REJECT = ("single memory location", "must be contiguous")
 
 class Builder:
     """Builds one program step by step, running it in PyTorch as it goes."""
@@ -25,10 +29,11 @@ class Builder:
         # the inputs' layout let it be (PyTorch's results follow their inputs' strides)
         self.faithful = []
         self.error = None   # (op index, message)
+        self.reject = False  # PyTorch raised for a reason that is not ember's to share
         self.n_ops = 0
 
     # -- inputs
-    def rand_vals(self, dt, n, lo=-2.0, hi=2.0, positive=False):
+    def rand_vals(self, dt, n, lo=-2.0, hi=2.0, positive=False, specials=False):
         r = self.r
         if dt == "bool":
             return [r.random() < 0.5 for _ in range(n)]
@@ -38,18 +43,23 @@ class Builder:
             return [r.randint(-6, 6) for _ in range(n)]
         if positive:
             lo, hi = 0.2, 2.0
+            specials = False
         vals = [r.uniform(lo, hi) for _ in range(n)]
-        if n and r.random() < SPECIALS:
+        if n and specials and r.random() < SPECIALS:
             vals[r.randrange(n)] = r.choice([float("nan"), float("inf"), float("-inf")])
         return [f32(v) for v in vals] if dt == "f32" else vals
 
     def add_input(self, dt, shape, rg=None, layout=None, vals=None, **kw):
         r = self.r
         n = numel(shape)
-        if vals is None:
-            vals = self.rand_vals(dt, n, **kw)
         if rg is None:
             rg = dt in FLOATS and r.random() < 0.85
+        if vals is None:
+            # NaN and infinities only where no gradient flows: PyTorch's gradients at them
+            # depend on its code paths (elu's backward of NaN is NaN in its vectorised loop,
+            # the input's gradient in its scalar one)
+            kw.setdefault("specials", not rg)
+            vals = self.rand_vals(dt, n, **kw)
         if layout is None:
             x = r.random()
             if len(shape) >= 2 and x < 0.25:
@@ -73,7 +83,10 @@ class Builder:
         try:
             t = TORCH[name](*[resolve(a, self.regs) for a in args])
         except (RuntimeError, IndexError, ValueError) as e:
-            self.error = (k, str(e).split("\n")[0])
+            msg = str(e).split("\n")[0]
+            if any(m in msg for m in REJECT):
+                self.reject = True
+            self.error = (k, msg)
             return None
         if not isinstance(t, torch.Tensor):
             raise AssertionError("op %s returned %r" % (name, type(t)))
@@ -664,6 +677,9 @@ def g_inplace(b, x):
         return kind, [x, mask, r.choice([0.0, -1.25, 3.0]) if fl else float(r.randint(0, 1))]
     if kind == "copy_":
         dt = r.choice(["f32", "f64", "i64", "bool", dtname(t), dtname(t)])
+        if dt in FLOATS and not fl:
+            # float -> integer is unspecified for NaN, infinities and values out of range
+            return kind, [x, b.add_input(dt, other_shape(b, t.shape), lo=0.0, hi=5.0, specials=False)]
         return kind, [x, b.add_input(dt, other_shape(b, t.shape))]
     if kind == "clamp_":
         if fl:
@@ -736,7 +752,7 @@ def build_program(r):
             continue
         out = b.add_op(*res)
         if b.error:
-            return b
+            return None if b.reject else b
         if b.t(out).numel() > MAX_NUMEL * 2:
             return None
         x = out

@@ -51,11 +51,6 @@ def S(s):
     return s
 
 
-def dim_slice(x, d, sl):
-    d = d % x.dim()
-    return x[(slice(None),) * d + (sl,)]
-
-
 def t_split(x, size, dim, piece):
     return torch.split(x, size, dim)[piece]
 
@@ -65,7 +60,8 @@ def t_chunk(x, n, dim, piece):
 
 
 def t_slice(x, d, start, end, step):
-    return dim_slice(x, d, slice(start, None if end == END else end, step))
+    # aten::slice is what Python's x[..., start:end:step] runs, with the dim checked
+    return torch.ops.aten.slice(x, d, start, None if end == END else end, step)
 
 
 def opt(t):
