@@ -105,10 +105,12 @@ def stable(steps, w):
     return True
 
 
-def grad_fn_name(out, last):
+def grad_fn_name(out, last, regs):
     if out.grad_fn is None:
         return "-"
-    if last.name not in OWN_GRAD_FN:
+    # not the op's own name: one PyTorch composes, or the input itself handed back (to()
+    # of the same dtype, contiguous() of a contiguous tensor; regs: the builder's run)
+    if last.name not in OWN_GRAD_FN or any(regs[-1] is t for t in regs[:-1]):
         return "?"
     return type(out.grad_fn).__name__
 
@@ -135,7 +137,7 @@ def emit(pid, b, r, counts):
         return None
     last = [s for s in b.steps if isinstance(s, Op)][-1]
     lines.append("R %s %d %s %d%s : %s" % (dtname(out), int(out.requires_grad),
-                                           grad_fn_name(out, last), out.dim(),
+                                           grad_fn_name(out, last, b.regs), out.dim(),
                                            "".join(" %d" % s for s in out.shape), fmt_vals(out)))
     if w is not None:
         lines.append("W " + " ".join(fmt_num(v, dtname(out)) for v in w))
@@ -181,6 +183,14 @@ PINNED = [
      [("I", "bool", [2, 3], [1, 0, 1, 0, 0, 1], False), ("O", "argmax", [Reg(0), 1, 0])]),
     ("an empty integer tensor // 0 is no error in PyTorch (no element is divided)",
      [("I", "i64", [0, 3], [], False), ("O", "floor_divide_scalar", [Reg(0), 0.0])]),
+    ("copy_: the source must broadcast to self's shape ([2, 3] into [2, 1] is an error)",
+     [("I", "f32", [2, 1], [0.0, 0.0], False), ("I", "f32", [2, 3], [0, 1, 2, 3, 4, 5], False),
+      ("O", "copy_", [Reg(0), Reg(1)])]),
+    ("fill_ of an expanded tensor writes its base (PyTorch allows it, and zero_)",
+     [("I", "i64", [3], [3, -6, 3], False), ("O", "expand", [Reg(0), [3, 3]]),
+      ("O", "fill_", [Reg(1), 2.0]), ("O", "add_scalar", [Reg(0), 1.0])]),
+    ("backward through a saved result modified in place is refused for an empty tensor too",
+     [("I", "f32", [0], [], True), ("O", "sigmoid", [Reg(0)]), ("O", "add_scalar_", [Reg(1), 0.5])]),
 ]
 
 
