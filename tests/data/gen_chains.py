@@ -106,11 +106,15 @@ def stable(steps, w):
 
 
 def grad_fn_name(out, last, regs):
+    # the input itself handed back (to() of the same dtype, contiguous() of a contiguous
+    # tensor, flatten() of a 1-D one; regs: the builder's run): which node the result
+    # shows is PyTorch's shortcut, not the op's
+    if any(regs[-1] is t for t in regs[:-1]):
+        return "?"
     if out.grad_fn is None:
         return "-"
-    # not the op's own name: one PyTorch composes, or the input itself handed back (to()
-    # of the same dtype, contiguous() of a contiguous tensor; regs: the builder's run)
-    if last.name not in OWN_GRAD_FN or any(regs[-1] is t for t in regs[:-1]):
+    # a name PyTorch's composition of the op gives
+    if last.name not in OWN_GRAD_FN:
         return "?"
     return type(out.grad_fn).__name__
 
@@ -191,6 +195,10 @@ PINNED = [
       ("O", "fill_", [Reg(1), 2.0]), ("O", "add_scalar", [Reg(0), 1.0])]),
     ("backward through a saved result modified in place is refused for an empty tensor too",
      [("I", "f32", [0], [], True), ("O", "sigmoid", [Reg(0)]), ("O", "add_scalar_", [Reg(1), 0.5])]),
+    ("pow with a tensor exponent saves its result (PowBackward1), also when only the base "
+     "needs grad: modifying the result in place makes backward fail",
+     [("I", "f32", [3], [0.5, 1.5, 2.0], True), ("I", "f32", [3], [1.0, 2.0, 3.0], False),
+      ("O", "pow_tensor", [Reg(0), Reg(1)]), ("O", "mul_scalar_", [Reg(2), 2.0])]),
 ]
 
 
