@@ -115,7 +115,37 @@ static bool kernel_missing(const char *name)
     return false;
 }
 
+static bool kernel_missing_dt(const char *name, uint32_t dtypes)
+{
+    const em_plugin_info *pi = cf.info;
+    if (!pi)
+        return false;
+    for (int k = 0; k < pi->kernel_count; k++) {
+        if (strcmp(pi->kernel_names[k], name))
+            continue;
+        if (!pi->kernel_present[k])
+            return !pi->kernel_optional[k];
+        if (pi->struct_size < offsetof(em_plugin_info, kernel_dtypes) + sizeof(void *) ||
+            !pi->kernel_dtypes)
+            return true;   /* a plugin declaring nothing runs only 1.0's float dtypes */
+        return (pi->kernel_dtypes[k] & dtypes) != dtypes;
+    }
+    return false;
+}
+
+static cf_row *row_get(const char *op, const char *kernels, uint32_t dtypes);
+
 cf_row *cf_row_get(const char *op, const char *kernels)
+{
+    return row_get(op, kernels, 0);
+}
+
+cf_row *cf_row_get_dt(const char *op, const char *kernels, uint32_t dtypes)
+{
+    return row_get(op, kernels, dtypes);
+}
+
+static cf_row *row_get(const char *op, const char *kernels, uint32_t dtypes)
 {
     if (cf.filter && !strstr(op, cf.filter))
         return NULL;
@@ -137,7 +167,7 @@ cf_row *cf_row_get(const char *op, const char *kernels)
         if (w && w < sizeof k) {
             memcpy(k, s, w);
             k[w] = 0;
-            r->fallback |= kernel_missing(k);
+            r->fallback |= dtypes ? kernel_missing_dt(k, dtypes) : kernel_missing(k);
         }
         s += w;
         s += strspn(s, " ");
@@ -214,6 +244,17 @@ int cf_bucket(em_dtype dt)
     return dt == EM_F32 ? 0 : dt == EM_F64 ? 1 : -1;
 }
 
+/* v wrapped to the range of an integer dtype, for |v| < 2^53 */
+static double wrap_int(em_dtype dt, double v)
+{
+    int64_t i = (int64_t)v;
+    if (dt == EM_I32)
+        return (double)(int32_t)(uint32_t)(uint64_t)i;
+    if (dt == EM_U8)
+        return (double)(uint8_t)(uint64_t)i;
+    return (double)i;
+}
+
 double cf_tol(em_dtype dt)
 {
     return dt == EM_F32 ? CF_TOL_F32 : dt == EM_F64 ? CF_TOL_F64 : 0;
@@ -225,12 +266,14 @@ double cf_round(em_dtype dt, double v)
         return isfinite(v) && fabs(v) >= 0x1.ffffffp+127 ? copysign(INFINITY, v) : (double)(float)v;
     if (dt == EM_BOOL)
         return v != 0;
+    if (em_dtype_is_integer(dt))
+        return isfinite(v) ? wrap_int(dt, trunc(v)) : 0;
     return v;
 }
 
 bool cf_dtype_enabled(em_dtype dt)
 {
-    return dt == EM_BOOL || cf.dtype_on[cf_bucket(dt)];
+    return cf_bucket(dt) < 0 || cf.dtype_on[cf_bucket(dt)];
 }
 
 static uint64_t g_lcg = 0x9e3779b97f4a7c15ULL;
@@ -247,6 +290,10 @@ static double gen_value(const cf_gen *g, int64_t i)
     double v;
     if (kind == CF_BOOLS) {
         v = cf_uniform(0, 1) < 0.5 ? 0 : 1;
+    } else if (kind == CF_INTS) {
+        v = g->lo + floor(cf_uniform(0, g->hi - g->lo + 1));
+        if ((g->kind & CF_AWAY) && v == 0)
+            v = 1;   /* divisors */
     } else if (kind == CF_GRID) {
         double steps = floor((g->hi - g->lo) / 0.5);
         v = g->lo + 0.5 * floor(cf_uniform(0, steps + 1));
@@ -275,6 +322,12 @@ em_tensor *cf_upload(cf_row *r, em_dtype dt, int nd, const int64_t *shape, const
             ((float *)buf)[i] = (float)cf_round(EM_F32, v[i]);
         else if (dt == EM_F64)
             ((double *)buf)[i] = v[i];
+        else if (dt == EM_I64)
+            ((int64_t *)buf)[i] = (int64_t)cf_round(dt, v[i]);
+        else if (dt == EM_I32)
+            ((int32_t *)buf)[i] = (int32_t)cf_round(dt, v[i]);
+        else if (dt == EM_U8)
+            ((uint8_t *)buf)[i] = (uint8_t)cf_round(dt, v[i]);
         else
             ((uint8_t *)buf)[i] = v[i] != 0;
     }
@@ -351,7 +404,27 @@ double *cf_read(cf_row *r, em_tensor *t, const char *label)
     if (!cf_status(r, em_tensor_to_host(t, buf, (size_t)n * es), cf_fmt("%s: reading the result", label)))
         return NULL;
     for (int64_t i = 0; i < n; i++)
-        out[i] = dt == EM_F32 ? ((float *)buf)[i] : dt == EM_F64 ? ((double *)buf)[i] : ((uint8_t *)buf)[i];
+        out[i] = dt == EM_F32 ? ((float *)buf)[i] : dt == EM_F64 ? ((double *)buf)[i]
+               : dt == EM_I64 ? (double)((int64_t *)buf)[i] : dt == EM_I32 ? ((int32_t *)buf)[i]
+               : ((uint8_t *)buf)[i];
+    return out;
+}
+
+int64_t *cf_read_i64(cf_row *r, em_tensor *t, const char *label)
+{
+    if (!cf_got(r, t, label))
+        return NULL;
+    int64_t n = em_tensor_numel(t);
+    em_dtype dt = em_tensor_dtype(t);
+    size_t es = em_dtype_size(dt);
+    void *buf = cf_tmp((size_t)n * es);
+    int64_t *out = cf_tmp(sizeof(int64_t) * (size_t)n);
+    if (!cf_status(r, em_tensor_to_host(t, buf, (size_t)n * es), cf_fmt("%s: reading the result", label)))
+        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = dt == EM_I64 ? ((int64_t *)buf)[i] : dt == EM_I32 ? ((int32_t *)buf)[i]
+               : dt == EM_F32 ? (int64_t)((float *)buf)[i] : dt == EM_F64 ? (int64_t)((double *)buf)[i]
+               : ((uint8_t *)buf)[i];
     return out;
 }
 

@@ -23,7 +23,7 @@
 #define CF_GC_ATOL_F32 2e-3
 #define CF_GC_RTOL_F32 2e-3
 
-#define CF_MAX_ROWS 160
+#define CF_MAX_ROWS 320
 
 /* One line of the table: an op (a public API function, or its gradient ".grad"). */
 typedef struct cf_row {
@@ -57,6 +57,10 @@ extern cf_suite cf;
 bool cf_kernel_partial(int k);
 /* The row for `op` (created on first use), or NULL when --filter excludes it. */
 cf_row *cf_row_get(const char *op, const char *kernels);
+/* The same for a row that calls its kernels with the dtypes in `dtypes` (EM_DTYPE_BIT
+ * bits, e.g. the integer ones): a kernel not declared for all of them marks the row as
+ * running (in part) on the cpu fallback. */
+cf_row *cf_row_get_dt(const char *op, const char *kernels, uint32_t dtypes);
 /* Every case runs between these: a scope for its tensors, temporaries freed, errors
  * cleared. */
 void cf_case_begin(void);
@@ -75,20 +79,23 @@ const char *cf_shape_str(int nd, const int64_t *shape);
 int64_t cf_numel(int nd, const int64_t *shape);
 
 /* ---- values ---- */
-int cf_bucket(em_dtype dt);                 /* 0 f32, 1 f64, -1 bool */
+int cf_bucket(em_dtype dt);                 /* 0 f32, 1 f64, -1 exact (bool, integers) */
 double cf_tol(em_dtype dt);
-double cf_round(em_dtype dt, double v);     /* as stored in dtype dt */
+/* As stored in dtype dt: f32 rounding; integers wrap as two's complement (u8 modulo 256),
+ * which is exact for |v| < 2^53 (the callers keep float -> integer values in range). */
+double cf_round(em_dtype dt, double v);
 double cf_uniform(double lo, double hi);    /* deterministic */
-bool cf_dtype_enabled(em_dtype dt);         /* bool: always */
+bool cf_dtype_enabled(em_dtype dt);         /* bool and integer dtypes: always */
 
 /* How input values are drawn. */
 typedef enum cf_values {
     CF_UNIFORM = 0,     /* uniform in [lo, hi) */
     CF_GRID,            /* multiples of 0.5 in [lo, hi]: frequent ties */
-    CF_BOOLS            /* 0 or 1 */
+    CF_BOOLS,           /* 0 or 1 */
+    CF_INTS             /* whole numbers in [lo, hi] */
 } cf_values;
 #define CF_NAN 0x100    /* or-ed into cf_values: some elements are NaN */
-#define CF_AWAY 0x200   /* keep away from 0, +-0.5, 0.1, 0.7 (gradcheck kinks) */
+#define CF_AWAY 0x200   /* keep away from 0, +-0.5, 0.1, 0.7 (gradcheck kinks); CF_INTS: no 0 */
 
 typedef struct cf_gen {
     double lo, hi;
@@ -112,6 +119,8 @@ em_tensor *cf_make(cf_row *r, em_dtype dt, int nd, const int64_t *shape, cf_layo
 em_tensor *cf_upload(cf_row *r, em_dtype dt, int nd, const int64_t *shape, const double *v);
 /* The values of t, row-major, as doubles (NULL on failure, recorded in r). */
 double *cf_read(cf_row *r, em_tensor *t, const char *label);
+/* The values of an integer or bool tensor, exactly. */
+int64_t *cf_read_i64(cf_row *r, em_tensor *t, const char *label);
 /* The logical values of a view made by cf_make, read from its contiguous base. */
 double *cf_read_base(cf_row *r, em_tensor *base, cf_layout lay, int nd, const int64_t *shape,
                      const char *label);
@@ -142,5 +151,28 @@ void cf_run_reduce(void);
 void cf_run_gemm(void);
 void cf_run_grad(void);
 void cf_run_abi(void);
+void cf_run_int(void);        /* conform_int.c: integer dtypes */
+void cf_run_math(void);       /* conform_vocab.c: unary math, pow, floor_divide, remainder */
+void cf_run_dim(void);        /* conform_vocab.c: prod, max/min (dim), argmax, softmax */
+void cf_run_index(void);      /* conform_index.c: index_select, gather, scatter_add, cat, stack */
+
+/* ---- elementwise cases shared by the vocabulary files (conform_vocab.c) ---- */
+typedef em_tensor *(*cf_ew_call)(em_tensor *const *in, const double *p);
+/* the reference of one element, computed for the result's dtype dt */
+typedef double (*cf_ew_ref)(const double *x, const double *p, em_dtype dt);
+typedef struct cf_ew_op {
+    const char *name;    /* for labels */
+    int arity;           /* 1 to 3 tensor inputs */
+    cf_gen gen[3];
+    double p[2];         /* scalar parameters */
+    cf_ew_call call;
+    cf_ew_ref ref;
+    int out;             /* -1: the inputs' dtype; else the result's dtype (EM_BOOL, ...) */
+    unsigned bool_in;    /* bit i: input i is bool whatever the dtype under test */
+    bool small;          /* skip the layouts past the threading thresholds */
+} cf_ew_op;
+/* Runs op with data dtype dt over the shared layouts (broadcast, transposed, expanded,
+ * 0-size, 0-dim, large); float results within tol x max(1, |want|), others exact. */
+void cf_ew_all(cf_row *r, const cf_ew_op *op, em_dtype dt, double tol);
 
 #endif

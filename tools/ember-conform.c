@@ -351,6 +351,10 @@ int main(int argc, char **argv)
     cf_run_inplace();
     cf_run_reduce();
     cf_run_gemm();
+    cf_run_int();
+    cf_run_math();
+    cf_run_dim();
+    cf_run_index();
     cf_run_grad();
     cf_run_abi();
     clock_gettime(CLOCK_MONOTONIC, &t1);
