@@ -134,7 +134,7 @@ REF(r_erf, erf(x[0]))
 REF(r_floor, floor(x[0]))
 REF(r_ceil, ceil(x[0]))
 REF(r_round, nearbyint(x[0]))
-REF(r_sign, isnan(x[0]) ? x[0] : x[0] > 0 ? 1 : x[0] < 0 ? -1 : 0)
+REF(r_sign, x[0] > 0 ? 1 : x[0] < 0 ? -1 : 0)   /* NaN: 0, as PyTorch */
 REF(r_pow, pow(x[0], x[1]))
 
 /* PyTorch's remainder and floor division of floats, in the dtype's own precision (so that
