@@ -24,7 +24,7 @@ INI
 export EMBER_CONFIG="$tmp/device.ini"
 unset EMBER_DEVICE
 set -- "clamp" "autograd_basics" "two_layer_numpy --steps 20" "two_layer_autograd --steps 20" \
-       "two_layer_autograd --steps 20 --sgd"
+       "two_layer_autograd --steps 20 --sgd" "classifier --steps 20"
 echo "1..$#"
 n=0
 for ex in "$@"; do
