@@ -1,5 +1,6 @@
 /* tests/fuzz/fuzz_ops.c — libFuzzer target: the input is a program of random tensor ops
- * (random shapes, dtypes, views, in-place forms, autograd) run on the cpu backend. Every op
+ * (random shapes, every dtype, views, indexing, reductions, losses, in-place forms also on
+ * views, autograd) run on the cpu backend. Every op
  * either returns a tensor or NULL with an error recorded in the context (a shape, dtype or
  * argument mismatch must come back as an error, never a crash); NaN/Inf flow through; and
  * after each input the device memory is back to where it was (nothing leaks). */
@@ -67,7 +68,7 @@ static em_tensor *make(reader *r)
     int64_t shape[4];
     for (int i = 0; i < nd; i++)
         shape[i] = next(r) % 5;
-    em_dtype dt = (em_dtype)(next(r) % 3);
+    em_dtype dt = (em_dtype)(next(r) % EM_DTYPE_COUNT_);
     int64_t n = 1;
     for (int i = 0; i < nd; i++)
         n *= shape[i];
@@ -77,7 +78,7 @@ static em_tensor *make(reader *r)
     em_tensor *t = em_tensor_from_data(ctx, EM_F64, nd, shape, v);
     free(v);
     t = em_to_dtype(t, dt);
-    if (t && dt != EM_BOOL && next(r) % 2)
+    if (t && em_dtype_is_floating(dt) && next(r) % 2)
         em_tensor_set_requires_grad(t, true);
     return t;
 }
@@ -90,7 +91,7 @@ static em_tensor *step(reader *r, em_tensor **pool, int np)
     double s = value(r);
     int64_t shp[3] = {(int64_t)(next(r) % 6) - 1, (int64_t)(next(r) % 6) - 1, (int64_t)(next(r) % 5)};
     int nd = (int)(next(r) % 4);
-    unsigned op = next(r) % 48;
+    unsigned op = next(r) % 96;
     switch (op) {
     case 0: return make(r);
     case 1: return em_add(a, b);
@@ -133,7 +134,7 @@ static em_tensor *step(reader *r, em_tensor **pool, int np)
     case 35: return em_unsqueeze(a, d0);
     case 36: return em_squeeze(a, d0);
     case 37: return em_contiguous(a);
-    case 38: return em_to_dtype(a, (em_dtype)(next(r) % 4));   /* 3 is invalid */
+    case 38: return em_to_dtype(a, (em_dtype)(next(r) % (EM_DTYPE_COUNT_ + 1)));  /* last: invalid */
     case 39: em_add_(a, b); return NULL;
     case 40: em_mul_scalar_(a, s); return NULL;
     case 41: em_copy_(a, b); return NULL;
@@ -146,6 +147,92 @@ static em_tensor *step(reader *r, em_tensor **pool, int np)
         free(str);
         return NULL;
     }
+    case 48: return em_floor_divide(a, b);
+    case 49: return em_remainder(a, b);
+    case 50: return em_floor_divide_scalar(a, s);
+    case 51: return em_remainder_scalar(a, s);
+    case 52: return em_pow_tensor(a, b);
+    case 53: return em_log1p(em_expm1(a));
+    case 54: return em_sign(em_sin(em_cos(a)));
+    case 55: return em_round(em_floor(em_ceil(a)));
+    case 56: return em_reciprocal(em_erf(a));
+    case 57: return em_clamp_tensor(a, next(r) % 2 ? b : NULL, next(r) % 2 ? c : NULL);
+    case 58: return em_softmax(a, d0);
+    case 59: return em_log_softmax(a, d0);
+    case 60: return em_gelu(a, next(r) % 2 ? EM_GELU_TANH : EM_GELU_NONE);
+    case 61: return em_softplus(em_elu(em_silu(em_leaky_relu(a, s)), 1.0), 1.0, 20.0);
+    case 62: return em_max(a);
+    case 63: return em_min(a);
+    case 64: {
+        em_tensor *v = NULL, *ix = NULL;
+        if (next(r) % 2)
+            em_max_dim(a, d0, next(r) % 2, &v, &ix);
+        else
+            em_min_dim(a, d0, next(r) % 2, &v, &ix);
+        return next(r) % 2 ? v : ix;
+    }
+    case 65: return em_argmax(a, d0, next(r) % 2);
+    case 66: return em_prod_dim(a, d0, next(r) % 2);
+    case 67: return em_prod(a);
+    case 68: return em_var_dims(a, 1, &d0, next(r) % 2, next(r) % 2);
+    case 69: return em_std(a, next(r) % 2);
+    case 70: return em_logsumexp(a, 1, &d0, next(r) % 2);
+    case 71: return em_any_dim(em_any(a), d0, next(r) % 2);
+    case 72: {
+        int perm[3] = {d0, d1, (int)(next(r) % 7) - 3};
+        return em_permute(a, nd, perm);
+    }
+    case 73: return em_narrow(a, d0, shp[0], shp[2]);
+    case 74: return em_select(a, d0, shp[0]);
+    case 75: return em_slice(a, d0, shp[0] - 2, next(r) % 2 ? EM_END : shp[1], shp[2]);
+    case 76: return em_index_select(a, d0, em_to_dtype(b, EM_I64));
+    case 77: return em_gather(a, d0, em_to_dtype(b, EM_I64));
+    case 78: return em_scatter_add(a, d0, em_to_dtype(b, EM_I64), c);
+    case 79: em_scatter_add_(a, d0, em_to_dtype(b, EM_I64), c); return NULL;
+    case 80:
+    case 81: {
+        /* results feed the pool: bound them, or chains of cats grow exponentially */
+        em_tensor *ts[3] = {a, b, c};
+        if (em_tensor_numel(a) + em_tensor_numel(b) + em_tensor_numel(c) > 4096)
+            return NULL;
+        int n = 1 + (int)(next(r) % 3);
+        return op == 80 ? em_cat(ts, n, d0) : em_stack(ts, n, d0);
+    }
+    case 82: {
+        em_tensor *out[4] = {NULL};
+        int k = next(r) % 2 ? em_split(a, shp[2], d0, out, 4) : em_chunk(a, (int)shp[2], d0, out, 4);
+        return k > 0 ? out[next(r) % (unsigned)(k < 4 ? k : 4)] : NULL;
+    }
+    case 83: {
+        em_class_loss_options o = em_class_loss_defaults();
+        o.ignore_index = shp[0];
+        o.label_smoothing = next(r) % 2 ? 0.0 : 0.25;
+        o.reduction = (em_reduction)(next(r) % 3);
+        o.weight = next(r) % 2 ? c : NULL;
+        return em_cross_entropy_ex(a, em_to_dtype(b, EM_I64), &o);
+    }
+    case 84: return em_nll_loss(a, em_to_dtype(b, EM_I64));
+    case 85: return em_mse_loss(a, b, (em_reduction)(next(r) % 3));
+    case 86: return em_smooth_l1_loss(a, b, (em_reduction)(next(r) % 3), fabs(s));
+    case 87: return em_binary_cross_entropy_with_logits(a, b);
+    case 88: {   /* an in-place op on a view, under autograd */
+        em_tensor *v = em_select(a, d0, shp[0]);
+        if (next(r) % 2)
+            em_mul_scalar_(v, s);
+        else
+            em_add_(v, b);
+        return v;
+    }
+    case 89: em_fill_(em_narrow(a, d0, shp[0], shp[2]), s); return NULL;
+    case 90: em_div_(a, b); return NULL;
+    case 91: em_exp_(a); return NULL;
+    case 92: em_neg_(em_slice(a, d0, 0, EM_END, 2)); return NULL;
+    case 93: {
+        int64_t v;
+        em_item_get_i64(a, &v);
+        return NULL;
+    }
+    case 94: return em_l1_loss(a, b, (em_reduction)(next(r) % 3));
     default: {
         double v;
         em_item_get(a, &v);
