@@ -3,7 +3,8 @@
  * grad_fn names and gradients from tests/data/ref_loss.h over reductions, shapes ((N, C),
  * (C), (N, C, d1, d2)), weights, ignore_index and label smoothing, in f64 and f32, with
  * em_gradcheck; then the error cases with PyTorch's messages, and the memory of the
- * cross-entropy's backward (one logits-sized tensor: the gradient itself). */
+ * cross-entropy's backward (one logits-sized tensor: the gradient itself), and ignored
+ * targets whose rows hold NaN or +-inf. */
 #include "ref_runner.h"
 
 #include "data/ref_loss.h"
@@ -190,6 +191,105 @@ static void test_ce_backward_memory(void **state)
     assert_ok_ctx();
 }
 
+/* Targets equal to ignore_index contribute exactly 0 to the loss and to the gradient,
+ * whatever their rows hold (NaN, +-inf). Values from PyTorch 1.13 with the ignored
+ * positions' logits replaced by finite ones (which changes nothing else there); PyTorch's
+ * own cross-entropy gradient is NaN at an ignored row whose softmax is NaN
+ * (pytorch/pytorch#11551), where ember gives 0 as ignore_index promises. */
+typedef struct ignored_case {
+    const char *what;
+    int ce, reduction;
+    int64_t ignore;
+    double ls;
+    int weighted;
+    double w[3];
+    int nd;
+    int64_t shape[3];
+    double x[12];
+    int tnd;
+    int64_t tshape[2];
+    int64_t t[4];
+    double loss[4];
+    double grad[12];
+} ignored_case;
+
+static const ignored_case ignored_cases[] = {
+    {"nll: ignored rows of -inf and NaN", 0, EM_REDUCTION_MEAN, -100, 0.0, 0, {0.0, 0.0, 0.0},
+     2, {4, 3}, {-INFINITY, -INFINITY, -INFINITY, 0.5, 1.0, 2.0, NAN, 1.0, 2.0, 0.0, -1.0, 1.0},
+     1, {4}, {-100, 1, -100, 2},
+     {-1.0},
+     {0.0, 0.0, 0.0, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -0.5}},
+    {"cross_entropy: ignored rows of -inf and NaN", 1, EM_REDUCTION_MEAN, -100, 0.0, 0, {0.0, 0.0, 0.0},
+     2, {4, 3}, {-INFINITY, -INFINITY, -INFINITY, 0.5, 1.0, 2.0, NAN, 1.0, 2.0, 0.0, -1.0, 1.0},
+     1, {4}, {-100, 1, -100, 2},
+     {0.9359873742761626},
+     {0.0, 0.0, 0.0, 0.07012219158304424, -0.3843880511889255, 0.3142658596058812, 0.0, 0.0, 0.0, 0.12236423552739882, 0.04501528658519022, -0.1673795221125891}},
+    {"cross_entropy, smoothing 0.25, no reduction", 1, EM_REDUCTION_NONE, -100, 0.25, 0, {0.0, 0.0, 0.0},
+     2, {4, 3}, {-INFINITY, -INFINITY, -INFINITY, 0.5, 1.0, 2.0, NAN, 1.0, 2.0, 0.0, -1.0, 1.0},
+     1, {4}, {-100, 1, -100, 2},
+     {0.0, 1.4227021174412782, 0.0, 0.6576059644443805},
+     {0.0, 0.0, 0.0, 0.05691104983275515, -0.6021094357111844, 0.5451983858784291, 0.0, 0.0, 0.0, 0.1613951377214643, 0.006697239837047106, -0.16809237755851159}},
+    {"cross_entropy, ignore_index 0, weights, smoothing 0.1, sum", 1, EM_REDUCTION_SUM, 0, 0.1, 1, {0.5, 2.0, 1.0},
+     2, {4, 3}, {-INFINITY, -INFINITY, -INFINITY, 0.5, 1.0, 2.0, 1.0, INFINITY, 2.0, 0.0, -1.0, 1.0},
+     1, {4}, {0, 1, 0, 2},
+     {3.346106233392015},
+     {0.0, 0.0, 0.0, 0.25213506773500294, -1.4234875295575478, 1.1713524618225446, 0.0, 0.0, 0.0, 0.23214061223904425, 0.024864416056553436, -0.2570050282955979}},
+    {"nll, ignore_index 0, weights, no reduction", 0, EM_REDUCTION_NONE, 0, 0.0, 1, {0.5, 2.0, 1.0},
+     2, {4, 3}, {INFINITY, INFINITY, INFINITY, 0.5, 1.0, 2.0, NAN, NAN, NAN, 0.0, -1.0, 1.0},
+     1, {4}, {0, 1, 0, 2},
+     {0.0, -2.0, 0.0, -1.0},
+     {0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0}},
+    {"cross_entropy: every target ignored", 1, EM_REDUCTION_MEAN, -100, 0.0, 0, {0.0, 0.0, 0.0},
+     2, {2, 3}, {-INFINITY, -INFINITY, -INFINITY, NAN, 0.0, 1.0},
+     1, {2}, {-100, -100},
+     {NAN},
+     {0.0, 0.0, 0.0, 0.0, 0.0, 0.0}},
+    {"cross_entropy (N, C, d), smoothing 0.2, mean", 1, EM_REDUCTION_MEAN, -100, 0.2, 0, {0.0, 0.0, 0.0},
+     3, {2, 3, 2}, {-INFINITY, 0.3, -INFINITY, -0.2, -INFINITY, 1.5, 0.1, INFINITY, 0.7, 0.0, -1.0, 2.0},
+     2, {2, 2}, {-100, 2, 0, -100},
+     {0.8851553547654729},
+     {0.0, 0.06815555777006388, 0.0, 0.0282227907411138, 0.0, -0.09637834851117766, -0.2748542198117255, 0.0, 0.2554344388836101, 0.0, 0.019419780928115277, 0.0}},
+};
+
+static void test_ignored_nonfinite(void **state)
+{
+    (void)state;
+    const em_dtype dts[2] = {EM_F64, EM_F32};
+    for (size_t k = 0; k < sizeof ignored_cases / sizeof ignored_cases[0]; k++) {
+        const ignored_case *c = &ignored_cases[k];
+        for (int j = 0; j < 2; j++) {
+            em_scope_begin(g_ctx);
+            em_tensor *x = from_doubles(dts[j], c->nd, c->shape, c->x);
+            assert_int_equal(em_tensor_set_requires_grad(x, true), EM_OK);
+            em_tensor *t = em_tensor_from_data(g_ctx, EM_I64, c->tnd, c->tshape, c->t);
+            em_class_loss_options o = em_class_loss_defaults();
+            o.reduction = (em_reduction)c->reduction;
+            o.ignore_index = c->ignore;
+            o.label_smoothing = c->ls;
+            o.weight = c->weighted ? from_doubles(dts[j], 1, c->shape + 1, c->w) : NULL;
+            em_tensor *l = c->ce ? em_cross_entropy_ex(x, t, &o) : em_nll_loss_ex(x, t, &o);
+            if (!l)
+                fail_msg("%s: %s", c->what, em_context_error(g_ctx));
+            double *got = to_doubles(l);
+            for (int64_t i = 0; i < em_tensor_numel(l); i++)
+                if (!close_enough(got[i], c->loss[i], tol_for(dts[j])))
+                    fail_msg("%s (%s): loss[%lld] = %.17g, want %.17g", c->what,
+                             em_dtype_name(dts[j]), (long long)i, got[i], c->loss[i]);
+            free(got);
+            assert_int_equal(em_backward(em_sum(l)), EM_OK);
+            got = to_doubles(em_grad(x));
+            for (int64_t i = 0; i < em_tensor_numel(x); i++)
+                if (c->grad[i] == 0.0 ? got[i] != 0.0
+                                      : !close_enough(got[i], c->grad[i], tol_for(dts[j])))
+                    fail_msg("%s (%s): grad[%lld] = %.17g, want %.17g", c->what,
+                             em_dtype_name(dts[j]), (long long)i, got[i], c->grad[i]);
+            free(got);
+            em_scope_end(g_ctx);
+        }
+    }
+    assert_ok_ctx();
+}
+
 /* Exported by libember for tests only (not in a public header). */
 void em__test_fail_alloc_after(long n);
 
@@ -286,7 +386,7 @@ int main(void)
         EM_TEST(test_reference),          EM_TEST(test_class_errors),
         EM_TEST(test_pair_errors),        EM_TEST(test_weights_no_grad),
         EM_TEST(test_ce_backward_memory), EM_TEST(test_fault_sweep),
-        EM_TEST(test_memory_steady),
+        EM_TEST(test_memory_steady),      EM_TEST(test_ignored_nonfinite),
     };
     char name[64];
     snprintf(name, sizeof name, "losses on %s", test_backend_name());

@@ -208,6 +208,59 @@ static void test_errors(void **state)
     assert_ok_ctx();
 }
 
+/* Bool inputs, as PyTorch 1.13: max/min along a dim (and of the whole tensor) work;
+ * argmax/argmin fail ("argmax_cpu" not implemented for 'Bool', named after the backend),
+ * except over an empty input or along a dim of size 1, where PyTorch runs no kernel. */
+static void test_bool_arg(void **state)
+{
+    (void)state;
+    /* torch.tensor([[True, False], [False, True]]) */
+    em_tensor *b = em_tensor_from_data(g_ctx, EM_BOOL, EM_SHAPE(2, 2), (const uint8_t[]){1, 0, 0, 1});
+    em_tensor *v, *ix;
+    /* b.max(1) = (values=[True, True], indices=[0, 1]); b.min(1) = ([False, False], [1, 0]) */
+    assert_int_equal(em_max_dim(b, 1, false, &v, &ix), EM_OK);
+    expect_values(v, EM_BOOL, 2, (const double[]){1, 1});
+    expect_values(ix, EM_I64, 2, (const double[]){0, 1});
+    assert_int_equal(em_min_dim(b, 1, false, &v, &ix), EM_OK);
+    expect_values(v, EM_BOOL, 2, (const double[]){0, 0});
+    expect_values(ix, EM_I64, 2, (const double[]){1, 0});
+    char want[64];
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "argmin" : "argmax";
+        em_tensor *(*fn)(em_tensor *, int, bool) = k ? em_argmin : em_argmax;
+        snprintf(want, sizeof want, "\"%s_%s\" not implemented for 'Bool'", name,
+                 test_backend_name());
+        assert_null(fn(b, 1, false));
+        TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_DTYPE, em_context_error(g_ctx), want);
+        em_context_clear_error(g_ctx);
+        /* torch.tensor(True).argmax(0) fails the same way */
+        assert_null(fn(em_tensor_from_data(g_ctx, EM_BOOL, 0, NULL, (const uint8_t[]){1}), -1, true));
+        TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_DTYPE, em_context_error(g_ctx), want);
+        em_context_clear_error(g_ctx);
+        /* the dim is checked first: Dimension out of range */
+        assert_null(fn(b, 2, false));
+        TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_INVALID, em_context_error(g_ctx),
+                      "out of range");
+        em_context_clear_error(g_ctx);
+        /* torch.zeros(0, 2, dtype=torch.bool).argmax(1, keepdim=True): empty, size (0, 1) */
+        em_tensor *r = fn(em_zeros(g_ctx, EM_BOOL, EM_SHAPE(0, 2)), 1, true);
+        assert_non_null(r);
+        assert_int_equal(em_tensor_dtype(r), EM_I64);
+        assert_int_equal(em_tensor_ndim(r), 2);
+        assert_int_equal(em_tensor_numel(r), 0);
+        /* torch.ones(3, 1, 2, dtype=torch.bool).argmax(1): zeros of shape (3, 2) */
+        r = fn(em_ones(g_ctx, EM_BOOL, EM_SHAPE(3, 1, 2)), -2, false);
+        assert_non_null(r);
+        assert_int_equal(em_tensor_ndim(r), 2);
+        expect_values(r, EM_I64, 6, (const double[]){0, 0, 0, 0, 0, 0});
+        /* torch.tensor([[True], [False]]).argmax(0) fails */
+        assert_null(fn(em_view(b, EM_SHAPE(4, 1)), 0, false));
+        TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_DTYPE, em_context_error(g_ctx), want);
+        em_context_clear_error(g_ctx);
+    }
+    assert_ok_ctx();
+}
+
 /* x.max() of a view and of a non-contiguous tensor; prod with keepdim of an empty dim */
 static void test_layouts(void **state)
 {
@@ -294,7 +347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_integer_inputs), EM_TEST(test_max_dim_outputs),
         EM_TEST(test_errors),    EM_TEST(test_layouts),        EM_TEST(test_var_all_dims_grad),
-        EM_TEST(test_memory_steady),
+        EM_TEST(test_memory_steady), EM_TEST(test_bool_arg),
     };
     char name[64];
     snprintf(name, sizeof name, "reductions on %s", test_backend_name());

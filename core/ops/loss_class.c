@@ -4,7 +4,10 @@
  * to be in [0, C) or equal to ignore_index before anything is computed ("Target 7 is out of
  * bounds."). Optional per-class weights w; ignored targets count nothing; the mean divides
  * by the sum of the weights of the targets not ignored (their count without weights), so
- * that a batch of only ignored targets gives NaN, as PyTorch.
+ * that a batch of only ignored targets gives NaN, as PyTorch. An ignored target contributes
+ * exactly 0 to the loss and to the gradient whatever its row holds (NaN, +-inf): as PyTorch's
+ * documentation says; PyTorch 1.13's cross_entropy backward gives NaN for an ignored row
+ * whose softmax is NaN (pytorch/pytorch#11551), a propagation artefact not followed here.
  *
  * Inside, the input is seen as (B, C, D): B the batch (1 for (C)), D the product of the
  * dims after the classes; targets as (B, 1, D).
@@ -188,7 +191,8 @@ static em_status fw_class(em_call *c)
     em_tensor *lp = is_ce(c->op) ? em__halong(K(log_softmax), x3, 1) : x3;
     targets T = prepare(ctx, t3, w, dt, c->p.shape[0], B, C, D);
     em_tensor *picked = C > 0 ? em__hgather(lp, 1, T.safe) : em__hfull(ctx, dt, EM_SHAPE(B, 1, D), 0);
-    em_tensor *l = em_neg(em_mul(picked, T.wt));
+    /* masked, not only weighted by 0: an ignored row may hold NaN or +-inf */
+    em_tensor *l = em_masked_fill(em_neg(em_mul(picked, T.wt)), T.ignored, 0.0);
     if (ls > 0 && C > 0) {
         em_tensor *lw = w ? em_mul(lp, em_reshape(w, EM_SHAPE(1, C, 1))) : lp;
         em_tensor *smooth = em_neg(em__hreduce(K(sum), lw, 2u, true, 1.0));
@@ -268,6 +272,11 @@ static em_status bw_ce(em_bw *b)
     }
     if (st == EM_OK && C > 0)
         st = em__hscatter_add_(p, 1, T.safe, em_mul(em_mul_scalar(T.wt, -(1.0 - ls)), gi));
+    /* ignored rows: exactly 0, also where their softmax is NaN (a row of NaN or of equal
+     * infinities, which the scaling by 0 above leaves NaN); the mask broadcast along the
+     * classes, filled with em__hk_'s p0 = 0 */
+    if (st == EM_OK && C > 0)
+        st = em__hk_(K(masked_fill), p, T.ignored);
     if (st == EM_OK)
         b->grad_in[0] = grad;
     return EM_OK;

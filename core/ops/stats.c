@@ -233,6 +233,12 @@ static em_tensor *arg_extreme(bool is_max, em_tensor *h, int dim, bool keepdim)
     int d = reduction_dim(a, dim, name);
     if (d < 0)
         return NULL;
+    /* PyTorch's check is in the kernel, which it does not run for an empty input nor along a
+     * dim of size 1 (the indices are all 0 there; a 0-dim input does run it) */
+    if (a->dtype == EM_BOOL && em__numel(a->ndim, a->shape) > 0 &&
+        (a->ndim == 0 || a->shape[d] != 1))
+        return em__error(a->ctx, EM_ERR_DTYPE, "%s: \"%s_%s\" not implemented for 'Bool'", name,
+                         name, a->ctx->backend_name), NULL;
     em__tensor *ix = NULL;
     if (em__kmaxmin(is_max ? K(max_dim) : K(min_dim), a, d, keepdim, NULL, &ix) != EM_OK)
         return NULL;
