@@ -412,6 +412,11 @@ struct em_op {
     int arity;
     unsigned saves;            /* EM_SAVE_* bits: what backward needs */
     bool is_view;              /* forward produces a view of in[0] (no allocation) */
+    /* In place, self may be an expanded view (several elements at one memory location, as
+     * PyTorch allows for fill_, zero_ and masked_fill_): forward then gets as c->out self with
+     * those dims reduced to size 1 (c->out_shape stays self's shape), since a kernel never
+     * gets a zero-stride output. Every other in-place op refuses such a self. */
+    bool writes_expanded;
     size_t kernel;             /* EM_KERNEL_OFFSET of the kernel it lowers to, if one */
     /* Shape rule: validate inputs and params, set out_ndim/out_shape/out_dtype. */
     em_status (*shape)(em_call *c);
@@ -443,6 +448,9 @@ EM_INTERNAL em_status em__apply_inplace(const em_op *op, em__tensor *self, em__t
 /* Public-API form; in[] may contain self's handle. */
 EM_INTERNAL em_status em__apply_inplace_h(const em_op *op, em_tensor *self, em_tensor *const *in,
                                           int n_in, const em_op_params *p);
+/* Whether t (not empty) has several elements at one memory location (a dim of stride 0 and
+ * size > 1: an expanded view); shape receives t's shape with those dims reduced to 1. */
+EM_INTERNAL bool em__unexpanded_shape(const em__tensor *t, int64_t *shape);
 
 /* --- kernel launch helpers used by forwards (dispatch.c) --- */
 /* Elementwise kernel over out and inputs broadcast to out's shape, dims coalesced.

@@ -415,6 +415,25 @@ static void test_no_grad_and_inplace(void **state)
     assert_int_equal(em_backward(em_sum(c)), EM_ERR_AUTOGRAD);
     assert_non_null(strstr(em_context_error(g_ctx), "modified by an inplace operation"));
     em_context_clear_error(g_ctx);
+    /* every in-place op bumps the version, also of an empty tensor (PyTorch refuses the
+     * backward through sigmoid's saved, empty, result all the same) */
+    em_tensor *e = em_zeros(g_ctx, EM_F32, EM_SHAPE(0));
+    em_tensor_set_requires_grad(e, true);
+    em_tensor *se = em_sigmoid(e);               /* saves its result */
+    assert_int_equal(em_add_scalar_(se, 0.5), EM_OK);
+    assert_int_equal(em_backward(em_sum(se)), EM_ERR_AUTOGRAD);
+    assert_non_null(strstr(em_context_error(g_ctx), "modified by an inplace operation"));
+    em_context_clear_error(g_ctx);
+    em_tensor *se2 = em_sigmoid(e);
+    em_no_grad_begin(g_ctx);
+    assert_int_equal(em_fill_(se2, 1), EM_OK);
+    em_no_grad_end(g_ctx);
+    assert_int_equal(em_backward(em_sum(se2)), EM_ERR_AUTOGRAD);
+    em_context_clear_error(g_ctx);
+    assert_null(em_grad(e));
+    /* unmodified, the same backward runs and gives an empty gradient */
+    assert_int_equal(em_backward(em_sum(em_sigmoid(e))), EM_OK);
+    assert_int_equal(em_tensor_numel(em_grad(e)), 0);
     /* detach cuts the graph but shares storage */
     em_tensor *d = em_detach(y);
     assert_false(em_tensor_requires_grad(d));

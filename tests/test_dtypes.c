@@ -2,8 +2,8 @@
  * (values, result dtypes and error cases were computed with torch): creation and fill
  * values, arange, casts both ways, item, comparisons, where/masked_fill, copies across
  * dtypes, integer arithmetic (wrapping), PyTorch's tensor-scalar promotion, floor division
- * and remainder (ZeroDivisionError), sum of bool/int, sum/mean over no dims, and the rule
- * that no integer or bool result requires grad.
+ * and remainder (ZeroDivisionError, none for an empty result), sum of bool/int, sum/mean
+ * over no dims, and the rule that no integer or bool result requires grad.
  * Built once per backend; skips (TAP plan 1..0) where that backend has no device. */
 #include "backend_harness.h"
 
@@ -423,6 +423,21 @@ static void test_floor_divide_remainder(void **state)
     expect_error(em_remainder(U8(7, 1), U8(2, 0)), EM_ERR_INVALID, "ZeroDivisionError");
     expect_error(em_floor_divide(I64(7, -7), em_expand(I64(0), EM_SHAPE(2))), EM_ERR_INVALID,
                  "ZeroDivisionError");
+    /* no element is divided when the result is empty: no error, as PyTorch */
+    em_tensor *none = em_zeros(g_ctx, EM_I64, EM_SHAPE(2, 0, 3));
+    em_tensor *empty[4] = {
+        em_floor_divide_scalar(none, 0), em_remainder_scalar(none, 0),
+        em_floor_divide(em_zeros(g_ctx, EM_I64, EM_SHAPE(0, 1)), em_zeros(g_ctx, EM_I64, EM_SHAPE(1, 3))),
+        em_remainder(em_zeros(g_ctx, EM_U8, EM_SHAPE(0, 1)), em_zeros(g_ctx, EM_U8, EM_SHAPE(1, 3))),
+    };
+    for (int k = 0; k < 4; k++) {
+        assert_non_null(empty[k]);
+        assert_int_equal(em_tensor_dtype(empty[k]), k < 3 ? EM_I64 : EM_U8);
+        assert_int_equal(em_tensor_ndim(empty[k]), k < 2 ? 3 : 2);
+        assert_int_equal(em_tensor_shape(empty[k])[k < 2 ? 1 : 0], 0);
+        assert_int_equal(em_tensor_shape(empty[k])[k < 2 ? 2 : 1], 3);
+    }
+    assert_int_equal(em_context_status(g_ctx), EM_OK);
     expect_error(em_floor_divide(BOOLS(1), BOOLS(1)), EM_ERR_DTYPE, "bool");
     expect_error(em_remainder(I64(1), I32(1)), EM_ERR_DTYPE, "dtypes differ");
     /* broadcasting */

@@ -8,6 +8,8 @@
  *  - what PyTorch refuses, with its messages: views of leaves that require grad, views made
  *    under no_grad, outputs of split and chunk; saved tensors written through a view;
  *  - a failed in-place write to a view changes nothing;
+ *  - fill_, zero_ and masked_fill_ of an expanded view: allowed, as PyTorch, and the backward
+ *    through them refused as PyTorch's;
  *  - engine defects: t() of a 1-D tensor in backward, a backward that fails after one branch
  *    computed its gradient leaves every .grad as it was, integer and bool tensors never
  *    require grad, a retained .grad follows its tensor through an in-place op. */
@@ -474,6 +476,87 @@ static void test_failed_write_changes_nothing(void **state)
     }
 }
 
+/* fill_, zero_ and masked_fill_ of an expanded view write its base, with grad recorded too
+ * (PyTorch 1.13): the view's grad_fn is AsStridedBackward0, the base's CopySlices, and a
+ * backward through them fails, as PyTorch's copies the gradient into the expanded region.
+ * Refusals come in PyTorch's order: a view of a leaf first, then the expanded self. */
+static void test_fill_expanded_view(void **state)
+{
+    (void)state;
+    g_dt = EM_F64;
+    const char *overlap = "single memory location";
+    for (int op = 0; op < 3; op++) {
+        em_tensor *a = from_doubles(EM_F64, EM_SHAPE(3), (double[]){3, -6, 3});
+        em_tensor_set_requires_grad(a, true);
+        em_tensor *b = em_clone(a), *e = em_expand(b, EM_SHAPE(3, 3));
+        em_status st = op == 0 ? em_fill_(e, 2)
+                     : op == 1 ? em_zero_(e)
+                               : em_masked_fill_(e, em_ones(g_ctx, EM_BOOL, EM_SHAPE(3)), 2);
+        assert_int_equal(st, EM_OK);
+        assert_string_equal(em_tensor_grad_fn_name(e), "AsStridedBackward0");
+        assert_string_equal(em_tensor_grad_fn_name(b), "CopySlices");
+        double *bv = to_doubles(b), want = op == 1 ? 0 : 2;
+        assert_true(bv[0] == want && bv[1] == want && bv[2] == want);
+        free(bv);
+        assert_true(em_item(em_sum(e)) == 9 * want);
+        assert_int_equal(em_backward(em_sum(b)), EM_ERR_INVALID);
+        assert_non_null(strstr(em_context_error(g_ctx), overlap));
+        em_context_clear_error(g_ctx);
+        assert_int_equal(em_backward(em_sum(e)), EM_ERR_INVALID);
+        assert_non_null(strstr(em_context_error(g_ctx), overlap));
+        em_context_clear_error(g_ctx);
+        assert_null(em_grad(a));
+        /* written under no_grad, the base keeps its history and backward runs */
+        em_tensor *b2 = em_mul_scalar(a, 1), *e2 = em_expand(b2, EM_SHAPE(3, 3));
+        em_no_grad_begin(g_ctx);
+        assert_int_equal(em_fill_(e2, 2), EM_OK);
+        em_no_grad_end(g_ctx);
+        assert_string_equal(em_tensor_grad_fn_name(b2), "MulBackward0");
+        assert_int_equal(em_backward(em_sum(b2)), EM_OK);
+        assert_true(em_item(em_sum(em_grad(a))) == 3);
+        /* an expanded view of the leaf: the leaf's refusal, for every in-place op */
+        expect_error(em_fill_(em_expand(a, EM_SHAPE(3, 3)), 1), "a view of a leaf Variable");
+        expect_error(em_add_scalar_(em_expand(a, EM_SHAPE(3, 3)), 1), "a view of a leaf Variable");
+    }
+    /* other in-place ops refuse an expanded view that is not of a leaf */
+    em_tensor *a = from_doubles(EM_F64, EM_SHAPE(3), (double[]){3, -6, 3});
+    em_tensor_set_requires_grad(a, true);
+    em_tensor *b = em_clone(a);
+    assert_int_equal(em_mul_scalar_(em_expand(b, EM_SHAPE(3, 3)), 2), EM_ERR_INVALID);
+    assert_non_null(strstr(em_context_error(g_ctx), overlap));
+    em_context_clear_error(g_ctx);
+    assert_string_equal(em_tensor_grad_fn_name(b), "CloneBackward0");
+    assert_ok_ctx();
+    /* a failed masked_fill_ of an expanded view (a device fault or an allocation failure at
+     * every point in turn) leaves the base as it was */
+    for (int mode = 0; mode < 2; mode++) {
+        bool done = false;
+        for (long k = 1; k < 100 && !done; k++) {
+            em_scope_begin(g_ctx);
+            em_tensor *r = from_doubles(EM_F64, EM_SHAPE(3), (double[]){1, 2, 3});
+            const uint8_t bits[6] = {1, 0, 0, 0, 0, 1};
+            em_tensor *m = em_tensor_from_data(g_ctx, EM_BOOL, EM_SHAPE(2, 3), bits);
+            em_tensor *x = em_expand(r, EM_SHAPE(2, 3));
+            assert_ok_ctx();
+            if (mode == 0)
+                em__test_fail_kernel_after(k);
+            else
+                em__test_fail_alloc_after(k);
+            em_status st = em_masked_fill_(x, m, -1);
+            em__test_fail_kernel_after(0);
+            em__test_fail_alloc_after(0);
+            em_context_clear_error(g_ctx);
+            double *v = to_doubles(r);
+            if (st == EM_OK)
+                done = true;
+            assert_true(v[0] == (done ? -1 : 1) && v[1] == 2 && v[2] == (done ? -1 : 3));
+            free(v);
+            em_scope_end(g_ctx);
+        }
+        assert_true(done);
+    }
+}
+
 /* ------------------------------------------------------------------ engine defects */
 
 /* t() of a 0-D or 1-D tensor is the tensor: its backward passes the gradient (PyTorch: ones). */
@@ -594,7 +677,8 @@ int main(void)
         EM_TEST(test_scenarios_f64), EM_TEST(test_scenarios_f32), EM_TEST(test_printed_history),
         EM_TEST(test_view_of_leaf_refused), EM_TEST(test_no_grad_view_refused),
         EM_TEST(test_multi_output_refused), EM_TEST(test_saved_written_through_view),
-        EM_TEST(test_failed_write_changes_nothing), EM_TEST(test_t_of_vector_backward),
+        EM_TEST(test_failed_write_changes_nothing), EM_TEST(test_fill_expanded_view),
+        EM_TEST(test_t_of_vector_backward),
         EM_TEST(test_failed_backward_keeps_grads), EM_TEST(test_non_float_never_require_grad),
         EM_TEST(test_retained_grad_follows_inplace),
     };

@@ -257,7 +257,7 @@ static void test_pow_tensor(void **state)
                                         false), EM_OK);
         EXPECT(em_grad(a), tol, 0.0, 0.7071067811865476, 2.0, -0.25100055655829023, 0.0);
         EXPECT(em_grad(b), tol, 0.0, 1.9605162869370945, NAN, 0.12212636136013988, 0.0);
-        /* broadcast exponent; only the base requires grad (the result is not saved) */
+        /* broadcast exponent; only the base requires grad */
         em_tensor *x = leaf(dt, EM_SHAPE(2, 2), (double[]){1, 2, 3, 4});
         em_tensor *e = from_doubles(dt, EM_SHAPE(2), (double[]){2, 0.5});
         em_tensor *z = em_pow_tensor(x, e);
@@ -507,7 +507,8 @@ static void test_abs_backward(void **state)
 }
 
 /* What is saved, as derivatives.yaml: a * c keeps a only for c's gradient; a / c keeps a
- * only for c's gradient; c / a keeps a for every gradient. */
+ * only for c's gradient; c / a keeps a for every gradient; pow(a, c) keeps a, c and the
+ * result for every gradient. */
 static void test_saved_operands(void **state)
 {
     (void)state;
@@ -538,6 +539,22 @@ static void test_saved_operands(void **state)
     assert_int_equal(em_mul_scalar_(p, 3), EM_OK);
     assert_int_equal(em_backward(em_sum(y)), EM_ERR_AUTOGRAD);
     em_context_clear_error(g_ctx);
+    /* pow with a tensor exponent saves base, exponent and result whichever requires grad
+     * (PyTorch 1.13's PowBackward1): writing any of them makes backward fail */
+    for (int w = 0; w < 3; w++) {
+        em_tensor *base = from_doubles(EM_F32, EM_SHAPE(3), (double[]){0.5, 1.5, 2});
+        em_tensor *ex = from_doubles(EM_F32, EM_SHAPE(3), (double[]){1, 2, 3});
+        em_tensor *need = w == 1 ? ex : base;
+        em_tensor_set_requires_grad(need, true);
+        em_tensor *pw = em_pow_tensor(base, ex);
+        EXPECT(pw, 1e-6, 0.5, 2.25, 8);
+        em_tensor *written = w == 0 ? pw : w == 1 ? base : ex;
+        assert_int_equal(em_mul_scalar_(written, 2), EM_OK);
+        assert_int_equal(em_backward(em_sum(pw)), EM_ERR_AUTOGRAD);
+        assert_non_null(strstr(em_context_error(g_ctx), "modified by an inplace operation"));
+        em_context_clear_error(g_ctx);
+        assert_null(em_grad(need));
+    }
     /* a node that saved something cannot run twice; one that saved nothing can */
     em_tensor *m = em_mul(em_mul_scalar(a, 1), c);
     assert_int_equal(em_backward(em_sum(m)), EM_OK);

@@ -260,17 +260,83 @@ static void test_inplace(void **state)
         double *q = to_doubles(sq);
         assert_true(q[0] == 2 && q[1] == 5 && q[2] == 5 && q[3] == 8);
         free(q);
-        /* writing through an expanded view (several elements, one location) is refused */
+        /* writing through an expanded view (several elements, one location) is refused ... */
         em_tensor *row1 = em_zeros(g_ctx, dt, EM_SHAPE(1, 3));
-        assert_int_equal(em_add_scalar_(em_expand(row1, EM_SHAPE(4, 3)), 1), EM_ERR_INVALID);
+        em_tensor *ex = em_expand(row1, EM_SHAPE(4, 3));
+        assert_int_equal(em_add_scalar_(ex, 1), EM_ERR_INVALID);
         assert_non_null(strstr(em_context_error(g_ctx), "single memory location"));
         em_context_clear_error(g_ctx);
+        assert_int_equal(em_mul_(ex, em_ones(g_ctx, dt, EM_SHAPE(4, 3))), EM_ERR_INVALID);
+        em_context_clear_error(g_ctx);
+        assert_int_equal(em_copy_(ex, em_ones(g_ctx, dt, EM_SHAPE(3))), EM_ERR_INVALID);
+        em_context_clear_error(g_ctx);
+        assert_int_equal(em_neg_(ex), EM_ERR_INVALID);
+        em_context_clear_error(g_ctx);
+        assert_true(em_item(em_sum(row1)) == 0);
+        /* ... but for fill_, zero_ and masked_fill_, which write the base, as PyTorch 1.13
+         * (masked_fill_: an element where the mask holds at any of its positions) */
+        em_tensor *r3 = from_doubles(dt, EM_SHAPE(3), (double[]){3, -6, 3});
+        assert_int_equal(em_fill_(em_expand(r3, EM_SHAPE(3, 3)), 2), EM_OK);
+        double *rv = to_doubles(r3);
+        assert_true(rv[0] == 2 && rv[1] == 2 && rv[2] == 2);
+        free(rv);
+        em_tensor *c2 = from_doubles(dt, EM_SHAPE(2, 1), (double[]){1, 2});
+        em_tensor *cx = em_expand(c2, EM_SHAPE(2, 3));
+        const uint8_t mbits[6] = {0, 1, 0, 0, 0, 0};
+        assert_int_equal(em_masked_fill_(cx, em_tensor_from_data(g_ctx, EM_BOOL, EM_SHAPE(2, 3),
+                                                                 mbits), 9), EM_OK);
+        rv = to_doubles(c2);
+        assert_true(rv[0] == 9 && rv[1] == 2);
+        free(rv);
+        em_tensor *r4 = from_doubles(dt, EM_SHAPE(3), (double[]){1, 2, 3});
+        const uint8_t mbits2[6] = {1, 0, 0, 0, 0, 1};
+        assert_int_equal(em_masked_fill_(em_expand(r4, EM_SHAPE(2, 3)),
+                                         em_tensor_from_data(g_ctx, EM_BOOL, EM_SHAPE(2, 3), mbits2),
+                                         -1), EM_OK);
+        rv = to_doubles(r4);
+        assert_true(rv[0] == -1 && rv[1] == 2 && rv[2] == -1);
+        free(rv);
+        assert_int_equal(em_zero_(cx), EM_OK);
+        assert_true(em_item(em_sum(c2)) == 0);
+        /* an empty expanded tensor has no element to write twice */
+        em_tensor *none = em_expand(em_zeros(g_ctx, dt, EM_SHAPE(0, 1)), EM_SHAPE(0, 3));
+        assert_int_equal(em_add_scalar_(none, 1), EM_OK);
+        assert_int_equal(em_copy_(none, em_ones(g_ctx, dt, EM_SHAPE(3))), EM_OK);
         /* the result of an in-place op must fit self */
         em_tensor *small = em_zeros(g_ctx, dt, EM_SHAPE(3));
         assert_int_equal(em_add_(small, a), EM_ERR_SHAPE);
         assert_non_null(strstr(em_context_error(g_ctx), "doesn't match the broadcast shape"));
         em_context_clear_error(g_ctx);
+        /* copy_ too: src must broadcast to self's shape (PyTorch's message) */
+        em_tensor *col = em_zeros(g_ctx, dt, EM_SHAPE(2, 1));
+        assert_int_equal(em_copy_(col, from_doubles(dt, EM_SHAPE(2, 3), (double[]){0, 1, 2, 3, 4, 5})),
+                         EM_ERR_SHAPE);
+        assert_non_null(strstr(em_context_error(g_ctx), "output with shape [2, 1] doesn't match "
+                                                        "the broadcast shape [2, 3]"));
+        em_context_clear_error(g_ctx);
+        assert_true(em_item(em_sum(col)) == 0);
+        assert_int_equal(em_copy_(em_scalar(g_ctx, dt, 0), em_ones(g_ctx, dt, EM_SHAPE(1))),
+                         EM_ERR_SHAPE);
+        em_context_clear_error(g_ctx);
+        assert_int_equal(em_masked_fill_(col, em_ones(g_ctx, EM_BOOL, EM_SHAPE(2, 3)), 1),
+                         EM_ERR_SHAPE);
+        em_context_clear_error(g_ctx);
     }
+}
+
+/* fill_ of an expanded integer tensor writes its base (PyTorch 1.13: [3, -6, 3] expanded to
+ * 3x3 and filled with 2 is [2, 2, 2]) */
+static void test_fill_expanded_int(void **state)
+{
+    (void)state;
+    em_tensor *b = em_to_dtype(from_doubles(EM_F64, EM_SHAPE(3), (double[]){3, -6, 3}), EM_I64);
+    assert_int_equal(em_fill_(em_expand(b, EM_SHAPE(3, 3)), 2), EM_OK);
+    double *v = to_doubles(em_to_dtype(em_add_scalar(b, 1), EM_F64));
+    assert_true(v[0] == 3 && v[1] == 3 && v[2] == 3);
+    free(v);
+    assert_int_equal(em_zero_(em_expand(b, EM_SHAPE(2, 3))), EM_OK);
+    assert_true(em_item(em_sum(b)) == 0);
+    assert_ok_ctx();
 }
 
 /* ------------------------------------------------------------------ errors */
@@ -369,6 +435,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_creation),   EM_TEST(test_compare_select), EM_TEST(test_bmm_matmul),
         EM_TEST(test_reduce),     EM_TEST(test_views),          EM_TEST(test_inplace),
+        EM_TEST(test_fill_expanded_int),
         EM_TEST(test_errors),     EM_TEST(test_memory_steady),
     };
     char name[64];

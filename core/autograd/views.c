@@ -319,6 +319,17 @@ const em_op em__op_as_strided_bw = {.name = "as_strided", .grad_fn = "AsStridedB
 const em_op em__op_copy_slices = {.name = "copy_slices", .grad_fn = "CopySlices",
                                   .arity = EM_MAX_ARITY};
 
+/* Several elements of the (not empty) geometry at one memory location. */
+static bool overlapping(const em__geometry *g)
+{
+    if (em__numel(g->ndim, g->shape) == 0)
+        return false;
+    for (int d = 0; d < g->ndim; d++)
+        if (g->strides[d] == 0 && g->shape[d] > 1)
+            return true;
+    return false;
+}
+
 em_status em__copy_slices_backward(em_context *ctx, em_node *n, em__tensor *g, em__tensor **grads)
 {
     const em__geometry *base = &n->geom[0], *view = &n->geom[1];
@@ -347,6 +358,14 @@ em_status em__copy_slices_backward(em_context *ctx, em_node *n, em__tensor *g, e
             st = ctx->status ? ctx->status
                              : em__error(ctx, EM_ERR_INTERNAL, "%s produced no gradient for "
                                          "input 0", n->inner->op->grad_fn);
+        } else if (overlapping(view)) {
+            /* PyTorch copies the gradient into the view's region of the base's: refused
+             * for an expanded view (fill_, zero_ and masked_fill_ may have written one) */
+            st = em__error(ctx, EM_ERR_INVALID, "CopySlices: unsupported operation: more than "
+                           "one element of the written-to tensor refers to a single memory "
+                           "location. Please clone() the tensor before performing the "
+                           "operation.");
+            em__tensor_unref(r0);
         } else {
             em__tensor *in[1] = {r0};
             st = em__launch(ctx, EM_KERNEL_OFFSET(copy), slice, in, 1, NULL, NULL);

@@ -186,12 +186,6 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     bool grad = em__grad_mode(ctx);
     bool any_rg = em__requires_grad(self) || any_requires_grad(c.in, n_in);
     bool record = op->backward && grad && any_rg && em_dtype_is_floating(self->dtype);
-    for (int d = 0; d < self->ndim; d++) {
-        if (self->strides[d] == 0 && self->shape[d] > 1)
-            return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: some elements of "
-                             "the written-to tensor refer to a single memory location (it is an "
-                             "expanded view; write to a contiguous copy, em_contiguous)", op->name);
-    }
     /* PyTorch's check_inplace: views made under no_grad or by multi-output ops, views of
      * leaves, and leaves that require grad may not be written with grad recorded */
     if (grad && any_rg) {
@@ -199,6 +193,14 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         if (st != EM_OK)
             return st;
     }
+    /* then its kernels' check: an expanded self only for fill_, zero_ and masked_fill_ */
+    int64_t unexpanded[EM_MAX_DIMS];
+    bool expanded = em__unexpanded_shape(self, unexpanded);
+    if (expanded && !op->writes_expanded)
+        return em__error(ctx, EM_ERR_INVALID, "%s_: unsupported operation: more than one element "
+                         "of the written-to tensor refers to a single memory location. Please "
+                         "clone() the tensor before performing the operation (em_clone).",
+                         op->name);
     if (record) {
         em_status st = em__view_refresh(self);
         if (st == EM_OK)
@@ -248,8 +250,22 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         st = em__view_rebase_prepare(self, node, &rb);   /* takes node */
         node = NULL;
     }
-    if (st == EM_OK)
+    /* an expanded self is written through its un-expanded view (em_op.writes_expanded) */
+    em__tensor *written = NULL;
+    if (st == EM_OK && expanded &&
+        !(written = em__tensor_alias(self, self->ndim, unexpanded, self->strides, self->offset)))
+        st = ctx->status;
+    uint32_t version = self->storage->version;
+    if (st == EM_OK) {
+        c.out = written ? written : self;
         st = op->forward(&c);
+        c.out = self;
+    }
+    em__tensor_unref(written);
+    /* Every in-place op bumps the version, also one that wrote nothing (an empty self), as
+     * PyTorch: a saved value it "modified" makes backward fail. */
+    if (st == EM_OK && self->storage->version == version)
+        em__storage_bump(self->storage);
     if (st == EM_OK && old && old->grad_fn && old->grad_fn->retained_out == self)
         old->grad_fn->retained_out = NULL;   /* self's retained .grad follows its new history */
     if (node) {
@@ -273,6 +289,18 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     }
     em__tensor_unref(c.save_override[0]);
     return st == EM_OK ? EM_OK : ctx->status;
+}
+
+bool em__unexpanded_shape(const em__tensor *t, int64_t *shape)
+{
+    bool expanded = false;
+    bool empty = em__numel(t->ndim, t->shape) == 0;
+    for (int d = 0; d < t->ndim; d++) {
+        bool rep = !empty && t->strides[d] == 0 && t->shape[d] > 1;
+        shape[d] = rep ? 1 : t->shape[d];
+        expanded = expanded || rep;
+    }
+    return expanded;
 }
 
 /* ----------------------------------------------------------------- elementwise launch */

@@ -8,9 +8,9 @@
  * give f32; sign takes every dtype (bool: a copy); floor, ceil and round of an integer tensor
  * are a copy (bool is an error); floor_divide and remainder take floats and integers (the
  * scalar forms promote as em__scalar_result; an integer division by zero is
- * EM_ERR_INVALID "ZeroDivisionError", checked before any kernel runs); pow_tensor and clamp
- * with tensor bounds need operands of one dtype (pow_tensor: floats only, an integer
- * exponent tensor is EM_ERR_DTYPE). floor_divide is not differentiable: as in PyTorch its
+ * EM_ERR_INVALID "ZeroDivisionError", checked before any kernel runs, none when the result
+ * is empty); pow_tensor and clamp with tensor bounds need operands of one dtype (pow_tensor:
+ * floats only, an integer exponent tensor is EM_ERR_DTYPE). floor_divide is not differentiable: as in PyTorch its
  * result carries grad_fn NotImplemented and backward through it fails. */
 #include "config.h"
 #include "internal.h"
@@ -130,10 +130,16 @@ static em_status zero_division(em_call *c)
                      c->op->name);
 }
 
+/* no element is divided when the result is empty: then a zero divisor is no error (as PyTorch) */
+static bool out_empty(const em_call *c)
+{
+    return em__numel(c->out_ndim, c->out_shape) == 0;
+}
+
 /* floor_divide, remainder: an integer divisor is checked for zeros first */
 static em_status fw_divmod(em_call *c)
 {
-    if (em_dtype_is_integer(c->out_dtype)) {
+    if (em_dtype_is_integer(c->out_dtype) && !out_empty(c)) {
         bool zero;
         em_status st = em__any_zero(c->in[1], &zero);
         if (st != EM_OK)
@@ -148,7 +154,8 @@ static em_status fw_divmod(em_call *c)
 static em_status fw_divmod_scalar(em_call *c)
 {
     double s = c->p.s[0];   /* integral when out is an integer dtype: wrapped to it, as PyTorch */
-    if (em_dtype_is_integer(c->out_dtype) && em__wrap_int(c->out_dtype, (int64_t)s) == 0)
+    if (em_dtype_is_integer(c->out_dtype) && !out_empty(c) &&
+        em__wrap_int(c->out_dtype, (int64_t)s) == 0)
         return zero_division(c);
     em__tensor *in[EM_MAX_ARITY], *tmp[EM_MAX_ARITY];
     em_status st = em__promoted_inputs(c, in, tmp);
@@ -267,7 +274,8 @@ DEFINE_OP(round, "round", "RoundBackward0", 1, 0, shape_rounding, K(round), fw_r
 /* y = x ** e (PowBackward1):
  *   dx = e == 0 ? 0 : g * (e * x ** (e - 1))
  *   de = g * ((x == 0 && e >= 0) ? 0 : y * log(x))
- * x and e are saved; y only when e requires grad. */
+ * x, e and y are saved whichever input requires grad (PyTorch 1.13 always saves the result,
+ * so modifying y in place makes any backward through it fail). */
 static em_status bw_pow_tensor(em_bw *b)
 {
     em_tensor *g = b->grad_out, *x = b->saved[0], *e = b->saved[1];
@@ -283,8 +291,8 @@ static em_status bw_pow_tensor(em_bw *b)
     return EM_OK;
 }
 static const em_op op_pow_tensor = {.name = "pow", .grad_fn = "PowBackward1", .arity = 2,
-                                    .saves = EM_SAVE_IN(0) | EM_SAVE_IN(1),
-                                    .saves_for = {0, EM_SAVE_OUT}, .kernel = K(pow),
+                                    .saves = EM_SAVE_IN(0) | EM_SAVE_IN(1) | EM_SAVE_OUT,
+                                    .kernel = K(pow),
                                     .shape = shape_binary_float, .forward = fw_kernel,
                                     .backward = bw_pow_tensor};
 

@@ -83,14 +83,58 @@ static em_status bw_where(em_bw *b)
 }
 DEFINE_OP(where, "where", "WhereBackward0", 3, EM_SAVE_IN(0), shape_where, K(where), bw_where);
 
+/* Whether the mask holds at any position of each element of out, the un-expanded view of the
+ * expanded self of shape (c->out_ndim, c->out_shape): the mask, broadcast to self's shape, as
+ * f32 (0/1), summed over the expanded dims, != 0. */
+static em__tensor *mask_any(em_call *c)
+{
+    em__tensor *mask = c->in[1], *out = c->out;
+    int64_t strides[EM_MAX_DIMS];
+    em__broadcast_strides(mask, c->out_ndim, c->out_shape, strides);
+    em_op_params p;
+    memset(&p, 0, sizeof p);
+    p.i[0] = 1;   /* keepdim */
+    for (int d = 0; d < c->out_ndim; d++)
+        if (out->shape[d] != c->out_shape[d])
+            p.dim_mask |= 1u << d;
+    em__tensor *m = em__tensor_alias(mask, c->out_ndim, c->out_shape, strides, mask->offset);
+    em__tensor *f = m ? em__cast(m, EM_F32) : NULL;
+    em__tensor *in[1] = {f};
+    em__tensor *n = f ? em__apply(&em__op_sum_dims, in, 1, &p) : NULL;
+    em__tensor *any = n ? em__cast(n, EM_BOOL) : NULL;
+    em__tensor_unref(n);
+    em__tensor_unref(f);
+    em__tensor_unref(m);
+    return any;
+}
+
+/* masked_fill; in place on an expanded self (em_op.writes_expanded) out is self's un-expanded
+ * view, and an element is filled when the mask holds at any of its positions (PyTorch writes
+ * them one after another). */
+static em_status fw_masked_fill(em_call *c)
+{
+    em__tensor *out = c->out;
+    if (!memcmp(out->shape, c->out_shape, sizeof(int64_t) * (size_t)c->out_ndim))
+        return fw_kernel(c);
+    em__tensor *any = mask_any(c);
+    if (!any)
+        return c->ctx->status;
+    em__tensor *in[2] = {out, any};
+    em_status st = em__launch(c->ctx, c->op->kernel, out, in, 2, c->p.s, NULL);
+    em__tensor_unref(any);
+    return st;
+}
+
 /* masked_fill(a, mask, v):  da = mask ? 0 : g */
 static em_status bw_masked_fill(em_bw *b)
 {
     b->grad_in[0] = em_masked_fill(b->grad_out, b->saved[1], 0.0);
     return EM_OK;
 }
-DEFINE_OP(masked_fill, "masked_fill", "MaskedFillBackward0", 2, EM_SAVE_IN(1), shape_masked_fill,
-          K(masked_fill), bw_masked_fill);
+const em_op em__op_masked_fill = {.name = "masked_fill", .grad_fn = "MaskedFillBackward0",
+                                  .arity = 2, .saves = EM_SAVE_IN(1), .kernel = K(masked_fill),
+                                  .shape = shape_masked_fill, .forward = fw_masked_fill,
+                                  .backward = bw_masked_fill, .writes_expanded = true};
 
 /* ----------------------------------------------------------------- copies and fills */
 
@@ -124,17 +168,15 @@ const em_op em__op_cast = {.name = "to", .grad_fn = "ToCopyBackward0", .arity = 
                            .backward = bw_cast};
 
 /* self.copy_(src): in = {self, src}; out = src broadcast and cast to self's dtype.
- * dself = 0, dsrc = g (cast back to src's dtype) */
+ * dself = 0, dsrc = g (cast back to src's dtype). The shape is the broadcast of both, which
+ * em__apply_inplace requires to be self's: src must broadcast to self ([2, 3] into [2, 1] is
+ * PyTorch's "output with shape [2, 1] doesn't match the broadcast shape [2, 3]"). */
 static em_status shape_copy_(em_call *c)
 {
     em__tensor *self = c->in[0], *src = c->in[1];
-    int64_t tmp[EM_MAX_DIMS];
-    int nt;
     if (em__broadcast_shapes(c->ctx, "copy_", self->ndim, self->shape, src->ndim, src->shape,
-                             &nt, tmp) != EM_OK)
+                             &c->out_ndim, c->out_shape) != EM_OK)
         return c->ctx->status;
-    c->out_ndim = self->ndim;
-    memcpy(c->out_shape, self->shape, sizeof(int64_t) * (size_t)self->ndim);
     c->out_dtype = self->dtype;
     return EM_OK;
 }
@@ -156,7 +198,8 @@ const em_op em__op_copy_ = {.name = "copy", .grad_fn = "CopyBackwards", .arity =
                             .backward = bw_copy_};
 
 /* self.fill_(v) / zero_(): in = {self}; dself = 0. For an integer self, p.s[0] holds the
- * value already converted (em__scalar_checked), which a double represents exactly. */
+ * value already converted (em__scalar_checked), which a double represents exactly. An
+ * expanded self is allowed, as PyTorch: its base is filled (em_op.writes_expanded). */
 static em_status fw_fill(em_call *c)
 {
     double v = c->p.s[0];
@@ -169,10 +212,10 @@ static em_status bw_zero(em_bw *b)
 }
 const em_op em__op_fill_ = {.name = "fill", .grad_fn = "FillBackward2", .arity = 1,
                             .kernel = K(fill), .shape = shape_same, .forward = fw_fill,
-                            .backward = bw_zero};
+                            .backward = bw_zero, .writes_expanded = true};
 const em_op em__op_zero_ = {.name = "zero", .grad_fn = "ZeroBackward0", .arity = 1,
                             .kernel = K(fill), .shape = shape_same, .forward = fw_fill,
-                            .backward = bw_zero};
+                            .backward = bw_zero, .writes_expanded = true};
 
 /* ================================================================= public API */
 

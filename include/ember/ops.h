@@ -36,7 +36,8 @@ EMBER_API em_tensor *em_minimum(em_tensor *a, em_tensor *b);
 /* a ** b elementwise (floats). */
 EMBER_API em_tensor *em_pow_tensor(em_tensor *a, em_tensor *b);
 /* Python's // and %: rounded toward -inf; the remainder has the sign of b. Integer
- * division by zero is an error (EM_ERR_INVALID "ZeroDivisionError"), as in PyTorch.
+ * division by zero is an error (EM_ERR_INVALID "ZeroDivisionError"), as in PyTorch, unless
+ * the result is empty (no element is divided).
  * floor_divide is not differentiable: as in PyTorch its result has grad_fn NotImplemented
  * and a backward through it fails. */
 EMBER_API em_tensor *em_floor_divide(em_tensor *a, em_tensor *b);
@@ -157,7 +158,12 @@ EMBER_API em_tensor *em_logsumexp(em_tensor *a, int ndims, const int *dims, bool
 EMBER_API em_tensor *em_any(em_tensor *a);
 EMBER_API em_tensor *em_any_dim(em_tensor *a, int dim, bool keepdim);
 
-/* ---- in-place (return status; record autograd as PyTorch does) ---- */
+/* ---- in-place (return status; record autograd as PyTorch does) ----
+ * The result must have self's shape (other operands broadcast to it) and dtype. Every call
+ * bumps self's version, also when self is empty. An expanded self (several elements at one
+ * memory location) is refused (EM_ERR_INVALID), but by em_fill_, em_zero_ and
+ * em_masked_fill_, which write its base, as PyTorch 1.13 (masked_fill_: an element where the
+ * mask holds at any of its positions). */
 EMBER_API em_status em_add_(em_tensor *self, em_tensor *other);
 EMBER_API em_status em_sub_(em_tensor *self, em_tensor *other);
 EMBER_API em_status em_mul_(em_tensor *self, em_tensor *other);
@@ -165,7 +171,7 @@ EMBER_API em_status em_add_scalar_(em_tensor *self, double s);
 EMBER_API em_status em_mul_scalar_(em_tensor *self, double s);
 EMBER_API em_status em_zero_(em_tensor *self);
 EMBER_API em_status em_fill_(em_tensor *self, double value);
-EMBER_API em_status em_copy_(em_tensor *self, em_tensor *src);   /* broadcasts src, casts dtype */
+EMBER_API em_status em_copy_(em_tensor *self, em_tensor *src);   /* src broadcast to self, cast */
 EMBER_API em_status em_masked_fill_(em_tensor *self, em_tensor *mask, double value);
 EMBER_API em_status em_clamp_(em_tensor *self, double min, double max);
 EMBER_API em_status em_div_(em_tensor *self, em_tensor *other);
