@@ -208,6 +208,21 @@ def overhead(lib):
     return lambda: a + b
 
 
+def log_softmax():
+    a = torch.randn(1024, 1024)
+    return lambda: torch.log_softmax(a, 1)
+
+
+def xent():
+    x = torch.randn(256, 1000, requires_grad=True)
+    y = torch.tensor([(i * 7919) % 1000 for i in range(256)])
+
+    def step():
+        torch.nn.functional.cross_entropy(x, y).backward()
+        x.grad = None
+    return step
+
+
 M = 1 << 20
 WORKLOADS = {  # name: (steps, flops per step, torch step factory, numpy step factory)
     "seed-autograd": (200, SEED_FLOPS, torch_seed_autograd, None),
@@ -223,6 +238,8 @@ WORKLOADS = {  # name: (steps, flops per step, torch step factory, numpy step fa
     "relu-1M": (200, 0, lambda: vec("torch", M, "relu"), lambda: vec("np", M, "relu")),
     "relu-16M": (20, 0, lambda: vec("torch", 16 * M, "relu"), lambda: vec("np", 16 * M, "relu")),
     "sum-16M": (20, 0, lambda: vec("torch", 16 * M, "sum"), lambda: vec("np", 16 * M, "sum")),
+    "log-softmax-1M": (50, 0, log_softmax, None),
+    "xent-fwbw": (200, 0, xent, None),
     "overhead": (20000, 0, lambda: overhead("torch"), lambda: overhead("np")),
 }
 

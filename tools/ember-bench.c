@@ -160,6 +160,44 @@ static void step_sum(bench_state *b)
     em_scope_end(b->ctx);
 }
 
+/* log_softmax over the last dim of a (1024, 1024) f32 tensor: one pass of the kernel */
+static int setup_softmax(bench_state *b, const workload *w)
+{
+    (void)w;
+    b->t[0] = em_randn(b->ctx, EM_F32, EM_SHAPE(1024, 1024));
+    return em_context_status(b->ctx) == EM_OK ? 0 : -1;
+}
+
+static void step_log_softmax(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_log_softmax(b->t[0], 1);
+    em_scope_end(b->ctx);
+}
+
+/* A classifier's loss: cross-entropy of (256, 1000) f32 logits against i64 labels, forward
+ * and backward (the gradient of the logits), as F.cross_entropy(x, y).backward(). */
+enum { XENT_N = 256, XENT_C = 1000 };
+static int setup_xent(bench_state *b, const workload *w)
+{
+    (void)w;
+    int64_t labels[XENT_N];
+    for (int i = 0; i < XENT_N; i++)
+        labels[i] = (int64_t)((i * 7919) % XENT_C);
+    b->t[0] = em_randn(b->ctx, EM_F32, EM_SHAPE(XENT_N, XENT_C));
+    b->t[1] = em_tensor_from_data(b->ctx, EM_I64, EM_SHAPE(XENT_N), labels);
+    em_tensor_set_requires_grad(b->t[0], true);
+    return em_context_status(b->ctx) == EM_OK ? 0 : -1;
+}
+
+static void step_xent(bench_state *b)
+{
+    em_scope_begin(b->ctx);
+    em_backward(em_cross_entropy(b->t[0], b->t[1]));
+    em_tensor_clear_grad(b->t[0]);
+    em_scope_end(b->ctx);
+}
+
 /* One tiny op through the whole API: argument checks, shape rule, output from the pool and
  * the buffer cache, kernel call, scope registration and release. */
 static int setup_overhead(bench_state *b, const workload *w)
@@ -191,6 +229,10 @@ static const workload workloads[] = {
     {"relu-1M", "relu, 1M f32", 200, 0, 8.0 * (1 << 20), setup_vec, step_relu, 1 << 20},
     {"relu-16M", "relu, 16M f32", 20, 0, 8.0 * (1 << 24), setup_vec, step_relu, 1 << 24},
     {"sum-16M", "sum of 16M f32", 20, 0, 4.0 * (1 << 24), setup_vec, step_sum, 1 << 24},
+    {"log-softmax-1M", "log_softmax over rows of 1024x1024 f32", 50, 0, 8.0 * (1 << 20),
+     setup_softmax, step_log_softmax, 0},
+    {"xent-fwbw", "cross-entropy of 256x1000 f32 logits, forward + backward", 200, 0, 0,
+     setup_xent, step_xent, 0},
     {"overhead", "one add of two 1-element tensors, end to end", 20000, 0, 0, setup_overhead,
      step_overhead, 0},
 };
