@@ -348,6 +348,71 @@ static void test_softmax(void **state)
             }
 }
 
+/* Contiguous f32 rows (the fast path: a vectorised exp): every row length 1..40 (the 8-lane
+ * tails), rows with -inf, large spreads, a NaN; against double-precision references, and the
+ * portable copy (EMBER_CPU_SIMD=generic) against the AVX2 one bit for bit. */
+static void run_rows(void *dev, em_kernel_fn f, float *x, float *o, int64_t rows, int64_t n)
+{
+    int64_t shp[3] = {rows, n, 1}, st[3] = {n, 1, 1};
+    em_kview in = mkv(x, EM_F32, 0, 3, shp, st), out = mkv(o, EM_F32, 0, 3, shp, st);
+    em_kargs k;
+    memset(&k, 0, sizeof k);
+    k.struct_size = sizeof k;
+    const em_kview *outs[1] = {&out}, *ins[1] = {&in};
+    k.out = &out;
+    k.in[0] = &in;
+    k.n_out = 1;
+    k.outs = outs;
+    k.n_in = 1;
+    k.ins = ins;
+    assert_int_equal(f(dev, &k), EM_OK);
+}
+
+static void test_softmax_rows(void **state)
+{
+    (void)state;
+    enum { R = 4, NMAX = 40 };
+    static float x[R * NMAX], o[R * NMAX], og[R * NMAX];
+    em_backend be2;
+    void *dev2;
+    setenv("EMBER_CPU_SIMD", "generic", 1);
+    open_inst(&be2, &dev2, "1");
+    unsetenv("EMBER_CPU_SIMD");
+    for (int lg = 0; lg < 2; lg++) {
+        em_kernel_fn f = lg ? K(log_softmax) : K(softmax);
+        for (int64_t n = 1; n <= NMAX; n++) {
+            for (int64_t j = 0; j < n; j++) {
+                x[j] = (float)(j % 7) * 0.75f - 2.0f;                 /* ordinary */
+                x[n + j] = j % 3 ? -INFINITY : (float)j * 3.0f;        /* masked */
+                x[2 * n + j] = (float)j * -11.0f;                       /* spread past -87 */
+                x[3 * n + j] = j == n / 2 ? NAN : 1.0f;                 /* a NaN */
+            }
+            run_rows(g_dev, f, x, o, R, n);
+            run_rows(dev2, lg ? be2.ops->log_softmax : be2.ops->softmax, x, og, R, n);
+            assert_memory_equal(o, og, sizeof(float) * (size_t)(R * n));
+            for (int r = 0; r < 3; r++) {
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < n; j++)
+                    mx = x[r * n + j] > mx ? x[r * n + j] : mx;
+                for (int64_t j = 0; j < n; j++)
+                    sum += exp((double)x[r * n + j] - mx);
+                for (int64_t j = 0; j < n; j++) {
+                    double d = (double)x[r * n + j] - mx;
+                    double want = lg ? d - log(sum) : exp(d) / sum;
+                    double got = o[r * n + j];
+                    if (!(got == want || fabs(got - want) <= 1e-6 * fabs(want) + 1e-37))
+                        fail_msg("%s n %lld row %d [%lld] = %a, want %a",
+                                 lg ? "log_softmax" : "softmax", (long long)n, r, (long long)j,
+                                 got, want);
+                }
+            }
+            for (int64_t j = 0; j < n; j++)
+                assert_true(isnan(o[3 * n + j]));
+        }
+    }
+    close_inst(&be2, dev2);
+}
+
 /* ------------------------------------------------------------------ indexing */
 
 
@@ -511,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_prod),
         cmocka_unit_test(test_max_min_dim),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_softmax_rows),
         cmocka_unit_test(test_index_select),
         cmocka_unit_test(test_gather),
         cmocka_unit_test(test_scatter_add),

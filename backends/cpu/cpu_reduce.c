@@ -318,6 +318,7 @@ typedef struct dim_plan {
     int64_t is[3];
     int op;                              /* DIM_* */
     int64_t units_per_task, nunits;
+    int simd;                            /* the instance runs AVX2 code */
 } dim_plan;
 
 enum { DIM_MAX, DIM_MIN, DIM_SOFTMAX, DIM_LOG_SOFTMAX };
@@ -410,6 +411,101 @@ enum { DIM_MAX, DIM_MIN, DIM_SOFTMAX, DIM_LOG_SOFTMAX };
         }                                                                                  \
     } while (0)
 
+/* The common case, f32 rows that are contiguous (softmax over the last dim), without a libm
+ * call per element: expf is most of softmax's time. sm_exp is Cephes' expf (relative error
+ * about 1e-7) for x <= 0, the only arguments softmax gives it (x - max); below -87.33 it is 0
+ * (expf would give a subnormal), NaN stays NaN. Branch-free, in 8 lanes, so the compiler
+ * vectorises it; compiled once portably and once for AVX2 (no FMA: both copies round every
+ * operation alike, so results do not depend on the CPU). */
+#define SM_ROW(SFX)                                                                        \
+    static inline void sm_exp8_##SFX(const float *x, float mx, float *e)                   \
+    {                                                                                      \
+        float v[8], fn[8], sc[8];                                                          \
+        int32_t bi[8];                                                                     \
+        for (int k = 0; k < 8; k++) {                                                      \
+            v[k] = x[k] - mx;                                                              \
+            float t = v[k] * 1.44269504088896341f;                                         \
+            t = t == t ? t : 0.0f;                                                         \
+            t = t < -126.0f ? -126.0f : t;                                                 \
+            t = t > 0.0f ? 0.0f : t;                                                       \
+            bi[k] = (int32_t)(t - 0.5f);                                                   \
+        }                                                                                  \
+        for (int k = 0; k < 8; k++) {                                                      \
+            fn[k] = (float)bi[k];                                                          \
+            bi[k] = (bi[k] + 127) * (1 << 23);                                             \
+        }                                                                                  \
+        memcpy(sc, bi, sizeof sc);                                                         \
+        for (int k = 0; k < 8; k++) {                                                      \
+            const float r = v[k] - fn[k] * 0.693359375f + fn[k] * 2.12194440e-4f;          \
+            const float z = r * r;                                                         \
+            const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r +           \
+                                8.3334519073e-3f) * r + 4.1665795894e-2f) * r +           \
+                              1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r + 1.0f;    \
+            const float y = p * sc[k];                                                     \
+            e[k] = v[k] != v[k] ? v[k] : v[k] < -87.33f ? 0.0f : y;                        \
+        }                                                                                  \
+    }                                                                                      \
+    static void sm_row_##SFX(const float *x, float *o, int64_t n, int logsm)               \
+    {                                                                                      \
+        float m[8];                                                                        \
+        for (int k = 0; k < 8; k++)                                                        \
+            m[k] = x[0];                                                                   \
+        int64_t j = 0;                                                                     \
+        for (; j + 8 <= n; j += 8)                                                         \
+            for (int k = 0; k < 8; k++)                                                    \
+                m[k] = x[j + k] > m[k] ? x[j + k] : m[k];                                  \
+        for (; j < n; j++)                                                                 \
+            m[0] = x[j] > m[0] ? x[j] : m[0];                                              \
+        float mx = m[0];                                                                   \
+        for (int k = 1; k < 8; k++)                                                        \
+            mx = m[k] > mx ? m[k] : mx;                                                    \
+        double s8[8] = {0};                                                                \
+        float e8[8], t8[8];                                                                \
+        for (j = 0; j + 8 <= n; j += 8) {                                                  \
+            sm_exp8_##SFX(x + j, mx, e8);                                                  \
+            for (int k = 0; k < 8; k++)                                                    \
+                s8[k] += (double)e8[k];                                                    \
+            if (!logsm)                                                                    \
+                memcpy(o + j, e8, sizeof e8);                                              \
+        }                                                                                  \
+        if (j < n) {   /* the tail, padded with the max (whose exp is not summed) */       \
+            for (int k = 0; k < 8; k++)                                                    \
+                t8[k] = j + k < n ? x[j + k] : mx;                                         \
+            sm_exp8_##SFX(t8, mx, e8);                                                     \
+            for (int k = 0; j + k < n; k++) {                                              \
+                s8[k] += (double)e8[k];                                                    \
+                if (!logsm)                                                                \
+                    o[j + k] = e8[k];                                                      \
+            }                                                                              \
+        }                                                                                  \
+        double sum = 0;                                                                    \
+        for (int k = 0; k < 8; k++)                                                        \
+            sum += s8[k];                                                                  \
+        if (logsm) {                                                                       \
+            const double ls = log(sum);                                                    \
+            for (j = 0; j < n; j++)                                                        \
+                o[j] = (float)((double)(x[j] - mx) - ls);                                  \
+        } else {                                                                           \
+            for (j = 0; j < n; j++)                                                        \
+                o[j] = (float)((double)o[j] / sum);                                        \
+        }                                                                                  \
+    }
+
+/* no-trapping-math: the compares may be evaluated for every lane (it changes no result,
+ * only whether FP exception flags may be raised), which is what lets them vectorise */
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+SM_ROW(gen)
+#pragma GCC pop_options
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+#pragma GCC push_options
+#pragma GCC target("avx2,tune=haswell")
+#pragma GCC optimize("no-trapping-math")
+SM_ROW(avx2)
+#pragma GCC pop_options
+#define SM_HAVE_AVX2 1
+#endif
+
 static void dim_unit(const dim_plan *dp, int64_t u)
 {
     const int64_t o = u / dp->nib, i0 = (u % dp->nib) * DIM_BLOCK;
@@ -422,7 +518,16 @@ static void dim_unit(const dim_plan *dp, int64_t u)
         ARGBEST_DT(LT)
     } else {
         const int logsm = dp->op == DIM_LOG_SOFTMAX;
-        if (dp->dt == EM_F32)
+        if (dp->dt == EM_F32 && dp->inner == 1 && dp->xs[1] == 1 && dp->os[1] == 1) {
+            const float *x = (const float *)dp->x + xo;
+            float *ov = (float *)dp->o + oo;
+#ifdef SM_HAVE_AVX2
+            if (dp->simd)
+                sm_row_avx2(x, ov, dp->n, logsm);
+            else
+#endif
+                sm_row_gen(x, ov, dp->n, logsm);
+        } else if (dp->dt == EM_F32)
             SOFTMAX(float, expf);
         else
             SOFTMAX(double, exp);
@@ -470,6 +575,7 @@ static em_status dim_run(cpu_inst *inst, const em_kargs *ka, const char *kname, 
     dim_plan dp;
     memset(&dp, 0, sizeof dp);
     dp.op = op;
+    dp.simd = inst->simd == CPU_SIMD_AVX2;
     dp.dt = in->dtype;
     dp.outer = in->shape[0];
     dp.n = in->shape[1];
