@@ -14,6 +14,7 @@
  * call then reports EM_ERR_FREED, and em_sgd_free releases only the optimizer's own memory. */
 #include "config.h"
 #include "internal.h"
+#include "optim_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -181,17 +182,23 @@ EMBER_API em_status em_sgd_zero_grad(em_sgd *s, bool set_to_none)
     em_status st = live_params(s, "em_sgd_zero_grad", &ctx);
     if (st != EM_OK)
         return st;
+    return em__zero_grads(ctx, s->params, s->n, set_to_none);
+}
+
+em_status em__zero_grads(em_context *ctx, em_tensor *const *params, int n, bool set_to_none)
+{
+    em_status st = EM_OK;
     if (set_to_none) {   /* cannot fail */
-        for (int i = 0; i < s->n; i++)
-            em_tensor_clear_grad(s->params[i]);
+        for (int i = 0; i < n; i++)
+            em_tensor_clear_grad(params[i]);
         return EM_OK;
     }
     /* all grads zeroed, or none: one transaction */
     em__txn x;
     em__txn_begin(&x, ctx);
     em__tensor *zero[EM_DTYPE_COUNT_] = {0};
-    for (int i = 0; i < s->n && st == EM_OK; i++) {
-        em__tensor *g = em__obj(s->params[i])->grad;
+    for (int i = 0; i < n && st == EM_OK; i++) {
+        em__tensor *g = em__obj(params[i])->grad;
         if (!g)
             continue;
         if (!zero[g->dtype]) {
@@ -212,4 +219,19 @@ EMBER_API em_status em_sgd_zero_grad(em_sgd *s, bool set_to_none)
     for (int d = 0; d < EM_DTYPE_COUNT_; d++)
         em__tensor_unref(zero[d]);
     return st;
+}
+
+double em__sgd_lr(const em_sgd *s)
+{
+    return s->opt.lr;
+}
+
+void em__sgd_set_lr(em_sgd *s, double lr)
+{
+    s->opt.lr = lr;
+}
+
+em_tensor *em__sgd_momentum(const em_sgd *s, int i)
+{
+    return s->momentum[i];
 }

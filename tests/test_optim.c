@@ -1,0 +1,412 @@
+/* tests/test_optim.c — the optimiser interface against torch.optim (PyTorch 1.13): Adam, AdamW,
+ * RMSprop and SGD over 20 steps of fixed gradients for each option combination, the lr
+ * schedulers' sequences, clip_grad_norm_, parameters without grad, all-or-nothing steps under
+ * device-fault injection (parameters and state bit for bit unchanged, the retried step equal to
+ * PyTorch's), and PyTorch's messages for bad options. Reference numbers: tests/data/ref_optim.h
+ * (tests/data/gen_optim.py). Built once per backend. */
+#include "backend_harness.h"
+#include "data/ref_optim.h"
+
+void em__test_fail_kernel_after(long n);
+
+#define TOL 2e-5
+
+typedef struct rig {
+    em_tensor *p[3];   /* p[2] never gets a grad */
+    em_optim *opt;
+} rig;
+
+static em_optim *make_opt(const opt_ref *r, em_tensor **p, int n)
+{
+    if (r->kind == 0)
+        return em_optim_sgd(p, n, &(em_sgd_options){.lr = r->lr, .momentum = r->momentum,
+                                                     .weight_decay = r->weight_decay,
+                                                     .nesterov = r->nesterov,
+                                                     .maximize = r->maximize});
+    if (r->kind == 3)
+        return em_optim_rmsprop(p, n, &(em_rmsprop_options){.lr = r->lr, .alpha = r->alpha,
+                                                            .eps = r->eps,
+                                                            .weight_decay = r->weight_decay,
+                                                            .momentum = r->momentum,
+                                                            .centered = r->centered,
+                                                            .maximize = r->maximize});
+    em_adam_options o = {.lr = r->lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = r->eps,
+                         .weight_decay = r->weight_decay, .amsgrad = r->amsgrad,
+                         .maximize = r->maximize};
+    return r->kind == 1 ? em_optim_adam(p, n, &o) : em_optim_adamw(p, n, &o);
+}
+
+static void rig_init(rig *g, const opt_ref *r)
+{
+    g->p[0] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 2, (int64_t[]){3, 4}, opt_p0));
+    g->p[1] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){5}, opt_p1));
+    g->p[2] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){2}, opt_p2));
+    for (int i = 0; i < 3; i++)
+        em_tensor_set_requires_grad(g->p[i], true);
+    g->opt = r ? make_opt(r, g->p, 3) : NULL;
+    assert_ok_ctx();
+    assert_true(!r || g->opt);
+}
+
+static void rig_free(rig *g)
+{
+    em_optim_free(g->opt);
+    for (int i = 0; i < 3; i++)
+        em_tensor_free(g->p[i]);
+}
+
+/* p[0].grad = g0, p[1].grad = g1 exactly (backward of sum(p * g)); p[2] gets none */
+static void set_grads(rig *g, const float *g0, const float *g1, double scale)
+{
+    em_tensor_clear_grad(g->p[0]);
+    em_tensor_clear_grad(g->p[1]);
+    em_scope_begin(g_ctx);
+    em_tensor *c0 = em_tensor_from_data(g_ctx, EM_F32, 2, (int64_t[]){3, 4}, g0);
+    em_tensor *c1 = em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){5}, g1);
+    em_tensor *l = em_add(em_sum(em_mul(g->p[0], em_mul_scalar(c0, scale))),
+                          em_sum(em_mul(g->p[1], em_mul_scalar(c1, scale))));
+    assert_int_equal(em_backward(l), EM_OK);
+    em_scope_end(g_ctx);
+}
+
+static void values(rig *g, double *out17)
+{
+    em_scope_begin(g_ctx);
+    double *a = to_doubles(g->p[0]), *b = to_doubles(g->p[1]);
+    memcpy(out17, a, 12 * sizeof *a);
+    memcpy(out17 + 12, b, 5 * sizeof *b);
+    free(a);
+    free(b);
+    em_scope_end(g_ctx);
+}
+
+static void check_step(rig *g, const opt_ref *r, int s)
+{
+    double got[17], want[17];
+    values(g, got);
+    for (int k = 0; k < 17; k++)
+        want[k] = r->traj[s][k];
+    for (int k = 0; k < 17; k++)
+        if (!close_enough(got[k], want[k], TOL))
+            fail_msg("%s, step %d, element %d: got %.9g, PyTorch %.9g", r->name, s + 1, k, got[k],
+                     want[k]);
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++) {
+        const opt_ref *r = &opt_refs[c];
+        rig g;
+        rig_init(&g, r);
+        for (int s = 0; s < OPT_STEPS; s++) {
+            set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
+            assert_int_equal(em_optim_step(g.opt), EM_OK);
+            check_step(&g, r, s);
+        }
+        /* the parameter without grad: unchanged, no state */
+        double *p2 = to_doubles(g.p[2]);
+        assert_true(p2[0] == (double)opt_p2[0] && p2[1] == (double)opt_p2[1]);
+        free(p2);
+        const char *name = r->kind == 3 ? "square_avg" : r->kind == 0 ? "momentum_buffer" : "exp_avg";
+        assert_null(em_optim_state(g.opt, 2, name));
+        assert_non_null(em_optim_state(g.opt, 0, name));
+        assert_int_equal(em_optim_state_steps(g.opt, 2), 0);
+        if (r->kind != 0)
+            assert_int_equal(em_optim_state_steps(g.opt, 0), OPT_STEPS);
+        assert_int_equal(em_optim_zero_grad(g.opt, false), EM_OK);
+        double *z = to_doubles(em_grad(g.p[0]));
+        for (int k = 0; k < 12; k++)
+            assert_true(z[k] == 0);
+        free(z);
+        assert_int_equal(em_optim_zero_grad(g.opt, true), EM_OK);
+        assert_null(em_grad(g.p[0]));
+        rig_free(&g);
+        assert_ok_ctx();
+    }
+}
+
+/* ---- schedulers ---- */
+
+static void sched_case(em_sched *(*make)(em_optim *), const double *want, int n, const char *what)
+{
+    rig g;
+    rig_init(&g, NULL);
+    em_optim *o = em_optim_sgd(g.p, 3, &(em_sgd_options){.lr = 0.1});
+    em_sched *s = make(o);
+    assert_non_null(s);
+    for (int i = 0; i <= n; i++) {
+        if (i > 0)
+            assert_int_equal(em_sched_step(s), EM_OK);
+        if (!close_enough(em_optim_get_lr(o), want[i], 1e-12))
+            fail_msg("%s, epoch %d: lr %.17g, PyTorch %.17g", what, i, em_optim_get_lr(o), want[i]);
+    }
+    em_sched_free(s);
+    em_optim_free(o);
+    rig_free(&g);
+}
+
+static em_sched *mk_step(em_optim *o) { return em_lr_step(o, 7, 0.5); }
+static em_sched *mk_cos(em_optim *o) { return em_lr_cosine(o, 10, 0.001); }
+static em_sched *mk_lin(em_optim *o) { return em_lr_linear_warmup(o, 0.25, 1.0, 8); }
+
+static void test_schedulers(void **state)
+{
+    (void)state;
+    sched_case(mk_step, sched_step_lr, 30, "StepLR");
+    sched_case(mk_cos, sched_cos_lr, 20, "CosineAnnealingLR");
+    sched_case(mk_lin, sched_lin_lr, 12, "LinearLR");
+    /* the scheduled lr is the one the next step uses */
+    rig g;
+    rig_init(&g, &opt_refs[0]);
+    assert_int_equal(em_optim_set_lr(g.opt, 0.5), EM_OK);
+    assert_true(em_optim_get_lr(g.opt) == 0.5);
+    assert_int_equal(em_optim_set_lr(g.opt, -1), EM_ERR_INVALID);
+    assert_string_equal(em_last_error(), "Invalid learning rate: -1.0");
+    assert_true(em_optim_get_lr(g.opt) == 0.5);
+    assert_null(em_lr_linear_warmup(g.opt, 0, 1, 5));
+    assert_string_equal(em_last_error(), "Starting multiplicative factor expected to be greater "
+                                         "than 0 and less or equal to 1.");
+    assert_null(em_lr_linear_warmup(g.opt, 0.5, 1.5, 5));
+    assert_string_equal(em_last_error(), "Ending multiplicative factor expected to be between 0 "
+                                         "and 1.");
+    assert_null(em_lr_step(g.opt, 0, 0.5));
+    assert_null(em_lr_cosine(g.opt, 0, 0));
+    rig_free(&g);
+}
+
+/* ---- clip_grad_norm_ ---- */
+
+static void test_clip(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof clip_refs / sizeof clip_refs[0]; c++) {
+        const clip_ref *r = &clip_refs[c];
+        rig g;
+        rig_init(&g, NULL);
+        set_grads(&g, opt_g0[0], opt_g1[0], 3.0);
+        double total = -1;
+        assert_int_equal(em_clip_grad_norm_(g.p, 3, r->max_norm, r->norm_type, &total), EM_OK);
+        if (!close_enough(total, r->total, 1e-6))
+            fail_msg("clip %zu: total norm %.9g, PyTorch %.9g", c, total, r->total);
+        double *a = to_doubles(em_grad(g.p[0])), *b = to_doubles(em_grad(g.p[1]));
+        for (int k = 0; k < 17; k++) {
+            double got = k < 12 ? a[k] : b[k - 12];
+            if (!close_enough(got, r->grads[k], 1e-6))
+                fail_msg("clip %zu, grad element %d: %.9g, PyTorch %.9g", c, k, got, r->grads[k]);
+        }
+        free(a);
+        free(b);
+        assert_null(em_grad(g.p[2]));
+        /* under device faults: every grad scaled, or none */
+        if (r->total > r->max_norm) {
+            int failures = 0;
+            for (long k = 1; k < 200; k++) {
+                set_grads(&g, opt_g0[0], opt_g1[0], 3.0);
+                double before[17], after[17];
+                em_scope_begin(g_ctx);
+                a = to_doubles(em_grad(g.p[0]));
+                b = to_doubles(em_grad(g.p[1]));
+                memcpy(before, a, 12 * sizeof(double));
+                memcpy(before + 12, b, 5 * sizeof(double));
+                free(a);
+                free(b);
+                em__test_fail_kernel_after(k);
+                em_status st = em_clip_grad_norm_(g.p, 3, r->max_norm, r->norm_type, NULL);
+                em__test_fail_kernel_after(0);
+                em_context_clear_error(g_ctx);
+                a = to_doubles(em_grad(g.p[0]));
+                b = to_doubles(em_grad(g.p[1]));
+                memcpy(after, a, 12 * sizeof(double));
+                memcpy(after + 12, b, 5 * sizeof(double));
+                free(a);
+                free(b);
+                em_scope_end(g_ctx);
+                if (st == EM_OK)
+                    break;
+                failures++;
+                assert_memory_equal(before, after, sizeof before);
+            }
+            assert_true(failures > 0);
+        }
+        rig_free(&g);
+        assert_ok_ctx();
+    }
+}
+
+/* ---- all-or-nothing steps ---- */
+
+typedef struct snapshot {
+    unsigned char *b[3 + 3 * 3];
+    size_t n[3 + 3 * 3];
+    int64_t steps[3];
+} snapshot;
+
+static const char *const adam_names[3] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+static const char *const rms_names[3] = {"square_avg", "momentum_buffer", "grad_avg"};
+
+static void snap_take(rig *g, int kind, snapshot *s)
+{
+    em_scope_begin(g_ctx);
+    for (int i = 0; i < 3; i++) {
+        for (int k = -1; k < 3; k++) {
+            em_tensor *t = k < 0 ? g->p[i] : em_optim_state(g->opt, i, (kind == 3 ? rms_names : adam_names)[k]);
+            int slot = k < 0 ? i : 3 + 3 * i + k;
+            s->n[slot] = t ? (size_t)em_tensor_numel(t) * 4 : 0;
+            s->b[slot] = t ? malloc(s->n[slot]) : NULL;
+            if (t)
+                assert_int_equal(em_tensor_to_host(t, s->b[slot], s->n[slot]), EM_OK);
+        }
+        s->steps[i] = em_optim_state_steps(g->opt, i);
+    }
+    em_scope_end(g_ctx);
+}
+
+static bool snap_same(const snapshot *a, const snapshot *b)
+{
+    for (int i = 0; i < 12; i++)
+        if (a->n[i] != b->n[i] || (!a->b[i]) != (!b->b[i]) ||
+            (a->b[i] && memcmp(a->b[i], b->b[i], a->n[i])))
+            return false;
+    return !memcmp(a->steps, b->steps, sizeof a->steps);
+}
+
+static void snap_drop(snapshot *s)
+{
+    for (int i = 0; i < 12; i++)
+        free(s->b[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static void atomic_case(const char *name)
+{
+    const opt_ref *r = NULL;
+    for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++)
+        if (!strcmp(opt_refs[c].name, name))
+            r = &opt_refs[c];
+    assert_non_null(r);
+    rig g;
+    rig_init(&g, r);
+    int failures = 0;
+    for (int s = 0; s < 4; s++) {
+        set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
+        for (long k = 1;; k++) {
+            assert_true(k < 1000);
+            snapshot before, after;
+            snap_take(&g, r->kind, &before);
+            em__test_fail_kernel_after(k);
+            em_status st = em_optim_step(g.opt);
+            em__test_fail_kernel_after(0);
+            if (st == EM_OK) {
+                snap_drop(&before);
+                break;
+            }
+            em_context_clear_error(g_ctx);
+            failures++;
+            snap_take(&g, r->kind, &after);
+            if (!snap_same(&before, &after))
+                fail_msg("%s: step %d failed at kernel call %ld and changed parameters or state",
+                         name, s + 1, k);
+            snap_drop(&before);
+            snap_drop(&after);
+        }
+        check_step(&g, r, s);   /* the step that got through is PyTorch's */
+    }
+    assert_true(failures > 4);
+    rig_free(&g);
+    assert_ok_ctx();
+}
+
+static void test_atomic_adam(void **state)
+{
+    (void)state;
+    atomic_case("adam all options");
+}
+
+static void test_atomic_adamw(void **state)
+{
+    (void)state;
+    atomic_case("adamw amsgrad weight_decay");
+}
+
+static void test_atomic_rmsprop(void **state)
+{
+    (void)state;
+    atomic_case("rmsprop all options");
+}
+
+/* ---- bad options: PyTorch's messages ---- */
+
+static void expect_bad(em_optim *o, const char *msg)
+{
+    assert_null(o);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_INVALID);
+    assert_string_equal(em_context_error(g_ctx), msg);
+    em_context_clear_error(g_ctx);
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    rig g;
+    rig_init(&g, NULL);
+    em_adam_options a = em_adam_defaults();
+    assert_true(a.lr == 1e-3 && a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8 &&
+                a.weight_decay == 0 && !a.amsgrad && !a.maximize);
+    assert_true(em_adamw_defaults().weight_decay == 1e-2);
+    em_rmsprop_options rm = em_rmsprop_defaults();
+    assert_true(rm.lr == 1e-2 && rm.alpha == 0.99 && rm.eps == 1e-8 && rm.momentum == 0 &&
+                !rm.centered);
+    a.lr = -1;
+    expect_bad(em_optim_adam(g.p, 3, &a), "Invalid learning rate: -1.0");
+    a = em_adam_defaults();
+    a.beta1 = 1.0;
+    expect_bad(em_optim_adamw(g.p, 3, &a), "Invalid beta parameter at index 0: 1.0");
+    a = em_adam_defaults();
+    a.beta2 = -0.5;
+    expect_bad(em_optim_adam(g.p, 3, &a), "Invalid beta parameter at index 1: -0.5");
+    a = em_adam_defaults();
+    a.eps = -1e-8;
+    expect_bad(em_optim_adam(g.p, 3, &a), "Invalid epsilon value: -1e-08");
+    a = em_adam_defaults();
+    a.weight_decay = -0.01;
+    expect_bad(em_optim_adam(g.p, 3, &a), "Invalid weight_decay value: -0.01");
+    rm.alpha = -0.5;
+    expect_bad(em_optim_rmsprop(g.p, 3, &rm), "Invalid alpha value: -0.5");
+    rm = em_rmsprop_defaults();
+    rm.momentum = -0.9;
+    expect_bad(em_optim_rmsprop(g.p, 3, &rm), "Invalid momentum value: -0.9");
+    rm = em_rmsprop_defaults();
+    rm.lr = -0.001;
+    expect_bad(em_optim_rmsprop(g.p, 3, &rm), "Invalid learning rate: -0.001");
+    /* a non-leaf parameter */
+    em_tensor *nl = em_mul_scalar(g.p[0], 2);
+    a = em_adam_defaults();
+    expect_bad(em_optim_adam(&nl, 1, &a), "em_optim_adam: can't optimize a non-leaf Tensor "
+                                          "(parameter 0)");
+    assert_null(em_optim_adam(g.p, 0, &a));
+    /* a step with no grads at all changes nothing and creates no state */
+    em_optim *o = em_optim_adam(g.p, 3, &a);
+    assert_int_equal(em_optim_step(o), EM_OK);
+    assert_null(em_optim_state(o, 0, "exp_avg"));
+    assert_int_equal(em_optim_state_steps(o, 0), 0);
+    em_optim_free(o);
+    rig_free(&g);
+}
+
+int main(void)
+{
+    int rc = test_backend_setup();
+    if (rc >= 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        EM_TEST(test_reference),     EM_TEST(test_schedulers),   EM_TEST(test_clip),
+        EM_TEST(test_atomic_adam),   EM_TEST(test_atomic_adamw), EM_TEST(test_atomic_rmsprop),
+        EM_TEST(test_bad_options),
+    };
+    char name[64];
+    snprintf(name, sizeof name, "optimizers on %s", test_backend_name());
+    rc = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+    em_context_free(g_ctx);
+    return rc;
+}
