@@ -8,6 +8,7 @@
 #include "data/ref_optim.h"
 
 void em__test_fail_kernel_after(long n);
+void em__test_fail_alloc_after(long n);
 
 #define TOL 2e-5
 
@@ -278,7 +279,7 @@ static void snap_drop(snapshot *s)
     memset(s, 0, sizeof *s);
 }
 
-static void atomic_case(const char *name)
+static void atomic_case(const char *name, void (*inject)(long))
 {
     const opt_ref *r = NULL;
     for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++)
@@ -294,9 +295,9 @@ static void atomic_case(const char *name)
             assert_true(k < 1000);
             snapshot before, after;
             snap_take(&g, r->kind, &before);
-            em__test_fail_kernel_after(k);
+            inject(k);
             em_status st = em_optim_step(g.opt);
-            em__test_fail_kernel_after(0);
+            inject(0);
             if (st == EM_OK) {
                 snap_drop(&before);
                 break;
@@ -305,7 +306,7 @@ static void atomic_case(const char *name)
             failures++;
             snap_take(&g, r->kind, &after);
             if (!snap_same(&before, &after))
-                fail_msg("%s: step %d failed at kernel call %ld and changed parameters or state",
+                fail_msg("%s: step %d failed at injected fault %ld and changed parameters or state",
                          name, s + 1, k);
             snap_drop(&before);
             snap_drop(&after);
@@ -320,19 +321,27 @@ static void atomic_case(const char *name)
 static void test_atomic_adam(void **state)
 {
     (void)state;
-    atomic_case("adam all options");
+    atomic_case("adam all options", em__test_fail_kernel_after);
 }
 
 static void test_atomic_adamw(void **state)
 {
     (void)state;
-    atomic_case("adamw amsgrad weight_decay");
+    atomic_case("adamw amsgrad weight_decay", em__test_fail_kernel_after);
 }
 
 static void test_atomic_rmsprop(void **state)
 {
     (void)state;
-    atomic_case("rmsprop all options");
+    atomic_case("rmsprop all options", em__test_fail_kernel_after);
+}
+
+/* allocation failures (host and device memory) at each allocation of a step */
+static void test_atomic_alloc(void **state)
+{
+    (void)state;
+    atomic_case("adam all options", em__test_fail_alloc_after);
+    atomic_case("rmsprop all options", em__test_fail_alloc_after);
 }
 
 /* ---- bad options: PyTorch's messages ---- */
@@ -402,6 +411,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference),     EM_TEST(test_schedulers),   EM_TEST(test_clip),
         EM_TEST(test_atomic_adam),   EM_TEST(test_atomic_adamw), EM_TEST(test_atomic_rmsprop),
+        EM_TEST(test_atomic_alloc),
         EM_TEST(test_bad_options),
     };
     char name[64];
