@@ -100,11 +100,16 @@ static void test_reference(void **state)
         const opt_ref *r = &opt_refs[c];
         rig g;
         rig_init(&g, r);
+        em_sched *sched = r->sched_step ? em_lr_step(g.opt, r->sched_step, 0.5) : NULL;
+        assert_true(!r->sched_step || sched);
         for (int s = 0; s < OPT_STEPS; s++) {
             set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
             assert_int_equal(em_optim_step(g.opt), EM_OK);
+            if (sched)
+                assert_int_equal(em_sched_step(sched), EM_OK);
             check_step(&g, r, s);
         }
+        em_sched_free(sched);
         /* the parameter without grad: unchanged, no state */
         double *p2 = to_doubles(g.p[2]);
         assert_true(p2[0] == (double)opt_p2[0] && p2[1] == (double)opt_p2[1]);

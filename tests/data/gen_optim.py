@@ -33,6 +33,7 @@ CONFIGS = [
     ("adam maximize", 1, dict(lr=0.01, maximize=True, weight_decay=0.05)),
     ("adam all options", 1, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
                                  amsgrad=True, maximize=True)),
+    ("adam under StepLR", 1, dict(lr=0.05, sched_step=5)),   # StepLR(5, gamma 0.5) after each step
     ("adamw default", 2, dict()),
     ("adamw amsgrad weight_decay", 2, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     ("adamw maximize", 2, dict(lr=0.01, maximize=True, betas=(0.5, 0.9), eps=0.01)),
@@ -47,12 +48,17 @@ CLASSES = {0: torch.optim.SGD, 1: torch.optim.Adam, 2: torch.optim.AdamW, 3: tor
 
 def run(kind, opts):
     ps = [P0.clone().requires_grad_(), P1.clone().requires_grad_(), P2.clone().requires_grad_()]
+    opts = dict(opts)
+    sched_step = opts.pop("sched_step", 0)
     opt = CLASSES[kind](ps, **opts)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sched_step, gamma=0.5) if sched_step else None
     traj = []
     for s in range(STEPS):
         ps[0].grad = G0[s].clone()
         ps[1].grad = G1[s].clone()
         opt.step()
+        if sched:
+            sched.step()
         traj.append(torch.cat([ps[0].detach().reshape(-1), ps[1].detach()]))
     assert torch.equal(ps[2].detach(), P2) and len(opt.state[ps[2]]) == 0
     return traj
@@ -70,18 +76,19 @@ print("static const float opt_g0[OPT_STEPS][12] = {%s};" % ", ".join("{%s}" % ar
 print("static const float opt_g1[OPT_STEPS][5] = {%s};" % ", ".join("{%s}" % arr(g) for g in G1))
 print("typedef struct opt_ref {\n    const char *name;\n    int kind; /* 0 sgd, 1 adam, 2 adamw, 3 rmsprop */\n"
       "    double lr, beta1, beta2, eps, weight_decay, alpha, momentum;\n"
-      "    int amsgrad, maximize, centered, nesterov;\n    float traj[OPT_STEPS][17];\n} opt_ref;")
+      "    int amsgrad, maximize, centered, nesterov;\n"
+      "    int sched_step; /* > 0: StepLR(sched_step, gamma 0.5) stepped after each step */\n    float traj[OPT_STEPS][17];\n} opt_ref;")
 print("static const opt_ref opt_refs[] = {")
 for name, kind, o in CONFIGS:
     traj = run(kind, o)
     dflt_lr = {0: 0.01, 1: 1e-3, 2: 1e-3, 3: 1e-2}[kind]
     betas = o.get("betas", (0.9, 0.999))
     wd = o.get("weight_decay", 1e-2 if kind == 2 else 0.0)
-    print('    {"%s", %d, %r, %r, %r, %r, %r, %r, %r, %d, %d, %d, %d,\n     {%s}},' % (
+    print('    {"%s", %d, %r, %r, %r, %r, %r, %r, %r, %d, %d, %d, %d, %d,\n     {%s}},' % (
         name, kind, o.get("lr", dflt_lr), betas[0], betas[1],
         o.get("eps", 1e-8), wd, o.get("alpha", 0.99), o.get("momentum", 0.0),
         o.get("amsgrad", False), o.get("maximize", False), o.get("centered", False),
-        o.get("nesterov", False), ", ".join("{%s}" % arr(t) for t in traj)))
+        o.get("nesterov", False), o.get("sched_step", 0), ", ".join("{%s}" % arr(t) for t in traj)))
 print("};")
 
 # schedulers: lr after creation, then after each of n steps
