@@ -37,16 +37,23 @@ static em_optim *make_opt(const opt_ref *r, em_tensor **p, int n)
     return r->kind == 1 ? em_optim_adam(p, n, &o) : em_optim_adamw(p, n, &o);
 }
 
-static void rig_init(rig *g, const opt_ref *r)
+/* parameters of dtype dt (the f32 reference values, exactly) */
+static void rig_init_dt(rig *g, const opt_ref *r, em_dtype dt)
 {
-    g->p[0] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 2, (int64_t[]){3, 4}, opt_p0));
-    g->p[1] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){5}, opt_p1));
-    g->p[2] = em_tensor_keep(em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){2}, opt_p2));
+    static const int64_t s0[2] = {3, 4}, s1[1] = {5}, s2[1] = {2};
+    g->p[0] = em_tensor_keep(em_to_dtype(em_tensor_from_data(g_ctx, EM_F32, 2, s0, opt_p0), dt));
+    g->p[1] = em_tensor_keep(em_to_dtype(em_tensor_from_data(g_ctx, EM_F32, 1, s1, opt_p1), dt));
+    g->p[2] = em_tensor_keep(em_to_dtype(em_tensor_from_data(g_ctx, EM_F32, 1, s2, opt_p2), dt));
     for (int i = 0; i < 3; i++)
         em_tensor_set_requires_grad(g->p[i], true);
     g->opt = r ? make_opt(r, g->p, 3) : NULL;
     assert_ok_ctx();
     assert_true(!r || g->opt);
+}
+
+static void rig_init(rig *g, const opt_ref *r)
+{
+    rig_init_dt(g, r, EM_F32);
 }
 
 static void rig_free(rig *g)
@@ -62,8 +69,9 @@ static void set_grads(rig *g, const float *g0, const float *g1, double scale)
     em_tensor_clear_grad(g->p[0]);
     em_tensor_clear_grad(g->p[1]);
     em_scope_begin(g_ctx);
-    em_tensor *c0 = em_tensor_from_data(g_ctx, EM_F32, 2, (int64_t[]){3, 4}, g0);
-    em_tensor *c1 = em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){5}, g1);
+    em_dtype dt = em_tensor_dtype(g->p[0]);
+    em_tensor *c0 = em_to_dtype(em_tensor_from_data(g_ctx, EM_F32, 2, (int64_t[]){3, 4}, g0), dt);
+    em_tensor *c1 = em_to_dtype(em_tensor_from_data(g_ctx, EM_F32, 1, (int64_t[]){5}, g1), dt);
     em_tensor *l = em_add(em_sum(em_mul(g->p[0], em_mul_scalar(c0, scale))),
                           em_sum(em_mul(g->p[1], em_mul_scalar(c1, scale))));
     assert_int_equal(em_backward(l), EM_OK);
@@ -127,6 +135,32 @@ static void test_reference(void **state)
         free(z);
         assert_int_equal(em_optim_zero_grad(g.opt, true), EM_OK);
         assert_null(em_grad(g.p[0]));
+        rig_free(&g);
+        assert_ok_ctx();
+    }
+}
+
+/* f64 parameters follow the same trajectories (PyTorch's are computed in f32) */
+static void test_reference_f64(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++) {
+        const opt_ref *r = &opt_refs[c];
+        if (r->sched_step)
+            continue;
+        rig g;
+        rig_init_dt(&g, r, EM_F64);
+        for (int s = 0; s < OPT_STEPS; s++) {
+            set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
+            assert_int_equal(em_optim_step(g.opt), EM_OK);
+            check_step(&g, r, s);
+        }
+        em_scope_begin(g_ctx);
+        em_tensor *st = em_optim_state(g.opt, 0, r->kind == 3 ? "square_avg" :
+                                                 r->kind == 0 ? "momentum_buffer" : "exp_avg_sq");
+        assert_non_null(st);
+        assert_int_equal(em_tensor_dtype(st), EM_F64);
+        em_scope_end(g_ctx);
         rig_free(&g);
         assert_ok_ctx();
     }
@@ -414,7 +448,7 @@ int main(void)
     if (rc >= 0)
         return rc;
     const struct CMUnitTest tests[] = {
-        EM_TEST(test_reference),     EM_TEST(test_schedulers),   EM_TEST(test_clip),
+        EM_TEST(test_reference),     EM_TEST(test_reference_f64), EM_TEST(test_schedulers),   EM_TEST(test_clip),
         EM_TEST(test_atomic_adam),   EM_TEST(test_atomic_adamw), EM_TEST(test_atomic_rmsprop),
         EM_TEST(test_atomic_alloc),
         EM_TEST(test_bad_options),

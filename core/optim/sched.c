@@ -27,10 +27,10 @@ static double sched_lr(const em_sched *s)
         return s->base_lr * pow(s->gamma, (double)(s->epoch / s->step_size));
     case SCHED_COSINE:
         return s->eta_min + (s->base_lr - s->eta_min) * (1 + cos(M_PI * e / s->t_max)) / 2;
-    default:
-        return s->base_lr * (s->start + (s->end - s->start) *
-                                            (double)(s->epoch < s->total_iters ? s->epoch : s->total_iters) /
-                                            s->total_iters);
+    default: {
+        int64_t t = s->epoch < s->total_iters ? s->epoch : s->total_iters;
+        return s->base_lr * (s->start + (s->end - s->start) * (double)t / s->total_iters);
+    }
     }
 }
 
