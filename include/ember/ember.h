@@ -13,5 +13,6 @@
 #include <ember/autograd.h>
 #include <ember/optim.h>
 #include <ember/nn.h>
+#include <ember/data.h>
 
 #endif
