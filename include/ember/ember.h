@@ -12,5 +12,6 @@
 #include <ember/loss.h>
 #include <ember/autograd.h>
 #include <ember/optim.h>
+#include <ember/io.h>
 
 #endif
