@@ -18,6 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 static em_context *ctx;
 static size_t baseline;
 static char in_path[64], out_path[64];
+static void remove_scratch(void);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -38,10 +39,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
              (long)getpid());
     snprintf(out_path, sizeof out_path, "%s/fuzz-st-%ld.out",
              tmp && strlen(tmp) < 30 ? tmp : "/tmp", (long)getpid());
+    atexit(remove_scratch);
     return 0;
 }
 
 #define MAXT 64
+
+static void remove_scratch(void)
+{
+    unlink(in_path);
+    unlink(out_path);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
