@@ -9,6 +9,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* the core's allocation-failure hook: the nth allocation from now fails (0: off) */
+void em__test_fail_alloc_after(long n);
+
 static char g_dir[512];
 
 static void path_in(char *out, size_t n, const char *name)
@@ -384,6 +387,55 @@ static void test_atomic(void **state)
     unlink(path);
 }
 
+/* every allocation of a save, an open and a load failing in turn: an error each time (never
+ * a crash), the previous file intact and no temporary file left, until the run succeeds */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    char path[600];
+    path_in(path, sizeof path, "inject.safetensors");
+    em_tensor *old = em_full(g_ctx, EM_F32, EM_SHAPE(4), 1.0);
+    em_tensor *ts[2] = {em_full(g_ctx, EM_F32, EM_SHAPE(8, 3), 2.0),
+                        em_transpose(em_ones(g_ctx, EM_I64, EM_SHAPE(3, 2)), 0, 1)};
+    const char *names[2] = {"w", "idx"};
+    const char *meta[] = {"epoch", "2", NULL};
+    assert_int_equal(em_save_safetensors(path, names, &old, 1, NULL), EM_OK);
+    int failures = 0;
+    long k;
+    for (k = 1; k < 200; k++) {
+        em_context_clear_error(g_ctx);
+        em__test_fail_alloc_after(k);
+        em_status s = em_save_safetensors(path, names, ts, 2, meta);
+        em__test_fail_alloc_after(0);
+        if (s == EM_OK)
+            break;
+        failures++;
+        assert_int_equal(s, EM_ERR_OOM);
+        assert_true(first_value(path) == 1.0f);
+        assert_int_equal(count_entries(g_dir), 1);
+    }
+    assert_true(failures > 0);
+    assert_true(first_value(path) == 2.0f);
+    failures = 0;
+    for (k = 1; k < 200; k++) {
+        em_context_clear_error(g_ctx);
+        em_safetensors *st = NULL;
+        em__test_fail_alloc_after(k);
+        em_status s = em_safetensors_open(g_ctx, path, &st);
+        em_tensor *t = s == EM_OK ? em_safetensors_load(st, "idx", g_ctx) : NULL;
+        em__test_fail_alloc_after(0);
+        if (s != EM_OK)
+            assert_null(st);
+        em_safetensors_close(st);
+        if (t)
+            break;
+        failures++;
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_OOM);
+    }
+    assert_true(failures > 0 && k < 200);
+    unlink(path);
+}
+
 int main(void)
 {
     int rc = test_backend_setup();
@@ -397,7 +449,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         EM_TEST(test_roundtrip_dtypes), EM_TEST(test_noncontiguous), EM_TEST(test_half_types),
-        EM_TEST(test_bad_files),        EM_TEST(test_atomic),
+        EM_TEST(test_bad_files),        EM_TEST(test_atomic),       EM_TEST(test_alloc_failures),
     };
     char name[64];
     snprintf(name, sizeof name, "safetensors on %s", test_backend_name());

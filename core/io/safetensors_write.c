@@ -260,9 +260,10 @@ em_status em_save_safetensors(const char *path, const char *const *names,
         }
         buf = nb;
         /* little-endian host: the in-memory layout is the file's */
-        if (em_tensor_to_host(tensors[i], buf, bytes) != EM_OK) {
-            st = em__error(ctx, EM_ERR_IO, "em_save_safetensors: '%s': reading tensor '%s' "
-                           "failed: %s", path, names[i], em_last_error());
+        em_status rs = em_tensor_to_host(tensors[i], buf, bytes);
+        if (rs != EM_OK) {
+            st = em__error(ctx, rs, "em_save_safetensors: '%s': reading tensor '%s' failed: "
+                           "%s", path, names[i], em_last_error());
             break;
         }
         if (write_all(fd, buf, bytes))
