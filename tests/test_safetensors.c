@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* the core's allocation-failure hook: the nth allocation from now fails (0: off) */
@@ -370,6 +371,9 @@ static void test_atomic(void **state)
     assert_int_equal(em_save_safetensors(path, names, &big, 1, dupmeta), EM_ERR_INVALID);
     const char *badutf[] = {"k", "\xff", NULL};
     assert_int_equal(em_save_safetensors(path, names, &big, 1, badutf), EM_ERR_INVALID);
+    const char *badname[1] = {"w\xc3"};
+    assert_int_equal(em_save_safetensors(path, badname, &big, 1, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "UTF-8"));
     assert_int_equal(em_save_safetensors(NULL, names, &big, 1, NULL), EM_ERR_INVALID);
     assert_true(first_value(path) == 1.0f);
     assert_int_equal(count_entries(g_dir), 1);
@@ -380,9 +384,14 @@ static void test_atomic(void **state)
     assert_int_equal(em_save_safetensors(nodir, names, &big, 1, NULL), EM_ERR_IO);
     assert_non_null(strstr(em_last_error(), "temporary file"));
 
-    /* and a successful save replaces it */
+    /* and a successful save replaces it, with the permissions the umask gives new files */
+    mode_t mask = umask(022);
     assert_int_equal(em_save_safetensors(path, names, &big, 1, NULL), EM_OK);
+    umask(mask);
     assert_true(first_value(path) == 2.0f);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0644);
     assert_int_equal(count_entries(g_dir), 1);
     unlink(path);
 }

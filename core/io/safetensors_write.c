@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,6 +117,14 @@ static char *build_header(em_context *ctx, const char *path, const char *const *
         json_array_append_new(offs, json_integer((json_int_t)(off + bytes)));
         json_object_set_new(e, "data_offsets", offs);
         off += bytes;
+        json_t *kc = json_string(names[i]);   /* NULL for a name that is not UTF-8 */
+        json_decref(kc);
+        if (!kc) {
+            json_decref(e);
+            em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': tensor name '%s' is not "
+                      "valid UTF-8", path, names[i]);
+            goto fail;
+        }
         if (json_object_set_new(root, names[i], e))
             goto oom;
     }
@@ -224,14 +234,23 @@ em_status em_save_safetensors(const char *path, const char *const *names,
         return ctx ? em_context_status(ctx) : EM_ERR_INVALID;
     }
     size_t plen = strlen(path);
-    char *tmp = em__malloc(plen + 16);
+    char *tmp = em__malloc(plen + 32);
     if (!tmp) {
         free(header);
         free(ts);
         return em__error(ctx, EM_ERR_OOM, "em_save_safetensors: '%s': out of memory", path);
     }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    /* open(O_EXCL, 0666) rather than mkstemp: the file gets the permissions the umask
+     * gives new files, as a plain fopen() would */
+    static atomic_uint counter;
+    int fd = -1;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        unsigned c = atomic_fetch_add(&counter, 1) ^ ((unsigned)getpid() << 12);
+        snprintf(tmp, plen + 32, "%s.tmp.%08x", path, c);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         st = em__error(ctx, EM_ERR_IO, "em_save_safetensors: cannot create a temporary file "
                        "'%s' beside '%s': %s", tmp, path, strerror(errno));
