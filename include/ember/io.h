@@ -50,8 +50,9 @@ EMBER_API int em_safetensors_ndim(const em_safetensors *st, int i);
 EMBER_API const int64_t *em_safetensors_shape(const em_safetensors *st, int i);
 
 /* Read tensor `name` into a new tensor of ctx. F32, F64, BOOL, I64, I32 and U8 load as
- * themselves; F16 and BF16 are converted to f32 (exactly). Other dtypes of the spec (I8,
- * I16, U16, U32, U64, F8_*) give NULL and EM_ERR_DTYPE; an unknown name EM_ERR_INVALID. */
+ * themselves (a BOOL byte other than 0 loads as 1); F16 and BF16 are converted to f32
+ * (exactly). Other dtypes of the spec (I8, I16, U16, U32, U64, F8_*) give NULL and
+ * EM_ERR_DTYPE; an unknown name EM_ERR_INVALID. */
 EMBER_API em_tensor *em_safetensors_load(em_safetensors *st, const char *name, em_context *ctx);
 
 /* __metadata__: the value of key (NULL if absent), and the pairs by index. */
