@@ -108,7 +108,7 @@ static int parse_metadata(em_context *ctx, em_safetensors *st, json_t *meta)
     size_t n = json_object_size(meta);
     st->meta = em__calloc(2 * n + 1, sizeof *st->meta);
     if (!st->meta)
-        return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", st->path), -1;
+        return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", st->path), -2;
     const char *k;
     json_t *v;
     json_object_foreach(meta, k, v) {
@@ -119,7 +119,7 @@ static int parse_metadata(em_context *ctx, em_safetensors *st, json_t *meta)
         st->meta[2 * st->nmeta + 1] = em__strdup(json_string_value(v));
         st->nmeta++;
         if (!st->meta[2 * st->nmeta - 2] || !st->meta[2 * st->nmeta - 1])
-            return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", st->path), -1;
+            return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", st->path), -2;
     }
     return 0;
 }
@@ -179,11 +179,13 @@ static int parse_entry(em_context *ctx, em_safetensors *st, const char *name, js
                    (unsigned long long)(e->end - e->begin));
     e->name = em__strdup(name);
     if (!e->name)
-        return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", p), -1;
+        return em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", p), -2;
     return 0;
 }
 
-/* Parse and validate the header text against a data buffer of dsize bytes. */
+/* Parse and validate the header text against a data buffer of dsize bytes: 0, -1 (an
+ * invalid file) or -2 (out of memory), the error recorded. parse_metadata and parse_entry
+ * answer the same way. */
 static int parse_header(em_context *ctx, em_safetensors *st, const char *text, size_t len,
                         uint64_t dsize)
 {
@@ -201,18 +203,25 @@ static int parse_header(em_context *ctx, em_safetensors *st, const char *text, s
     st->e = em__calloc(n + 1, sizeof *st->e);
     if (!st->e) {
         em__error(ctx, EM_ERR_OOM, "safetensors '%s': out of memory", st->path);
+        rc = -2;
         goto out;
     }
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v) {
         if (!strcmp(k, "__metadata__")) {
-            if (parse_metadata(ctx, st, v))
+            int r = parse_metadata(ctx, st, v);
+            if (r) {
+                rc = r;
                 goto out;
+            }
             continue;
         }
-        if (parse_entry(ctx, st, k, v, &st->e[st->n]))
+        int r = parse_entry(ctx, st, k, v, &st->e[st->n]);
+        if (r) {
+            rc = r;
             goto out;
+        }
         st->n++;
     }
     qsort(st->e, (size_t)st->n, sizeof *st->e, by_begin);
@@ -308,10 +317,9 @@ em_status em_safetensors_open(em_context *ctx, const char *path, em_safetensors 
         goto fail;
     }
     st->data_start = 8 + hlen;
-    if (parse_header(ctx, st, text, (size_t)hlen, fsize - st->data_start)) {
-        rc = ctx ? em_context_status(ctx) : EM_ERR_INVALID;
-        if (rc == EM_OK)
-            rc = EM_ERR_INVALID;
+    int pr = parse_header(ctx, st, text, (size_t)hlen, fsize - st->data_start);
+    if (pr) {
+        rc = pr == -2 ? EM_ERR_OOM : EM_ERR_INVALID;
         goto fail;
     }
     free(text);

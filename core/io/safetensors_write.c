@@ -60,10 +60,12 @@ static int write_all(int fd, const void *p, size_t n)
 }
 
 /* The header JSON, padded with spaces to a multiple of 8 bytes; *len set. NULL with the
- * error recorded otherwise. */
+ * error recorded and its status in *why otherwise. */
 static char *build_header(em_context *ctx, const char *path, const char *const *names,
-                          em__tensor *const *ts, int n, const char *const *kv, size_t *len)
+                          em__tensor *const *ts, int n, const char *const *kv, size_t *len,
+                          em_status *why)
 {
+    *why = EM_ERR_OOM;
     json_t *root = json_object();
     if (!root) {
         em__error(ctx, EM_ERR_OOM, "em_save_safetensors: '%s': out of memory", path);
@@ -75,8 +77,9 @@ static char *build_header(em_context *ctx, const char *path, const char *const *
             goto oom;
         for (size_t i = 0; kv[i]; i += 2) {
             if (!kv[i + 1]) {
-                em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata key '%s' "
-                          "has no value (the list is key, value, ..., NULL)", path, kv[i]);
+                *why = em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata "
+                                 "key '%s' has no value (the list is key, value, ..., NULL)",
+                                 path, kv[i]);
                 goto fail;
             }
             json_t *v = json_string(kv[i + 1]), *k = json_string(kv[i]);   /* UTF-8 checks */
@@ -84,14 +87,14 @@ static char *build_header(em_context *ctx, const char *path, const char *const *
             json_decref(k);
             if (!ok) {
                 json_decref(v);
-                em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata '%s' is "
-                          "not valid UTF-8", path, kv[i]);
+                *why = em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata "
+                                 "'%s' is not valid UTF-8", path, kv[i]);
                 goto fail;
             }
             if (json_object_get(meta, kv[i])) {
                 json_decref(v);
-                em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata key '%s' "
-                          "given twice", path, kv[i]);
+                *why = em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': metadata "
+                                 "key '%s' given twice", path, kv[i]);
                 goto fail;
             }
             if (json_object_set_new(meta, kv[i], v))
@@ -121,8 +124,8 @@ static char *build_header(em_context *ctx, const char *path, const char *const *
         json_decref(kc);
         if (!kc) {
             json_decref(e);
-            em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': tensor name '%s' is not "
-                      "valid UTF-8", path, names[i]);
+            *why = em__error(ctx, EM_ERR_INVALID, "em_save_safetensors: '%s': tensor name '%s' "
+                             "is not valid UTF-8", path, names[i]);
             goto fail;
         }
         if (json_object_set_new(root, names[i], e))
@@ -228,10 +231,11 @@ em_status em_save_safetensors(const char *path, const char *const *names,
         return st;
     }
     size_t hlen = 0;
-    char *header = build_header(ctx, path, names, ts, n, metadata_kv, &hlen);
+    em_status why = EM_OK;
+    char *header = build_header(ctx, path, names, ts, n, metadata_kv, &hlen, &why);
     if (!header) {
         free(ts);
-        return ctx ? em_context_status(ctx) : EM_ERR_INVALID;
+        return why;
     }
     size_t plen = strlen(path);
     char *tmp = em__malloc(plen + 32);

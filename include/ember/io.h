@@ -1,4 +1,5 @@
-/* ember/io.h — checkpoints in the safetensors format (https://github.com/huggingface/safetensors):
+/* ember/io.h — checkpoints in the safetensors format
+ * (https://github.com/huggingface/safetensors):
  * an 8-byte little-endian u64 header length N, N bytes of UTF-8 JSON
  *   {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
  *    "__metadata__": {"key": "value", ...}}
