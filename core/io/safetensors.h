@@ -5,6 +5,12 @@
 
 #include "internal.h"
 
+/* The file's data is little-endian and is copied to and from tensors as it is: a big-endian
+ * port must byte-swap each element in safetensors_read.c and safetensors_write.c. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "core/io/ reads and writes safetensors data as little-endian: add byte swapping"
+#endif
+
 typedef struct em__st_dtype {
     const char *name;   /* as in the header: "F32" */
     size_t size;        /* bytes per element */
