@@ -14,5 +14,6 @@
 #include <ember/optim.h>
 #include <ember/nn.h>
 #include <ember/data.h>
+#include <ember/io.h>
 
 #endif
