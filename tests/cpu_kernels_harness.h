@@ -50,22 +50,8 @@ static inline void close_inst(em_backend *be, void *dev)
 static inline int setup(void **state)
 {
     (void)state;
-    const char *dir = getenv("EMBER_TEST_BACKEND_DIR");
-    if (!dir || !*dir) {
-        fprintf(stderr, "EMBER_TEST_BACKEND_DIR is not set: run the tests with `make check`\n");
+    if (!(g_entry = th_plugin_entry("cpu", &g_dl)))
         return -1;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ember-backend-cpu.so", dir);
-    g_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!g_dl) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-        return -1;
-    }
-    void *sym = dlsym(g_dl, EM_BACKEND_ENTRY_NAME);
-    if (!sym)
-        return -1;
-    memcpy(&g_entry, &sym, sizeof g_entry);
     open_inst(&g_be, &g_dev, "1");
     g_ops = g_be.ops;
     return 0;

@@ -57,23 +57,7 @@ static void inst_close(inst *in)
 static int load_plugin(void **state)
 {
     (void)state;
-    const char *dir = getenv("EMBER_TEST_BACKEND_DIR");
-    if (!dir || !*dir) {
-        fprintf(stderr, "EMBER_TEST_BACKEND_DIR is not set: run the tests with `make check`\n");
-        return -1;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ember-backend-cpu.so", dir);
-    g_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!g_dl) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-        return -1;
-    }
-    void *sym = dlsym(g_dl, EM_BACKEND_ENTRY_NAME);
-    if (!sym)
-        return -1;
-    memcpy(&g_entry, &sym, sizeof g_entry);
-    return 0;
+    return (g_entry = th_plugin_entry("cpu", &g_dl)) ? 0 : -1;
 }
 
 static int unload_plugin(void **state)

@@ -39,24 +39,12 @@ static void *g_dl;
 static int load_cpu(void **state)
 {
     (void)state;
-    const char *dir = getenv("EMBER_TEST_BACKEND_DIR");
-    if (!dir || !*dir) {
-        fprintf(stderr, "EMBER_TEST_BACKEND_DIR is not set: run the tests with `make check`\n");
+    em_backend_entry_fn entry = th_plugin_entry("cpu", &g_dl);
+    if (!entry)
         return -1;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ember-backend-cpu.so", dir);
-    g_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!g_dl) {
-        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-        return -1;
-    }
-    void *sym = dlsym(g_dl, EM_BACKEND_ENTRY_NAME);
-    em_backend_entry_fn entry;
-    memcpy(&entry, &sym, sizeof entry);
     memset(&g_be, 0, sizeof g_be);
     g_be.struct_size = sizeof g_be;
-    if (!sym || entry(&g_host, NULL, NULL, 0, &g_be) != EM_OK || !g_be.ops) {
+    if (entry(&g_host, NULL, NULL, 0, &g_be) != EM_OK || !g_be.ops) {
         fprintf(stderr, "cpu plugin entry failed: %s\n", g_msg);
         return -1;
     }

@@ -7,9 +7,11 @@
 
 #include <ember/backend.h>
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static char g_msg[1024];   /* the last error a plugin reported */
 
@@ -45,5 +47,32 @@ static void h_free(em_host_ctx *hc, void *p)
 static const em_host g_host = {.struct_size = sizeof(em_host), .abi_major = EM_ABI_MAJOR,
                                .abi_minor = EM_ABI_MINOR, .error = h_error, .log = h_log,
                                .alloc = h_alloc, .free = h_free, .flags = 0};
+
+/* The entry of ember-backend-<name>.so from EMBER_TEST_BACKEND_DIR (the build's plugins, as
+ * `make check` sets it), dlopen()ed into *dl; NULL, with the reason on stderr, on failure. */
+static inline em_backend_entry_fn th_plugin_entry(const char *name, void **dl)
+{
+    const char *dir = getenv("EMBER_TEST_BACKEND_DIR");
+    *dl = NULL;
+    if (!dir || !*dir) {
+        fprintf(stderr, "EMBER_TEST_BACKEND_DIR is not set: run the tests with `make check`\n");
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ember-backend-%s.so", dir, name);
+    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!*dl) {
+        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+        return NULL;
+    }
+    void *sym = dlsym(*dl, EM_BACKEND_ENTRY_NAME);
+    if (!sym) {
+        fprintf(stderr, "%s: no symbol %s\n", path, EM_BACKEND_ENTRY_NAME);
+        return NULL;
+    }
+    em_backend_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    return entry;
+}
 
 #endif
