@@ -49,13 +49,23 @@ static em_status fw_gemm(em_call *c)
     return em__launch_gemm(c->ctx, c->out, c->in[0], c->in[1], 1.0, 0.0);
 }
 
+/* A column-major matrix: the transpose of a contiguous one (nn.Linear's weight.t()). */
+static bool column_major(em_tensor *t)
+{
+    return em_tensor_size(t, 0) > 1 && em_tensor_size(t, 1) > 1 && em_tensor_stride(t, 0) == 1 &&
+           em_tensor_stride(t, 1) == em_tensor_size(t, 0);
+}
+
+/* As PyTorch's mm_mat1/mat2_backward: a gradient takes its input's layout, so the gradient
+ * of a weight used as weight.t() comes back through TBackward0 contiguous and becomes .grad
+ * without a copy. */
 static em_status bw_mm(em_bw *b)
 {
     em_tensor *g = b->grad_out, *x = b->saved[0], *y = b->saved[1];
     if (b->needs[0])
-        b->grad_in[0] = em_mm(g, em_t(y));
+        b->grad_in[0] = column_major(x) ? em_t(em_mm(y, em_t(g))) : em_mm(g, em_t(y));
     if (b->needs[1])
-        b->grad_in[1] = em_mm(em_t(x), g);
+        b->grad_in[1] = column_major(y) ? em_t(em_mm(em_t(g), x)) : em_mm(em_t(x), g);
     return EM_OK;
 }
 
