@@ -9,6 +9,9 @@
 
 #include <unistd.h>
 
+void em__test_fail_kernel_after(long n);
+void em__test_fail_alloc_after(long n);
+
 static char g_dir[256];
 
 static const char *tmp_path(const char *name)
@@ -660,6 +663,72 @@ static void test_optim_partial_state(void **state)
     em_module_free(m2);
 }
 
+/* A load that fails at any allocation or kernel call (a device fault) changes nothing; the
+ * retried load succeeds. */
+static void test_load_faults(void **state)
+{
+    (void)state;
+    void (*hooks[2])(long) = {em__test_fail_alloc_after, em__test_fail_kernel_after};
+    em_module *a = mlp(21, 5);
+    kind k = {.which = 1, .adam = em_adam_defaults()};
+    k.adam.amsgrad = true;
+    em_optim *oa = make(&k, a);
+    train_step(a, oa, 0);
+    train_step(a, oa, 1);
+    const char *mp = tmp_path("fault_model.safetensors");
+    const char *op = tmp_path("fault_optim.safetensors");
+    assert_int_equal(em_module_save(a, mp, NULL), EM_OK);
+    assert_int_equal(em_optim_save(oa, op, NULL), EM_OK);
+    for (int h = 0; h < 2; h++) {
+        em_module *b = mlp(22, 5);
+        em_optim *ob = make_other(&k, b);
+        train_step(b, ob, 5);
+        int failures = 0;
+        for (long n = 1;; n++) {
+            snap s;
+            snap_take(&s, b);
+            hooks[h](n);
+            em_status st = em_module_load(b, mp);
+            hooks[h](0);
+            if (st == EM_OK) {
+                for (int i = 0; i < s.n; i++)
+                    em_tensor_free(s.t[i]);
+                break;
+            }
+            failures++;
+            em_context_clear_error(g_ctx);
+            snap_check_free(&s, b);
+            assert_true(n < 10000);
+        }
+        assert_true(failures > 0);
+        assert_modules_equal(a, b);
+        failures = 0;
+        for (long n = 1;; n++) {
+            osnap s;
+            osnap_take(&s, ob, 4);
+            hooks[h](n);
+            em_status st = em_optim_load(ob, op);
+            hooks[h](0);
+            if (st == EM_OK) {
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 6; j++)
+                        em_tensor_free(s.t[i][j]);
+                break;
+            }
+            failures++;
+            em_context_clear_error(g_ctx);
+            osnap_check_free(&s, ob, 4);
+            assert_true(n < 10000);
+        }
+        assert_true(failures > 0);
+        assert_optims_equal(oa, ob, 4);
+        em_optim_free(ob);
+        em_module_free(b);
+    }
+    em_optim_free(oa);
+    em_module_free(a);
+}
+
 static void test_null_args(void **state)
 {
     (void)state;
@@ -687,6 +756,7 @@ static void remove_dir(void)
         "model.safetensors", "model5.safetensors", "keys.safetensors", "f64.safetensors",
         "half.safetensors", "resume_model.safetensors", "resume_optim.safetensors",
         "adam.safetensors", "m.safetensors", "bad.safetensors", "partial.safetensors",
+        "fault_model.safetensors", "fault_optim.safetensors",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(tmp_path(files[i]));
@@ -709,7 +779,7 @@ int main(void)
         EM_TEST(test_resume_adam),       EM_TEST(test_resume_adamw),
         EM_TEST(test_resume_rmsprop),    EM_TEST(test_resume_sgd),
         EM_TEST(test_optim_errors),      EM_TEST(test_optim_partial_state),
-        EM_TEST(test_null_args),
+        EM_TEST(test_load_faults),       EM_TEST(test_null_args),
     };
     char name[64];
     snprintf(name, sizeof name, "checkpoints on %s", test_backend_name());
