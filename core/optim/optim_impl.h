@@ -37,6 +37,12 @@ EM_INTERNAL void em__pyfloat(char *buf, size_t n, double v);
 EM_INTERNAL double em__sgd_lr(const em_sgd *s);
 EM_INTERNAL void em__sgd_set_lr(em_sgd *s, double lr);
 EM_INTERNAL em_tensor *em__sgd_momentum(const em_sgd *s, int i);
+/* For checkpoints (core/io/checkpoint_optim.c): the options (read and replaced as a whole),
+ * parameter i's handle, and replacing i's momentum buffer by h (a kept handle, taken over;
+ * NULL for none; the old one is released). */
+EM_INTERNAL em_sgd_options *em__sgd_options(em_sgd *s);
+EM_INTERNAL em_tensor *em__sgd_param(const em_sgd *s, int i);
+EM_INTERNAL void em__sgd_set_momentum(em_sgd *s, int i, em_tensor *h);
 /* Zero (in place, one transaction: all or none) or drop the grads of params. */
 EM_INTERNAL em_status em__zero_grads(em_context *ctx, em_tensor *const *params, int n,
                                      bool set_to_none);

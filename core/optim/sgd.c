@@ -235,3 +235,19 @@ em_tensor *em__sgd_momentum(const em_sgd *s, int i)
 {
     return s->momentum[i];
 }
+
+em_sgd_options *em__sgd_options(em_sgd *s)
+{
+    return &s->opt;
+}
+
+em_tensor *em__sgd_param(const em_sgd *s, int i)
+{
+    return s->params[i];
+}
+
+void em__sgd_set_momentum(em_sgd *s, int i, em_tensor *h)
+{
+    em__handle_release(s->momentum[i]);
+    s->momentum[i] = h;
+}

@@ -15,6 +15,8 @@
 #include <ember/common.h>
 #include <ember/context.h>
 #include <ember/tensor.h>
+#include <ember/nn.h>
+#include <ember/optim.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,6 +62,38 @@ EMBER_API em_tensor *em_safetensors_load(em_safetensors *st, const char *name, e
 EMBER_API const char *em_safetensors_metadata(const em_safetensors *st, const char *key);
 EMBER_API int em_safetensors_metadata_count(const em_safetensors *st);
 EMBER_API const char *em_safetensors_metadata_key(const em_safetensors *st, int i);
+
+/* ---- whole-model and optimizer checkpoints ----
+ * A checkpoint's own metadata (an epoch counter, say) goes in through metadata_kv and comes
+ * back with em_safetensors_open + em_safetensors_metadata on the same file. */
+
+/* model.state_dict() as a safetensors file, what safetensors.torch.save_file(
+ * model.state_dict(), path) writes: every parameter (F32) under its em_module_parameters name.
+ * Atomic, and metadata_kv as em_save_safetensors. */
+EMBER_API em_status em_module_save(em_module *m, const char *path, const char *const *metadata_kv);
+/* model.load_state_dict(load_file(path)) with strict=True: the file holds exactly the
+ * parameters' names with their shapes, else EM_ERR_INVALID with PyTorch's message ("Error(s)
+ * in loading state_dict for Sequential: Missing key(s) in state_dict: "0.bias". Unexpected
+ * key(s) ...  size mismatch for 0.weight: copying a param with shape torch.Size([3, 4]) from
+ * checkpoint, the shape in current model is torch.Size([2, 4]).") F64, F16 and BF16 values are
+ * converted to the parameter's dtype; other dtypes are refused. Values are copied into the
+ * parameters in place (the tensors keep their identity, so an optimizer holding them stays
+ * valid), all or nothing: on any error no parameter changes. */
+EMBER_API em_status em_module_load(em_module *m, const char *path);
+/* The optimizer's state_dict() (state and param_groups) as a safetensors file: tensors
+ * "state.<i>.<name>" (exp_avg, exp_avg_sq, max_exp_avg_sq, square_avg, momentum_buffer,
+ * grad_avg), and in __metadata__ the kind ("optimizer": "Adam"), step counts "state.<i>.step"
+ * and the options "param_groups.0.lr", ... (docs/pytorch-interop.md has the table). Atomic;
+ * metadata_kv as em_save_safetensors, except that the keys format, version, optimizer,
+ * state.* and param_groups.* are reserved (EM_ERR_INVALID). */
+EMBER_API em_status em_optim_save(em_optim *opt, const char *path, const char *const *metadata_kv);
+/* optimizer.load_state_dict(): the file must hold the state of the same kind of optimizer
+ * over as many parameters, with state tensors of the parameters' shapes (else
+ * EM_ERR_INVALID / EM_ERR_SHAPE naming what differs). Restores the state tensors (in the
+ * parameters' context, as their dtype), the step counts and the options (lr, betas, ... as
+ * PyTorch restores param_groups); parameters without state in the file have none after. All
+ * or nothing: on any error the optimizer is unchanged. */
+EMBER_API em_status em_optim_load(em_optim *opt, const char *path);
 
 #ifdef __cplusplus
 }
