@@ -23,8 +23,26 @@ path = ${EMBER_TEST_BACKEND_DIR:-$top/.libs}
 INI
 export EMBER_CONFIG="$tmp/device.ini"
 unset EMBER_DEVICE
+# a small Fashion-MNIST look-alike (IDX, gzip: 256 training and 64 test images of noise) for
+# the training example, so valgrind does not spend minutes inflating the real files
+idx() {  # idx FILE COUNT DIMS COUNT-AS-2-OCTAL-ESCAPES: an IDX header, then the bytes
+    # shellcheck disable=SC2059
+    if [ "$3" = 3 ]; then
+        printf "\\000\\000\\010\\003\\000\\000$4\\000\\000\\000\\034\\000\\000\\000\\034"
+        head -c $(($2 * 784)) /dev/urandom
+    else
+        printf "\\000\\000\\010\\001\\000\\000$4"
+        head -c "$2" /dev/zero
+    fi | gzip -c > "$1"
+}
+mkdir "$tmp/fm"
+idx "$tmp/fm/train-images-idx3-ubyte.gz" 256 3 '\001\000'
+idx "$tmp/fm/train-labels-idx1-ubyte.gz" 256 1 '\001\000'
+idx "$tmp/fm/t10k-images-idx3-ubyte.gz" 64 3 '\000\100'
+idx "$tmp/fm/t10k-labels-idx1-ubyte.gz" 64 1 '\000\100'
+fm="fashion_mnist --data $tmp/fm --checkpoint $tmp/fm/ck --quiet --epochs"
 set -- "clamp" "autograd_basics" "two_layer_numpy --steps 20" "two_layer_autograd --steps 20" \
-       "two_layer_autograd --steps 20 --sgd" "classifier --steps 20"
+       "two_layer_autograd --steps 20 --sgd" "classifier --steps 20" "$fm 2" "$fm 3 --resume"
 echo "1..$#"
 n=0
 for ex in "$@"; do
