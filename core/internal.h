@@ -474,6 +474,13 @@ EM_INTERNAL em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor 
 EM_INTERNAL em_status em__launch_views(em_context *ctx, size_t offset, em__tensor *const *outs,
                                        int n_out, em__tensor *const *in, int n_in,
                                        const double *p, const int64_t *ip, int n_ip);
+/* A kernel over contiguous tensors of one shape, each seen as a 1-D view of its elements
+ * (launch.c; adam): up to 4 outputs, 5 inputs, p[4], fp[], ip[] as the kernel specifies.
+ * Outputs must not overlap inputs or each other (the caller gives fresh ones). */
+EM_INTERNAL em_status em__launch_flat(em_context *ctx, size_t offset, em__tensor *const *outs,
+                                      int n_out, em__tensor *const *in, int n_in,
+                                      const double *p, const double *fp, int n_fp,
+                                      const int64_t *ip, int n_ip);
 /* Reduction kernel (sum): out has in's ndim with 1 in reduced dims. */
 EM_INTERNAL em_status em__launch_reduce(em_context *ctx, size_t offset, em__tensor *out_keepdim,
                                         em__tensor *in, double scale);

@@ -3,12 +3,15 @@
  * schedulers' sequences, clip_grad_norm_, parameters without grad, all-or-nothing steps under
  * device-fault injection (parameters and state bit for bit unchanged, the retried step equal to
  * PyTorch's), and PyTorch's messages for bad options. Reference numbers: tests/data/ref_optim.h
- * (tests/data/gen_optim.py). Built once per backend. */
+ * (tests/data/gen_optim.py). Built once per backend. Adam and AdamW run through the backend's
+ * fused adam kernel (ABI 1.3): one kernel call per parameter, and on cpu the same bits as the
+ * step composed from elementwise kernels. */
 #include "backend_harness.h"
 #include "data/ref_optim.h"
 
 void em__test_fail_kernel_after(long n);
 void em__test_fail_alloc_after(long n);
+void em__test_optim_composed(int on);
 
 #define TOL 2e-5
 
@@ -292,7 +295,7 @@ static void snap_take(rig *g, int kind, snapshot *s)
         for (int k = -1; k < 3; k++) {
             em_tensor *t = k < 0 ? g->p[i] : em_optim_state(g->opt, i, (kind == 3 ? rms_names : adam_names)[k]);
             int slot = k < 0 ? i : 3 + 3 * i + k;
-            s->n[slot] = t ? (size_t)em_tensor_numel(t) * 4 : 0;
+            s->n[slot] = t ? (size_t)em_tensor_numel(t) * (em_tensor_dtype(t) == EM_F64 ? 8 : 4) : 0;
             s->b[slot] = t ? malloc(s->n[slot]) : NULL;
             if (t)
                 assert_int_equal(em_tensor_to_host(t, s->b[slot], s->n[slot]), EM_OK);
@@ -383,6 +386,177 @@ static void test_atomic_alloc(void **state)
     atomic_case("rmsprop all options", em__test_fail_alloc_after);
 }
 
+
+/* ---- the fused adam kernel ---- */
+
+/* Kernel calls a step makes, counted by failing the kth one until it gets through (each
+ * failure must change nothing); *first_msg: the error of the first failure. */
+static int step_calls(rig *g, int kind, char *first_msg, size_t n)
+{
+    for (long k = 1;; k++) {
+        assert_true(k < 1000);
+        snapshot before, after;
+        snap_take(g, kind, &before);
+        em__test_fail_kernel_after(k);
+        em_status st = em_optim_step(g->opt);
+        em__test_fail_kernel_after(0);
+        if (st == EM_OK) {
+            snap_drop(&before);
+            return (int)k - 1;
+        }
+        if (k == 1)
+            snprintf(first_msg, n, "%s", em_context_error(g_ctx));
+        em_context_clear_error(g_ctx);
+        snap_take(g, kind, &after);
+        assert_true(snap_same(&before, &after));
+        snap_drop(&before);
+        snap_drop(&after);
+    }
+}
+
+/* every Adam / AdamW configuration: one adam call per parameter with a grad, on the first
+ * step (no state yet) and later ones, f32 and f64; failures leave everything unchanged */
+static void test_fused_path(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++) {
+        const opt_ref *r = &opt_refs[c];
+        if (r->kind != 1 && r->kind != 2)
+            continue;
+        for (int d = 0; d < 2; d++) {
+            rig g;
+            rig_init_dt(&g, r, d ? EM_F64 : EM_F32);
+            for (int s = 0; s < 3; s++) {
+                set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
+                char msg[512] = "";
+                int calls = step_calls(&g, r->kind, msg, sizeof msg);
+                if (calls != 2 || strncmp(msg, "adam ", 5))
+                    fail_msg("%s (%s), step %d: %d kernel calls (want 2, one adam per "
+                             "parameter); first failure: %s", r->name, d ? "f64" : "f32", s + 1,
+                             calls, msg);
+                if (!d)
+                    check_step(&g, r, s);
+            }
+            rig_free(&g);
+            assert_ok_ctx();
+        }
+    }
+}
+
+/* deterministic values with the awkward ones mixed in: zeros of both signs, subnormals,
+ * large and tiny magnitudes */
+static double odd_value(uint64_t *st, int64_t i, int which)
+{
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    double u = (double)(*st >> 11) / 9007199254740992.0 * 2 - 1;
+    switch ((i * 7 + which) % 23) {
+    case 0: return 0.0;
+    case 1: return -0.0;
+    case 2: return u * 1e-41;
+    case 3: return u * 1e30;
+    case 4: return u * 1e-20;
+    default: return u * (which ? 3.0 : 1.0);
+    }
+}
+
+/* p (or, at step s >= 0, the grad for it) of n elements */
+static em_tensor *odd_tensor(em_dtype dt, int64_t n, uint64_t seed, int which)
+{
+    double *v = malloc((size_t)n * sizeof *v);
+    uint64_t st = seed;
+    for (int64_t i = 0; i < n; i++)
+        v[i] = odd_value(&st, i, which);
+    em_tensor *t = em_to_dtype(em_tensor_from_data(g_ctx, EM_F64, 1, &n, v), dt);
+    free(v);
+    return t;
+}
+
+/* the bytes of every parameter and state tensor of o */
+static unsigned char *all_bytes(em_optim *o, em_tensor *const *p, int np, size_t *len)
+{
+    unsigned char *b = NULL;
+    *len = 0;
+    em_scope_begin(g_ctx);
+    for (int i = 0; i < np; i++)
+        for (int k = -1; k < 3; k++) {
+            em_tensor *t = k < 0 ? p[i] : em_optim_state(o, i, adam_names[k]);
+            if (!t)
+                continue;
+            size_t n = (size_t)em_tensor_numel(t) * (em_tensor_dtype(t) == EM_F64 ? 8 : 4);
+            b = realloc(b, *len + n);
+            assert_int_equal(em_tensor_to_host(t, b + *len, n), EM_OK);
+            *len += n;
+        }
+    em_scope_end(g_ctx);
+    return b;
+}
+
+/* n_steps of opt on parameters of n elements (odd values), fused or composed */
+static unsigned char *run_odd(em_dtype dt, int64_t n, const em_adam_options *a, int kind,
+                              bool composed, size_t *len)
+{
+    em_tensor *p[2];
+    p[0] = em_tensor_keep(odd_tensor(dt, n, 1, 0));
+    p[1] = em_tensor_keep(em_reshape(odd_tensor(dt, 12, 2, 0), 2, (int64_t[]){3, 4}));
+    for (int i = 0; i < 2; i++)
+        em_tensor_set_requires_grad(p[i], true);
+    em_optim *o = kind == 1 ? em_optim_adam(p, 2, a) : em_optim_adamw(p, 2, a);
+    assert_non_null(o);
+    em__test_optim_composed(composed);
+    for (int s = 0; s < 6; s++) {
+        em_tensor_clear_grad(p[0]);
+        em_tensor_clear_grad(p[1]);
+        em_scope_begin(g_ctx);
+        em_tensor *g0 = odd_tensor(dt, n, 100 + (uint64_t)s, 1);
+        em_tensor *g1 = em_reshape(odd_tensor(dt, 12, 200 + (uint64_t)s, 1), 2, (int64_t[]){3, 4});
+        em_tensor *l = em_add(em_sum(em_mul(p[0], g0)), em_sum(em_mul(p[1], g1)));
+        assert_int_equal(em_backward(l), EM_OK);
+        em_scope_end(g_ctx);
+        assert_int_equal(em_optim_step(o), EM_OK);
+    }
+    em__test_optim_composed(0);
+    unsigned char *b = all_bytes(o, p, 2, len);
+    em_optim_free(o);
+    em_tensor_free(p[0]);
+    em_tensor_free(p[1]);
+    assert_ok_ctx();
+    return b;
+}
+
+/* cpu: the fused kernel and the composed step give the same bits, f32 and f64, every option
+ * combination, over sizes below and above the threading threshold (odd lengths: vector tails) */
+static void test_fused_bits(void **state)
+{
+    (void)state;
+    if (strcmp(test_backend_name(), "cpu"))
+        skip();
+    static const int64_t sizes[] = {1, 37, 100003};
+    for (int kind = 1; kind <= 2; kind++)
+        for (int flags = 0; flags < 8; flags++)
+            for (int wdk = 0; wdk < 2; wdk++)
+                for (int d = 0; d < 2; d++)
+                    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+                        em_adam_options a = {.lr = 0.01, .beta1 = 0.85, .beta2 = 0.995,
+                                             .eps = 1e-7, .weight_decay = wdk ? 0.03 : 0,
+                                             .amsgrad = flags & 1, .maximize = flags & 2};
+                        if (flags & 4) {   /* PyTorch's defaults */
+                            a.lr = 1e-3, a.beta1 = 0.9, a.beta2 = 0.999, a.eps = 1e-8;
+                        }
+                        em_dtype dt = d ? EM_F64 : EM_F32;
+                        size_t la, lb;
+                        unsigned char *fb = run_odd(dt, sizes[z], &a, kind, false, &la);
+                        unsigned char *cb = run_odd(dt, sizes[z], &a, kind, true, &lb);
+                        bool same = la == lb && !memcmp(fb, cb, la);
+                        free(fb);
+                        free(cb);
+                        if (!same)
+                            fail_msg("%s, %s, %lld elements, amsgrad %d, maximize %d, "
+                                     "weight_decay %g: fused and composed steps differ",
+                                     kind == 1 ? "Adam" : "AdamW", d ? "f64" : "f32",
+                                     (long long)sizes[z], a.amsgrad, a.maximize, a.weight_decay);
+                    }
+}
+
 /* ---- bad options: PyTorch's messages ---- */
 
 static void expect_bad(em_optim *o, const char *msg)
@@ -450,7 +624,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference),     EM_TEST(test_reference_f64), EM_TEST(test_schedulers),   EM_TEST(test_clip),
         EM_TEST(test_atomic_adam),   EM_TEST(test_atomic_adamw), EM_TEST(test_atomic_rmsprop),
-        EM_TEST(test_atomic_alloc),
+        EM_TEST(test_atomic_alloc),  EM_TEST(test_fused_path),    EM_TEST(test_fused_bits),
         EM_TEST(test_bad_options),
     };
     char name[64];

@@ -310,6 +310,7 @@ static const em_kernel_dtypes cpu_dtypes = {
     .prod = CPU_FLOAT | EM_DTYPE_BIT(EM_I64),
     .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
     .index_select = CPU_ANY, .gather = CPU_ANY, .scatter_add = CPU_FINT,
+    .adam = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -386,6 +387,7 @@ static const em_backend_ops cpu_ops = {
     .index_select = cpu_k_index_select,
     .gather = cpu_k_gather,
     .scatter_add = cpu_k_scatter_add,
+    .adam = cpu_k_adam,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

@@ -134,6 +134,8 @@ CPU_KERNEL(pow); CPU_KERNEL(floor_divide); CPU_KERNEL(remainder);
 CPU_KERNEL(prod);
 CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_softmax);
 CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
+/* ABI 1.3 (cpu_adam.c) */
+CPU_KERNEL(adam);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);

@@ -1,7 +1,8 @@
 /* core/ops/launch.c — kernel launches for the ABI 1.2 kernels that are not elementwise:
  * those working along one dimension, which see every tensor as a 3-D (outer, n, inner)
  * view (max_dim, min_dim, softmax, log_softmax, index_select), and those taking plain
- * strided N-D views with integer parameters (gather, scatter_add). Like em__launch, these
+ * strided N-D views with integer parameters (gather, scatter_add); and the flat launch of
+ * ABI 1.3's fused optimizer kernel (adam) over contiguous tensors. Like em__launch, these
  * wait for copies in flight, bump the version of what they write, and never hand a kernel
  * an input that partially overlaps an output. */
 #include "config.h"
@@ -224,4 +225,54 @@ done:
     for (int i = 0; i < n_in; i++)
         em__tensor_unref(tmp[i]);
     return st;
+}
+
+em_status em__launch_flat(em_context *ctx, size_t offset, em__tensor *const *outs, int n_out,
+                          em__tensor *const *in, int n_in, const double *p, const double *fp,
+                          int n_fp, const int64_t *ip, int n_ip)
+{
+    enum { MAXO = 4, MAXI = 5 };
+    if (n_out < 1 || n_out > MAXO || n_in < 1 || n_in > MAXI)
+        return em__error(ctx, EM_ERR_INTERNAL, "launch_flat: %d outputs, %d inputs", n_out, n_in);
+    int64_t n = em__numel(outs[0]->ndim, outs[0]->shape);
+    em_kview vo[MAXO], vi[MAXI];
+    const em_kview *po[MAXO], *pi[MAXI];
+    for (int i = 0; i < n_out + n_in; i++) {
+        em__tensor *t = i < n_out ? outs[i] : in[i - n_out];
+        if (!em__is_contiguous(t) || em__numel(t->ndim, t->shape) != n)
+            return em__error(ctx, EM_ERR_INTERNAL, "launch_flat: operand %d is not a "
+                             "contiguous tensor of %lld elements", i, (long long)n);
+        for (int o = 0; o < n_out && o < i; o++)   /* every earlier output */
+            if (overlaps(outs[o], t))
+                return em__error(ctx, EM_ERR_INTERNAL, "launch_flat: operand %d overlaps "
+                                 "output %d", i, o);
+        em_kview *v = i < n_out ? &vo[i] : &vi[i - n_out];
+        em__view_of(t, v);
+        v->ndim = 1;
+        v->shape[0] = n;
+        v->strides[0] = 1;
+        if (i < n_out)
+            po[i] = v;
+        else
+            pi[i - n_out] = v;
+    }
+    if (n == 0)
+        return EM_OK;
+    em_kargs a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
+    a.out = po[0];
+    for (int i = 0; i < n_in && i < 3; i++)
+        a.in[i] = pi[i];
+    a.n_out = (uint32_t)n_out;
+    a.outs = po;
+    a.n_in = (uint32_t)n_in;
+    a.ins = pi;
+    if (p)
+        memcpy(a.p, p, sizeof a.p);
+    a.fp = fp;
+    a.n_fp = (uint32_t)n_fp;
+    a.ip = ip;
+    a.n_ip = (uint32_t)n_ip;
+    return run(ctx, offset, outs, n_out, in, n_in, &a);
 }

@@ -8,16 +8,97 @@
  *   amsgrad: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq), used below for exp_avg_sq
  *   denom = sqrt(exp_avg_sq) / sqrt(bc2) + eps
  *   p -= (lr / bc1) * exp_avg / denom
- * Everything is computed into new tensors (optim.c stages and commits them). */
+ * Everything is computed into new tensors (optim.c stages and commits them).
+ *
+ * When the context's backend has the fused kernel adam (ABI 1.3) for the parameter's dtype,
+ * one launch per parameter computes all of it into fresh buffers; otherwise (an older
+ * plugin, a dtype it did not declare, a non-contiguous parameter or state) the update is
+ * composed from elementwise ops. The kernel's definition (ember/backend.h) is that
+ * composition operation for operation, so on the cpu backend both give the same bits. */
 #include "config.h"
 #include "internal.h"
 #include "optim_impl.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* Test hook: nonzero makes every step take the composed path (to compare the two). */
+static _Atomic int force_composed;
+
+EMBER_API void em__test_optim_composed(int on);
+EMBER_API void em__test_optim_composed(int on)
+{
+    atomic_store(&force_composed, on);
+}
+
+static bool flat_like(const em__tensor *t, const em__tensor *p)
+{
+    return t && t->dtype == p->dtype && em__is_contiguous(t) && t->ndim == p->ndim &&
+           !memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
+}
+
+/* The update through the adam kernel: *used false (and nothing recorded) when it does not
+ * apply; else the new value (NULL on failure, recorded) and the new state in out[]. */
+static em_tensor *fused(em_optim *o, int i, em_tensor *ph, em_tensor *gh, int64_t step,
+                        em_tensor **out, bool *used)
+{
+    const em_adam_options *a = &o->adam;
+    em_tensor **st = o->state[i];
+    *used = false;
+    if (atomic_load(&force_composed))
+        return NULL;
+    em__tensor *p = em__obj(ph), *g = em__obj(gh);
+    if (!p || !g || !em__kernel_native(p->ctx, EM_KERNEL_OFFSET(adam), p->dtype))
+        return NULL;
+    const int n_st = a->amsgrad ? 3 : 2;
+    bool first = !st[0];
+    em__tensor *in[5] = {p, g, NULL, NULL, NULL};
+    if (!flat_like(p, p) || !flat_like(g, p))
+        return NULL;
+    for (int k = 0; k < n_st; k++) {
+        if (!st[k] != first)
+            return NULL;   /* a partial state: the composed path knows what to do */
+        if (!first && !flat_like(in[2 + k] = em__obj(st[k]), p))
+            return NULL;
+    }
+    *used = true;
+    em_context *ctx = p->ctx;
+    em__tensor *res[4] = {NULL, NULL, NULL, NULL};
+    const int n_out = 1 + n_st;
+    em_status rc = EM_OK;
+    for (int k = 0; k < n_out && rc == EM_OK; k++)
+        if (!(res[k] = em__tensor_new(ctx, p->dtype, p->ndim, p->shape)))
+            rc = ctx->status ? ctx->status : EM_ERR_OOM;
+    if (rc == EM_OK) {
+        const double pp[4] = {a->lr, a->beta1, a->beta2, a->eps};
+        const double fp[3] = {a->weight_decay, 1.0 - pow(a->beta1, (double)step),
+                              1.0 - pow(a->beta2, (double)step)};
+        const int64_t ip[4] = {o->kind == EM__OPT_ADAMW, a->amsgrad, a->maximize, first};
+        rc = em__launch_flat(ctx, EM_KERNEL_OFFSET(adam), res, n_out, in, first ? 2 : 2 + n_st,
+                             pp, fp, 3, ip, 4);
+    }
+    if (rc != EM_OK) {
+        for (int k = 0; k < n_out; k++)
+            em__tensor_unref(res[k]);
+        return NULL;
+    }
+    for (int k = 1; k < n_out; k++)
+        out[k - 1] = em__give(res[k]);
+    em_tensor *r = em__give(res[0]);
+    for (int k = 0; k < n_st; k++)
+        if (!out[k])
+            return NULL;
+    return r;
+}
 
 em_tensor *em__adam_update(em_optim *o, int i, em_tensor *p, em_tensor *g, int64_t step,
                            em_tensor **out)
 {
+    bool used;
+    em_tensor *fr = fused(o, i, p, g, step, out, &used);
+    if (used)
+        return fr;
     const em_adam_options *a = &o->adam;
     em_tensor **st = o->state[i];
     if (a->maximize)

@@ -83,6 +83,8 @@ const em__kernel_desc em__kernels[] = {
     K2(index_select, false, A, ALL, V_IN(1)),
     K2(gather, false, A, ALL, V_IN(1)),
     K2(scatter_add, false, F, F | N, V_IN(0)),
+    /* ABI 1.3 */
+    K(adam, true, F, 0),
 };
 const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
 #undef K
@@ -91,17 +93,25 @@ const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
 /* An entry appended to em_backend_ops or em_kernel_dtypes without a line above would be
  * invisible to the dtype checks, ember-info and the registry: make that a build error. */
 /* The kernels are two runs of entries: those of 1.0 (gemm .. sigmoid_backward, before
- * `dtypes`) and those from 1.2 on (log1p .. the end, after the asynchrony entries). */
+ * `dtypes`) and those from 1.2 on (log1p .. adam .. the end, after the asynchrony entries). */
 _Static_assert((offsetof(em_backend_ops, dtypes) - offsetof(em_backend_ops, gemm)) /
                            sizeof(em_kernel_fn) +
                        (sizeof(em_backend_ops) - offsetof(em_backend_ops, log1p)) /
                            sizeof(em_kernel_fn) ==
                    sizeof em__kernels / sizeof em__kernels[0],
                "em__kernels must list every kernel entry of em_backend_ops");
-_Static_assert((sizeof(em_kernel_dtypes) - offsetof(em_kernel_dtypes, gemm)) /
-                       sizeof(em_dtype_mask) ==
+/* The masks are 32-bit after a size_t: with an odd count the struct ends in 4 bytes of
+ * padding (sizeof rounds up to size_t's alignment), which the next mask appended fills. */
+#define MASKS_END(last) (offsetof(em_kernel_dtypes, last) + sizeof(em_dtype_mask))
+_Static_assert(MASKS_END(adam) <= sizeof(em_kernel_dtypes) &&
+                   sizeof(em_kernel_dtypes) - MASKS_END(adam) < _Alignof(em_kernel_dtypes),
+               "a mask appended to em_kernel_dtypes after adam needs a line above");
+_Static_assert((MASKS_END(adam) - offsetof(em_kernel_dtypes, gemm)) / sizeof(em_dtype_mask) ==
                    sizeof em__kernels / sizeof em__kernels[0],
                "em_kernel_dtypes must have one mask per kernel entry");
+_Static_assert(offsetof(em_backend_ops, adam) + sizeof(em_kernel_fn) == sizeof(em_backend_ops),
+               "a kernel appended to em_backend_ops after adam needs a line above");
+#undef MASKS_END
 _Static_assert(sizeof em__kernels / sizeof em__kernels[0] <= EM__MAX_KERNELS,
                "raise EM__MAX_KERNELS");
 

@@ -35,6 +35,9 @@
  *  them), exact integer scalars in ip[] for the scalar kernels on integer dtypes, and the
  *  kernels after event_synchronize (math, pow, floor division, dim reductions, softmax,
  *  indexing) with their masks appended to em_kernel_dtypes.
+ * What changed in 1.3 (appended; 1.0 to 1.2 plugins load and conform unchanged): the
+ *  optional kernel adam (one fused step of Adam / AdamW for one parameter) and its mask. A
+ *  plugin without it gets the step composed from its elementwise kernels, as before.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -47,7 +50,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 2
+#define EM_ABI_MINOR 3
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -365,6 +368,36 @@ typedef struct em_backend_ops {
      *   never overlaps it. Several q may hit one element: sum them (in any order). */
     em_kernel_fn index_select, gather, scatter_add;
 
+    /* ================================================================ ABI 1.3 */
+    /* adam (optional): one step of torch.optim.Adam / AdamW (PyTorch 1.13's
+     * _single_tensor_adam / _single_tensor_adamw) for one parameter, out of place. Every view
+     * is contiguous (strides row-major), of one shape and one float dtype T; the outputs are
+     * fresh buffers, never overlapping each other or an input (the core swaps them in only
+     * when the whole optimizer step succeeded: write nothing else).
+     *   ins:  [0] p (parameter), [1] g (gradient), [2] m (exp_avg), [3] v (exp_avg_sq),
+     *         [4] vmax (max_exp_avg_sq, amsgrad only); m, v, vmax are absent (n_in = 2) on
+     *         the first step, when the state does not exist yet.
+     *   outs: [0] p', [1] m', [2] v', [3] vmax' (amsgrad only). n_out = 3 or 4.
+     *   p[0] lr, p[1] beta1, p[2] beta2, p[3] eps; fp[0] weight_decay, fp[1] bc1 =
+     *   1 - beta1^step, fp[2] bc2 = 1 - beta2^step (n_fp = 3); all doubles.
+     *   ip[0] adamw, ip[1] amsgrad, ip[2] maximize, ip[3] first step: each 0 or 1 (n_ip = 4).
+     * The scalars are computed in double and then converted to T, like the scalar of
+     * mul_scalar: b1 = (T)beta1, c1 = (T)(1 - beta1), b2 = (T)beta2, c2 = (T)(1 - beta2),
+     * wd = (T)weight_decay, keep = (T)(1 - lr * weight_decay) (a product then a difference,
+     * not fused), s2 = (T)sqrt(bc2), e = (T)eps, step = (T)(lr / bc1). Per element, in T,
+     * every operation rounded to T (no fused multiply-add contraction):
+     *   x = maximize ? -g : g
+     *   if weight_decay != 0:  adamw ? (p = p * keep) : (x = x + p * wd)
+     *   m' = first ? x * c1       : m * b1 + x * c1
+     *   v' = first ? (x * x) * c2 : v * b2 + (x * x) * c2
+     *   amsgrad: vmax' = first ? v' : max(vmax, v'), where a NaN in either wins (vmax's
+     *            first), as maximum; d = vmax'.   Otherwise d = v'.
+     *   p' = p - (m' / (sqrt(d) / s2 + e)) * step
+     * (a true division; sqrt correctly rounded). This is, operation for operation, the
+     * composition of the elementwise kernels the core uses without the entry, so a cpu
+     * backend gives bit-identical results both ways. Float dtypes when undeclared. */
+    em_kernel_fn adam;
+
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
 } em_backend_ops;
@@ -412,6 +445,8 @@ struct em_kernel_dtypes {
     em_dtype_mask prod;
     em_dtype_mask max_dim, min_dim, softmax, log_softmax;
     em_dtype_mask index_select, gather, scatter_add;
+    /* ---- ABI 1.3 ---- */
+    em_dtype_mask adam;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 
