@@ -10,6 +10,8 @@
  *                     (tests/abi/1.0): what a plugin built before 1.1 gives the core
  *   TPLUGIN_ABI11     ember-backend-tabi11.so, the good one built from the frozen ABI 1.1
  *                     headers (tests/abi/1.1): its table ends before the kernels of 1.2
+ *   TPLUGIN_ABI12     ember-backend-tabi12.so, the same from the frozen ABI 1.2 headers
+ *                     (tests/abi/1.2): its table ends before adam (1.3)
  * The good one accepts one config key, mode, whose values also let a test make it return
  * short or odd tables, or exercise (and break) each clause of ABI 1.1: declared dtypes, host
  * buffers, asynchrony (tplugin_async.c). EMBER_TPLUGIN_DESCRIBE=lie|instance|fail makes its
@@ -43,6 +45,11 @@
 #define TP_NAME "tabi11"
 #if EM_ABI_MAJOR != 1 || EM_ABI_MINOR != 1
 #error "tabi11 must be built against the frozen 1.1 headers (-I tests/abi/1.1 first)"
+#endif
+#elif defined(TPLUGIN_ABI12)
+#define TP_NAME "tabi12"
+#if EM_ABI_MAJOR != 1 || EM_ABI_MINOR != 2
+#error "tabi12 must be built against the frozen 1.2 headers (-I tests/abi/1.2 first)"
 #endif
 #else
 #error "define one TPLUGIN_* variant"
