@@ -1126,6 +1126,7 @@ static const em_backend_ops ocl_ops = {
     .index_select = ocl_k_index_select,
     .gather = ocl_k_gather,
     .scatter_add = ocl_k_scatter_add,
+    .adam = ocl_k_adam,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -39,6 +39,7 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .prod = FI,
     .max_dim = FN, .min_dim = FN, .softmax = FL, .log_softmax = FL,
     .index_select = ALL, .gather = ALL, .scatter_add = FN,
+    .adam = FL,
 };
 #undef FL
 #undef FN
@@ -126,6 +127,7 @@ static const struct {
     X(OCL_XK_SCATTER_ADD_ATOMIC, "em_scatter_add_atomic", scatter_add, XK_ATOMIC),
     X(OCL_XK_GEMM, "em_gemm", gemm, 0),
     X(OCL_XK_GEMMR, "em_gemmr", gemm, 0),
+    X(OCL_XK_ADAM, "em_adam", adam, 0),
 #undef X
 };
 
