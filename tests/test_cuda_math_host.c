@@ -6,7 +6,9 @@
  *    wrapping, floor division and remainder, sign, comparisons, fill and masked_fill
  *    values, and float to integer conversions (truncating, saturating, NaN -> 0);
  *  - the float ops of 1.2 (log1p .. sign, pow, floor_divide, remainder) bit for bit on
- *    special values, and a few of PyTorch 1.13's own answers.
+ *    special values, and a few of PyTorch 1.13's own answers;
+ *  - the fused adam kernel of ABI 1.3 (emcu_adam_*) bit for bit against the cpu backend's,
+ *    every flag combination, on ordinary and special values.
  * Needs neither nvcc nor a GPU. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -304,6 +306,122 @@ static void test_float_math(void **state)
     free(od);
 }
 
+
+/* ------------------------------------------------------------------ adam (ABI 1.3) */
+
+static double adam_value(int64_t i, int which)
+{
+    static const double sp[] = {0.0, -0.0, 1e-41, -3e-39, 1e30, -2e25, 1e-20, NAN, INFINITY,
+                                -INFINITY, 1.0, -0.5};
+    const int nsp = (int)(sizeof sp / sizeof sp[0]);
+    if ((i + which) % 5 == 0)
+        return sp[(i / 5 + which) % nsp];
+    return ((double)rnd_u32() / 4294967296.0 * 2 - 1) * (which == 1 ? 4.0 : 1.0) *
+           (which >= 3 ? 0.01 : 1.0) * (which >= 3 ? ((double)rnd_u32() / 4294967296.0) : 1.0);
+}
+
+static void adam_case(int32_t dt, int flags_in, const double *p4, double wd, int64_t n,
+                      long *checked)
+{
+    const int adamw = flags_in & 1, ams = (flags_in >> 1) & 1, mx = (flags_in >> 2) & 1,
+              first = (flags_in >> 3) & 1;
+    const size_t es = dsize(dt);
+    void *buf[9];
+    em_kview v[9];
+    const em_kview *outs[4], *ins[5];
+    for (int k = 0; k < 9; k++) {
+        buf[k] = calloc((size_t)n, es);
+        v[k] = view1(buf[k], dt, n);
+        if (k >= 4)
+            for (int64_t i = 0; i < n; i++) {
+                /* v and vmax (exp_avg_sq) are squares: non-negative */
+                double x = adam_value(i, k - 4);
+                if (k >= 7 && x < 0)
+                    x = -x;
+                if (dt == EM_F32)
+                    ((float *)buf[k])[i] = (float)x;
+                else
+                    ((double *)buf[k])[i] = x;
+            }
+        if (k < 4)
+            outs[k] = &v[k];
+        else
+            ins[k - 4] = &v[k];
+    }
+    const int64_t ip[4] = {adamw, ams, mx, first};
+    const double fp[3] = {wd, 1.0 - pow(p4[1], 3.0), 1.0 - pow(p4[2], 3.0)};
+    em_kargs a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
+    a.out = outs[0];
+    a.in[0] = ins[0];
+    a.in[1] = ins[1];
+    a.in[2] = first ? NULL : ins[2];
+    memcpy(a.p, p4, sizeof a.p);
+    a.n_out = ams ? 4 : 3;
+    a.outs = outs;
+    a.n_in = first ? 2 : ams ? 5 : 4;
+    a.ins = ins;
+    a.n_ip = 4;
+    a.ip = ip;
+    a.n_fp = 3;
+    a.fp = fp;
+    assert_non_null(g_ops->adam);
+    if (g_ops->adam(g_dev, &a) != EM_OK)
+        fail_msg("cpu adam failed: %s", g_msg);
+    const int flags = emcu_adam_flags(ip, fp);
+    double sc[EMCU_ADAM_NSC];
+    emcu_adam_scalars(a.p, fp, sc);
+    for (int64_t i = 0; i < n; i++) {
+        int ok = 1;
+        if (dt == EM_F32) {
+            emcu_adam_sc_f32 s;
+            for (int k = 0; k < EMCU_ADAM_NSC; k++)
+                s.v[k] = (float)sc[k];
+            float o[4] = {0, 0, 0, 0};
+            float in[5];
+            for (int k = 0; k < 5; k++)
+                in[k] = ((float *)buf[4 + k])[i];
+            emcu_adam_f32(flags, &s, 0, &o[0], &o[1], &o[2], &o[3], &in[0], &in[1], &in[2],
+                          &in[3], &in[4]);
+            for (int k = 0; k < (ams ? 4 : 3); k++)
+                ok = ok && same_f32(o[k], ((float *)buf[k])[i]);
+        } else {
+            emcu_adam_sc_f64 s;
+            for (int k = 0; k < EMCU_ADAM_NSC; k++)
+                s.v[k] = sc[k];
+            double o[4] = {0, 0, 0, 0};
+            double in[5];
+            for (int k = 0; k < 5; k++)
+                in[k] = ((double *)buf[4 + k])[i];
+            emcu_adam_f64(flags, &s, 0, &o[0], &o[1], &o[2], &o[3], &in[0], &in[1], &in[2],
+                          &in[3], &in[4]);
+            for (int k = 0; k < (ams ? 4 : 3); k++)
+                ok = ok && same_f64(o[k], ((double *)buf[k])[i]);
+        }
+        if (!ok)
+            fail_msg("adam %s, adamw %d amsgrad %d maximize %d first %d weight_decay %g: element "
+                     "%lld differs from the cpu backend", dt == EM_F32 ? "f32" : "f64", adamw,
+                     ams, mx, first, wd, (long long)i);
+        (*checked)++;
+    }
+    for (int k = 0; k < 9; k++)
+        free(buf[k]);
+}
+
+static void test_adam(void **state)
+{
+    (void)state;
+    static const double hp[2][4] = {{1e-3, 0.9, 0.999, 1e-8}, {0.02, 0.8, 0.99, 1e-6}};
+    long checked = 0;
+    for (int d = 0; d < 2; d++)
+        for (int f = 0; f < 16; f++)
+            for (int h = 0; h < 2; h++)
+                for (int w = 0; w < 2; w++)
+                    adam_case(d ? EM_F64 : EM_F32, f, hp[h], w ? 0.03 : 0.0, 1031, &checked);
+    print_message("# %ld adam elements identical to the cpu backend\n", checked);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(void)
@@ -312,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_int_ops),
         cmocka_unit_test(test_float_to_int),
         cmocka_unit_test(test_float_math),
+        cmocka_unit_test(test_adam),
     };
     return cmocka_run_group_tests_name("cuda elementwise logic of ABI 1.2 on the host", tests,
                                        load_cpu, unload_cpu);

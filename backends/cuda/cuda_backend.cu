@@ -579,6 +579,8 @@ static em_kernel_dtypes make_dtypes(void)
     t.softmax = t.log_softmax = F;
     t.index_select = t.gather = ALL;
     t.scatter_add = FN;
+    /* ABI 1.3 */
+    t.adam = F;
     return t;
 }
 
@@ -672,6 +674,7 @@ static em_backend_ops make_ops(void)
     o.index_select = cu_k_index_select;
     o.gather = cu_k_gather;
     o.scatter_add = cu_k_scatter_add;
+    o.adam = cu_k_adam;
     return o;
 }
 

@@ -162,6 +162,8 @@ CU_KERNEL(pow); CU_KERNEL(floor_divide); CU_KERNEL(remainder);
 CU_KERNEL(prod);
 CU_KERNEL(max_dim); CU_KERNEL(min_dim); CU_KERNEL(softmax); CU_KERNEL(log_softmax);
 CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
+/* ABI 1.3 (cuda_optim.cu) */
+CU_KERNEL(adam);
 #undef CU_KERNEL
 
 #endif

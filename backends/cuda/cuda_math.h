@@ -309,4 +309,76 @@ EMCU_HD int64_t emcu_index_select_geom(emcu_geom *g, const em_kview *out,
     return n;
 }
 
+/* ================================================================== adam (ABI 1.3)
+ * One element of the fused optimizer step, as ember/backend.h defines it (cuda_optim.cu runs
+ * it per element; tests/test_cuda_math_host.c compares it with the cpu backend's kernel).
+ * flags: EMCU_ADAM_* bits. sc: the step's scalars converted to T, in the order of
+ * emcu_adam_scalars. m, v, vmax are read only where the flags say. */
+#define EMCU_ADAM_MAXIMIZE 1
+#define EMCU_ADAM_L2 2          /* Adam's weight decay: x += p * wd */
+#define EMCU_ADAM_DECOUPLED 4   /* AdamW's: p *= 1 - lr * wd */
+#define EMCU_ADAM_FIRST 8       /* no state yet: m, v, vmax unread */
+#define EMCU_ADAM_AMSGRAD 16
+#define EMCU_ADAM_NSC 9
+
+/* The flags of a call: ip[0] adamw, ip[1] amsgrad, ip[2] maximize, ip[3] first; no weight
+ * decay bit when fp[0] (weight_decay) is 0. */
+EMCU_HD int emcu_adam_flags(const int64_t *ip, const double *fp)
+{
+    return (ip[2] ? EMCU_ADAM_MAXIMIZE : 0) |
+           (fp[0] != 0 ? (ip[0] ? EMCU_ADAM_DECOUPLED : EMCU_ADAM_L2) : 0) |
+           (ip[3] ? EMCU_ADAM_FIRST : 0) | (ip[1] ? EMCU_ADAM_AMSGRAD : 0);
+}
+
+/* b1, c1 = 1 - beta1, b2, c2 = 1 - beta2, wd, keep = 1 - lr * wd, s2 = sqrt(bc2), e, step =
+ * lr / bc1, from p[] = lr, beta1, beta2, eps and fp[] = weight_decay, bc1, bc2; in double */
+EMCU_HD void emcu_adam_scalars(const double *p, const double *fp, double *sc)
+{
+    const double lw = p[0] * fp[0];
+    sc[0] = p[1];
+    sc[1] = 1.0 - p[1];
+    sc[2] = p[2];
+    sc[3] = 1.0 - p[2];
+    sc[4] = fp[0];
+    sc[5] = 1.0 - lw;
+    sc[6] = sqrt(fp[2]);
+    sc[7] = p[3];
+    sc[8] = p[0] / fp[1];
+}
+
+#define EMCU_DEF_ADAM(S, T, SQRT)                                                         \
+    typedef struct emcu_adam_sc_##S {                                                     \
+        T v[EMCU_ADAM_NSC];                                                               \
+    } emcu_adam_sc_##S;                                                                   \
+    EMCU_HD void emcu_adam_##S(int flags, const emcu_adam_sc_##S *sc, int64_t i, T *po,   \
+                               T *mo, T *vo, T *xo, const T *pi, const T *gi, const T *mi, \
+                               const T *vi, const T *xi)                                   \
+    {                                                                                     \
+        T p = pi[i];                                                                      \
+        T x = gi[i];                                                                      \
+        if (flags & EMCU_ADAM_MAXIMIZE)                                                   \
+            x = -x;                                                                       \
+        if (flags & EMCU_ADAM_L2)                                                         \
+            x = x + p * sc->v[4];                                                         \
+        if (flags & EMCU_ADAM_DECOUPLED)                                                  \
+            p = p * sc->v[5];                                                             \
+        const int first = (flags & EMCU_ADAM_FIRST) != 0;                                 \
+        const T xc = x * sc->v[1], xx = (x * x) * sc->v[3];                               \
+        const T m = first ? xc : mi[i] * sc->v[0] + xc;                                   \
+        const T v = first ? xx : vi[i] * sc->v[2] + xx;                                   \
+        T d = v;                                                                          \
+        if (flags & EMCU_ADAM_AMSGRAD) {                                                  \
+            if (!first) {                                                                 \
+                const T a = xi[i];                                                        \
+                d = (a > v || a != a) ? a : v;                                            \
+            }                                                                             \
+            xo[i] = d;                                                                    \
+        }                                                                                 \
+        mo[i] = m;                                                                        \
+        vo[i] = v;                                                                        \
+        po[i] = p - (m / (SQRT(d) / sc->v[6] + sc->v[7])) * sc->v[8];                    \
+    }
+EMCU_DEF_ADAM(f32, float, sqrtf)
+EMCU_DEF_ADAM(f64, double, sqrt)
+
 #endif

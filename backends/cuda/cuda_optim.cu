@@ -1,0 +1,112 @@
+/* backends/cuda/cuda_optim.cu — the cuda backend's fused optimizer kernel of ABI 1.3, adam:
+ * a grid-stride loop over a contiguous parameter, its gradient and its Adam state, each
+ * element computed by cuda_math.h's emcu_adam_<dtype> (the definition of ember/backend.h,
+ * compiled with --fmad=false so every operation rounds on its own). The step's scalars are
+ * computed in double and converted to the dtype on the host, as the scalar kernels' are. */
+#include "cuda_ew.cuh"
+
+/* ------------------------------------------------------------------ device side */
+
+template <class T, class SC>
+__global__ void __launch_bounds__(EW_THREADS)
+    k_adam(int flags, const SC sc, int64_t n, T *po, T *mo, T *vo, T *xo, const T *pi,
+           const T *gi, const T *mi, const T *vi, const T *xi)
+{
+    const int64_t stride = (int64_t)gridDim.x * EW_THREADS;
+    for (int64_t i = (int64_t)blockIdx.x * EW_THREADS + threadIdx.x; i < n; i += stride) {
+        if constexpr (sizeof(T) == 4)
+            emcu_adam_f32(flags, &sc, i, po, mo, vo, xo, pi, gi, mi, vi, xi);
+        else
+            emcu_adam_f64(flags, &sc, i, po, mo, vo, xo, pi, gi, mi, vi, xi);
+    }
+}
+
+/* ------------------------------------------------------------------ host side */
+
+/* v holds n contiguous elements of dt (n < 0: take v's count) */
+static em_status flat_view(cu_dev *d, const em_kview *v, const char *what, int32_t dt,
+                           int64_t *n)
+{
+    em_status st = check_view(d, "adam", what, v);
+    if (st != EM_OK)
+        return st;
+    if (v->dtype != dt)
+        return mismatch(d, "adam", what, v->dtype, dt);
+    int64_t want = 1;
+    for (int k = v->ndim - 1; k >= 0; k--) {
+        if (v->shape[k] != 1 && v->strides[k] != want)
+            return CU_ERR(d->inst, EM_ERR_INVALID, "adam: %s is not contiguous (stride %lld "
+                          "in dim %d)", what, (long long)v->strides[k], k);
+        want *= v->shape[k];
+    }
+    if (*n >= 0 && want != *n)
+        return CU_ERR(d->inst, EM_ERR_INVALID, "adam: %s has %lld elements, out has %lld",
+                      what, (long long)want, (long long)*n);
+    *n = want;
+    return EM_OK;
+}
+
+template <class T, class SC>
+static void launch(cu_dev *d, int flags, const double *sc, int64_t n, T *const *o,
+                   const T *const *in)
+{
+    SC s;
+    for (int k = 0; k < EMCU_ADAM_NSC; k++)
+        s.v[k] = (T)sc[k];
+    const unsigned grid = cu_blocks(d, n, EW_THREADS);
+    k_adam<T, SC><<<grid, EW_THREADS, 0, d->stream>>>(flags, s, n, o[0], o[1], o[2], o[3],
+                                                      in[0], in[1], in[2], in[3], in[4]);
+}
+
+em_status cu_k_adam(void *dev, const em_kargs *ka)
+{
+    cu_dev *d = (cu_dev *)dev;
+    if (ka->struct_size < offsetof(em_kargs, fp) + sizeof ka->fp || ka->n_ip < 4 ||
+        ka->n_fp < 3 || !ka->ip || !ka->fp || !ka->outs || !ka->ins)
+        return CU_ERR(d->inst, EM_ERR_INVALID, "adam: expected ip[4] and fp[3] (n_ip %u, "
+                      "n_fp %u)", (unsigned)ka->n_ip, (unsigned)ka->n_fp);
+    const int flags = emcu_adam_flags(ka->ip, ka->fp);
+    const bool ams = ka->ip[1] != 0, first = ka->ip[3] != 0;
+    const uint32_t n_out = ams ? 4u : 3u, n_in = first ? 2u : ams ? 5u : 4u;
+    if (ka->n_out != n_out || ka->n_in != n_in)
+        return CU_ERR(d->inst, EM_ERR_INVALID, "adam: expected %u outputs and %u inputs, got "
+                      "%u and %u", (unsigned)n_out, (unsigned)n_in, (unsigned)ka->n_out,
+                      (unsigned)ka->n_in);
+    const int32_t dt = ka->outs[0] ? ka->outs[0]->dtype : EM_F32;
+    if (dt != EM_F32 && dt != EM_F64)
+        return unsupported(d, "adam", dt);
+    static const char *const names[9] = {"outs[0] (p')", "outs[1] (m')", "outs[2] (v')",
+                                         "outs[3] (vmax')", "ins[0] (p)", "ins[1] (g)",
+                                         "ins[2] (m)", "ins[3] (v)", "ins[4] (vmax)"};
+    int64_t n = -1;
+    char *ptr[9] = {0};
+    const size_t esz = dt == EM_F32 ? 4 : 8;
+    em_status st;
+    for (int k = 0; k < 9; k++) {
+        const em_kview *v = k < 4 ? (k < (int)n_out ? ka->outs[k] : nullptr)
+                                  : (k - 4 < (int)n_in ? ka->ins[k - 4] : nullptr);
+        if (!v)
+            continue;
+        if ((st = flat_view(d, v, names[k], dt, &n)) != EM_OK)
+            return st;
+        ptr[k] = (char *)v->buf + v->offset * (int64_t)esz;
+    }
+    if (n == 0)
+        return EM_OK;
+    if ((st = cu_enter(d)) != EM_OK)
+        return st;
+    double sc[EMCU_ADAM_NSC];
+    emcu_adam_scalars(ka->p, ka->fp, sc);
+    if (dt == EM_F32) {
+        float *o[4] = {(float *)ptr[0], (float *)ptr[1], (float *)ptr[2], (float *)ptr[3]};
+        const float *in[5] = {(float *)ptr[4], (float *)ptr[5], (float *)ptr[6],
+                              (float *)ptr[7], (float *)ptr[8]};
+        launch<float, emcu_adam_sc_f32>(d, flags, sc, n, o, in);
+    } else {
+        double *o[4] = {(double *)ptr[0], (double *)ptr[1], (double *)ptr[2], (double *)ptr[3]};
+        const double *in[5] = {(double *)ptr[4], (double *)ptr[5], (double *)ptr[6],
+                               (double *)ptr[7], (double *)ptr[8]};
+        launch<double, emcu_adam_sc_f64>(d, flags, sc, n, o, in);
+    }
+    return launched(d, "adam");
+}
