@@ -1,10 +1,10 @@
 #!/bin/sh
-# tests/test_conform_abi.sh — ember-conform holds every clause of plugin ABI 1.1 and 1.2: a plugin
+# tests/test_conform_abi.sh — ember-conform holds every clause of plugin ABI 1.1 to 1.3: a plugin
 # that keeps the clause passes, and one that breaks it fails that clause's row (a clause
 # without a failing plugin would test nothing). The plugins are the loader suite's test
 # plugin in its modes (tests/plugins/tplugin.c) and the same source built from the frozen
-# ABI 1.0 and 1.1 headers (ember-backend-tabi10.so, -tabi11.so), which must load and conform
-# unchanged.
+# ABI 1.0, 1.1 and 1.2 headers (ember-backend-tabi10.so, -tabi11.so, -tabi12.so), which must
+# load and conform unchanged.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -51,6 +51,15 @@ conform ember-backend-tabi11.so ""
 rc=$?
 r=1; [ $rc -eq 0 ] && grep -q "ABI 1.1" "$tmp/out" && [ "$(row add)" = pass ] && r=0
 report "a plugin built from the frozen ABI 1.1 headers loads and conforms" $r
+
+# the 1.2 plugin: loads and conforms; its table ends before adam (1.3), so Adam's and
+# AdamW's steps are composed from elementwise kernels (adam marked ~), and pass
+conform ember-backend-tabi12.so ""
+rc=$?
+r=1; [ $rc -eq 0 ] && grep -q "ABI 1.2" "$tmp/out" && [ "$(row add)" = pass ] &&
+    [ "$(row optim_adam)" = pass ] && [ "$(row optim_adamw)" = pass ] &&
+    grep -qE "^optim_adam +adam~ " "$tmp/out" && r=0
+report "a plugin built from the frozen ABI 1.2 headers loads and conforms, Adam composed" $r
 
 # per-kernel dtypes: f64 of kernels declared f32-only runs on cpu, everything passes
 conform ember-backend-tgood.so f32-only

@@ -155,6 +155,7 @@ void cf_run_int(void);        /* conform_int.c: integer dtypes */
 void cf_run_math(void);       /* conform_vocab.c: unary math, pow, floor_divide, remainder */
 void cf_run_dim(void);        /* conform_vocab.c: prod, max/min (dim), argmax, softmax */
 void cf_run_index(void);      /* conform_index.c: index_select, gather, scatter_add, cat, stack */
+void cf_run_optim(void);      /* conform_optim.c: Adam / AdamW steps (the adam kernel of 1.3) */
 
 /* ---- elementwise cases shared by the vocabulary files (conform_vocab.c) ---- */
 typedef em_tensor *(*cf_ew_call)(em_tensor *const *in, const double *p);

@@ -355,6 +355,7 @@ int main(int argc, char **argv)
     cf_run_math();
     cf_run_dim();
     cf_run_index();
+    cf_run_optim();
     cf_run_grad();
     cf_run_abi();
     clock_gettime(CLOCK_MONOTONIC, &t1);
