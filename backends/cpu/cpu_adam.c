@@ -5,11 +5,10 @@
  * Each combination of the step's flags (maximize, weight decay none / Adam / AdamW, first
  * step, amsgrad) gets its own branch-free loop, so gcc vectorises every one; the loops are
  * compiled twice, for the baseline ISA and for AVX2 (chosen per instance), never with FMA
- * and with contraction off, so every operation rounds as the separate elementwise kernels
- * do: the fused and composed steps give the same bits. Large parameters are cut into
- * chunks run on the instance's thread pool; each element is computed alike whatever the
- * chunking. */
-#pragma GCC optimize("fp-contract=off", "no-math-errno")
+ * and with contraction off (-ffp-contract=off: Makefile.am, configure.ac), so every
+ * operation rounds as the separate elementwise kernels do: the fused and composed steps give
+ * the same bits. Large parameters are cut into chunks run on the instance's thread pool; each
+ * element is computed alike whatever the chunking. */
 
 #include "cpu_ew.h"
 
