@@ -7,6 +7,7 @@
 # Then backend names: a name that is neither one of ember's own backends nor an installed
 # plugin is a configuration error (no fallback), while ember's own names that are not built
 # keep the fallback — seen by a program whose libember has only the cpu plugin beside it.
+# Last, ember-info --config FILE marks FILE as the file used, not ./device.ini.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -49,7 +50,7 @@ info_rc=$?
 # ember-info wraps long lines: join them so phrases can be searched
 tr -s ' \n' '  ' < "$tmp/info.out" > "$tmp/info.flat"
 
-echo "1..16"
+echo "1..17"
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 has() { grep -qF -- "$1" "$tmp/info.flat"; }
@@ -146,3 +147,17 @@ else
         n=$((n + 1)); echo "ok $n - # SKIP no C compiler to build the program ($(head -1 "$tmp/cc.log"))"
     done
 fi
+
+# ---- ember-info --config FILE beside a ./device.ini: FILE is the one used
+mkdir -p "$tmp/cwd"
+printf '[device]\nbackend = cpu\n' > "$tmp/cwd/device.ini"
+printf '[device]\nbackend = cpu\nlog = error\n' > "$tmp/given.ini"
+(cd "$tmp/cwd" && EMBER_CONFIG= "$top/tools/ember-info" --config "$tmp/given.ini") > "$tmp/given.out" 2>&1
+rc=$?
+r=1
+[ $rc -eq 0 ] && [ "$(grep -c "<- used" "$tmp/given.out")" = 1 ] &&
+    grep -q "^  --config  *$tmp/given.ini  found  <- used" "$tmp/given.out" &&
+    grep -q "^ *\./device.ini (current directory)  *$tmp/cwd/device.ini  found  (not consulted)" "$tmp/given.out" &&
+    grep -q "^ *log  *error  *$tmp/given.ini:3" "$tmp/given.out" && r=0
+ok $r "ember-info --config FILE: FILE is marked used, ./device.ini is not (exit $rc)"
+[ $r -eq 0 ] || sed -n '1,20p' "$tmp/given.out" | sed 's/^/# /'
