@@ -7,7 +7,7 @@
  * Usage: two_layer_autograd [--sgd] [--steps N] [--seed S] [--lr LR] [--stats]
  *
  * Compared with the notebook: its f32 cell ran on a GPU and its loss levels off at 5-10 from
- * step 200 on, while this program's keeps falling, to ~1e-5 by step 900 (on every backend).
+ * step 200 on, while this program's keeps falling, to ~1e-5 by step 900 (cpu and opencl).
  * Nothing is wrong on either side. PyTorch ran f32 matrix products there in TF32 (Ampere and
  * newer GPUs; the default up to PyTorch 1.11, torch.backends.cuda.matmul.allow_tf32 since):
  * inputs rounded to a 10-bit mantissa, a relative error of ~5e-4 per term. Each y_pred
