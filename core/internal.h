@@ -171,6 +171,10 @@ EM_INTERNAL em_status em__plugin_devices(em_plugin *p, int *count, char *msg, si
  * em__error_global (naming file/line/key, plugin path, stage, dlerror text) and leaves
  * nothing loaded. */
 EM_INTERNAL em_status em__backend_open(em_context *ctx);
+/* [device] backend and fallback (EMBER_DEVICE applied, in r) name ember's own backends or
+ * installed plugins; any other name is EM_ERR_CONFIG naming where it was set, with a
+ * suggestion and the installed backends (plugin/names.c). */
+EM_INTERNAL em_status em__check_backend_names(const em_config *cfg, const em__resolved *r);
 /* Closes the device and unloads the plugin (after all buffers were released). */
 EM_INTERNAL void em__backend_close(em_context *ctx);
 

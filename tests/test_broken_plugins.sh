@@ -4,6 +4,10 @@
 # not an ELF file, a truncated .so, one that needs an absent library, no entry symbol, a
 # newer ABI major, a name that does not match its file, an init failure, no device, and a
 # duplicate name in a second directory. Each must get its precise message; nothing crashes.
+# Then backend names: a name that is neither one of ember's own backends nor an installed
+# plugin is a configuration error (no fallback), while ember's own names that are not built
+# keep the fallback — seen by a program whose libember has only the cpu plugin beside it.
+# Last, ember-info --config FILE marks FILE as the file used, not ./device.ini.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -46,7 +50,7 @@ info_rc=$?
 # ember-info wraps long lines: join them so phrases can be searched
 tr -s ' \n' '  ' < "$tmp/info.out" > "$tmp/info.flat"
 
-echo "1..13"
+echo "1..17"
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 has() { grep -qF -- "$1" "$tmp/info.flat"; }
@@ -84,5 +88,76 @@ ok $r "EMBER_DEVICE=trunc: exits 2 and says the file is truncated (exit $rc)"
 EMBER_DEVICE=nosuchbackend "$top/tools/ember-info" > "$tmp/none.out" 2>&1
 rc=$?
 tr -s ' \n' '  ' < "$tmp/none.out" > "$tmp/info.flat"
-r=1; [ $rc -eq 2 ] && has "not found" && has "$tmp/a" && r=0
-ok $r "EMBER_DEVICE=nosuchbackend: not found, with the directories searched (exit $rc)"
+r=1; [ $rc -eq 2 ] && has "EMBER_DEVICE=nosuchbackend: unknown backend 'nosuchbackend'" &&
+    has "installed backends: cpu," && has "tgood" && has "$tmp/a" && r=0
+ok $r "EMBER_DEVICE=nosuchbackend: unknown, with the installed backends and the directories searched (exit $rc)"
+
+# ---- backend names, as a build without opencl and cuda sees them: a libember whose
+# directory holds only the cpu plugin, and nothing installed on the search path
+unset EMBER_BACKEND_PATH
+mkdir -p "$tmp/lib"
+real=$(readlink -f "$top/.libs/libember.so")
+cp "$real" "$tmp/lib/"
+for l in "$top"/.libs/libember.so*; do
+    [ -L "$l" ] && ln -sf "$(basename "$real")" "$tmp/lib/$(basename "$l")"
+done
+cp "$top/.libs/ember-backend-cpu.so" "$tmp/lib/"
+cat > "$tmp/which.c" <<'C'
+#include <ember/ember.h>
+#include <stdio.h>
+int main(void)
+{
+    em_context *ctx;
+    if (em_context_create(&ctx, NULL) != EM_OK) {
+        fprintf(stderr, "error: %s\n", em_last_error());
+        return 1;
+    }
+    printf("backend %s\n", em_context_backend(ctx));
+    em_context_free(ctx);
+    return 0;
+}
+C
+run_which() {  # device.ini text; output in $tmp/which.out, .err; status in $rc
+    printf "$1" > "$tmp/which.ini"
+    EMBER_CONFIG="$tmp/which.ini" LD_LIBRARY_PATH="$tmp/lib" "$tmp/which" \
+        > "$tmp/which.out" 2> "$tmp/which.err"
+    rc=$?
+}
+if $cc ${inc:+-I"$inc"} -o "$tmp/which" "$tmp/which.c" -L"$tmp/lib" -lember 2>"$tmp/cc.log"; then
+    for own in cuda opencl; do
+        if [ -e "${EMBER_TEST_BACKENDDIR:-/nonexistent}/ember-backend-$own.so" ]; then
+            n=$((n + 1)); echo "ok $n - # SKIP an installed ember-backend-$own.so is on the search path"
+            continue
+        fi
+        run_which "[device]\nbackend = $own\nfallback = cpu\n"
+        r=1; [ $rc -eq 0 ] && grep -qx "backend cpu" "$tmp/which.out" &&
+            grep -q "backend '$own' unavailable (not found: no ember-backend-$own.so" "$tmp/which.err" &&
+            grep -q "using fallback 'cpu'" "$tmp/which.err" && r=0
+        ok $r "backend = $own where it is not built: the documented fallback to cpu, announced (exit $rc)"
+        [ $r -eq 0 ] || sed 's/^/# /' "$tmp/which.out" "$tmp/which.err"
+    done
+    run_which "[device]\nbackend = cpux\nfallback = cpu\n"
+    r=1; [ $rc -eq 1 ] && [ ! -s "$tmp/which.out" ] &&
+        grep -q "which.ini:2: \[device\] backend: unknown backend 'cpux'; did you mean 'cpu'? (installed backends: cpu;" "$tmp/which.err" &&
+        ! grep -q "using fallback" "$tmp/which.err" && r=0
+    ok $r "backend = cpux with fallback = cpu: a configuration error with file:line, 'did you mean', the installed backends (exit $rc)"
+    [ $r -eq 0 ] || sed 's/^/# /' "$tmp/which.out" "$tmp/which.err"
+else
+    for i in 1 2 3; do
+        n=$((n + 1)); echo "ok $n - # SKIP no C compiler to build the program ($(head -1 "$tmp/cc.log"))"
+    done
+fi
+
+# ---- ember-info --config FILE beside a ./device.ini: FILE is the one used
+mkdir -p "$tmp/cwd"
+printf '[device]\nbackend = cpu\n' > "$tmp/cwd/device.ini"
+printf '[device]\nbackend = cpu\nlog = error\n' > "$tmp/given.ini"
+(cd "$tmp/cwd" && EMBER_CONFIG= "$top/tools/ember-info" --config "$tmp/given.ini") > "$tmp/given.out" 2>&1
+rc=$?
+r=1
+[ $rc -eq 0 ] && [ "$(grep -c "<- used" "$tmp/given.out")" = 1 ] &&
+    grep -q "^  --config  *$tmp/given.ini  found  <- used" "$tmp/given.out" &&
+    grep -q "^ *\./device.ini (current directory)  *$tmp/cwd/device.ini  found  (not consulted)" "$tmp/given.out" &&
+    grep -q "^ *log  *error  *$tmp/given.ini:3" "$tmp/given.out" && r=0
+ok $r "ember-info --config FILE: FILE is marked used, ./device.ini is not (exit $rc)"
+[ $r -eq 0 ] || sed -n '1,20p' "$tmp/given.out" | sed 's/^/# /'

@@ -188,6 +188,78 @@ static void test_sections_of_plugins(void **state)
     em_config_free(cfg);
 }
 
+/* Keys of backend sections are checked when the file is read, for backends not in use too:
+ * file:line, the keys the plugin accepts and a suggestion. */
+static void test_backend_section_keys(void **state)
+{
+    (void)state;
+    char *p = th_write("keys/cpu.ini", "[device]\nbackend = cpu\n\n[cpu]\nthread = 2\n");
+    TH_EXPECT(create_from(p), EM_ERR_CONFIG, p, ":5: [cpu] thread: unknown key",
+              "threads", "did you mean 'threads'?");
+    free(p);
+    /* [opencl] while the cpu backend is used: only where the opencl plugin is built */
+    char *ocl = th_join(th_env("EMBER_TEST_BACKEND_DIR"), "ember-backend-opencl.so");
+    if (access(ocl, F_OK) != 0) {
+        print_message("# no opencl plugin in this build: [opencl] keys not checked\n");
+    } else {
+        p = th_write("keys/opencl.ini", "[device]\nbackend = cpu\n\n[opencl]\ndevcie = 0\n");
+        TH_EXPECT(create_from(p), EM_ERR_CONFIG, p, ":5: [opencl] devcie: unknown key",
+                  "platform, device, type, cache", "did you mean 'device'?");
+        free(p);
+    }
+    free(ocl);
+}
+
+/* A backend name that is neither one of ember's own nor an installed plugin is a typo: a
+ * configuration error with where it was set, a suggestion and the installed backends, and
+ * no fallback. */
+static void test_unknown_backend_name(void **state)
+{
+    (void)state;
+    char text[PATH_MAX + 256];
+    snprintf(text, sizeof text, "[device]\nbackend = cpux\nfallback = cpu\n[backends]\npath = %s\n",
+             plugin_dir());
+    char *p = th_write("names/cpux.ini", text);
+    int fd;
+    char *cap = th_capture_stderr_begin(&fd);
+    em_status st = create_from(p);
+    char *err = th_capture_stderr_end(fd, cap);
+    TH_EXPECT(st, EM_ERR_CONFIG, p, ":2: [device] backend: unknown backend 'cpux'; did you mean 'cpu'?",
+              "installed backends: ", "tgood", "ember's own: cpu, opencl, cuda",
+              "no ember-backend-cpux.so");
+    assert_string_equal(err, "");   /* no fallback warning: nothing was tried */
+    free(err);
+    free(p);
+    /* a typo in fallback is reported as well, even while the backend works */
+    snprintf(text, sizeof text, "[device]\nbackend = tgood\nfallback = tgod\n[backends]\npath = %s\n",
+             plugin_dir());
+    p = th_write("names/fallback.ini", text);
+    TH_EXPECT(create_from(p), EM_ERR_CONFIG, p, ":3: [device] fallback: unknown backend 'tgod'; "
+              "did you mean 'tgood'?");
+    free(p);
+    /* EMBER_DEVICE names its source */
+    p = th_write("names/cpu.ini", "[device]\nbackend = cpu\n");
+    setenv("EMBER_DEVICE", "cdua:0", 1);
+    TH_EXPECT(create_from(p), EM_ERR_CONFIG, "EMBER_DEVICE=cdua:0: unknown backend 'cdua'; "
+              "did you mean 'cuda'?");
+    unsetenv("EMBER_DEVICE");
+    free(p);
+    /* an installed plugin that cannot run still falls back, as documented */
+    snprintf(text, sizeof text, "[device]\nbackend = tnodev\nfallback = tgood\nop_fallback = error\n"
+             "[backends]\npath = %s\n", plugin_dir());
+    p = th_write("names/nodev.ini", text);
+    cap = th_capture_stderr_begin(&fd);
+    em_context *ctx = NULL;
+    st = em_context_create(&ctx, p);
+    err = th_capture_stderr_end(fd, cap);
+    TH_EXPECT(st, EM_OK, "");
+    assert_string_equal(em_context_backend(ctx), "tgood");
+    assert_non_null(strstr(err, "using fallback 'tgood'"));
+    em_context_free(ctx);
+    free(err);
+    free(p);
+}
+
 /* ------------------------------------------------------------------ the object */
 
 static void test_set_get(void **state)
@@ -406,6 +478,8 @@ int main(void)
         T(test_good_syntax_variants),
         T(test_installed_default_is_valid),
         T(test_sections_of_plugins),
+        T(test_backend_section_keys),
+        T(test_unknown_backend_name),
         T(test_set_get),
         T(test_in_code_errors),
         T(test_in_code_config_runs),

@@ -419,11 +419,24 @@ int main(int argc, char **argv)
     char *report = NULL;
     char *located = em_config_locate(&report);
     const char *file = config ? config : located;
-    if (config)
-        printf("  %s\n  (given with --config: the candidates below are not consulted)\n\n", config);
+    if (config) {
+        FILE *f = fopen(config, "r");
+        printf("  %-34s %s  %s\n  (given with --config: the candidates below are not "
+               "consulted)\n\n", "--config", config, f ? "found  <- used" : "MISSING (an error)");
+        if (f)
+            fclose(f);
+    }
     for (const char *s = report ? report : ""; *s;) {
         size_t w = strcspn(s, "\n");
-        printf("  %.*s\n", (int)w, s);
+        /* with --config, the file em_config_locate would pick is not the one used */
+        const char *used = config ? strstr(s, "<- used") : NULL;
+        const char *missing = config ? strstr(s, "MISSING (an error: EMBER_CONFIG names it)") : NULL;
+        if (used && used < s + w)
+            printf("  %.*s(not consulted)\n", (int)(used - s), s);
+        else if (missing && missing < s + w)
+            printf("  %.*smissing (not consulted)\n", (int)(missing - s), s);
+        else
+            printf("  %.*s\n", (int)w, s);
         s += w + (s[w] == '\n');
     }
     em_config *cfg = em_config_create();

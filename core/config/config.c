@@ -6,6 +6,7 @@
  * checked by em__config_resolve, so a config built in code gets the same checks. */
 #include "config.h"
 #include "internal.h"
+#include "core/install_paths.h"   /* EM_SYSCONFDIR, EM_BACKEND_DIR, EM_LIBDIR (generated) */
 
 #include <errno.h>
 #include <ini.h>

@@ -645,6 +645,8 @@ fail:
 em_status em__backend_open(em_context *ctx)
 {
     em_status st = em__config_resolve(ctx->cfg, &ctx->res, true);
+    if (st == EM_OK && (st = em__check_backend_names(ctx->cfg, &ctx->res)) != EM_OK)
+        em__resolved_free(&ctx->res);   /* a typo is reported, never a reason to fall back */
     if (st != EM_OK)
         return st;
     char reason[1024];

@@ -5,6 +5,7 @@
  * not shadowed by stale installed ones). The current directory is never searched. */
 #include "config.h"
 #include "internal.h"
+#include "core/install_paths.h"   /* EM_SYSCONFDIR, EM_BACKEND_DIR, EM_LIBDIR (generated) */
 
 #include <dlfcn.h>
 #include <limits.h>

@@ -14,16 +14,33 @@
 #include <ember/common.h>
 #include <ember/context.h>
 
+#define EM__NARG_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
+#define EM__NARG(...) EM__NARG_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#ifdef __cplusplus
+/* C++ has no compound literals: there EM_SHAPE(a, b, ...) -> ndim, a pointer to the sizes
+ * (each converted to int64_t, so size_t and int variables both work) in a temporary that
+ * lives until the end of the full expression, i.e. through the call it is an argument of.
+ * Not to be stored: pass it straight to the function. */
+namespace ember {
+namespace detail {
+struct shape {
+    int64_t v[EM_MAX_DIMS];
+    template <typename... T>
+    explicit shape(T... sizes) : v{static_cast<int64_t>(sizes)...} {}
+};
+} /* namespace detail */
+} /* namespace ember */
+#define EM_SHAPE(...) EM__NARG(__VA_ARGS__), ember::detail::shape(__VA_ARGS__).v
+#else
+/* EM_SHAPE(a, b, ...) -> ndim, (const int64_t[]){a, b, ...}  (1 to 8 sizes) */
+#define EM_SHAPE(...) EM__NARG(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct em_tensor em_tensor;
-
-#define EM__NARG_(_1, _2, _3, _4, _5, _6, _7, _8, N, ...) N
-#define EM__NARG(...) EM__NARG_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
-/* EM_SHAPE(a, b, ...) -> ndim, (const int64_t[]){a, b, ...}  (1 to 8 sizes) */
-#define EM_SHAPE(...) EM__NARG(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}
 /* A 0-dimensional (scalar) shape. */
 #define EM_SCALAR_SHAPE 0, NULL
 
