@@ -108,12 +108,13 @@ static bool load_split(em_context *ctx, const char *dir, const char *split, int6
     em_scope_begin(ctx);
     em_tensor *img = em_read_idx(ctx, ipath, EM_F32);
     em_tensor *lab = em_read_idx(ctx, lpath, EM_I64);
+    em_div_scalar_(img, 255.0);   /* in place: no second copy of the images */
     if (img && lab && limit > 0 && limit < em_tensor_shape(img)[0]) {
         img = em_narrow(img, 0, 0, limit);
         lab = em_narrow(lab, 0, 0, limit);
     }
     int64_t n = img ? em_tensor_shape(img)[0] : 0;
-    *x = em_tensor_keep(em_contiguous(em_div_scalar(em_reshape(img, EM_SHAPE(n, 28 * 28)), 255.0)));
+    *x = em_tensor_keep(em_contiguous(em_reshape(img, EM_SHAPE(n, 28 * 28))));
     *y = em_tensor_keep(em_contiguous(lab));
     em_scope_end(ctx);
     return em_context_status(ctx) == EM_OK;
