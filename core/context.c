@@ -396,12 +396,20 @@ void em__buffer_release(em_context *ctx, void *buf, size_t bytes)
 em_status em__backend_failed(em_context *ctx, em_status st, const char *what)
 {
     em_plugin *p = ctx->plugin;
+    /* a failure reported as EM_OK, or with a number outside em_status (as the loader treats
+     * init's): EM_ERR_BACKEND, the raw value in the message */
+    char raw[96] = "";
+    if (st == EM_OK || (unsigned)st > EM_ERR_INTERNAL) {
+        em__snprintf(raw, sizeof raw, " (the backend returned status %d, which is not an "
+                     "em_status error)", (int)st);
+        st = EM_ERR_BACKEND;
+    }
     if (p && p->last_msg[0]) {
-        em__error(ctx, st, "%s on backend %s: %s", what, ctx->backend_name, p->last_msg);
+        em__error(ctx, st, "%s on backend %s: %s%s", what, ctx->backend_name, p->last_msg, raw);
         p->last_msg[0] = 0;
     } else {
-        em__error(ctx, st, "%s failed on backend %s (%s)", what, ctx->backend_name,
-                  em_status_name(st));
+        em__error(ctx, st, "%s failed on backend %s (%s)%s", what, ctx->backend_name,
+                  em_status_name(st), raw);
     }
     return st;
 }

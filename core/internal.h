@@ -681,7 +681,8 @@ struct em_context {
     char *fallback_reason;
     em__fallback *fallback;          /* cpu instance for ops the backend lacks (lazy) */
     /* errors: the first one is kept */
-    em_status status;
+    em_status status;          /* the first error since em_context_clear_error: kept */
+    em_status failed;          /* the last error recorded, kept or not (em__failed) */
     char errmsg[1024];
     /* scopes */
     em__scope *scopes;
@@ -725,10 +726,19 @@ struct em_context {
 };
 
 EM_INTERNAL bool em__grad_mode(const em_context *ctx);
+/* The status of the error recorded last in ctx, whether or not it was kept (em_context_status
+ * keeps the first): what a call that failed returns, and what em_last_error describes, even
+ * when an earlier error is still pending. EM_OK when none was recorded since the last clear. */
+static inline em_status em__failed(const em_context *ctx)
+{
+    return ctx->failed;
+}
 /* Register handle h in the innermost open scope (nothing when none is open). On failure the
  * error is recorded and the caller releases h. */
 EM_INTERNAL em_status em__scope_add(em_context *ctx, em_tensor *h);
-/* Report a failed kernel call: uses the plugin's last message if it set one. */
+/* Report a failed backend call (kernel, copy, allocation, ...): uses the plugin's last message
+ * if it set one. Returns the status recorded: st, or EM_ERR_BACKEND (the raw value in the
+ * message) when st is not an em_status error. */
 EM_INTERNAL em_status em__backend_failed(em_context *ctx, em_status st, const char *what);
 
 #endif

@@ -397,6 +397,40 @@ static void test_errors(void **state)
     assert_null(em_add(a, o));
     assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
     em_context_clear_error(g_ctx);
+    /* in place and binary entry points return the status they record */
+    em_status (*const binary_[])(em_tensor *, em_tensor *) = {em_add_, em_sub_, em_mul_, em_div_,
+                                                              em_copy_};
+    for (size_t i = 0; i < sizeof binary_ / sizeof binary_[0]; i++) {
+        assert_int_equal(binary_[i](a, o), EM_ERR_DEVICE);
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+        em_context_clear_error(g_ctx);
+        assert_int_equal(binary_[i](o, a), EM_ERR_DEVICE);
+        assert_int_equal(em_context_status(other), EM_ERR_DEVICE);
+        em_context_clear_error(other);
+        assert_int_equal(em_context_status(g_ctx), EM_OK);
+    }
+    em_tensor *mask = em_gt_scalar(o, 0), *index = em_zeros(other, EM_I64, EM_SHAPE(2, 3));
+    assert_int_equal(em_masked_fill_(a, mask, 1), EM_ERR_DEVICE);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+    em_context_clear_error(g_ctx);
+    assert_int_equal(em_scatter_add_(a, 0, index, o), EM_ERR_DEVICE);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+    em_context_clear_error(g_ctx);
+    /* with an earlier error still pending (kept by em_context_status), a call returns its
+     * own failure, the one em_last_error describes */
+    bool same = true;
+    for (size_t i = 0; i < sizeof binary_ / sizeof binary_[0] + 3; i++) {
+        assert_null(em_neg(gone));
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_FREED);
+        em_status st = i < sizeof binary_ / sizeof binary_[0] ? binary_[i](a, o)
+                       : i == sizeof binary_ / sizeof binary_[0] ? em_masked_fill_(a, mask, 1)
+                       : i == sizeof binary_ / sizeof binary_[0] + 1 ? em_scatter_add_(a, 0, index, o)
+                                                                     : em_equal(a, o, &same);
+        assert_int_equal(st, EM_ERR_DEVICE);
+        assert_non_null(strstr(em_last_error(), "same context"));
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_FREED);
+        em_context_clear_error(g_ctx);
+    }
     em_tensor *moved = em_to_context(o, g_ctx);
     assert_non_null(moved);
     assert_ptr_equal(em_tensor_context(moved), g_ctx);

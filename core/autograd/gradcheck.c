@@ -49,7 +49,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     em_tensor *out_h = fn(inputs, n_inputs, user);
     em__tensor *out = em__obj(out_h);
     if (!out) {
-        st = ctx->status ? ctx->status : EM_ERR_INVALID;
+        st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_INVALID;
         em__snprintf(res->message, sizeof res->message, "function failed: %s", em_context_error(ctx));
         em_scope_end(ctx);
         return st;
@@ -70,7 +70,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     em_tensor *loss = em_sum(em_mul(out_h, r));
     if (!loss || !out->requires_grad) {
         st = loss ? em__error(ctx, EM_ERR_AUTOGRAD, "em_gradcheck: output does not require grad")
-                  : ctx->status;
+                  : em__failed(ctx);
         em_scope_end(ctx);
         goto done;
     }
@@ -84,7 +84,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     for (int i = 0; i < n_inputs && st == EM_OK; i++) {
         copies[i] = em_tensor_keep(em_clone(em_to_dtype(em_detach(inputs[i]), EM_F64)));
         if (!copies[i])
-            st = ctx->status;
+            st = em__failed(ctx);
     }
     em_scope_end(ctx);
     if (st != EM_OK)
@@ -125,8 +125,8 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
             if (st != EM_OK)
                 break;
             if (isnan(lp) || isnan(lm)) {
-                if (ctx->status != EM_OK) {
-                    st = ctx->status;
+                if (em__failed(ctx) != EM_OK) {
+                    st = em__failed(ctx);
                     break;
                 }
             }

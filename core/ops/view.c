@@ -117,7 +117,7 @@ static em_status fw_view(em_call *c)
                          "contiguous subspaces). Use em_reshape instead.", s, o);
     }
     c->out = em__tensor_view(c->in[0], c->out_ndim, c->out_shape, strides, c->in[0]->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_reshape_back(em_bw *b)
@@ -164,7 +164,7 @@ static em_status fw_transpose(em_call *c)
         strides[d1] = t;
     }
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 static em_status bw_transpose(em_bw *b)
 {
@@ -190,7 +190,7 @@ static em_status fw_expand(em_call *c)
         strides[i] = (j < 0 || (a->shape[j] == 1 && c->out_shape[i] != 1)) ? 0 : a->strides[j];
     }
     c->out = em__tensor_view(a, nd, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 static em_status bw_expand(em_bw *b)
 {

@@ -34,7 +34,7 @@ static em_status fw_permute(em_call *c)
     for (int i = 0; i < a->ndim; i++)
         strides[i] = a->strides[c->p.shape[i]];
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_permute(em_bw *b)
@@ -72,7 +72,7 @@ static em_status fw_slice(em_call *c)
     strides[d] *= c->p.shape[2];
     int64_t offset = a->offset + (c->p.shape[1] > 0 ? c->p.shape[0] * a->strides[d] : 0);
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 /* The gradient of a selecting view: zeros of the input's shape, g copied into the view
@@ -80,7 +80,7 @@ static em_status fw_slice(em_call *c)
 static em_status scatter_into_zeros(em_bw *b, em_tensor *zeros, em_tensor *sub)
 {
     if (!sub)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     em_status st = em_copy_(sub, b->grad_out);
     if (st != EM_OK)
         return st;
@@ -92,7 +92,7 @@ static em_status bw_slice(em_bw *b)
 {
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], b->in_ndim[0], b->in_shape[0]);
     if (!z)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     int64_t start = b->p->shape[0], len = b->p->shape[1], step = b->p->shape[2];
     int64_t end = len > 0 ? start + (len - 1) * step + 1 : start;
     return scatter_into_zeros(b, z, em_slice(z, b->p->i[0], start, end, step));
@@ -133,14 +133,14 @@ static em_status fw_select(em_call *c)
             strides[n++] = a->strides[i];
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides,
                               a->offset + c->p.shape[0] * a->strides[d]);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_select(em_bw *b)
 {
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], b->in_ndim[0], b->in_shape[0]);
     if (!z)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     return scatter_into_zeros(b, z, em_select(z, b->p->i[0], b->p->shape[0]));
 }
 

@@ -377,7 +377,7 @@ EMBER_API em_status em_tensor_print(em_tensor *t, FILE *f)
 {
     char *s = em_tensor_str(t);
     if (!s)
-        return em__obj_quiet(t) ? em__obj_quiet(t)->ctx->status : t ? EM_ERR_FREED : EM_ERR_INVALID;
+        return em__obj_quiet(t) ? em__failed(em__obj_quiet(t)->ctx) : t ? EM_ERR_FREED : EM_ERR_INVALID;
     fputs(s, f ? f : stdout);
     fputc('\n', f ? f : stdout);
     free(s);

@@ -498,7 +498,7 @@ static em_status download(em__tensor *t, void *dst)
     if (!em__is_contiguous(t)) {
         src = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
         if (!src)
-            return ctx->status;
+            return em__failed(ctx);
         em__tensor *in[1] = {t};
         em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), src, in, 1, NULL, NULL);
         if (st != EM_OK) {
