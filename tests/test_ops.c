@@ -5,6 +5,7 @@
  * every backend: one source of truth for them.
  * Built once per backend; skips (TAP plan 1..0) where that backend has no device. */
 #include "backend_harness.h"
+#include <ember/info.h>
 
 static const em_dtype float_dtypes[] = {EM_F32, EM_F64};
 
@@ -437,6 +438,68 @@ static void test_errors(void **state)
     em_context_free(other);
 }
 
+/* ------------------------------------------------------------------ hardening */
+
+/* The error recorded in g_ctx is `st` and its message contains `part`; then cleared. */
+static void expect_ctx_error(em_status st, const char *part)
+{
+    if (em_context_status(g_ctx) != st || !strstr(em_context_error(g_ctx), part))
+        fail_msg("expected %s with '%s', got %s: %s", em_status_name(st), part,
+                 em_status_name(em_context_status(g_ctx)), em_context_error(g_ctx));
+    em_context_clear_error(g_ctx);
+}
+
+static em_tensor *square_sum(em_tensor *const *in, int n, void *user)
+{
+    (void)n;
+    (void)user;
+    return em_sum(em_mul(in[0], in[0]));
+}
+
+/* Every output pointer of the public API: NULL is EM_ERR_INVALID naming the argument. */
+static void test_null_outputs(void **state)
+{
+    (void)state;
+    em_tensor *s = em_scalar(g_ctx, EM_F64, 2.5);
+    em_tensor *v = em_zeros(g_ctx, EM_F32, EM_SHAPE(4));
+    em_tensor *e = em_zeros(g_ctx, EM_F32, EM_SHAPE(0));
+    assert_int_equal(em_item_get(s, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_item_get_i64(s, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_all(em_gt_scalar(v, 0), NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "em_all: out is NULL");
+    assert_int_equal(em_equal(v, v, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "em_equal: out is NULL");
+    assert_int_equal(em_tensor_to_host(v, NULL, 16), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_tensor_to_host(e, NULL, 0), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_tensor_to_host_async(v, NULL, 16), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_split(v, 2, 0, NULL, 0), -1);
+    expect_ctx_error(EM_ERR_INVALID, "split: out is NULL");
+    assert_int_equal(em_chunk(v, 2, 0, NULL, 4), -1);
+    expect_ctx_error(EM_ERR_INVALID, "chunk: out is NULL");
+    em_tensor *ts[1] = {v};
+    em_batches *b = em_batches_create(ts, 1, 2, false, 0, false);
+    assert_non_null(b);
+    assert_false(em_batches_next(b, NULL));
+    expect_ctx_error(EM_ERR_INVALID, "em_batches_next: out is NULL");
+    em_batches_free(b);
+    em_tensor *x = em_ones(g_ctx, EM_F64, EM_SHAPE(2));
+    assert_int_equal(em_tensor_set_requires_grad(x, true), EM_OK);
+    assert_int_equal(em_gradcheck(square_sum, &x, 1, NULL, 1e-6, 1e-5, 1e-3, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "result is NULL"));
+    assert_int_equal(em_context_create(NULL, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "out is NULL"));
+    assert_int_equal(em_safetensors_open(g_ctx, "unused.safetensors", NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_registry_scan(NULL, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "out is NULL"));
+    assert_ok_ctx();
+}
+
 /* ------------------------------------------------------------------ memory */
 
 static void test_memory_steady(void **state)
@@ -470,7 +533,8 @@ int main(void)
         EM_TEST(test_creation),   EM_TEST(test_compare_select), EM_TEST(test_bmm_matmul),
         EM_TEST(test_reduce),     EM_TEST(test_views),          EM_TEST(test_inplace),
         EM_TEST(test_fill_expanded_int),
-        EM_TEST(test_errors),     EM_TEST(test_memory_steady),
+        EM_TEST(test_errors),     EM_TEST(test_null_outputs),
+        EM_TEST(test_memory_steady),
     };
     char name[64];
     snprintf(name, sizeof name, "ops on %s", test_backend_name());

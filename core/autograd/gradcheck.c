@@ -31,8 +31,12 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
                                  void *user, double eps, double atol, double rtol,
                                  em_gradcheck_result *res)
 {
-    if (!fn || !inputs || n_inputs <= 0 || n_inputs > 16 || !res)
-        return em__error_global(EM_ERR_INVALID, "em_gradcheck: invalid arguments");
+    if (!res)
+        return em__error_global(EM_ERR_INVALID, "em_gradcheck: result is NULL");
+    if (!fn || !inputs || n_inputs <= 0 || n_inputs > 16)
+        return em__error_global(EM_ERR_INVALID, "em_gradcheck: invalid arguments (fn %s, inputs "
+                                "%s, n_inputs %d: 1 to 16)", fn ? "given" : "NULL",
+                                inputs ? "given" : "NULL", n_inputs);
     memset(res, 0, sizeof *res);
     res->worst_input = -1;
     for (int i = 0; i < n_inputs; i++)

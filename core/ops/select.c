@@ -315,19 +315,25 @@ static em_status all_true(em__tensor *mask, bool *out)
 
 EMBER_API em_status em_all(em_tensor *mask_h, bool *out)
 {
-    if (!mask_h || !out)
-        return em__error_global(EM_ERR_INVALID, "em_all: NULL argument");
+    if (!mask_h)
+        return em__error_global(EM_ERR_INVALID, "em_all: NULL tensor");
     em__tensor *mask = em__obj(mask_h);
-    return mask ? all_true(mask, out) : EM_ERR_FREED;
+    if (!mask)
+        return EM_ERR_FREED;
+    if (!out)
+        return em__error(mask->ctx, EM_ERR_INVALID, "em_all: out is NULL");
+    return all_true(mask, out);
 }
 
 EMBER_API em_status em_equal(em_tensor *ah, em_tensor *bh, bool *out)
 {
-    if (!ah || !bh || !out)
-        return em__error_global(EM_ERR_INVALID, "em_equal: NULL argument");
+    if (!ah || !bh)
+        return em__error_global(EM_ERR_INVALID, "em_equal: NULL tensor");
     em__tensor *a = em__obj(ah), *b = em__obj(bh);
     if (!a || !b)
         return EM_ERR_FREED;
+    if (!out)
+        return em__error(a->ctx, EM_ERR_INVALID, "em_equal: out is NULL");
     *out = false;
     if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim))
         return EM_OK;

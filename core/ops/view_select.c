@@ -287,11 +287,11 @@ EMBER_API em_tensor *em_select(em_tensor *h, int dim, int64_t index)
 static int make_pieces(const char *name, em__tensor *t, const em_op *op, int d, int64_t size,
                        int64_t n, em_tensor **out, int max)
 {
+    if (!out)
+        return em__error(t->ctx, EM_ERR_INVALID, "%s: out is NULL", name), -1;
     if (n > max)
         return em__error(t->ctx, EM_ERR_INVALID, "%s: %lld pieces do not fit in the %d handles "
                          "given", name, (long long)n, max), -1;
-    if (!out)
-        return em__error(t->ctx, EM_ERR_INVALID, "%s: NULL output array", name), -1;
     em_tensor **h = calloc((size_t)n, sizeof *h);
     if (!h)
         return em__error(t->ctx, EM_ERR_OOM, "%s: out of memory", name), -1;

@@ -253,7 +253,9 @@ static em__tensor *transfer_target(em_tensor *h, const void *mem, size_t bytes, 
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
     if (upload && !em__is_contiguous(t))
         *st = em__error(t->ctx, EM_ERR_INVALID, "%s: tensor is not contiguous", fn);
-    else if (!mem || (upload ? bytes != need : bytes < need))
+    else if (!mem)
+        *st = em__error(t->ctx, EM_ERR_INVALID, "%s: %s is NULL", fn, upload ? "src" : "dst");
+    else if (upload ? bytes != need : bytes < need)
         *st = em__error(t->ctx, EM_ERR_INVALID, "%s: %s has %zu bytes, the tensor %zu", fn,
                         upload ? "source" : "destination", mem ? bytes : 0, need);
     else if (upload && t->requires_grad && !t->grad_fn && em__grad_mode(t->ctx))

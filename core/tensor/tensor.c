@@ -594,9 +594,11 @@ EMBER_API em_status em_tensor_to_host(em_tensor *h, void *dst, size_t bytes)
     if (!t)
         return EM_ERR_FREED;
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
-    if (!dst || bytes < need)
+    if (!dst)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_to_host: dst is NULL");
+    if (bytes < need)
         return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_to_host: destination of %zu bytes is "
-                         "too small for %zu bytes", dst ? bytes : 0, need);
+                         "too small for %zu bytes", bytes, need);
     return download(t, dst);
 }
 
