@@ -189,6 +189,12 @@ EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold
 {
     if (!ctx)
         return;
+    if (precision > EM__PRINT_MAX_PRECISION) {   /* the setting is kept */
+        em__error(ctx, EM_ERR_INVALID, "em_set_printoptions: precision %d is above the largest "
+                  "accepted, %d (a double has no more decimals)", precision,
+                  EM__PRINT_MAX_PRECISION);
+        precision = -1;
+    }
     if (precision >= 0)
         ctx->print_precision = precision;
     if (threshold >= 0)

@@ -500,6 +500,61 @@ static void test_null_outputs(void **state)
     assert_ok_ctx();
 }
 
+/* Element counts, byte counts and strides are computed with overflow checks: a shape whose
+ * count (zeros counted as ones, as strides need) overflows is EM_ERR_SHAPE naming it. */
+static void test_count_overflow(void **state)
+{
+    (void)state;
+    const int64_t big = (int64_t)1 << 32, huge = (int64_t)1 << 40;
+    em_tensor *one = em_ones(g_ctx, EM_F32, EM_SHAPE(1, 1));
+    /* 2^64 elements: a wrapped count would be 0, and sum 0 with EM_OK */
+    em_tensor *x = em_expand(one, EM_SHAPE(big, big));
+    assert_null(x);
+    assert_null(em_sum(x));
+    expect_ctx_error(EM_ERR_SHAPE, "expand: shape [4294967296, 4294967296] has too many elements");
+    em_tensor *z = em_zeros(g_ctx, EM_F32, EM_SHAPE(0));
+    assert_null(em_view(z, EM_SHAPE(big, big)));
+    expect_ctx_error(EM_ERR_SHAPE, "view: shape [4294967296, 4294967296] has too many elements");
+    assert_null(em_reshape(z, EM_SHAPE(big, -1, big)));
+    expect_ctx_error(EM_ERR_SHAPE, "reshape: shape [4294967296, -1, 4294967296] has too many");
+    /* no elements, but the strides of the other sizes overflow */
+    assert_null(em_view(z, EM_SHAPE(0, huge, huge)));
+    expect_ctx_error(EM_ERR_SHAPE, "[0, 1099511627776, 1099511627776] has too many elements");
+    assert_null(em_zeros(g_ctx, EM_F32, EM_SHAPE(0, huge, huge)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_zeros: shape [0, 1099511627776, 1099511627776]");
+    assert_null(em_tensor_from_data(g_ctx, EM_F64, EM_SHAPE(huge, 0, huge), NULL));
+    expect_ctx_error(EM_ERR_SHAPE, "em_tensor_from_data: shape [1099511627776, 0, 1099511627776]");
+    assert_null(em_randn(g_ctx, EM_F32, EM_SHAPE(2, INT64_MAX, 0)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_randn: shape [2, 9223372036854775807, 0]");
+    assert_null(em_randn(g_ctx, EM_F64, EM_SHAPE(INT64_MAX)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_randn: shape [9223372036854775807]");
+    /* broadcasting two valid views into a result of 2^64 elements */
+    em_tensor *col = em_expand(one, EM_SHAPE(big, 1)), *row = em_expand(one, EM_SHAPE(1, big));
+    assert_non_null(col);
+    assert_non_null(row);
+    assert_null(em_add(col, row));
+    expect_ctx_error(EM_ERR_SHAPE, "add: shape [4294967296, 4294967296] has too many elements");
+    /* cat: 64 views of 2^58 elements sum to 2^64 along dim 0 */
+    em_tensor *part = em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE((int64_t)1 << 58));
+    assert_non_null(part);
+    em_tensor *parts[64];
+    for (int i = 0; i < 64; i++)
+        parts[i] = part;
+    assert_null(em_cat(parts, 64, 0));
+    expect_ctx_error(EM_ERR_SHAPE, "cat: the sizes along dimension 0 overflow");
+    /* arange whose length overflows int64 before it is counted */
+    assert_null(em_arange(g_ctx, EM_I64, -9e18, 9e18, 1));
+    expect_ctx_error(EM_ERR_INVALID, "em_arange");
+    /* the largest shapes still accepted as views */
+    int64_t most = INT64_MAX / 16;
+    em_tensor *wide = em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE(most));
+    assert_non_null(wide);
+    assert_int_equal(em_tensor_numel(wide), most);
+    assert_null(em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE(most + 1)));
+    expect_ctx_error(EM_ERR_SHAPE, "has too many elements");
+    assert_ok_ctx();
+}
+
 /* ------------------------------------------------------------------ memory */
 
 static void test_memory_steady(void **state)
@@ -533,7 +588,7 @@ int main(void)
         EM_TEST(test_creation),   EM_TEST(test_compare_select), EM_TEST(test_bmm_matmul),
         EM_TEST(test_reduce),     EM_TEST(test_views),          EM_TEST(test_inplace),
         EM_TEST(test_fill_expanded_int),
-        EM_TEST(test_errors),     EM_TEST(test_null_outputs),
+        EM_TEST(test_errors),     EM_TEST(test_null_outputs),   EM_TEST(test_count_overflow),
         EM_TEST(test_memory_steady),
     };
     char name[64];

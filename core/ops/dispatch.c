@@ -92,6 +92,9 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return NULL;
+    /* every result's shape is checked here, views included (expand, broadcasting) */
+    if (em__check_shape_size(ctx, op->name, c.out_ndim, c.out_shape) != EM_OK)
+        return NULL;
     bool record = records(op, ctx, c.out_dtype, in, n_in);
     if (record && refresh_views(in, n_in) != EM_OK)
         return NULL;

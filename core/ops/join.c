@@ -97,7 +97,13 @@ static em_status join_check(em_context *ctx, bool stack, em__tensor *const *ts, 
                                  "dimension %d. Expected size %lld but got size %lld for tensor "
                                  "number %d in the list.", d, (long long)v->shape[k],
                                  (long long)t->shape[k], i);
-        total += t->shape[d];
+        if (__builtin_add_overflow(total, t->shape[d], &total) || total > EM__MAX_NUMEL) {
+            char a[200];
+            em__shape_str(t->ndim, t->shape, a, sizeof a);
+            return em__error(ctx, EM_ERR_SHAPE, "cat: the sizes along dimension %d overflow (at "
+                             "most %lld elements; tensor number %d has shape %s)", d,
+                             (long long)EM__MAX_NUMEL, i, a);
+        }
     }
     *dim = d;
     *out_ndim = v->ndim;

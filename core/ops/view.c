@@ -69,8 +69,12 @@ static bool infer_shape(em_context *ctx, const char *opname, const em__tensor *t
         } else if (shape[i] < 0) {
             em__error(ctx, EM_ERR_SHAPE, "%s: invalid shape dimension %lld", opname, (long long)shape[i]);
             return false;
-        } else {
-            known *= shape[i];
+        } else if (__builtin_mul_overflow(known, shape[i], &known) || known > EM__MAX_NUMEL) {
+            char s[200];
+            em__shape_str(nd, shape, s, sizeof s);
+            em__error(ctx, EM_ERR_SHAPE, "%s: shape %s has too many elements (the product of its "
+                      "sizes overflows: at most %lld elements)", opname, s, (long long)EM__MAX_NUMEL);
+            return false;
         }
         out[i] = shape[i];
     }
