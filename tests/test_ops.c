@@ -542,6 +542,13 @@ static void test_count_overflow(void **state)
         parts[i] = part;
     assert_null(em_cat(parts, 64, 0));
     expect_ctx_error(EM_ERR_SHAPE, "cat: the sizes along dimension 0 overflow");
+    /* a step whose stride product overflows, on a slice of one element */
+    em_tensor *sl = em_slice(em_arange(g_ctx, EM_F32, 0, 5, 1), 0, 1, 5, INT64_MAX);
+    assert_int_equal(em_tensor_numel(sl), 1);
+    assert_true(em_item(sl) == 1.0);
+    /* reshape of an empty tensor to sizes whose strides overflow (before any view is tried) */
+    assert_null(em_reshape(z, EM_SHAPE(huge, huge, 0)));
+    expect_ctx_error(EM_ERR_SHAPE, "reshape: shape [1099511627776, 1099511627776, 0] has too many");
     /* arange whose length overflows int64 before it is counted */
     assert_null(em_arange(g_ctx, EM_I64, -9e18, 9e18, 1));
     expect_ctx_error(EM_ERR_INVALID, "em_arange");

@@ -95,7 +95,8 @@ static bool infer_shape(em_context *ctx, const char *opname, const em__tensor *t
                   (long long)numel);
         return false;
     }
-    return true;
+    /* a zero size hides the product of the others, which the strides would need */
+    return em__check_shape_size(ctx, opname, nd, out) == EM_OK;
 }
 
 /* ----------------------------------------------------------------- descriptors */

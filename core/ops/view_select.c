@@ -69,7 +69,11 @@ static em_status fw_slice(em_call *c)
     int d = c->p.i[0];
     int64_t strides[EM_MAX_DIMS];
     memcpy(strides, a->strides, sizeof(int64_t) * (size_t)a->ndim);
-    strides[d] *= c->p.shape[2];
+    /* stride * step fits whenever the slice has two elements or more (it is then less than
+     * the dimension's extent); with one or none, a huge step may not, and is not needed */
+    int64_t stepped;
+    if (!__builtin_mul_overflow(strides[d], c->p.shape[2], &stepped))
+        strides[d] = stepped;
     int64_t offset = a->offset + (c->p.shape[1] > 0 ? c->p.shape[0] * a->strides[d] : 0);
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, offset);
     return c->out ? EM_OK : em__failed(c->ctx);
