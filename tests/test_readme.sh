@@ -17,7 +17,9 @@ echo "1..4"
 # the first ```c block of the README
 awk '/^```c$/ && !done { on = 1; next } /^```$/ && on { on = 0; done = 1 } on' \
     "$src/README.md" > "$tmp/first.c"
-if ! $cc -std=c11 -Wall -Wextra -Werror -I"$src/include" -o "$tmp/first" "$tmp/first.c" \
+# a sanitizer build's libember needs its runtime in the program too
+san=$(sed -n 's/^CFLAGS = .*\(-fsanitize=[^ ]*\).*/\1/p' "$top/Makefile" 2>/dev/null)
+if ! $cc -std=c11 -Wall -Wextra -Werror $san -I"$src/include" -o "$tmp/first" "$tmp/first.c" \
         -L"$top/.libs" -Wl,-rpath,"$top/.libs" -lember > "$tmp/cc.log" 2>&1; then
     echo "not ok 1 - README's first snippet builds with -Wall -Wextra -Werror"
     sed 's/^/# /' "$tmp/cc.log"
