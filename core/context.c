@@ -189,6 +189,12 @@ EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold
 {
     if (!ctx)
         return;
+    if (precision > EM__PRINT_MAX_PRECISION) {   /* the setting is kept */
+        em__error(ctx, EM_ERR_INVALID, "em_set_printoptions: precision %d is above the largest "
+                  "accepted, %d (a double has no more decimals)", precision,
+                  EM__PRINT_MAX_PRECISION);
+        precision = -1;
+    }
     if (precision >= 0)
         ctx->print_precision = precision;
     if (threshold >= 0)
@@ -396,12 +402,20 @@ void em__buffer_release(em_context *ctx, void *buf, size_t bytes)
 em_status em__backend_failed(em_context *ctx, em_status st, const char *what)
 {
     em_plugin *p = ctx->plugin;
+    /* a failure reported as EM_OK, or with a number outside em_status (as the loader treats
+     * init's): EM_ERR_BACKEND, the raw value in the message */
+    char raw[96] = "";
+    if (st == EM_OK || (unsigned)st > EM_ERR_INTERNAL) {
+        em__snprintf(raw, sizeof raw, " (the backend returned status %d, which is not an "
+                     "em_status error)", (int)st);
+        st = EM_ERR_BACKEND;
+    }
     if (p && p->last_msg[0]) {
-        em__error(ctx, st, "%s on backend %s: %s", what, ctx->backend_name, p->last_msg);
+        em__error(ctx, st, "%s on backend %s: %s%s", what, ctx->backend_name, p->last_msg, raw);
         p->last_msg[0] = 0;
     } else {
-        em__error(ctx, st, "%s failed on backend %s (%s)", what, ctx->backend_name,
-                  em_status_name(st));
+        em__error(ctx, st, "%s failed on backend %s (%s)%s", what, ctx->backend_name,
+                  em_status_name(st), raw);
     }
     return st;
 }

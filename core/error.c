@@ -85,6 +85,7 @@ em_status em__error(em_context *ctx, em_status st, const char *fmt, ...)
         snprintf(tls_error, sizeof tls_error, "%s", msg);
         return st;
     }
+    ctx->failed = st;
     if (ctx->status == EM_OK) {
         ctx->status = st;
         snprintf(ctx->errmsg, sizeof ctx->errmsg, "%s", msg);
@@ -151,5 +152,6 @@ EMBER_API void em_context_clear_error(em_context *ctx)
     if (!ctx)
         return;
     ctx->status = EM_OK;
+    ctx->failed = EM_OK;
     ctx->errmsg[0] = 0;
 }

@@ -295,7 +295,23 @@ EM_INTERNAL em__tensor *em__tensor_view(em__tensor *src, int ndim, const int64_t
 EM_INTERNAL void em__tensor_view_multi_output(em__tensor *t, int nr);
 /* t owns its storage after all (reshape's copy): it is not a view, and records no base. */
 EM_INTERNAL void em__tensor_unview(em__tensor *t);
+/* em_set_printoptions' largest precision: a double's exact decimal expansion has at most
+ * 1074 digits after the point; more would only add zeros. */
+#define EM__PRINT_MAX_PRECISION 1074
+
+/* The element count of a shape already checked (every tensor's is: its shape passed
+ * em__numel_checked when it was made). */
 EM_INTERNAL int64_t em__numel(int ndim, const int64_t *shape);
+/* The most elements a tensor may have: its byte count (8-byte elements) and every contiguous
+ * stride and storage offset then fit in int64 with room to spare. */
+#define EM__MAX_NUMEL (INT64_MAX / 16)
+/* Whether a shape is one ember can hold: no negative size, and the product of its sizes,
+ * zeros counted as ones (so that its contiguous strides exist too), at most EM__MAX_NUMEL
+ * (overflow-checked). *numel (may be NULL) gets the element count. */
+EM_INTERNAL bool em__numel_checked(int ndim, const int64_t *shape, int64_t *numel);
+/* The same, as a status: EM_OK, or EM_ERR_SHAPE recorded naming op and the shape. */
+EM_INTERNAL em_status em__check_shape_size(em_context *ctx, const char *op, int ndim,
+                                           const int64_t *shape);
 EM_INTERNAL bool em__is_contiguous(const em__tensor *t);
 EM_INTERNAL void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Fill a kernel view from a tensor. */
@@ -681,7 +697,8 @@ struct em_context {
     char *fallback_reason;
     em__fallback *fallback;          /* cpu instance for ops the backend lacks (lazy) */
     /* errors: the first one is kept */
-    em_status status;
+    em_status status;          /* the first error since em_context_clear_error: kept */
+    em_status failed;          /* the last error recorded, kept or not (em__failed) */
     char errmsg[1024];
     /* scopes */
     em__scope *scopes;
@@ -721,14 +738,23 @@ struct em_context {
     int n_bins, cap_bins;
     size_t mem_in_use, mem_cached, mem_peak;
     /* print options */
-    int print_precision, print_threshold, print_edgeitems, print_linewidth;
+    int print_precision, print_threshold, print_edgeitems, print_linewidth;   /* (print.c) */
 };
 
 EM_INTERNAL bool em__grad_mode(const em_context *ctx);
+/* The status of the error recorded last in ctx, whether or not it was kept (em_context_status
+ * keeps the first): what a call that failed returns, and what em_last_error describes, even
+ * when an earlier error is still pending. EM_OK when none was recorded since the last clear. */
+static inline em_status em__failed(const em_context *ctx)
+{
+    return ctx->failed;
+}
 /* Register handle h in the innermost open scope (nothing when none is open). On failure the
  * error is recorded and the caller releases h. */
 EM_INTERNAL em_status em__scope_add(em_context *ctx, em_tensor *h);
-/* Report a failed kernel call: uses the plugin's last message if it set one. */
+/* Report a failed backend call (kernel, copy, allocation, ...): uses the plugin's last message
+ * if it set one. Returns the status recorded: st, or EM_ERR_BACKEND (the raw value in the
+ * message) when st is not an em_status error. */
 EM_INTERNAL em_status em__backend_failed(em_context *ctx, em_status st, const char *what);
 
 #endif

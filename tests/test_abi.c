@@ -391,6 +391,40 @@ static void test_half_async_refused(void **state)
     em_config_free(cfg);
 }
 
+/* A kernel returning a number outside em_status (1234, -1), or EM_OK on failure's behalf:
+ * the call fails with EM_ERR_BACKEND, the raw value in the message, in the functional and
+ * the in-place forms; a status inside the enum is kept as it is. */
+static void test_odd_kernel_statuses(void **state)
+{
+    (void)state;
+    stats();   /* loads the plugin's shared object */
+    atomic_int *forced = dlsym(g_dl, "tplugin_kernel_status_");
+    assert_non_null(forced);
+    em_context *ctx = open_mode("tgood", NULL, "error");
+    em_tensor *a = vec(ctx, EM_F32, 4, 1), *b = vec(ctx, EM_F32, 4, 10);
+    const int odd[] = {1234, -1, (int)EM_ERR_INTERNAL + 1};
+    char raw[64];
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        snprintf(raw, sizeof raw, "returned status %d,", odd[i]);
+        atomic_store(forced, odd[i]);
+        assert_null(em_add(a, b));
+        TH_EXPECT_MSG(em_context_status(ctx), EM_ERR_BACKEND, em_context_error(ctx), "add", raw);
+        em_context_clear_error(ctx);
+        assert_int_equal(em_add_(a, b), EM_ERR_BACKEND);
+        TH_EXPECT_MSG(em_context_status(ctx), EM_ERR_BACKEND, em_context_error(ctx), raw);
+        em_context_clear_error(ctx);
+        atomic_store(forced, 0);
+        assert_true(at(a, 3) == 4);   /* the failed in-place add changed nothing */
+    }
+    atomic_store(forced, EM_ERR_OOM);
+    assert_null(em_add(a, b));
+    assert_int_equal(em_context_status(ctx), EM_ERR_OOM);
+    em_context_clear_error(ctx);
+    atomic_store(forced, 0);
+    assert_true(at(em_add(a, b), 3) == 17);
+    em_context_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_host_buffer_liar_is_visible),
         cmocka_unit_test(test_async_copies_ordered),
         cmocka_unit_test(test_half_async_refused),
+        cmocka_unit_test(test_odd_kernel_statuses),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (g_dl)

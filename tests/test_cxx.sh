@@ -11,6 +11,9 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 unset EMBER_DEVICE EMBER_BACKEND_PATH
 flags="-std=c++17 -pedantic -Wall -Wextra -Werror"
+# a sanitizer build's libember needs its runtime in the program too
+san=$(sed -n 's/^CFLAGS = .*\(-fsanitize=[^ ]*\).*/\1/p' "$top/Makefile" 2>/dev/null)
+flags="$flags${san:+ $san}"
 if ! command -v $cxx > /dev/null 2>&1; then
     echo "1..0 # SKIP no g++"
     exit 0

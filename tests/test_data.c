@@ -90,6 +90,11 @@ static void test_idx_errors(void **state)
     expect_idx_error(longer, sizeof longer, EM_ERR_IO, "data longer");
     expect_idx_error(idx3, 10, EM_ERR_IO, "truncated header");
     expect_idx_error(idx3, 2, EM_ERR_IO, "truncated header");
+    /* no data, but the sizes past the zero have a product no stride can hold */
+    const unsigned char zero_big[] = {0, 0, 8, 3, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+                                      0xff, 0xff, 0xff, 0xff};
+    expect_idx_error(zero_big, sizeof zero_big, EM_ERR_IO,
+                     "sizes [0, 4294967295, 4294967295] too large");
 }
 
 static void test_fashion_mnist(void **state)

@@ -5,6 +5,7 @@
  * every backend: one source of truth for them.
  * Built once per backend; skips (TAP plan 1..0) where that backend has no device. */
 #include "backend_harness.h"
+#include <ember/info.h>
 
 static const em_dtype float_dtypes[] = {EM_F32, EM_F64};
 
@@ -397,10 +398,168 @@ static void test_errors(void **state)
     assert_null(em_add(a, o));
     assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
     em_context_clear_error(g_ctx);
+    /* in place and binary entry points return the status they record */
+    em_status (*const binary_[])(em_tensor *, em_tensor *) = {em_add_, em_sub_, em_mul_, em_div_,
+                                                              em_copy_};
+    for (size_t i = 0; i < sizeof binary_ / sizeof binary_[0]; i++) {
+        assert_int_equal(binary_[i](a, o), EM_ERR_DEVICE);
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+        em_context_clear_error(g_ctx);
+        assert_int_equal(binary_[i](o, a), EM_ERR_DEVICE);
+        assert_int_equal(em_context_status(other), EM_ERR_DEVICE);
+        em_context_clear_error(other);
+        assert_int_equal(em_context_status(g_ctx), EM_OK);
+    }
+    em_tensor *mask = em_gt_scalar(o, 0), *index = em_zeros(other, EM_I64, EM_SHAPE(2, 3));
+    assert_int_equal(em_masked_fill_(a, mask, 1), EM_ERR_DEVICE);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+    em_context_clear_error(g_ctx);
+    assert_int_equal(em_scatter_add_(a, 0, index, o), EM_ERR_DEVICE);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_DEVICE);
+    em_context_clear_error(g_ctx);
+    /* with an earlier error still pending (kept by em_context_status), a call returns its
+     * own failure, the one em_last_error describes */
+    bool same = true;
+    for (size_t i = 0; i < sizeof binary_ / sizeof binary_[0] + 3; i++) {
+        assert_null(em_neg(gone));
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_FREED);
+        em_status st = i < sizeof binary_ / sizeof binary_[0] ? binary_[i](a, o)
+                       : i == sizeof binary_ / sizeof binary_[0] ? em_masked_fill_(a, mask, 1)
+                       : i == sizeof binary_ / sizeof binary_[0] + 1 ? em_scatter_add_(a, 0, index, o)
+                                                                     : em_equal(a, o, &same);
+        assert_int_equal(st, EM_ERR_DEVICE);
+        assert_non_null(strstr(em_last_error(), "same context"));
+        assert_int_equal(em_context_status(g_ctx), EM_ERR_FREED);
+        em_context_clear_error(g_ctx);
+    }
     em_tensor *moved = em_to_context(o, g_ctx);
     assert_non_null(moved);
     assert_ptr_equal(em_tensor_context(moved), g_ctx);
     em_context_free(other);
+}
+
+/* ------------------------------------------------------------------ hardening */
+
+/* The error recorded in g_ctx is `st` and its message contains `part`; then cleared. */
+static void expect_ctx_error(em_status st, const char *part)
+{
+    if (em_context_status(g_ctx) != st || !strstr(em_context_error(g_ctx), part))
+        fail_msg("expected %s with '%s', got %s: %s", em_status_name(st), part,
+                 em_status_name(em_context_status(g_ctx)), em_context_error(g_ctx));
+    em_context_clear_error(g_ctx);
+}
+
+static em_tensor *square_sum(em_tensor *const *in, int n, void *user)
+{
+    (void)n;
+    (void)user;
+    return em_sum(em_mul(in[0], in[0]));
+}
+
+/* Every output pointer of the public API: NULL is EM_ERR_INVALID naming the argument. */
+static void test_null_outputs(void **state)
+{
+    (void)state;
+    em_tensor *s = em_scalar(g_ctx, EM_F64, 2.5);
+    em_tensor *v = em_zeros(g_ctx, EM_F32, EM_SHAPE(4));
+    em_tensor *e = em_zeros(g_ctx, EM_F32, EM_SHAPE(0));
+    assert_int_equal(em_item_get(s, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_item_get_i64(s, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_all(em_gt_scalar(v, 0), NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "em_all: out is NULL");
+    assert_int_equal(em_equal(v, v, NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "em_equal: out is NULL");
+    assert_int_equal(em_tensor_to_host(v, NULL, 16), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_tensor_to_host(e, NULL, 0), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_tensor_to_host_async(v, NULL, 16), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "dst is NULL");
+    assert_int_equal(em_split(v, 2, 0, NULL, 0), -1);
+    expect_ctx_error(EM_ERR_INVALID, "split: out is NULL");
+    assert_int_equal(em_chunk(v, 2, 0, NULL, 4), -1);
+    expect_ctx_error(EM_ERR_INVALID, "chunk: out is NULL");
+    em_tensor *ts[1] = {v};
+    em_batches *b = em_batches_create(ts, 1, 2, false, 0, false);
+    assert_non_null(b);
+    assert_false(em_batches_next(b, NULL));
+    expect_ctx_error(EM_ERR_INVALID, "em_batches_next: out is NULL");
+    em_batches_free(b);
+    em_tensor *x = em_ones(g_ctx, EM_F64, EM_SHAPE(2));
+    assert_int_equal(em_tensor_set_requires_grad(x, true), EM_OK);
+    assert_int_equal(em_gradcheck(square_sum, &x, 1, NULL, 1e-6, 1e-5, 1e-3, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "result is NULL"));
+    assert_int_equal(em_context_create(NULL, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "out is NULL"));
+    assert_int_equal(em_safetensors_open(g_ctx, "unused.safetensors", NULL), EM_ERR_INVALID);
+    expect_ctx_error(EM_ERR_INVALID, "out is NULL");
+    assert_int_equal(em_registry_scan(NULL, NULL), EM_ERR_INVALID);
+    assert_non_null(strstr(em_last_error(), "out is NULL"));
+    assert_ok_ctx();
+}
+
+/* Element counts, byte counts and strides are computed with overflow checks: a shape whose
+ * count (zeros counted as ones, as strides need) overflows is EM_ERR_SHAPE naming it. */
+static void test_count_overflow(void **state)
+{
+    (void)state;
+    const int64_t big = (int64_t)1 << 32, huge = (int64_t)1 << 40;
+    em_tensor *one = em_ones(g_ctx, EM_F32, EM_SHAPE(1, 1));
+    /* 2^64 elements: a wrapped count would be 0, and sum 0 with EM_OK */
+    em_tensor *x = em_expand(one, EM_SHAPE(big, big));
+    assert_null(x);
+    assert_null(em_sum(x));
+    expect_ctx_error(EM_ERR_SHAPE, "expand: shape [4294967296, 4294967296] has too many elements");
+    em_tensor *z = em_zeros(g_ctx, EM_F32, EM_SHAPE(0));
+    assert_null(em_view(z, EM_SHAPE(big, big)));
+    expect_ctx_error(EM_ERR_SHAPE, "view: shape [4294967296, 4294967296] has too many elements");
+    assert_null(em_reshape(z, EM_SHAPE(big, -1, big)));
+    expect_ctx_error(EM_ERR_SHAPE, "reshape: shape [4294967296, -1, 4294967296] has too many");
+    /* no elements, but the strides of the other sizes overflow */
+    assert_null(em_view(z, EM_SHAPE(0, huge, huge)));
+    expect_ctx_error(EM_ERR_SHAPE, "[0, 1099511627776, 1099511627776] has too many elements");
+    assert_null(em_zeros(g_ctx, EM_F32, EM_SHAPE(0, huge, huge)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_zeros: shape [0, 1099511627776, 1099511627776]");
+    assert_null(em_tensor_from_data(g_ctx, EM_F64, EM_SHAPE(huge, 0, huge), NULL));
+    expect_ctx_error(EM_ERR_SHAPE, "em_tensor_from_data: shape [1099511627776, 0, 1099511627776]");
+    assert_null(em_randn(g_ctx, EM_F32, EM_SHAPE(2, INT64_MAX, 0)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_randn: shape [2, 9223372036854775807, 0]");
+    assert_null(em_randn(g_ctx, EM_F64, EM_SHAPE(INT64_MAX)));
+    expect_ctx_error(EM_ERR_SHAPE, "em_randn: shape [9223372036854775807]");
+    /* broadcasting two valid views into a result of 2^64 elements */
+    em_tensor *col = em_expand(one, EM_SHAPE(big, 1)), *row = em_expand(one, EM_SHAPE(1, big));
+    assert_non_null(col);
+    assert_non_null(row);
+    assert_null(em_add(col, row));
+    expect_ctx_error(EM_ERR_SHAPE, "add: shape [4294967296, 4294967296] has too many elements");
+    /* cat: 64 views of 2^58 elements sum to 2^64 along dim 0 */
+    em_tensor *part = em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE((int64_t)1 << 58));
+    assert_non_null(part);
+    em_tensor *parts[64];
+    for (int i = 0; i < 64; i++)
+        parts[i] = part;
+    assert_null(em_cat(parts, 64, 0));
+    expect_ctx_error(EM_ERR_SHAPE, "cat: the sizes along dimension 0 overflow");
+    /* a step whose stride product overflows, on a slice of one element */
+    em_tensor *sl = em_slice(em_arange(g_ctx, EM_F32, 0, 5, 1), 0, 1, 5, INT64_MAX);
+    assert_int_equal(em_tensor_numel(sl), 1);
+    assert_true(em_item(sl) == 1.0);
+    /* reshape of an empty tensor to sizes whose strides overflow (before any view is tried) */
+    assert_null(em_reshape(z, EM_SHAPE(huge, huge, 0)));
+    expect_ctx_error(EM_ERR_SHAPE, "reshape: shape [1099511627776, 1099511627776, 0] has too many");
+    /* arange whose length overflows int64 before it is counted */
+    assert_null(em_arange(g_ctx, EM_I64, -9e18, 9e18, 1));
+    expect_ctx_error(EM_ERR_INVALID, "em_arange");
+    /* the largest shapes still accepted as views */
+    int64_t most = INT64_MAX / 16;
+    em_tensor *wide = em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE(most));
+    assert_non_null(wide);
+    assert_int_equal(em_tensor_numel(wide), most);
+    assert_null(em_expand(em_ones(g_ctx, EM_F32, EM_SHAPE(1)), EM_SHAPE(most + 1)));
+    expect_ctx_error(EM_ERR_SHAPE, "has too many elements");
+    assert_ok_ctx();
 }
 
 /* ------------------------------------------------------------------ memory */
@@ -436,7 +595,8 @@ int main(void)
         EM_TEST(test_creation),   EM_TEST(test_compare_select), EM_TEST(test_bmm_matmul),
         EM_TEST(test_reduce),     EM_TEST(test_views),          EM_TEST(test_inplace),
         EM_TEST(test_fill_expanded_int),
-        EM_TEST(test_errors),     EM_TEST(test_memory_steady),
+        EM_TEST(test_errors),     EM_TEST(test_null_outputs),   EM_TEST(test_count_overflow),
+        EM_TEST(test_memory_steady),
     };
     char name[64];
     snprintf(name, sizeof name, "ops on %s", test_backend_name());

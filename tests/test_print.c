@@ -116,6 +116,60 @@ static void test_print_suffixes_and_options(void **state)
     assert_null(em_tensor_str(NULL));
 }
 
+/* Print options at their bounds: every digit of a long precision (the exponent kept), any
+ * edgeitems (no overflow of 2 * edgeitems), and a precision past the bound refused with the
+ * setting kept. References from PyTorch 1.13's set_printoptions. */
+static void test_print_option_bounds(void **state)
+{
+    (void)state;
+    const double v[2] = {1e-10, 1.0};
+    em_tensor *x = em_tensor_from_data(g_ctx, EM_F64, EM_SHAPE(2), v);
+    em_set_printoptions(g_ctx, 60, -1, -1, -1);
+    char *s = em_tensor_str(x);
+    const char *want = "tensor([1.000000000000000036432197315497741579165547065599639608990401e-10,\n"
+                       "        1.000000000000000000000000000000000000000000000000000000000000e+00],\n"
+                       "       dtype=torch.float64)";
+    if (strcmp(em_context_backend(g_ctx), "cpu") == 0)
+        assert_string_equal(s, want);
+    else   /* the device suffix changes the layout of the last line only */
+        assert_non_null(strstr(s, "1.000000000000000000000000000000000000000000000000000000000000e+00]"));
+    free(s);
+    /* the largest precision: 1074 decimals, and the exponent still there */
+    em_set_printoptions(g_ctx, 1074, -1, -1, -1);
+    const double w[2] = {1.7976931348623157e308, 1.0};
+    s = em_tensor_str(em_tensor_from_data(g_ctx, EM_F64, EM_SHAPE(2), w));
+    assert_non_null(s);
+    assert_non_null(strstr(s, "e+308"));
+    assert_non_null(strstr(s, "e+00]"));
+    assert_true(strlen(s) > 2 * 1074);
+    free(s);
+    assert_int_equal(em_context_status(g_ctx), EM_OK);
+    em_set_printoptions(g_ctx, 1075, -1, -1, -1);
+    assert_int_equal(em_context_status(g_ctx), EM_ERR_INVALID);
+    assert_non_null(strstr(em_context_error(g_ctx), "precision 1075"));
+    em_context_clear_error(g_ctx);
+    em_set_printoptions(g_ctx, 2, -1, -1, -1);
+    em_set_printoptions(g_ctx, 100000, -1, -1, -1);   /* refused: 2 is kept */
+    em_context_clear_error(g_ctx);
+    s = em_tensor_str(em_full(g_ctx, EM_F64, EM_SHAPE(1), 0.125));
+    assert_non_null(strstr(s, "[0.12]"));
+    free(s);
+    /* edgeitems of 2^30 and INT_MAX with a threshold that asks for a summary: 2 * edgeitems
+     * is more than any size, so nothing is cut (was: tensor([])) */
+    em_set_printoptions(g_ctx, 4, 3, 1 << 30, -1);
+    const float f[5] = {1, 2, 3, 4, 5};
+    s = em_tensor_str(em_tensor_from_data(g_ctx, EM_F32, EM_SHAPE(5), f));
+    assert_non_null(strstr(s, "tensor([1., 2., 3., 4., 5.]"));
+    free(s);
+    em_set_printoptions(g_ctx, 4, 3, 2147483647, -1);
+    const int64_t iv[10] = {1, 2, 3, 4, 5, 1, 2, 3, 4, 5};
+    s = em_tensor_str(em_tensor_from_data(g_ctx, EM_I64, EM_SHAPE(2, 5), iv));
+    assert_non_null(strstr(s, "tensor([[1, 2, 3, 4, 5],\n        [1, 2, 3, 4, 5]]"));
+    free(s);
+    em_set_printoptions(g_ctx, 4, 1000, 3, 80);
+    assert_int_equal(em_context_status(g_ctx), EM_OK);
+}
+
 int main(void)
 {
     int rc = test_backend_setup();
@@ -124,6 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_print_reference),
         EM_TEST(test_print_suffixes_and_options),
+        EM_TEST(test_print_option_bounds),
     };
     rc = _cmocka_run_group_tests("print", tests, sizeof tests / sizeof tests[0], NULL, NULL);
     em_context_free(g_ctx);

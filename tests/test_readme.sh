@@ -13,11 +13,13 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 unset EMBER_DEVICE EMBER_BACKEND_PATH
 
-echo "1..3"
+echo "1..4"
 # the first ```c block of the README
 awk '/^```c$/ && !done { on = 1; next } /^```$/ && on { on = 0; done = 1 } on' \
     "$src/README.md" > "$tmp/first.c"
-if ! $cc -std=c11 -Wall -Wextra -Werror -I"$src/include" -o "$tmp/first" "$tmp/first.c" \
+# a sanitizer build's libember needs its runtime in the program too
+san=$(sed -n 's/^CFLAGS = .*\(-fsanitize=[^ ]*\).*/\1/p' "$top/Makefile" 2>/dev/null)
+if ! $cc -std=c11 -Wall -Wextra -Werror $san -I"$src/include" -o "$tmp/first" "$tmp/first.c" \
         -L"$top/.libs" -Wl,-rpath,"$top/.libs" -lember > "$tmp/cc.log" 2>&1; then
     echo "not ok 1 - README's first snippet builds with -Wall -Wextra -Werror"
     sed 's/^/# /' "$tmp/cc.log"
@@ -48,3 +50,15 @@ r=1
 [ $r -eq 0 ] && echo "ok 3 - an unusable backend: the reason on stderr, exit 1" ||
     { echo "not ok 3 - an unusable backend: the reason on stderr, exit 1 (exit $rc)";
       sed 's/^/# /' "$tmp/nodev.out" "$tmp/nodev.err"; }
+
+# a device fault in the first step's backward (the 18th kernel call on cpu): the loop checks
+# each step, so it stops there, updates nothing and reports the fault; a loop checking only
+# at the end would go on updating from a failed step
+EMBER_CONFIG=/dev/null EMBER_FAIL_KERNEL=18 "$tmp/first" > "$tmp/fault.out" 2> "$tmp/fault.err"
+rc=$?
+r=1
+[ $rc -eq 1 ] && grep -q "^0 [0-9]" "$tmp/fault.out" && ! grep -q "^25 " "$tmp/fault.out" &&
+    grep -q "^ember: pow_backward on backend cpu: injected device fault" "$tmp/fault.err" && r=0
+[ $r -eq 0 ] && echo "ok 4 - a failed backward stops the loop before any update, exit 1" ||
+    { echo "not ok 4 - a failed backward stops the loop before any update, exit 1 (exit $rc)";
+      sed 's/^/# /' "$tmp/fault.out" "$tmp/fault.err"; }

@@ -245,7 +245,10 @@ static void test_bad_files(void **state)
         {"ovfl", "{\"a\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],"
                  "\"data_offsets\":[0,8]}}", 8, "overflows"},
         {"ovfl2", "{\"a\":{\"dtype\":\"F64\",\"shape\":[4611686018427387904],"
-                  "\"data_offsets\":[0,8]}}", 8, "overflows 64 bits in bytes"},
+                  "\"data_offsets\":[0,8]}}", 8, "shape [4611686018427387904] has too many elements"},
+        /* a zero size hides the product of the others, which no stride could hold */
+        {"ovfl0", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296],"
+                  "\"data_offsets\":[0,0]}}", 0, "shape [0, 4294967296, 4294967296] has too many"},
         {"dup", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "duplicate"},
         {"utf8", "{\"a\xff\xfe\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,

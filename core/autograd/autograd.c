@@ -100,7 +100,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
     em_context *ctx = c->ctx;
     em_node *n = em__node_new(ctx, c->op);
     if (!n)
-        return ctx->status;
+        return em__failed(ctx);
     n->p = c->p;
     n->n_in = c->n_in;
     unsigned saves = em__op_saves(c->op, c->in, c->n_in);
@@ -125,7 +125,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
             n->saved[i] = em__tensor_alias(s, s->ndim, s->shape, s->strides, s->offset);
             if (!n->saved[i]) {
                 em__node_unref(n);
-                return ctx->status;
+                return em__failed(ctx);
             }
             n->saved_version[i] = c->save_override[i] ? s->storage->version : c->in_version[i];
         }
@@ -136,7 +136,7 @@ em_status em__record_prepare(em_call *c, em_node **out)
         n->saved[EM_MAX_ARITY] = em__tensor_alias(o, o->ndim, o->shape, o->strides, o->offset);
         if (!n->saved[EM_MAX_ARITY]) {
             em__node_unref(n);
-            return ctx->status;
+            return em__failed(ctx);
         }
         n->saved[EM_MAX_ARITY]->is_view = o->is_view;
     }
@@ -227,7 +227,7 @@ static em_status accumulate(em_context *ctx, em__tensor **slot, em__tensor *g)
         st = em__apply_inplace(&em__op_add, cur, in, 2, NULL);
     } else {
         em__tensor *sum = em__apply(&em__op_add, in, 2, NULL);
-        st = sum ? EM_OK : ctx->status;
+        st = sum ? EM_OK : em__failed(ctx);
         if (sum) {
             em__tensor_unref(cur);
             *slot = sum;
@@ -282,7 +282,7 @@ static em_status stage_finish(em_context *ctx)
             r = em__apply(&em__op_clone, in, 1, NULL);
         }
         if (!r)
-            return ctx->status;
+            return em__failed(ctx);
         em__tensor_unref(g);
         t->grad_staged = r;
     }
@@ -353,10 +353,10 @@ em_status em__node_call_backward(em_context *ctx, em_node *n, const bool *needs,
     em_status st = EM_OK;
     b.grad_out = em__give(em__tensor_ref(g));
     if (!b.grad_out)
-        st = ctx->status;
+        st = em__failed(ctx);
     for (int i = 0; i <= EM_MAX_ARITY && st == EM_OK; i++) {
         if (n->saved[i] && !(b.saved[i] = em__give(em__tensor_ref(n->saved[i]))))
-            st = ctx->status;
+            st = em__failed(ctx);
     }
     if (st == EM_OK)
         st = n->op->backward(&b);
@@ -409,7 +409,7 @@ static em_status run_node(em_context *ctx, em_node *n)
             continue;
         }
         if (!gi) {
-            st = ctx->status ? ctx->status
+            st = em__failed(ctx) ? em__failed(ctx)
                              : em__error(ctx, EM_ERR_INTERNAL, "%s produced no gradient for input %d",
                                          n->op->grad_fn, i);
             continue;
@@ -417,7 +417,7 @@ static em_status run_node(em_context *ctx, em_node *n)
         em__tensor *r = em__sum_to(gi, n->in_ndim[i], n->in_shape[i]);
         em__tensor_unref(gi);
         if (!r) {
-            st = ctx->status;
+            st = em__failed(ctx);
             continue;
         }
         if (n->next_fn[i])
@@ -515,7 +515,7 @@ EMBER_API em_status em_backward_ex(em_tensor *th, em_tensor *gradient_h, bool re
         double one[4] = {1.0};
         if (!g || em__launch(ctx, EM_KERNEL_OFFSET(fill), g, NULL, 0, one, NULL) != EM_OK) {
             em__tensor_unref(g);
-            return ctx->status;
+            return em__failed(ctx);
         }
     }
     bool was_enabled = ctx->grad_enabled;

@@ -31,8 +31,12 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
                                  void *user, double eps, double atol, double rtol,
                                  em_gradcheck_result *res)
 {
-    if (!fn || !inputs || n_inputs <= 0 || n_inputs > 16 || !res)
-        return em__error_global(EM_ERR_INVALID, "em_gradcheck: invalid arguments");
+    if (!res)
+        return em__error_global(EM_ERR_INVALID, "em_gradcheck: result is NULL");
+    if (!fn || !inputs || n_inputs <= 0 || n_inputs > 16)
+        return em__error_global(EM_ERR_INVALID, "em_gradcheck: invalid arguments (fn %s, inputs "
+                                "%s, n_inputs %d: 1 to 16)", fn ? "given" : "NULL",
+                                inputs ? "given" : "NULL", n_inputs);
     memset(res, 0, sizeof *res);
     res->worst_input = -1;
     for (int i = 0; i < n_inputs; i++)
@@ -49,7 +53,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     em_tensor *out_h = fn(inputs, n_inputs, user);
     em__tensor *out = em__obj(out_h);
     if (!out) {
-        st = ctx->status ? ctx->status : EM_ERR_INVALID;
+        st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_INVALID;
         em__snprintf(res->message, sizeof res->message, "function failed: %s", em_context_error(ctx));
         em_scope_end(ctx);
         return st;
@@ -70,7 +74,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     em_tensor *loss = em_sum(em_mul(out_h, r));
     if (!loss || !out->requires_grad) {
         st = loss ? em__error(ctx, EM_ERR_AUTOGRAD, "em_gradcheck: output does not require grad")
-                  : ctx->status;
+                  : em__failed(ctx);
         em_scope_end(ctx);
         goto done;
     }
@@ -84,7 +88,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
     for (int i = 0; i < n_inputs && st == EM_OK; i++) {
         copies[i] = em_tensor_keep(em_clone(em_to_dtype(em_detach(inputs[i]), EM_F64)));
         if (!copies[i])
-            st = ctx->status;
+            st = em__failed(ctx);
     }
     em_scope_end(ctx);
     if (st != EM_OK)
@@ -125,8 +129,8 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
             if (st != EM_OK)
                 break;
             if (isnan(lp) || isnan(lm)) {
-                if (ctx->status != EM_OK) {
-                    st = ctx->status;
+                if (em__failed(ctx) != EM_OK) {
+                    st = em__failed(ctx);
                     break;
                 }
             }

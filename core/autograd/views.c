@@ -166,7 +166,7 @@ em_status em__view_refresh(em__tensor *t)
         return rebase_refused(t, NULL, false);
     em_node *n = view_fn_node(t, NULL);
     if (!n)
-        return t->ctx->status;
+        return em__failed(t->ctx);
     em__set_grad_fn(t, n);
     t->requires_grad = true;
     t->view_version = t->storage->version;
@@ -198,7 +198,7 @@ em_status em__view_rebase_prepare(em__tensor *self, em_node *inner, em__rebase *
     em_node *cs = em__node_new(ctx, &em__op_copy_slices);
     if (!cs) {
         em__node_unref(inner);
-        return ctx->status;
+        return em__failed(ctx);
     }
     cs->inner = inner;
     if (!(cs->geom = em__calloc(2, sizeof *cs->geom))) {
@@ -235,7 +235,7 @@ em_status em__view_rebase_prepare(em__tensor *self, em_node *inner, em__rebase *
     em_node *vf = view_fn_node(self, cs);
     if (!vf) {
         em__node_unref(cs);
-        return ctx->status;
+        return em__failed(ctx);
     }
     r->copy_slices = cs;
     r->view_fn = vf;
@@ -274,7 +274,7 @@ static em_status bw_as_strided(em_bw *b)
     const em__geometry *base = &b->geom[0], *view = &b->geom[1];
     em__tensor *g = em__obj(b->grad_out);
     if (!g)
-        return ctx->status;
+        return em__failed(ctx);
     int64_t vshape[EM_MAX_DIMS];
     em_op_params p;
     memset(&p, 0, sizeof p);
@@ -291,13 +291,13 @@ static em_status bw_as_strided(em_bw *b)
         em__tensor *in[1] = {g};
         em__tensor_unref(gs);
         if (!(gs = em__apply(&em__op_sum_dims, in, 1, &p)))
-            st = ctx->status;
+            st = em__failed(ctx);
     }
     if (st == EM_OK && !(result = base_layout(ctx, g->dtype, base, NULL, &store)))
-        st = ctx->status;
+        st = em__failed(ctx);
     if (st == EM_OK && !(slice = em__tensor_alias(store, view->ndim, vshape, view->strides,
                                                   view->offset - base->offset)))
-        st = ctx->status;
+        st = em__failed(ctx);
     if (st == EM_OK) {
         em__tensor *in[1] = {gs};
         st = em__launch(ctx, EM_KERNEL_OFFSET(copy), slice, in, 1, NULL, NULL);
@@ -310,7 +310,7 @@ static em_status bw_as_strided(em_bw *b)
         return st;
     }
     b->grad_in[0] = em__give(result);
-    return b->grad_in[0] ? EM_OK : ctx->status;
+    return b->grad_in[0] ? EM_OK : em__failed(ctx);
 }
 
 const em_op em__op_as_strided_bw = {.name = "as_strided", .grad_fn = "AsStridedBackward0",
@@ -341,21 +341,21 @@ em_status em__copy_slices_backward(em_context *ctx, em_node *n, em__tensor *g, e
     /* the base's gradient in the base's layout, so that the view's geometry finds its region */
     em__tensor *result = base_layout(ctx, g->dtype, base, g, &store);
     if (!result)
-        st = ctx->status;
+        st = em__failed(ctx);
     if (st == EM_OK && !(slice = em__tensor_alias(store, view->ndim, view->shape, view->strides,
                                                   view->offset - base->offset)))
-        st = ctx->status;
+        st = em__failed(ctx);
     if (st == EM_OK) {
         em__tensor *in[1] = {slice};
         if (!(gs = em__apply(&em__op_clone, in, 1, NULL)))
-            st = ctx->status;
+            st = em__failed(ctx);
     }
     if (st == EM_OK)
         st = em__node_call_backward(ctx, n->inner, needs, gs, res);
     if (st == EM_OK && needs[0]) {
         em__tensor *r0 = res[0] ? em__sum_to(res[0], view->ndim, view->shape) : NULL;
         if (!r0) {
-            st = ctx->status ? ctx->status
+            st = em__failed(ctx) ? em__failed(ctx)
                              : em__error(ctx, EM_ERR_INTERNAL, "%s produced no gradient for "
                                          "input 0", n->inner->op->grad_fn);
         } else if (overlapping(view)) {

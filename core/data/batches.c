@@ -139,8 +139,12 @@ EMBER_API int64_t em_batches_count(const em_batches *b)
 
 EMBER_API bool em_batches_next(em_batches *b, em_tensor **out)
 {
-    if (!b || !out)
+    if (!b)
         return false;
+    if (!out) {
+        em__error(b->ctx, EM_ERR_INVALID, "em_batches_next: out is NULL");
+        return false;
+    }
     int64_t len = b->samples - b->next;
     if (len > b->batch_size)
         len = b->batch_size;

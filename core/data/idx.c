@@ -52,6 +52,12 @@ EMBER_API em_tensor *em_read_idx(em_context *ctx, const char *path, em_dtype dt)
             return fail(ctx, f, NULL, EM_ERR_IO, path, "sizes too large");
         n *= shape[i];
     }
+    if (!em__numel_checked(nd, shape, NULL)) {   /* zero sizes hide the others' product */
+        char why[260], sh[200];
+        em__shape_str(nd, shape, sh, sizeof sh);
+        em__snprintf(why, sizeof why, "sizes %s too large", sh);
+        return fail(ctx, f, NULL, EM_ERR_IO, path, why);
+    }
     unsigned char *buf = malloc((size_t)(n ? n : 1));
     if (!buf)
         return fail(ctx, f, NULL, EM_ERR_OOM, path, "out of memory");

@@ -24,7 +24,7 @@ static em_status params_of(em_module *m, const char *what, const char ***names,
     *tensors = NULL;
     *n = em_module_parameter_count(m);
     if (*n < 0)
-        return m->ctx->status ? m->ctx->status : EM_ERR_INTERNAL;
+        return em__failed(m->ctx) ? em__failed(m->ctx) : EM_ERR_INTERNAL;
     *names = em__calloc((size_t)*n + 1, sizeof **names);
     *tensors = em__calloc((size_t)*n + 1, sizeof **tensors);
     if (!*names || !*tensors || em_module_parameters(m, *names, *tensors, *n) != *n) {
@@ -32,7 +32,7 @@ static em_status params_of(em_module *m, const char *what, const char ***names,
         free(*tensors);
         *names = NULL;
         *tensors = NULL;
-        return m->ctx->status ? m->ctx->status
+        return em__failed(m->ctx) ? em__failed(m->ctx)
                               : em__error(m->ctx, EM_ERR_OOM, "%s: out of memory", what);
     }
     return EM_OK;
@@ -197,7 +197,7 @@ EMBER_API em_status em_module_load(em_module *m, const char *path)
         if (v && em_tensor_dtype(v) != p->dtype)
             v = em_to_dtype(v, p->dtype);
         em__tensor *vo = v ? em__obj(v) : NULL;
-        st = vo ? em__txn_write(&x, p, vo) : ctx->status ? ctx->status : EM_ERR_INTERNAL;
+        st = vo ? em__txn_write(&x, p, vo) : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
     }
     if (st == EM_OK)
         em__txn_commit(&x);

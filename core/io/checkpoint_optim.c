@@ -323,7 +323,7 @@ EMBER_API em_status em_optim_save(em_optim *o, const char *path, const char *con
                 ts[nn++] = s;
             }
         st = em_save_safetensors(path, np, ts, nn, (const char *const *)meta.s);
-        if (st != EM_OK && nn == 0 && ctx->status == EM_OK)   /* the error went to em_last_error */
+        if (st != EM_OK && nn == 0 && em__failed(ctx) == EM_OK)   /* the error went to em_last_error */
             em__error(ctx, st, "%s", em_last_error());
     }
     free(names);
@@ -619,7 +619,7 @@ EMBER_API em_status em_optim_load(em_optim *o, const char *path)
             /* a tensor of its own (from_data / to_dtype results), kept out of the scope */
             fresh[i][k] = t ? em_tensor_keep(t) : NULL;
             if (!fresh[i][k])
-                st = ctx->status ? ctx->status : EM_ERR_INTERNAL;
+                st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
         }
     em_scope_end(ctx);
     em_no_grad_end(ctx);

@@ -149,17 +149,23 @@ static int parse_entry(em_context *ctx, em_safetensors *st, const char *name, js
         return BAD("safetensors '%s': tensor '%s' has %zu dimensions (ember allows at most "
                    "%d)", p, name, json_array_size(shape), EM_MAX_DIMS);
     e->ndim = (int)json_array_size(shape);
-    uint64_t numel = 1;
     for (int d = 0; d < e->ndim; d++) {
         uint64_t s;
         if (get_uint(json_array_get(shape, (size_t)d), &s))
             return BAD("safetensors '%s': tensor '%s': shape entry %d is not a non-negative "
                        "integer", p, name, d);
-        if (s > INT64_MAX || (s && numel > (uint64_t)INT64_MAX / s))
+        if (s > INT64_MAX)
             return BAD("safetensors '%s': tensor '%s': shape overflows 64 bits", p, name);
         e->shape[d] = (int64_t)s;
-        numel *= s;
     }
+    int64_t count;   /* the check every tensor's shape passes (zero sizes counted as ones) */
+    if (!em__numel_checked(e->ndim, e->shape, &count)) {
+        char sh[200];
+        em__shape_str(e->ndim, e->shape, sh, sizeof sh);
+        return BAD("safetensors '%s': tensor '%s': shape %s has too many elements (its count "
+                   "overflows; at most %lld)", p, name, sh, (long long)EM__MAX_NUMEL);
+    }
+    uint64_t numel = (uint64_t)count;
     if (!json_is_array(offs) || json_array_size(offs) != 2 ||
         get_uint(json_array_get(offs, 0), &e->begin) ||
         get_uint(json_array_get(offs, 1), &e->end))

@@ -40,7 +40,7 @@ static em_status write_out(em_call *c, size_t k, em_tensor *const *in, int n, do
     em__tensor *o[EM_MAX_ARITY];
     for (int i = 0; i < n; i++)
         if (!(o[i] = em__obj(in[i])))
-            return c->ctx->status != EM_OK ? c->ctx->status : EM_ERR_INVALID;
+            return em__failed(c->ctx) != EM_OK ? em__failed(c->ctx) : EM_ERR_INVALID;
     double p[4] = {p0, 0, 0, 0};
     return em__launch(c->ctx, k, c->out, o, n, p, NULL);
 }

@@ -16,7 +16,7 @@ em_status em__fw_begin(em_context *ctx)
     if (ctx->n_scopes != depth + 1) {
         if (ctx->scope_overflow > 0)
             em_scope_end(ctx);
-        return ctx->status != EM_OK ? ctx->status : em__error(ctx, EM_ERR_OOM, "out of memory");
+        return em__failed(ctx) != EM_OK ? em__failed(ctx) : em__error(ctx, EM_ERR_OOM, "out of memory");
     }
     ctx->no_grad_depth++;
     return EM_OK;
@@ -132,7 +132,7 @@ em__tensor *em__kreduce(size_t k, em__tensor *a, uint32_t mask, bool keepdim, do
     if (!out)
         return NULL;
     em__tensor *kv = em__keepdim_view(out, a, mask);
-    em_status st = kv ? EM_OK : ctx->status;
+    em_status st = kv ? EM_OK : em__failed(ctx);
     if (st == EM_OK && em__numel(a->ndim, a->shape) == 0)
         st = em__kfill(kv, k == EM_K(prod) ? 1.0 : 0.0);
     else if (st == EM_OK)
@@ -163,7 +163,7 @@ em_status em__kmaxmin(size_t k, em__tensor *a, int dim, bool keepdim, em__tensor
     /* the kernels take numbers: bool is compared as u8, and converted back */
     em__tensor *src = a->dtype == EM_BOOL ? cast(a, EM_U8) : em__tensor_ref(a);
     if (!src)
-        return ctx->status;
+        return em__failed(ctx);
     uint32_t mask = a->ndim ? 1u << dim : 0;
     int64_t shape[EM_MAX_DIMS];
     int nd = em__reduced_shape(a->ndim, a->shape, mask, keepdim, shape);
@@ -171,7 +171,7 @@ em_status em__kmaxmin(size_t k, em__tensor *a, int dim, bool keepdim, em__tensor
     em__tensor *ix = v ? em__tensor_new(ctx, EM_I64, nd, shape) : NULL;
     em__tensor *kv = ix ? em__keepdim_view(v, a, mask) : NULL;
     em__tensor *ki = kv ? em__keepdim_view(ix, a, mask) : NULL;
-    em_status st = ki ? EM_OK : ctx->status;
+    em_status st = ki ? EM_OK : em__failed(ctx);
     if (st == EM_OK) {
         em__tensor *outs[2] = {kv, ki};
         st = em__launch_dim(ctx, k, outs, 2, src, dim, NULL);
@@ -183,7 +183,7 @@ em_status em__kmaxmin(size_t k, em__tensor *a, int dim, bool keepdim, em__tensor
         em__tensor *b = cast(v, EM_BOOL);
         em__tensor_unref(v);
         v = b;
-        st = b ? EM_OK : ctx->status;
+        st = b ? EM_OK : em__failed(ctx);
     }
     if (st != EM_OK) {
         em__tensor_unref(v);
@@ -250,7 +250,7 @@ static em_status inplace(size_t k, em_tensor *self, em_tensor *other, int n, dou
 {
     em__tensor *s = em__obj(self), *o = n > 1 ? em__obj(other) : NULL;
     if (!s || (n > 1 && !o))
-        return s ? (s->ctx->status != EM_OK ? s->ctx->status : EM_ERR_INVALID) : EM_ERR_INVALID;
+        return s ? (em__failed(s->ctx) != EM_OK ? em__failed(s->ctx) : EM_ERR_INVALID) : EM_ERR_INVALID;
     em__tensor *in[2] = {s, o};
     double p[4] = {p0, p1, 0, 0};
     return em__launch(s->ctx, k, s, in, n, p, NULL);
@@ -344,7 +344,7 @@ em_status em__hscatter_add_(em_tensor *out, int dim, em_tensor *index, em_tensor
 {
     em__tensor *o = em__obj(out), *ix = em__obj(index), *s = em__obj(src);
     if (!o || !ix || !s)
-        return o ? o->ctx->status : EM_ERR_INVALID;
+        return o ? em__failed(o->ctx) : EM_ERR_INVALID;
     em__tensor *outs[1] = {o}, *in[2] = {ix, s};
     int64_t ip[1] = {dim};
     return em__launch_views(o->ctx, EM_K(scatter_add), outs, 1, in, 2, NULL, ip, 1);

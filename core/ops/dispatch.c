@@ -92,6 +92,9 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
         return NULL;
+    /* every result's shape is checked here, views included (expand, broadcasting) */
+    if (em__check_shape_size(ctx, op->name, c.out_ndim, c.out_shape) != EM_OK)
+        return NULL;
     bool record = records(op, ctx, c.out_dtype, in, n_in);
     if (record && refresh_views(in, n_in) != EM_OK)
         return NULL;
@@ -157,7 +160,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
 {
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {   /* NULL in: an earlier failure (already recorded) or a caller bug */
-            em_status prior = self->ctx->status;
+            em_status prior = em__failed(self->ctx);
             return prior != EM_OK ? prior
                                   : em__error(self->ctx, EM_ERR_INVALID, "%s_: NULL tensor argument",
                                               op->name);
@@ -165,13 +168,13 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     }
     em_context *ctx = inputs_context(op->name, in, n_in);
     if (!ctx)
-        return in[0]->ctx->status;
+        return em__failed(in[0]->ctx);
     if (self->ctx != ctx)
         return em__error(ctx, EM_ERR_DEVICE, "%s_: tensors on different contexts", op->name);
     em_call c;
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
-        return ctx->status;
+        return em__failed(ctx);
     if (c.out_ndim != self->ndim || memcmp(c.out_shape, self->shape, sizeof(int64_t) * (size_t)self->ndim)) {
         char so[160], ss[160];
         em__shape_str(c.out_ndim, c.out_shape, so, sizeof so);
@@ -216,7 +219,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
          * node, carrying self's old grad_fn. */
         old = em__tensor_alias(self, self->ndim, self->shape, self->strides, self->offset);
         if (!old)
-            return ctx->status;
+            return em__failed(ctx);
         old->is_view = self->is_view;
         old->requires_grad = self->requires_grad;
         old->grad_fn = self->grad_fn;
@@ -234,7 +237,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
                 self->grad_fn = old->grad_fn;
                 old->grad_fn = NULL;
                 em__tensor_unref(old);
-                return ctx->status;
+                return em__failed(ctx);
             }
         }
     }
@@ -254,7 +257,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
     em__tensor *written = NULL;
     if (st == EM_OK && expanded &&
         !(written = em__tensor_alias(self, self->ndim, unexpanded, self->strides, self->offset)))
-        st = ctx->status;
+        st = em__failed(ctx);
     uint32_t version = self->storage->version;
     if (st == EM_OK) {
         c.out = written ? written : self;
@@ -288,7 +291,7 @@ em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const
         em__tensor_unref(old);
     }
     em__tensor_unref(c.save_override[0]);
-    return st == EM_OK ? EM_OK : ctx->status;
+    return st == EM_OK ? EM_OK : em__failed(ctx);
 }
 
 bool em__unexpanded_shape(const em__tensor *t, int64_t *shape)
@@ -377,7 +380,7 @@ em_status em__launch_ip(em_context *ctx, size_t offset, em__tensor *out, em__ten
         if (in[i]->storage == out->storage && !same_geometry(in[i], out)) {
             tmp[i] = contiguous_copy(ctx, in[i]);
             if (!tmp[i]) {
-                st = ctx->status ? ctx->status : EM_ERR_OOM;
+                st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
                 goto done;
             }
             src[i] = tmp[i];
@@ -600,5 +603,5 @@ fail:
     em__tensor_unref(ta);
     em__tensor_unref(tb);
     em__tensor_unref(tc);
-    return ctx->status ? ctx->status : EM_ERR_OOM;
+    return em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
 }

@@ -128,23 +128,23 @@ em_status em__any_zero(em__tensor *t, bool *out)
         return EM_OK;
     em__tensor *zero = em__scalar_tensor(ctx, t->dtype, 0.0);
     if (!zero)
-        return ctx->status;
+        return em__failed(ctx);
     em__tensor *in[2] = {t, zero};
     em__tensor *mask = em__apply(&em__op_eq, in, 2, NULL);
     em__tensor_unref(zero);
     if (!mask)
-        return ctx->status;
+        return em__failed(ctx);
     /* count the zeros: bool -> i64, summed to one element */
     em__tensor *counts = em__cast(mask, EM_I64);
     em__tensor_unref(mask);
     if (!counts)
-        return ctx->status;
+        return em__failed(ctx);
     int64_t one[EM_MAX_DIMS];
     for (int d = 0; d < counts->ndim; d++)
         one[d] = 1;
     em__tensor *total = em__tensor_new(ctx, EM_I64, counts->ndim, one);
     em_status st = total ? em__launch_reduce(ctx, EM_KERNEL_OFFSET(sum), total, counts, 1.0)
-                         : ctx->status;
+                         : em__failed(ctx);
     int64_t n = 0;
     if (st == EM_OK)
         st = em__to_host_as(total, EM_I64, &n);
@@ -175,7 +175,7 @@ em_status em__shape_broadcast(em_call *c)
         int nt;
         if (em__broadcast_shapes(c->ctx, c->op->name, n, shape, c->in[i]->ndim, c->in[i]->shape,
                                  &nt, tmp) != EM_OK)
-            return c->ctx->status;
+            return em__failed(c->ctx);
         n = nt;
         memcpy(shape, tmp, sizeof(int64_t) * (size_t)n);
     }
@@ -192,7 +192,7 @@ em_status em__promoted_inputs(em_call *c, em__tensor **in, em__tensor **tmp)
         in[i] = c->in[i];
         if (in[i]->dtype != c->out_dtype) {
             if (!(tmp[i] = em__cast(in[i], c->out_dtype)))
-                return c->ctx->status;
+                return em__failed(c->ctx);
             in[i] = tmp[i];
         }
     }

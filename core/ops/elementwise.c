@@ -75,7 +75,7 @@ static em_status shape_unary_to_float(em_call *c)
 static em_status shape_unary_numeric(em_call *c)
 {
     if (not_bool(c, c->in[0]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     same_shape(c, c->in[0]->dtype);
     return EM_OK;
 }
@@ -84,7 +84,7 @@ static em_status shape_unary_numeric(em_call *c)
 static em_status shape_binary_numeric(em_call *c)
 {
     if (em__same_dtype(c, c->in[0], c->in[1]) || not_bool(c, c->in[0]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = c->in[0]->dtype;
     return em__shape_broadcast(c);
 }
@@ -93,7 +93,7 @@ static em_status shape_binary_numeric(em_call *c)
 static em_status shape_div(em_call *c)
 {
     if (em__same_dtype(c, c->in[0], c->in[1]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = is_float(c->in[0]->dtype) ? c->in[0]->dtype : EM_F32;
     return em__shape_broadcast(c);
 }
@@ -102,7 +102,7 @@ static em_status shape_div(em_call *c)
 static em_status shape_binary_float(em_call *c)
 {
     if (em__same_dtype(c, c->in[0], c->in[1]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     if (!is_float(c->in[0]->dtype))
         return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected a floating point tensor (f32 or f64), "
                          "got %s", c->op->name, em_dtype_name(c->in[0]->dtype));
@@ -115,7 +115,7 @@ static em_status shape_scalar(em_call *c)
 {
     em__tensor *a = c->in[0];
     if ((!strcmp(c->op->name, "sub") || !strcmp(c->op->name, "rsub")) && not_bool(c, a))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     same_shape(c, em__scalar_result(a->dtype, c->p.s[0]));
     return EM_OK;
 }
@@ -139,7 +139,7 @@ static em_status shape_pow_scalar(em_call *c)
                          "allowed (%s tensor ** %g)", em_dtype_name(a->dtype), e);
     int64_t iv;   /* the exponent is converted to the dtype as PyTorch does (u8 ** 1000 fails) */
     if (!is_float(dt) && em__scalar_checked(c->ctx, "pow", dt, e, &iv) != EM_OK)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     same_shape(c, dt);
     return EM_OK;
 }
@@ -159,7 +159,7 @@ static em_status shape_clamp(em_call *c)
         for (int i = 0; i < 2 && !is_float(dt); i++) {
             int64_t iv;
             if (!isinf(c->p.s[i]) && em__scalar_checked(c->ctx, c->op->name, dt, c->p.s[i], &iv))
-                return c->ctx->status;
+                return em__failed(c->ctx);
         }
     }
     same_shape(c, dt);
@@ -216,7 +216,7 @@ static em_status fw_pow_scalar(em_call *c)
     uint64_t e = (uint64_t)c->p.s[0];
     em__tensor *base = em__cast(c->in[0], c->out_dtype);   /* first: out may be in[0] */
     if (!base)
-        return ctx->status;
+        return em__failed(ctx);
     em_status st = em__launch_fill(c->out, 1, 1);
     for (; st == EM_OK && e; e >>= 1) {
         if (e & 1) {

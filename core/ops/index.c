@@ -75,14 +75,14 @@ static em_status index_min_max(em_context *ctx, em__tensor *idx, int64_t *lo, in
         *hi = mm[1];
     }
 done:
-    if (st == EM_ERR_OOM && ctx->status == EM_OK)
+    if (st == EM_ERR_OOM && em__failed(ctx) == EM_OK)
         em__error(ctx, EM_ERR_OOM, "out of memory checking an index");
     for (int k = 0; k < 4; k++)
         em__tensor_unref(o[k]);
     em__tensor_unref(flat);
     em__tensor_unref(vals);
     em__tensor_unref(pos);
-    return st == EM_OK ? EM_OK : ctx->status;
+    return st == EM_OK ? EM_OK : em__failed(ctx);
 }
 
 /* Every element of idx in [0, size): "index 7 is out of bounds for dimension 1 with size 5". */
@@ -165,7 +165,7 @@ static em_status bw_index_select(em_bw *b)
     em_tensor *idx = em_expand(em_reshape(b->saved[1], nd, shape), nd, em_tensor_shape(g));
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], nd, b->in_shape[0]);
     b->grad_in[0] = scatter_add_nocheck(z, d, idx, g);
-    return b->grad_in[0] ? EM_OK : b->ctx->status;
+    return b->grad_in[0] ? EM_OK : em__failed(b->ctx);
 }
 
 const em_op em__op_index_select = {.name = "index_select", .grad_fn = "IndexSelectBackward0",
@@ -213,7 +213,7 @@ static em_status bw_gather(em_bw *b)
 {
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], b->in_ndim[0], b->in_shape[0]);
     b->grad_in[0] = scatter_add_nocheck(z, b->p->i[0], b->saved[1], b->grad_out);
-    return b->grad_in[0] ? EM_OK : b->ctx->status;
+    return b->grad_in[0] ? EM_OK : em__failed(b->ctx);
 }
 
 const em_op em__op_gather = {.name = "gather", .grad_fn = "GatherBackward0", .arity = 2,
@@ -280,7 +280,7 @@ static em_status fw_scatter_add(em_call *c)
     /* the kernel takes src with the index's shape: the leading part of src */
     em__tensor *s = em__tensor_alias(src, idx->ndim, idx->shape, src->strides, src->offset);
     if (!s)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     em__tensor *outs[1] = {c->out}, *ins[2] = {idx, s};
     int64_t ip[1] = {c->p.i[0]};
     st = em__launch_views(c->ctx, EM_KERNEL_OFFSET(scatter_add), outs, 1, ins, 2, NULL, ip, 1);
@@ -297,7 +297,7 @@ static em_status bw_scatter_add(em_bw *b)
         return EM_OK;
     em_tensor *gs = gather_nocheck(b->grad_out, d, b->saved[1]);
     if (!gs)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     int nd = b->in_ndim[2];
     const int64_t *ss = b->in_shape[2], *is = em_tensor_shape(gs);
     bool same = em_tensor_ndim(gs) == nd && !memcmp(is, ss, sizeof(int64_t) * (size_t)nd);
@@ -310,7 +310,7 @@ static em_status bw_scatter_add(em_bw *b)
     for (int i = 0; i < nd && part; i++)
         part = em_narrow(part, i, 0, is[i]);
     if (!part)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     em_status st = em_copy_(part, gs);
     b->grad_in[2] = st == EM_OK ? z : NULL;
     return st;
@@ -411,7 +411,7 @@ EMBER_API em_status em_scatter_add_(em_tensor *self, int dim, em_tensor *index, 
         em__tensor *s = em__obj_quiet(self);
         if (!s)
             return EM_ERR_FREED;
-        return s->ctx->status != EM_OK ? s->ctx->status
+        return em__failed(s->ctx) != EM_OK ? em__failed(s->ctx)
                                        : em__error(s->ctx, EM_ERR_INVALID, "scatter_add_(): NULL "
                                                    "tensor argument");
     }
@@ -425,7 +425,7 @@ EMBER_API em_status em_scatter_add_(em_tensor *self, int dim, em_tensor *index, 
         c.in[i] = o[i];
     c.p.i[0] = d;
     if (em__op_scatter_add.shape(&c) != EM_OK)
-        return ctx->status;
+        return em__failed(ctx);
     em_status st = check_range(ctx, "scatter_add_()", o[1], d, size_at(o[0], d));
     if (st != EM_OK)
         return st;

@@ -58,7 +58,7 @@ static em_status join_check(em_context *ctx, bool stack, em__tensor *const *ts, 
                              EM_MAX_DIMS);
         int d = em__wrap_dim(ctx, *dim, t0->ndim + 1, "stack", &ok);
         if (!ok)
-            return ctx->status;
+            return em__failed(ctx);
         *dim = d;
         *out_ndim = t0->ndim + 1;
         for (int i = 0, j = 0; i <= t0->ndim; i++)
@@ -82,7 +82,7 @@ static em_status join_check(em_context *ctx, bool stack, em__tensor *const *ts, 
     const em__tensor *v = ts[valid];
     int d = em__wrap_dim(ctx, *dim, v->ndim, "cat", &ok);
     if (!ok)
-        return ctx->status;
+        return em__failed(ctx);
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         const em__tensor *t = ts[i];
@@ -97,7 +97,13 @@ static em_status join_check(em_context *ctx, bool stack, em__tensor *const *ts, 
                                  "dimension %d. Expected size %lld but got size %lld for tensor "
                                  "number %d in the list.", d, (long long)v->shape[k],
                                  (long long)t->shape[k], i);
-        total += t->shape[d];
+        if (__builtin_add_overflow(total, t->shape[d], &total) || total > EM__MAX_NUMEL) {
+            char a[200];
+            em__shape_str(t->ndim, t->shape, a, sizeof a);
+            return em__error(ctx, EM_ERR_SHAPE, "cat: the sizes along dimension %d overflow (at "
+                             "most %lld elements; tensor number %d has shape %s)", d,
+                             (long long)EM__MAX_NUMEL, i, a);
+        }
     }
     *dim = d;
     *out_ndim = v->ndim;
@@ -138,7 +144,7 @@ static em_status join_fill(em_context *ctx, bool stack, em__tensor *out, em__ten
         if (ext > 0 && em__numel(ts[i]->ndim, ts[i]->shape) > 0) {
             em__tensor *dst = part_of(out, dim, start, stack ? -1 : ext);
             if (!dst)
-                return ctx->status;
+                return em__failed(ctx);
             em__tensor *in[1] = {ts[i]};
             em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), dst, in, 1, NULL, NULL);
             em__tensor_unref(dst);
@@ -184,7 +190,7 @@ static em_status bw_join(em_bw *b, bool stack)
             else
                 b->grad_in[i] = em_narrow(g, d, start, ext);
             if (!b->grad_in[i])
-                return b->ctx->status;
+                return em__failed(b->ctx);
         }
         start += ext;
     }
@@ -237,7 +243,7 @@ static em_status record_tree(em_context *ctx, const em_op *op, bool stack, const
             for (int i = first; i < first + m; i++)
                 len += extent(stack, ts[i], p->i[0]);
             if (!(groups[j] = part_of(out, p->i[0], start, len))) {
-                st = ctx->status;
+                st = em__failed(ctx);
                 break;
             }
             if (any_requires_grad(ts + first, m))

@@ -114,7 +114,7 @@ em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor *const *outs
         alias = alias || overlaps(outs[i], in);
     if (alias || !as_3d(in, dim, &vi[0])) {
         if (!(tmp = copy_of(ctx, in)))
-            return ctx->status ? ctx->status : EM_ERR_OOM;
+            return em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
         src = tmp;
         as_3d(src, dim, &vi[0]);
     }
@@ -133,7 +133,7 @@ em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor *const *outs
         if (index->ndim != 1 || overlaps(index, outs[0])) {
             if (!(itmp = copy_of(ctx, index))) {
                 em__tensor_unref(tmp);
-                return ctx->status ? ctx->status : EM_ERR_OOM;
+                return em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
             }
             ins[1] = itmp;
         }
@@ -184,7 +184,7 @@ em_status em__launch_views(em_context *ctx, size_t offset, em__tensor *const *ou
         /* an input that is exactly an output (scatter_add's self) is fine only as out itself */
         if (alias) {
             if (!(tmp[i] = copy_of(ctx, in[i]))) {
-                st = ctx->status ? ctx->status : EM_ERR_OOM;
+                st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
                 goto done;
             }
             src[i] = tmp[i];

@@ -48,7 +48,7 @@ static em_status shape_pair(em_call *c, bool broadcast)
     if (broadcast) {
         if (em__broadcast_shapes(c->ctx, c->op->name, x->ndim, x->shape, t->ndim, t->shape, &nd,
                                  shape) != EM_OK)
-            return c->ctx->status;
+            return em__failed(c->ctx);
     } else {
         if (x->ndim != t->ndim || memcmp(x->shape, t->shape, sizeof(int64_t) * (size_t)x->ndim)) {
             char xs[160], ts[160];
@@ -76,14 +76,14 @@ static em_status finish(em_call *c, em_tensor *l)
 {
     em__tensor *lo = em__obj(l);
     if (!lo)
-        return c->ctx->status != EM_OK ? c->ctx->status : EM_ERR_INVALID;
+        return em__failed(c->ctx) != EM_OK ? em__failed(c->ctx) : EM_ERR_INVALID;
     em__tensor *in[1] = {lo};
     if (c->p.i[0] == EM_REDUCTION_NONE)
         return em__launch(c->ctx, K(copy), c->out, in, 1, NULL, NULL);
     uint32_t all = lo->ndim ? (uint32_t)((1u << lo->ndim) - 1) : 0;
     em__tensor *kv = em__keepdim_view(c->out, lo, all);
     if (!kv)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     int64_t n = em__numel(lo->ndim, lo->shape);
     double scale = c->p.i[0] == EM_REDUCTION_MEAN ? 1.0 / (double)n : 1.0;
     em_status st = em__launch_reduce(c->ctx, K(sum), kv, lo, scale);
@@ -257,7 +257,7 @@ static void bce_parts(int flags, em_tensor *wp, em_tensor **weight, em_tensor **
 static em_status shape_bce(em_call *c)
 {
     if (shape_pair(c, false) != EM_OK)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     if (c->n_in > 2) {
         em__tensor *x = c->in[0], *w = c->in[2];
         int nd;
@@ -268,7 +268,7 @@ static em_status shape_bce(em_call *c)
                              "got %s", c->op->name, em_dtype_name(x->dtype), em_dtype_name(w->dtype));
         if (em__broadcast_shapes(c->ctx, c->op->name, x->ndim, x->shape, w->ndim - stacked,
                                  w->shape + stacked, &nd, shape) != EM_OK)
-            return c->ctx->status;
+            return em__failed(c->ctx);
         if (nd != x->ndim || memcmp(shape, x->shape, sizeof(int64_t) * (size_t)nd)) {
             char xs[160], ws[160];
             em__shape_str(x->ndim, x->shape, xs, sizeof xs);

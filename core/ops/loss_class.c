@@ -111,7 +111,7 @@ static em_status shape_class(em_call *c)
         }
     }
     if (check_targets(c, t, C) != EM_OK)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = x->dtype;
     if (c->p.i[0] == EM_REDUCTION_NONE) {
         c->out_ndim = t->ndim;
@@ -169,7 +169,7 @@ static em_status finish(em_call *c, em_tensor *l, em_tensor *wt)
         lo = em__obj(red == EM_REDUCTION_MEAN ? em_div(s, em__hreduce(K(sum), wt, 7u, false, 1.0)) : s);
     }
     if (!lo)
-        return c->ctx->status != EM_OK ? c->ctx->status : EM_ERR_INVALID;
+        return em__failed(c->ctx) != EM_OK ? em__failed(c->ctx) : EM_ERR_INVALID;
     em__tensor *in[1] = {lo};
     return em__launch(c->ctx, K(copy), c->out, in, 1, NULL, NULL);
 }
@@ -267,7 +267,7 @@ static em_status bw_ce(em_bw *b)
         } else {
             em_tensor *wcol = em_expand(em_reshape(w, EM_SHAPE(1, C, 1)), EM_SHAPE(B, C, 1));
             em__tensor *po = em__obj(p), *wo = em__obj(wcol), *ao = em__obj(a);
-            st = po && wo && ao ? em__launch_gemm(ctx, po, wo, ao, -1.0, 1.0) : ctx->status;
+            st = po && wo && ao ? em__launch_gemm(ctx, po, wo, ao, -1.0, 1.0) : em__failed(ctx);
         }
     }
     if (st == EM_OK && C > 0)

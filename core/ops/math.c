@@ -60,7 +60,7 @@ static em_status shape_same(em_call *c)
 static em_status shape_rounding(em_call *c)
 {
     if (no_bool(c, c->in[0]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     same_shape(c, c->in[0]->dtype);
     return EM_OK;
 }
@@ -70,9 +70,9 @@ static em_status shape_binary(em_call *c, bool floats)
 {
     for (int i = 1; i < c->n_in; i++)
         if (em__same_dtype(c, c->in[0], c->in[i]))
-            return c->ctx->status;
+            return em__failed(c->ctx);
     if (no_bool(c, c->in[0]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     if (floats && !is_float(c->in[0]->dtype))
         return em__error(c->ctx, EM_ERR_DTYPE, "%s: expected floating point tensors (f32 or f64), "
                          "got %s; convert with em_to_dtype", c->op->name,
@@ -161,7 +161,7 @@ static em_status fw_divmod_scalar(em_call *c)
     em_status st = em__promoted_inputs(c, in, tmp);
     em__tensor *st_s = st == EM_OK ? em__scalar_tensor(c->ctx, c->out_dtype, s) : NULL;
     if (st == EM_OK && !st_s)
-        st = c->ctx->status;
+        st = em__failed(c->ctx);
     if (st == EM_OK) {
         in[1] = st_s;
         st = em__launch(c->ctx, c->op->kernel, c->out, in, 2, NULL, NULL);

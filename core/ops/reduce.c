@@ -54,10 +54,10 @@ static em_status fw_reduce(em_call *c, bool mean)
     double scale = mean ? (count ? 1.0 / (double)count : __builtin_nan("")) : 1.0;
     em__tensor *kv = keepdim_view(c->out, a, c->p.dim_mask);
     if (!kv)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     em__tensor *cast = a->dtype != c->out_dtype ? em__cast(a, c->out_dtype) : NULL;
     em_status st = a->dtype != c->out_dtype && !cast
-                       ? c->ctx->status
+                       ? em__failed(c->ctx)
                        : em__launch_reduce(c->ctx, EM_KERNEL_OFFSET(sum), kv, cast ? cast : a, scale);
     em__tensor_unref(cast);
     em__tensor_unref(kv);

@@ -15,7 +15,7 @@
 static em_status shape_compare(em_call *c)
 {
     if (em__same_dtype(c, c->in[0], c->in[1]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = EM_BOOL;
     return em__shape_broadcast(c);
 }
@@ -26,7 +26,7 @@ static em_status shape_where(em_call *c)
         return em__error(c->ctx, EM_ERR_DTYPE, "where: condition must be a bool tensor, got %s",
                          em_dtype_name(c->in[0]->dtype));
     if (em__same_dtype(c, c->in[1], c->in[2]))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = c->in[1]->dtype;
     return em__shape_broadcast(c);
 }
@@ -118,7 +118,7 @@ static em_status fw_masked_fill(em_call *c)
         return fw_kernel(c);
     em__tensor *any = mask_any(c);
     if (!any)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     em__tensor *in[2] = {out, any};
     em_status st = em__launch(c->ctx, c->op->kernel, out, in, 2, c->p.s, NULL);
     em__tensor_unref(any);
@@ -176,7 +176,7 @@ static em_status shape_copy_(em_call *c)
     em__tensor *self = c->in[0], *src = c->in[1];
     if (em__broadcast_shapes(c->ctx, "copy_", self->ndim, self->shape, src->ndim, src->shape,
                              &c->out_ndim, c->out_shape) != EM_OK)
-        return c->ctx->status;
+        return em__failed(c->ctx);
     c->out_dtype = self->dtype;
     return EM_OK;
 }
@@ -315,26 +315,32 @@ static em_status all_true(em__tensor *mask, bool *out)
 
 EMBER_API em_status em_all(em_tensor *mask_h, bool *out)
 {
-    if (!mask_h || !out)
-        return em__error_global(EM_ERR_INVALID, "em_all: NULL argument");
+    if (!mask_h)
+        return em__error_global(EM_ERR_INVALID, "em_all: NULL tensor");
     em__tensor *mask = em__obj(mask_h);
-    return mask ? all_true(mask, out) : EM_ERR_FREED;
+    if (!mask)
+        return EM_ERR_FREED;
+    if (!out)
+        return em__error(mask->ctx, EM_ERR_INVALID, "em_all: out is NULL");
+    return all_true(mask, out);
 }
 
 EMBER_API em_status em_equal(em_tensor *ah, em_tensor *bh, bool *out)
 {
-    if (!ah || !bh || !out)
-        return em__error_global(EM_ERR_INVALID, "em_equal: NULL argument");
+    if (!ah || !bh)
+        return em__error_global(EM_ERR_INVALID, "em_equal: NULL tensor");
     em__tensor *a = em__obj(ah), *b = em__obj(bh);
     if (!a || !b)
         return EM_ERR_FREED;
+    if (!out)
+        return em__error(a->ctx, EM_ERR_INVALID, "em_equal: out is NULL");
     *out = false;
     if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim))
         return EM_OK;
     em__tensor *in[2] = {a, b};
     em__tensor *m = em__apply(&em__op_eq, in, 2, NULL);
     if (!m)
-        return a->ctx->status;
+        return em__failed(a->ctx);
     em_status st = all_true(m, out);
     em__tensor_unref(m);
     return st;

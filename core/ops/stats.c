@@ -96,7 +96,7 @@ static em__tensor *flat(em__tensor *a)
 static em_status fw_extreme(em_call *c, size_t k)
 {
     em__tensor *f = flat(c->in[0]), *v = NULL;
-    em_status st = f ? em__kmaxmin(k, f, 0, false, &v, NULL) : c->ctx->status;
+    em_status st = f ? em__kmaxmin(k, f, 0, false, &v, NULL) : em__failed(c->ctx);
     em__tensor_unref(f);
     if (st == EM_OK) {
         em__tensor *in[1] = {v};
@@ -182,7 +182,7 @@ static em_status extreme_dim(bool is_max, em_tensor *h, int dim, bool keepdim, e
     em_context *ctx = a->ctx;
     int d = reduction_dim(a, dim, name);
     if (d < 0)
-        return ctx->status;
+        return em__failed(ctx);
     em__tensor *v = NULL, *ix = NULL;
     em_status st = em__kmaxmin(is_max ? K(max_dim) : K(min_dim), a, d, keepdim, &v, &ix);
     if (st != EM_OK)
@@ -196,9 +196,9 @@ static em_status extreme_dim(bool is_max, em_tensor *h, int dim, bool keepdim, e
         st = em__record_for(is_max ? &op_max_dim : &op_min_dim, in, 2, &p, v);
     em_tensor *vh = NULL, *ih = NULL;
     if (st == EM_OK && values && !(vh = em__give(em__tensor_ref(v))))
-        st = ctx->status;
+        st = em__failed(ctx);
     if (st == EM_OK && indices && !(ih = em__give(em__tensor_ref(ix))))
-        st = ctx->status;
+        st = em__failed(ctx);
     em__tensor_unref(v);
     em__tensor_unref(ix);
     if (st != EM_OK) {
@@ -266,7 +266,7 @@ static em_status fw_prod(em_call *c)
     em_context *ctx = c->ctx;
     em__tensor *kv = em__keepdim_view(c->out, a, c->p.dim_mask);
     if (!kv)
-        return ctx->status;
+        return em__failed(ctx);
     em_status st = EM_OK;
     if (em__numel(a->ndim, a->shape) == 0) {
         st = em__kfill(kv, 1.0);
@@ -274,7 +274,7 @@ static em_status fw_prod(em_call *c)
         if (a->dtype != c->out_dtype) {
             src = em__tensor_new(ctx, c->out_dtype, a->ndim, a->shape);
             em__tensor *in[1] = {a};
-            st = src ? em__launch(ctx, K(copy), src, in, 1, NULL, NULL) : ctx->status;
+            st = src ? em__launch(ctx, K(copy), src, in, 1, NULL, NULL) : em__failed(ctx);
         }
         if (st == EM_OK)
             st = em__launch_reduce(ctx, K(prod), kv, src, 1.0);
@@ -352,7 +352,7 @@ EMBER_API em_tensor *em_prod_dim(em_tensor *h, int dim, bool keepdim)
 static em_status shape_var(em_call *c)
 {
     if (need_float(c, "std and var only support floating point and complex dtypes"))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     return shape_reduced(c, c->in[0]->dtype);
 }
 
@@ -367,7 +367,7 @@ static em_status fw_var_std(em_call *c, bool is_std)
     double dof = (double)n - (c->p.i[2] ? 1.0 : 0.0);
     em__tensor *kv = em__keepdim_view(c->out, a, mask);
     if (!kv)
-        return ctx->status;
+        return em__failed(ctx);
     em_status st;
     if (n == 0) {
         st = em__kfill(kv, NAN);
@@ -452,7 +452,7 @@ EMBER_API em_tensor *em_std_dims(em_tensor *a, int ndims, const int *dims, bool 
 static em_status shape_logsumexp(em_call *c)
 {
     if (need_float(c, "expected a floating point tensor (f32 or f64)"))
-        return c->ctx->status;
+        return em__failed(c->ctx);
     return shape_reduced(c, c->in[0]->dtype);
 }
 
@@ -465,7 +465,7 @@ static em_status fw_logsumexp(em_call *c)
     uint32_t mask = c->p.dim_mask;
     em__tensor *kv = em__keepdim_view(c->out, a, mask);
     if (!kv)
-        return ctx->status;
+        return em__failed(ctx);
     em_status st;
     if (em__mask_count(a, mask) == 0) {
         st = em__kfill(kv, -INFINITY);

@@ -69,8 +69,12 @@ static bool infer_shape(em_context *ctx, const char *opname, const em__tensor *t
         } else if (shape[i] < 0) {
             em__error(ctx, EM_ERR_SHAPE, "%s: invalid shape dimension %lld", opname, (long long)shape[i]);
             return false;
-        } else {
-            known *= shape[i];
+        } else if (__builtin_mul_overflow(known, shape[i], &known) || known > EM__MAX_NUMEL) {
+            char s[200];
+            em__shape_str(nd, shape, s, sizeof s);
+            em__error(ctx, EM_ERR_SHAPE, "%s: shape %s has too many elements (the product of its "
+                      "sizes overflows: at most %lld elements)", opname, s, (long long)EM__MAX_NUMEL);
+            return false;
         }
         out[i] = shape[i];
     }
@@ -91,7 +95,8 @@ static bool infer_shape(em_context *ctx, const char *opname, const em__tensor *t
                   (long long)numel);
         return false;
     }
-    return true;
+    /* a zero size hides the product of the others, which the strides would need */
+    return em__check_shape_size(ctx, opname, nd, out) == EM_OK;
 }
 
 /* ----------------------------------------------------------------- descriptors */
@@ -117,7 +122,7 @@ static em_status fw_view(em_call *c)
                          "contiguous subspaces). Use em_reshape instead.", s, o);
     }
     c->out = em__tensor_view(c->in[0], c->out_ndim, c->out_shape, strides, c->in[0]->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_reshape_back(em_bw *b)
@@ -164,7 +169,7 @@ static em_status fw_transpose(em_call *c)
         strides[d1] = t;
     }
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 static em_status bw_transpose(em_bw *b)
 {
@@ -190,7 +195,7 @@ static em_status fw_expand(em_call *c)
         strides[i] = (j < 0 || (a->shape[j] == 1 && c->out_shape[i] != 1)) ? 0 : a->strides[j];
     }
     c->out = em__tensor_view(a, nd, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 static em_status bw_expand(em_bw *b)
 {

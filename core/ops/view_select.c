@@ -34,7 +34,7 @@ static em_status fw_permute(em_call *c)
     for (int i = 0; i < a->ndim; i++)
         strides[i] = a->strides[c->p.shape[i]];
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, a->offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_permute(em_bw *b)
@@ -69,10 +69,14 @@ static em_status fw_slice(em_call *c)
     int d = c->p.i[0];
     int64_t strides[EM_MAX_DIMS];
     memcpy(strides, a->strides, sizeof(int64_t) * (size_t)a->ndim);
-    strides[d] *= c->p.shape[2];
+    /* stride * step fits whenever the slice has two elements or more (it is then less than
+     * the dimension's extent); with one or none, a huge step may not, and is not needed */
+    int64_t stepped;
+    if (!__builtin_mul_overflow(strides[d], c->p.shape[2], &stepped))
+        strides[d] = stepped;
     int64_t offset = a->offset + (c->p.shape[1] > 0 ? c->p.shape[0] * a->strides[d] : 0);
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides, offset);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 /* The gradient of a selecting view: zeros of the input's shape, g copied into the view
@@ -80,7 +84,7 @@ static em_status fw_slice(em_call *c)
 static em_status scatter_into_zeros(em_bw *b, em_tensor *zeros, em_tensor *sub)
 {
     if (!sub)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     em_status st = em_copy_(sub, b->grad_out);
     if (st != EM_OK)
         return st;
@@ -92,7 +96,7 @@ static em_status bw_slice(em_bw *b)
 {
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], b->in_ndim[0], b->in_shape[0]);
     if (!z)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     int64_t start = b->p->shape[0], len = b->p->shape[1], step = b->p->shape[2];
     int64_t end = len > 0 ? start + (len - 1) * step + 1 : start;
     return scatter_into_zeros(b, z, em_slice(z, b->p->i[0], start, end, step));
@@ -133,14 +137,14 @@ static em_status fw_select(em_call *c)
             strides[n++] = a->strides[i];
     c->out = em__tensor_view(a, c->out_ndim, c->out_shape, strides,
                               a->offset + c->p.shape[0] * a->strides[d]);
-    return c->out ? EM_OK : c->ctx->status;
+    return c->out ? EM_OK : em__failed(c->ctx);
 }
 
 static em_status bw_select(em_bw *b)
 {
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], b->in_ndim[0], b->in_shape[0]);
     if (!z)
-        return b->ctx->status;
+        return em__failed(b->ctx);
     return scatter_into_zeros(b, z, em_select(z, b->p->i[0], b->p->shape[0]));
 }
 
@@ -287,11 +291,11 @@ EMBER_API em_tensor *em_select(em_tensor *h, int dim, int64_t index)
 static int make_pieces(const char *name, em__tensor *t, const em_op *op, int d, int64_t size,
                        int64_t n, em_tensor **out, int max)
 {
+    if (!out)
+        return em__error(t->ctx, EM_ERR_INVALID, "%s: out is NULL", name), -1;
     if (n > max)
         return em__error(t->ctx, EM_ERR_INVALID, "%s: %lld pieces do not fit in the %d handles "
                          "given", name, (long long)n, max), -1;
-    if (!out)
-        return em__error(t->ctx, EM_ERR_INVALID, "%s: NULL output array", name), -1;
     em_tensor **h = calloc((size_t)n, sizeof *h);
     if (!h)
         return em__error(t->ctx, EM_ERR_OOM, "%s: out of memory", name), -1;

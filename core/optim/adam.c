@@ -69,7 +69,7 @@ static em_tensor *fused(em_optim *o, int i, em_tensor *ph, em_tensor *gh, int64_
     em_status rc = EM_OK;
     for (int k = 0; k < n_out && rc == EM_OK; k++)
         if (!(res[k] = em__tensor_new(ctx, p->dtype, p->ndim, p->shape)))
-            rc = ctx->status ? ctx->status : EM_ERR_OOM;
+            rc = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
     if (rc == EM_OK) {
         const double pp[4] = {a->lr, a->beta1, a->beta2, a->eps};
         const double fp[3] = {a->weight_decay, 1.0 - pow(a->beta1, (double)step),

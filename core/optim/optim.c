@@ -268,7 +268,7 @@ EMBER_API em_status em_optim_step(em_optim *o)
             if (out[k] && !(o->scratch[i][k] = em_tensor_keep(out[k])))
                 v = NULL;
         em__tensor *vo = v ? em__obj(v) : NULL;
-        st = vo ? em__txn_write(&x, po, vo) : ctx->status ? ctx->status : EM_ERR_INTERNAL;
+        st = vo ? em__txn_write(&x, po, vo) : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
         did[i] = true;
     }
     if (st == EM_OK) {

@@ -167,7 +167,7 @@ EMBER_API em_status em_clip_grad_norm_(em_tensor *const *params, int n_params, d
             if (!g)
                 continue;
             em__tensor *v = em__obj(em_mul_scalar(em__give(em__tensor_ref(g)), coef));
-            st = v ? em__txn_write(&x, g, v) : ctx->status ? ctx->status : EM_ERR_INTERNAL;
+            st = v ? em__txn_write(&x, g, v) : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
         }
         if (st == EM_OK)
             em__txn_commit(&x);

@@ -151,7 +151,7 @@ EMBER_API em_status em_sgd_step(em_sgd *s)
         if (!p->grad)
             continue;
         em__tensor *v = new_value(s, i);
-        st = v ? em__txn_write(&x, p, v) : ctx->status ? ctx->status : EM_ERR_INTERNAL;
+        st = v ? em__txn_write(&x, p, v) : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
     }
     if (st == EM_OK) {
         em__txn_commit(&x);
@@ -206,7 +206,7 @@ em_status em__zero_grads(em_context *ctx, em_tensor *const *params, int n, bool 
             zero[g->dtype] = em__tensor_new(ctx, g->dtype, 0, NULL);
             if (!zero[g->dtype] ||
                 em__launch(ctx, EM_KERNEL_OFFSET(fill), zero[g->dtype], NULL, 0, p, NULL) != EM_OK) {
-                st = ctx->status;
+                st = em__failed(ctx);
                 break;
             }
         }

@@ -380,9 +380,7 @@ em_status em__kernel_call(em_context *ctx, size_t offset, const em_kargs *a)
     int bad = fn ? em__kargs_undeclared(k, ctx->kmask[k], a) : a->out->dtype;
     if (fn && bad < 0) {
         em_status st = fn(ctx->dev, a);
-        if (st != EM_OK)
-            em__backend_failed(ctx, st, em__kernel_name(offset));
-        return st;
+        return st == EM_OK ? EM_OK : em__backend_failed(ctx, st, em__kernel_name(offset));
     }
     if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
         return unsupported(ctx, offset, fn ? bad : -1, NULL);
@@ -396,9 +394,7 @@ em_status em__gemm_call(em_context *ctx, const em_gemm_args *g)
         return fault;
     if (ctx->ops->gemm && (ctx->kmask[0] & EM_DTYPE_BIT(g->dtype))) {
         em_status st = ctx->ops->gemm(ctx->dev, g);
-        if (st != EM_OK)
-            em__backend_failed(ctx, st, "gemm");
-        return st;
+        return st == EM_OK ? EM_OK : em__backend_failed(ctx, st, "gemm");
     }
     if (!ctx->res.op_fallback_cpu || !strcmp(ctx->backend_name, "cpu"))
         return unsupported(ctx, EM_KERNEL_OFFSET(gemm), ctx->ops->gemm ? g->dtype : -1, NULL);

@@ -202,7 +202,8 @@ EMBER_API void *em_pinned_alloc(em_context *ctx, size_t bytes)
     if (ctx->plugin->async & EM__ASYNC_PINNED) {
         em_status st = em__fail_injected() ? EM_ERR_OOM : ctx->ops->host_alloc(ctx->dev, bytes, &p);
         if (st != EM_OK || !p)
-            return em__error(ctx, st == EM_OK ? EM_ERR_OOM : st, "em_pinned_alloc: %zu bytes of "
+            return em__error(ctx, st == EM_OK ? EM_ERR_OOM : (unsigned)st > EM_ERR_INTERNAL
+                             ? EM_ERR_BACKEND : st, "em_pinned_alloc: %zu bytes of "
                              "pinned memory on backend %s: %s", bytes, ctx->backend_name,
                              ctx->plugin->last_msg[0] ? ctx->plugin->last_msg
                                                       : em_status_name(st)), NULL;
@@ -252,7 +253,9 @@ static em__tensor *transfer_target(em_tensor *h, const void *mem, size_t bytes, 
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
     if (upload && !em__is_contiguous(t))
         *st = em__error(t->ctx, EM_ERR_INVALID, "%s: tensor is not contiguous", fn);
-    else if (!mem || (upload ? bytes != need : bytes < need))
+    else if (!mem)
+        *st = em__error(t->ctx, EM_ERR_INVALID, "%s: %s is NULL", fn, upload ? "src" : "dst");
+    else if (upload ? bytes != need : bytes < need)
         *st = em__error(t->ctx, EM_ERR_INVALID, "%s: %s has %zu bytes, the tensor %zu", fn,
                         upload ? "source" : "destination", mem ? bytes : 0, need);
     else if (upload && t->requires_grad && !t->grad_fn && em__grad_mode(t->ctx))
@@ -301,7 +304,7 @@ EMBER_API em_status em_tensor_to_host_async(em_tensor *h, void *dst, size_t byte
         em__tensor *in[1] = {t};
         if (!src || em__launch(ctx, EM_KERNEL_OFFSET(copy), src, in, 1, NULL, NULL) != EM_OK) {
             em__tensor_unref(src);
-            return ctx->status;
+            return em__failed(ctx);
         }
     }
     st = em__kernel_fault(ctx, 0, "copy_d2h_async");

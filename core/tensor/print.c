@@ -54,6 +54,10 @@ static void sb_spaces(sbuf *b, int n)
 
 /* ----------------------------------------------------------------- formatter */
 
+/* The longest value text: "%.*f" of the largest double (309 digits) or "%.*e" (exponent
+ * of 3 digits), with sign, point and the most decimals em_set_printoptions accepts. */
+#define VALUE_BUF (EM__PRINT_MAX_PRECISION + 320)
+
 typedef struct fmt {
     bool floating, boolean, int_mode, sci_mode;
     int max_width, precision;
@@ -134,7 +138,7 @@ static void visit(printer *p, int dim, int64_t base, void (*fn)(printer *, doubl
         return;
     }
     int64_t n = p->shape[dim];
-    bool cut = p->summarize && n > 2 * p->edge;
+    bool cut = p->summarize && n > 2 * (int64_t)p->edge;
     for (int64_t i = 0; i < n; i++) {
         if (cut && i == p->edge)
             i = n - p->edge;
@@ -150,7 +154,7 @@ static void width_value(printer *p, double v, int64_t iv)
 {
     if (!p->f.floating || !isfinite(v) || v == 0)
         return;
-    char buf[64];
+    char buf[VALUE_BUF];
     int w = format_raw(&p->f, v, iv, buf, sizeof buf);
     if (p->f.int_mode && !p->f.sci_mode)
         w = (int)strlen(buf);   /* "%.0f." already includes the dot PyTorch adds */
@@ -176,7 +180,7 @@ static void build_formatter(printer *p)
 
 static void put_value(printer *p, sbuf *b, int64_t i)
 {
-    char buf[64];
+    char buf[VALUE_BUF];
     int w = format_raw(&p->f, dval(p, i), ival(p, i), buf, sizeof buf);
     sb_spaces(b, p->f.max_width - w);
     sb_puts(b, buf);
@@ -191,10 +195,10 @@ static void put_vector(printer *p, sbuf *b, int64_t base, int indent)
     int per_line = (p->linewidth - indent) / element_length;
     if (per_line < 1)
         per_line = 1;
-    bool cut = p->summarize && n > 2 * p->edge;
+    bool cut = p->summarize && n > 2 * (int64_t)p->edge;
     sb_puts(b, "[");
     int on_line = 0;
-    int64_t count = cut ? 2 * p->edge + 1 : n;
+    int64_t count = cut ? 2 * (int64_t)p->edge + 1 : n;
     for (int64_t k = 0; k < count; k++) {
         if (k > 0) {
             if (on_line == per_line) {
@@ -223,7 +227,7 @@ static void put_tensor(printer *p, sbuf *b, int dim, int64_t base, int indent)
         return;
     }
     int64_t n = p->shape[dim];
-    bool cut = p->summarize && n > 2 * p->edge;
+    bool cut = p->summarize && n > 2 * (int64_t)p->edge;
     int sub_dims = p->ndim - dim;   /* dimensions of the slices being joined, plus one */
     sb_puts(b, "[");
     bool first = true;
@@ -377,7 +381,7 @@ EMBER_API em_status em_tensor_print(em_tensor *t, FILE *f)
 {
     char *s = em_tensor_str(t);
     if (!s)
-        return em__obj_quiet(t) ? em__obj_quiet(t)->ctx->status : t ? EM_ERR_FREED : EM_ERR_INVALID;
+        return em__obj_quiet(t) ? em__failed(em__obj_quiet(t)->ctx) : t ? EM_ERR_FREED : EM_ERR_INVALID;
     fputs(s, f ? f : stdout);
     fputc('\n', f ? f : stdout);
     free(s);

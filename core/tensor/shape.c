@@ -14,6 +14,38 @@ int64_t em__numel(int ndim, const int64_t *shape)
     return n;
 }
 
+bool em__numel_checked(int ndim, const int64_t *shape, int64_t *numel)
+{
+    int64_t span = 1;   /* product with zeros counted as ones: the outermost stride's bound */
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return false;
+        if (shape[i] == 0)
+            empty = true;
+        else if (__builtin_mul_overflow(span, shape[i], &span) || span > EM__MAX_NUMEL)
+            return false;
+    }
+    if (numel)
+        *numel = empty ? 0 : span;
+    return true;
+}
+
+em_status em__check_shape_size(em_context *ctx, const char *op, int ndim, const int64_t *shape)
+{
+    if (em__numel_checked(ndim, shape, NULL))
+        return EM_OK;
+    char s[200];
+    em__shape_str(ndim, shape, s, sizeof s);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return em__error(ctx, EM_ERR_SHAPE, "%s: shape %s has a negative size (%lld in "
+                             "dimension %d)", op, s, (long long)shape[i], i);
+    return em__error(ctx, EM_ERR_SHAPE, "%s: shape %s has too many elements (the product of its "
+                     "sizes overflows: at most %lld elements)", op, s, (long long)EM__MAX_NUMEL);
+}
+
+/* Strides of a checked shape: their products stay below EM__MAX_NUMEL. */
 void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
 {
     int64_t s = 1;

@@ -124,16 +124,11 @@ static em_status check_shape(em_context *ctx, const char *what, em_dtype dt, int
                          what, ndim, EM_MAX_DIMS);
     if (ndim > 0 && !shape)
         return em__error(ctx, EM_ERR_INVALID, "%s: shape is NULL for %d dimensions", what, ndim);
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
+    for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
             return em__error(ctx, EM_ERR_SHAPE, "%s: size %lld of dimension %d is negative", what,
                              (long long)shape[i], i);
-        if (shape[i] > 0 && n > (INT64_MAX / 16) / shape[i])
-            return em__error(ctx, EM_ERR_SHAPE, "%s: shape has too many elements", what);
-        n *= shape[i];
-    }
-    return EM_OK;
+    return em__check_shape_size(ctx, what, ndim, shape);
 }
 
 em__tensor *em__tensor_new(em_context *ctx, em_dtype dt, int ndim, const int64_t *shape)
@@ -331,7 +326,9 @@ static em_status arange_int(em_context *ctx, em_dtype dt, double start, double e
     if (!((xst > 0 && xe >= xs) || (xst < 0 && xe <= xs)))
         return em__error(ctx, EM_ERR_INVALID, "em_arange: upper bound and larger bound inconsistent "
                          "with step sign (start %g, end %g, step %g)", start, end, step);
-    double len = dt == EM_I64 ? ceil((double)(xe - xs) / (double)xst) : ceil((end - start) / step);
+    int64_t span;   /* xe - xs, which may overflow int64 (bounds of opposite signs) */
+    double dspan = __builtin_sub_overflow(xe, xs, &span) ? (double)xe - (double)xs : (double)span;
+    double len = dt == EM_I64 ? ceil(dspan / (double)xst) : ceil((end - start) / step);
     if (len > 1e12)
         return em__error(ctx, EM_ERR_INVALID, "em_arange: %g elements is too many", len);
     *n = len > 0 ? (int64_t)len : 0;
@@ -498,7 +495,7 @@ static em_status download(em__tensor *t, void *dst)
     if (!em__is_contiguous(t)) {
         src = em__tensor_new(ctx, t->dtype, t->ndim, t->shape);
         if (!src)
-            return ctx->status;
+            return em__failed(ctx);
         em__tensor *in[1] = {t};
         em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), src, in, 1, NULL, NULL);
         if (st != EM_OK) {
@@ -594,9 +591,11 @@ EMBER_API em_status em_tensor_to_host(em_tensor *h, void *dst, size_t bytes)
     if (!t)
         return EM_ERR_FREED;
     size_t need = (size_t)em__numel(t->ndim, t->shape) * em_dtype_size(t->dtype);
-    if (!dst || bytes < need)
+    if (!dst)
+        return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_to_host: dst is NULL");
+    if (bytes < need)
         return em__error(t->ctx, EM_ERR_INVALID, "em_tensor_to_host: destination of %zu bytes is "
-                         "too small for %zu bytes", dst ? bytes : 0, need);
+                         "too small for %zu bytes", bytes, need);
     return download(t, dst);
 }
 

@@ -72,16 +72,16 @@ em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *value)
             value->storage->refcount == 1 && value->storage->nbytes == s->nbytes &&
             value->ndim == dst->ndim &&
             !memcmp(value->shape, dst->shape, sizeof(int64_t) * (size_t)dst->ndim))
-            return entry_add(x, s, em__tensor_ref(value)) ? EM_OK : ctx->status;
+            return entry_add(x, s, em__tensor_ref(value)) ? EM_OK : em__failed(ctx);
         int64_t n = (int64_t)(s->nbytes / em_dtype_size(dst->dtype));
         em__tensor *sh = em__tensor_new(ctx, dst->dtype, 1, &n);
         if (!sh)
-            return ctx->status;
+            return em__failed(ctx);
         if (!covers_storage(dst)) {   /* the parts dst does not cover keep their contents */
             em__tensor *old = em__tensor_alias(dst, 1, &n, (const int64_t[]){1}, 0);
             em__tensor *in[1] = {old};
             em_status st = old ? em__launch(ctx, EM_KERNEL_OFFSET(copy), sh, in, 1, NULL, NULL)
-                               : ctx->status;
+                               : em__failed(ctx);
             em__tensor_unref(old);
             if (st != EM_OK) {
                 em__tensor_unref(sh);
@@ -90,7 +90,7 @@ em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *value)
         }
         if (!(e = entry_add(x, s, sh))) {
             em__tensor_unref(sh);
-            return ctx->status;
+            return em__failed(ctx);
         }
     }
     /* value into the shadow, at dst's place in it */
@@ -99,7 +99,7 @@ em_status em__txn_write(em__txn *x, em__tensor *dst, em__tensor *value)
         return EM_OK;
     em__tensor *at = em__tensor_alias(sh, dst->ndim, dst->shape, dst->strides, dst->offset);
     if (!at)
-        return ctx->status;
+        return em__failed(ctx);
     em__tensor *in[1] = {value};
     em_status st = em__launch(ctx, EM_KERNEL_OFFSET(copy), at, in, 1, NULL, NULL);
     em__tensor_unref(at);

@@ -149,7 +149,9 @@ EMBER_API char *em_tensor_str(em_tensor *t);
 EMBER_API em_status em_tensor_print(em_tensor *t, FILE *f);    /* str + newline */
 EMBER_API em_status em_print(em_tensor *t);                    /* to stdout */
 /* print options as torch.set_printoptions: precision (4), threshold (1000), edgeitems
- * (3), linewidth (80); a negative value leaves the setting unchanged. Per context. */
+ * (3), linewidth (80); a negative value leaves the setting unchanged. Per context.
+ * precision is at most 1074 (a double has no more decimals): a larger one is refused with
+ * EM_ERR_INVALID recorded in ctx, the setting kept. Any edgeitems is accepted. */
 EMBER_API void em_set_printoptions(em_context *ctx, int precision, int threshold,
                                    int edgeitems, int linewidth);
 

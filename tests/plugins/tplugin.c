@@ -62,6 +62,7 @@ static const char *const mode_names[] = {"fast", "exact", "short-backend", "shor
 _Static_assert(sizeof mode_names / sizeof mode_names[0] == TP_MODE_COUNT + 1, "a name per mode");
 
 EM_BACKEND_EXPORT tplugin_stats tplugin_stats_;
+EM_BACKEND_EXPORT atomic_int tplugin_kernel_status_;
 
 /* host-liar: a buffer handle points at a header; the data follows it */
 #define LIAR_HEADER 64
@@ -240,6 +241,9 @@ static em_status tp_enter(tp_dev *d, const char *name, const em_kargs *a, unsign
 {
     g_view_dev = d;
     atomic_fetch_add(&tplugin_stats_.kernel_calls, 1);
+    int forced = atomic_load(&tplugin_kernel_status_);
+    if (forced)
+        return (em_status)forced;
     if (d->inst->mode == TP_F32_ONLY)
         declared &= ~BIT(EM_F64);
     const em_kview *v[4] = {a->out, a->in[0], a->in[1], a->in[2]};

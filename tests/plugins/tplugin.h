@@ -49,6 +49,9 @@ typedef struct tplugin_stats {
 } tplugin_stats;
 
 extern tplugin_stats tplugin_stats_;
+/* When nonzero, every kernel returns this status (a test sets it through dlsym): what a
+ * plugin returning numbers outside em_status gives the core. */
+extern atomic_int tplugin_kernel_status_;
 
 #if EM_ABI_MINOR >= 1
 /* tplugin_async.c */
