@@ -123,7 +123,10 @@ run_which() {  # device.ini text; output in $tmp/which.out, .err; status in $rc
         > "$tmp/which.out" 2> "$tmp/which.err"
     rc=$?
 }
-if $cc ${inc:+-I"$inc"} -o "$tmp/which" "$tmp/which.c" -L"$tmp/lib" -lember 2>"$tmp/cc.log"; then
+# a sanitizer build's libember needs its runtime in the program too
+san=$(sed -n 's/^CFLAGS = .*\(-fsanitize=[^ ]*\).*/\1/p' "$top/Makefile" 2>/dev/null)
+# shellcheck disable=SC2086
+if $cc $san ${inc:+-I"$inc"} -o "$tmp/which" "$tmp/which.c" -L"$tmp/lib" -lember 2>"$tmp/cc.log"; then
     for own in cuda opencl; do
         if [ -e "${EMBER_TEST_BACKENDDIR:-/nonexistent}/ember-backend-$own.so" ]; then
             n=$((n + 1)); echo "ok $n - # SKIP an installed ember-backend-$own.so is on the search path"
