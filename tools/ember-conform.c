@@ -476,6 +476,8 @@ int main(int argc, char **argv)
     cf_run_optim();
     cf_run_grad();
     cf_run_abi();
+    cf.cfg = cfg;
+    cf_run_direct();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 
