@@ -205,7 +205,7 @@ static int is_float(int32_t dt)
  * GEMM: C_b = alpha * op(A_b) * op(B_b) + beta * C_b for each batch b, row-major, with
  * transpose flags and leading dimensions (em_gemm_args in <ember/backend.h>). Naive, with
  * a row of double accumulators: simple and correct; a real backend calls its BLAS here.
- * The core calls it with m, n, batch >= 1 (k may be 0 only when beta != 0).
+ * Which sizes the core passes (k = 0 among them) is stated once, next to em_gemm_args.
  * ------------------------------------------------------------------------------------ */
 
 /* One instantiation per element type T; acc holds n doubles. */
