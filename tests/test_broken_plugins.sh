@@ -4,6 +4,7 @@
 # not an ELF file, a truncated .so, one that needs an absent library, no entry symbol, a
 # newer ABI major, a name that does not match its file, an init failure, no device, and a
 # duplicate name in a second directory. Each must get its precise message; nothing crashes.
+# ember-conform --library on the mismatched one names the file-name rule.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -46,7 +47,7 @@ info_rc=$?
 # ember-info wraps long lines: join them so phrases can be searched
 tr -s ' \n' '  ' < "$tmp/info.out" > "$tmp/info.flat"
 
-echo "1..13"
+echo "1..14"
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 has() { grep -qF -- "$1" "$tmp/info.flat"; }
@@ -86,3 +87,14 @@ rc=$?
 tr -s ' \n' '  ' < "$tmp/none.out" > "$tmp/info.flat"
 r=1; [ $rc -eq 2 ] && has "not found" && has "$tmp/a" && r=0
 ok $r "EMBER_DEVICE=nosuchbackend: not found, with the directories searched (exit $rc)"
+
+# ember-conform --library on a plugin whose name differs from its file's: the hint is the
+# file-name rule (the file is named like a plugin), not library=, which the user never wrote
+"$top/tools/ember-conform" --library "$tmp/a/ember-backend-tmismatch.so" > "$tmp/conform.out" 2>&1
+rc=$?
+tr -s ' \n' '  ' < "$tmp/conform.out" > "$tmp/info.flat"
+r=1; [ $rc -eq 2 ] && has "calls itself 'somethingelse', expected 'tmismatch'" &&
+    has "a plugin file must be named ember-backend-<its name>.so: rename the file ember-backend-somethingelse.so" &&
+    ! has "library=" && r=0
+ok $r "ember-conform --library, name mismatch: the file-name rule, not library= (exit $rc)"
+[ $r -eq 0 ] || sed 's/^/# /' "$tmp/conform.out"
