@@ -169,18 +169,25 @@ static void num(char *buf, size_t n, double v, bool tol)
         snprintf(buf, n, "%.2g", v);
 }
 
+/* The plugin's non-optional kernels: how many it has, of how many. */
+static void kernel_counts(const em_plugin_info *pi, int *have, int *total)
+{
+    *have = *total = 0;
+    for (int k = 0; k < pi->kernel_count; k++)
+        if (!pi->kernel_optional[k]) {
+            (*total)++;
+            *have += pi->kernel_present[k];
+        }
+}
+
 static void print_header(const char *prefix, const char *name, const char *dtypes)
 {
     const em_plugin_info *pi = cf.info;
     printf("%sember-conform %s: backend %s, device %d (%s)\n", prefix, em_version_string(), name,
            em_context_device_index(cf.ctx), em_context_device_name(cf.ctx));
     if (pi) {
-        int have = 0, total = 0;
-        for (int k = 0; k < pi->kernel_count; k++)
-            if (!pi->kernel_optional[k]) {
-                total++;
-                have += pi->kernel_present[k];
-            }
+        int have, total;
+        kernel_counts(pi, &have, &total);
         printf("%s  plugin:     %s (ABI %u.%u, version %s)\n", prefix, pi->path, pi->abi_major,
                pi->abi_minor, pi->version[0] ? pi->version : "?");
         if (have < total && strcmp(name, "cpu"))
@@ -257,12 +264,8 @@ static bool print_json(const char *name, const char *dtypes, const int count[4],
                                                dev ? dev : ""));
     const em_plugin_info *pi = cf.info;
     if (pi) {
-        int have = 0, total = 0;
-        for (int k = 0; k < pi->kernel_count; k++)
-            if (!pi->kernel_optional[k]) {
-                total++;
-                have += pi->kernel_present[k];
-            }
+        int have, total;
+        kernel_counts(pi, &have, &total);
         json_object_set_new(o, "plugin", json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "name",
                                                    pi->name, "path", pi->path, "abi",
                                                    cf_fmt("%u.%u", pi->abi_major, pi->abi_minor),
