@@ -166,9 +166,10 @@ typedef struct em_kargs {
  * C rows have stride ldc. Offsets, leading dims and batch strides are in elements.
  * When beta == 0, C is write-only (its old contents, even NaN, are ignored).
  * Sizes (the one statement of this rule): m, n and batch are >= 1; k is >= 0, and k == 0
- * comes only with beta != 0, meaning C = beta * C (A and B are not read; the core turns a
- * product with k == 0 and beta == 0 into a fill of 0). lda, ldb >= the stored row length
- * (at least 1), ldc >= n; batch strides >= 0 (0: the operand is shared by every batch). */
+ * comes only with beta != 0, meaning C = beta * C (do not read A or B: lda and ldb are then
+ * meaningless; the core turns a product with k == 0 and beta == 0 into a fill of 0). With
+ * k >= 1, lda and ldb are >= 1 and >= the stored row length; ldc >= n; batch strides are
+ * >= 0 (0: the operand is shared by every batch). */
 typedef struct em_gemm_args {
     size_t struct_size;
     int32_t dtype;
