@@ -190,6 +190,26 @@ static void test_unused_section_keys_checked(void **state)
     em_config_free(cfg);
 }
 
+/* An unknown key of the section in use is caught when the configuration is read, through
+ * the describe call's keys: the entry of an instance never receives it. */
+static void test_unknown_keys_never_reach_entry(void **state)
+{
+    (void)state;
+    char text[4096];
+    snprintf(text, sizeof text, "[device]\nbackend = tgood\n[backends]\npath = %s\n[tgood]\n"
+             "colour = blue\nmode = fast\n", plugin_dir());
+    tplugin_stats *s = stats();
+    long before = count(&s->unknown_keys);
+    em_config *cfg = em_config_create();
+    assert_int_equal(em_config_load_string(cfg, text, "used.ini"), EM_OK);
+    em_context *ctx = NULL;
+    TH_EXPECT(em_context_create_with(&ctx, cfg), EM_ERR_CONFIG, "used.ini:6", "[tgood] colour",
+              "unknown key", "accepts: mode");
+    assert_null(ctx);
+    em_config_free(cfg);
+    assert_int_equal(count(&s->unknown_keys), before);
+}
+
 static const em_plugin_info *scan_tgood(em_registry **reg)
 {
     em_config *cfg = em_config_create();
@@ -431,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_undeclared_dtype_falls_back),
         cmocka_unit_test(test_abi10_plugin),
         cmocka_unit_test(test_unused_section_keys_checked),
+        cmocka_unit_test(test_unknown_keys_never_reach_entry),
         cmocka_unit_test(test_describe_call),
         cmocka_unit_test(test_describe_breaches),
         cmocka_unit_test(test_host_buffers_in_place),

@@ -7,7 +7,8 @@
 # Then backend names: a name that is neither one of ember's own backends nor an installed
 # plugin is a configuration error (no fallback), while ember's own names that are not built
 # keep the fallback — seen by a program whose libember has only the cpu plugin beside it.
-# Last, ember-info --config FILE marks FILE as the file used, not ./device.ini.
+# Then ember-info --config FILE marks FILE as the file used, not ./device.ini. Last,
+# ember-conform --library on the mismatched one names the file-name rule.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -50,7 +51,7 @@ info_rc=$?
 # ember-info wraps long lines: join them so phrases can be searched
 tr -s ' \n' '  ' < "$tmp/info.out" > "$tmp/info.flat"
 
-echo "1..17"
+echo "1..18"
 n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 has() { grep -qF -- "$1" "$tmp/info.flat"; }
@@ -164,3 +165,14 @@ r=1
     grep -q "^ *log  *error  *$tmp/given.ini:3" "$tmp/given.out" && r=0
 ok $r "ember-info --config FILE: FILE is marked used, ./device.ini is not (exit $rc)"
 [ $r -eq 0 ] || sed -n '1,20p' "$tmp/given.out" | sed 's/^/# /'
+
+# ember-conform --library on a plugin whose name differs from its file's: the hint is the
+# file-name rule (the file is named like a plugin), not library=, which the user never wrote
+"$top/tools/ember-conform" --library "$tmp/a/ember-backend-tmismatch.so" > "$tmp/conform.out" 2>&1
+rc=$?
+tr -s ' \n' '  ' < "$tmp/conform.out" > "$tmp/info.flat"
+r=1; [ $rc -eq 2 ] && has "calls itself 'somethingelse', expected 'tmismatch'" &&
+    has "a plugin file must be named ember-backend-<its name>.so: rename the file ember-backend-somethingelse.so" &&
+    ! has "library=" && r=0
+ok $r "ember-conform --library, name mismatch: the file-name rule, not library= (exit $rc)"
+[ $r -eq 0 ] || sed 's/^/# /' "$tmp/conform.out"

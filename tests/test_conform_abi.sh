@@ -4,7 +4,9 @@
 # without a failing plugin would test nothing). The plugins are the loader suite's test
 # plugin in its modes (tests/plugins/tplugin.c) and the same source built from the frozen
 # ABI 1.0, 1.1 and 1.2 headers (ember-backend-tabi10.so, -tabi11.so, -tabi12.so), which must
-# load and conform unchanged.
+# load and conform unchanged; and the cpu backend wrapped with one clause of the ops table's
+# contract broken (tests/plugins/tbroken.c: copy offsets, gemm's beta, offsets, leading
+# dimensions, k = 0), which must fail abi.copy_offsets or abi.gemm.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -96,6 +98,29 @@ for how in lie instance; do
     r=1; [ "$(row abi.describe)" = FAIL ] && r=0
     report "describe: a describe call that breaks the contract ($how) fails abi.describe" $r
 done
+
+# the clauses ember-conform checks through the ops table (abi.copy_offsets, abi.gemm): the
+# cpu backend wrapped (tbroken) passes them, and fails the right row, naming the clause,
+# with each one broken
+export EMBER_TBROKEN_CPU="${EMBER_TEST_BACKEND_DIR:-$top/.libs}/ember-backend-cpu.so"
+EMBER_TBROKEN=none conform ember-backend-tbroken.so "" --filter abi.
+rc=$?
+r=1; [ $rc -eq 0 ] && [ "$(row abi.copy_offsets)" = pass ] && [ "$(row abi.gemm)" = pass ] && r=0
+report "the cpu backend wrapped, nothing broken: abi.copy_offsets and abi.gemm pass" $r
+for clause in "h2d_offset:abi.copy_offsets:copy_h2d of 40 bytes at dst_offset 24" \
+              "d2h_offset:abi.copy_offsets:copy_d2h of 40 bytes at src_offset 88" \
+              "beta:abi.gemm:gemm beta != 0" "beta0_reads:abi.gemm:gemm beta == 0: C write-only" \
+              "k0:abi.gemm:gemm k = 0 with beta != 0" "a_offset:abi.gemm:gemm a_offset" \
+              "b_offset:abi.gemm:gemm b_offset" "c_offset:abi.gemm:gemm c_offset" \
+              "ld:abi.gemm:gemm lda wider than a row"; do
+    how=${clause%%:*}; rest=${clause#*:}; want_row=${rest%%:*}; msg=${rest#*:}
+    EMBER_TBROKEN=$how conform ember-backend-tbroken.so "" --filter abi.
+    rc=$?
+    r=1; [ $rc -eq 1 ] && [ "$(row "$want_row")" = FAIL ] &&
+        grep -qF "FAIL $want_row (" "$tmp/out" && grep "FAIL $want_row (" "$tmp/out" | grep -qF "$msg" && r=0
+    report "a plugin breaking '$how' fails $want_row, naming the clause" $r
+done
+unset EMBER_TBROKEN_CPU
 
 echo "1..$n"
 [ $fails -eq 0 ]

@@ -46,6 +46,7 @@ typedef struct cf_suite {
     bool verbose;
     const em_plugin_info *info; /* the plugin's registry entry (kernel table), or NULL */
     bool op_fallback_cpu;       /* [device] op_fallback = cpu */
+    const em_config *cfg;       /* the configuration (the backend's section: direct calls) */
     cf_row rows[CF_MAX_ROWS];
     int n_rows;
 } cf_suite;
@@ -156,6 +157,7 @@ void cf_run_math(void);       /* conform_vocab.c: unary math, pow, floor_divide,
 void cf_run_dim(void);        /* conform_vocab.c: prod, max/min (dim), argmax, softmax */
 void cf_run_index(void);      /* conform_index.c: index_select, gather, scatter_add, cat, stack */
 void cf_run_optim(void);      /* conform_optim.c: Adam / AdamW steps (the adam kernel of 1.3) */
+void cf_run_direct(void);     /* conform_direct.c: copy offsets and gemm through the ops table */
 
 /* ---- elementwise cases shared by the vocabulary files (conform_vocab.c) ---- */
 typedef em_tensor *(*cf_ew_call)(em_tensor *const *in, const double *p);

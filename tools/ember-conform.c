@@ -3,11 +3,12 @@
  * empty, 1-element, 0-dim and large layouts, gradient checks through autograd, and random
  * numbers against <ember/philox.h> and a cpu context. Results are checked against reference
  * loops run in double on the host. Prints a per-op table (pass / fallback / FAIL, the
- * largest error seen and the tolerance), or TAP with --tap; make check runs it this way on
+ * largest error seen and the tolerance), TAP with --tap, or one JSON object with --json (for
+ * a vendor's CI: the plugin, its ABI, per-op rows and totals); make check runs it this way on
  * every first-party backend and on the plugin template, so there is one source of truth.
  *
  *   ember-conform [--backend NAME | --library PATH] [--config PATH] [--dtype f32|f64]
- *                 [--filter SUBSTR] [--tap] [--verbose]
+ *                 [--filter SUBSTR] [--tap | --json] [--verbose]
  *
  * Uses only the public API (ember.h, info.h). Exit status: 0 when every op passed (ops that
  * ran through the cpu fallback included), 1 when one failed, 2 when the backend could not
@@ -15,6 +16,7 @@
  * 3 for a bad command line. */
 #include "conform.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +28,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: ember-conform [--backend NAME | --library PATH] [--config PATH]\n"
-            "                     [--dtype f32|f64] [--filter SUBSTR] [--tap] [--verbose]\n"
+            "                     [--dtype f32|f64] [--filter SUBSTR] [--tap | --json]\n"
+            "                     [--verbose]\n"
             "Run ember's op-level conformance suite on a backend and print, per op, whether it\n"
             "passed, passed through the cpu fallback (its kernel is NULL in the plugin), or\n"
             "failed, with the largest error seen and the tolerance.\n"
@@ -41,6 +44,9 @@ static void usage(FILE *f)
             "  --filter S      only ops whose name contains S (\"add\", \"mm\", \".grad\")\n"
             "  --tap           TAP output, one test per op (for make check); a backend with no\n"
             "                  usable device is a SKIP unless EMBER_TEST_REQUIRE names it\n"
+            "  --json          one JSON object on stdout instead of the table: the backend,\n"
+            "                  plugin file and ABI, per op its kernels, result, checks and\n"
+            "                  per dtype the largest error and tolerance, and the totals\n"
             "  --verbose       print every failing check as it happens\n"
             "  --help, --version\n"
             "\n"
@@ -63,14 +69,34 @@ static bool name_from_file(const char *path, char *name, size_t n)
     return true;
 }
 
+/* Prints a JSON value on stdout, with a newline; false when it could not be built. */
+static bool json_print(json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(j);
+    if (!text) {
+        fprintf(stderr, "ember-conform: out of memory writing the JSON report\n");
+        return false;
+    }
+    printf("%s\n", text);
+    free(text);
+    return true;
+}
+
 /* The backend could not be opened: a failure, or a SKIP in TAP mode. */
-static int unusable(bool tap, const char *name, const char *why)
+static int unusable(bool tap, bool json, const char *name, const char *why)
 {
     char reason[2048];
     snprintf(reason, sizeof reason, "%s", why);
     for (char *p = reason; *p; p++)
         if (*p == '\n')
             *p = ' ';
+    if (json) {
+        json_print(json_pack("{s:s, s:s, s:s, s:s, s:i}", "tool", "ember-conform", "version",
+                             em_version_string(), "backend", name, "unusable", reason,
+                             "exit_status", 2));
+        return 2;
+    }
     if (!tap) {
         fprintf(stderr, "ember-conform: backend %s cannot be used: %s\n", name, reason);
         return 2;
@@ -143,18 +169,25 @@ static void num(char *buf, size_t n, double v, bool tol)
         snprintf(buf, n, "%.2g", v);
 }
 
+/* The plugin's non-optional kernels: how many it has, of how many. */
+static void kernel_counts(const em_plugin_info *pi, int *have, int *total)
+{
+    *have = *total = 0;
+    for (int k = 0; k < pi->kernel_count; k++)
+        if (!pi->kernel_optional[k]) {
+            (*total)++;
+            *have += pi->kernel_present[k];
+        }
+}
+
 static void print_header(const char *prefix, const char *name, const char *dtypes)
 {
     const em_plugin_info *pi = cf.info;
     printf("%sember-conform %s: backend %s, device %d (%s)\n", prefix, em_version_string(), name,
            em_context_device_index(cf.ctx), em_context_device_name(cf.ctx));
     if (pi) {
-        int have = 0, total = 0;
-        for (int k = 0; k < pi->kernel_count; k++)
-            if (!pi->kernel_optional[k]) {
-                total++;
-                have += pi->kernel_present[k];
-            }
+        int have, total;
+        kernel_counts(pi, &have, &total);
         printf("%s  plugin:     %s (ABI %u.%u, version %s)\n", prefix, pi->path, pi->abi_major,
                pi->abi_minor, pi->version[0] ? pi->version : "?");
         if (have < total && strcmp(name, "cpu"))
@@ -199,10 +232,91 @@ static void print_table(const char *prefix)
            "dtypes only, the others ran on cpu; ~ optional, composed by the core)\n", prefix);
 }
 
+/* One dtype's column of a row: {"max_error", "tolerance"}, or null when no case ran. */
+static json_t *json_err(const cf_row *r, int b)
+{
+    if (!r->seen[b])
+        return json_null();
+    /* JSON has no infinity: an infinite error (a NaN or infinity where a number was
+     * wanted) is written as null, with the row's result saying FAIL */
+    return json_pack("{s:o, s:f}", "max_error", isfinite(r->err[b]) ? json_real(r->err[b])
+                                                                   : json_null(),
+                     "tolerance", r->tol[b]);
+}
+
+/* The whole report as one JSON object (--json). */
+static bool print_json(const char *name, const char *dtypes, const int count[4], double secs,
+                       int rc)
+{
+    json_t *o = json_object(), *rows = json_array();
+    if (!o || !rows) {
+        json_decref(o);
+        json_decref(rows);
+        return json_print(NULL);
+    }
+    json_object_set_new(o, "tool", json_string("ember-conform"));
+    json_object_set_new(o, "version", json_string(em_version_string()));
+    json_object_set_new(o, "core_abi", json_string(cf_fmt("%d.%d", EM_ABI_MAJOR, EM_ABI_MINOR)));
+    json_object_set_new(o, "backend", json_string(name));
+    const char *dev = em_context_device_name(cf.ctx);
+    json_object_set_new(o, "device", json_pack("{s:i, s:s}", "index",
+                                               em_context_device_index(cf.ctx), "name",
+                                               dev ? dev : ""));
+    const em_plugin_info *pi = cf.info;
+    if (pi) {
+        int have, total;
+        kernel_counts(pi, &have, &total);
+        json_object_set_new(o, "plugin", json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "name",
+                                                   pi->name, "path", pi->path, "abi",
+                                                   cf_fmt("%u.%u", pi->abi_major, pi->abi_minor),
+                                                   "version", pi->version ? pi->version : "",
+                                                   "kernels_implemented", have,
+                                                   "kernels_total", total));
+    } else {
+        json_object_set_new(o, "plugin", json_null());
+    }
+    json_t *dts = json_array();
+    for (int b = 0; b < 2; b++)
+        if (cf.dtype_on[b])
+            json_array_append_new(dts, json_string(b ? "f64" : "f32"));
+    json_array_append_new(dts, json_string("bool"));
+    json_object_set_new(o, "dtypes", dts);
+    json_object_set_new(o, "dtypes_note", json_string(dtypes));
+    json_object_set_new(o, "op_fallback", json_string(cf.op_fallback_cpu ? "cpu" : "error"));
+    json_object_set_new(o, "filter", cf.filter ? json_string(cf.filter) : json_null());
+    json_object_set_new(o, "tolerance", json_pack("{s:f, s:f}", "f32", CF_TOL_F32, "f64",
+                                                  CF_TOL_F64));
+    for (int i = 0; i < cf.n_rows; i++) {
+        const cf_row *r = &cf.rows[i];
+        char kern[128];
+        kernels_text(r, kern, sizeof kern);
+        row_result x = result_of(r);
+        json_t *row = json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "op", r->op,
+                                "kernels", kern, "status",
+                                result_name(x), "checks", r->checks, "failures", r->failures,
+                                "f32", json_err(r, 0), "f64", json_err(r, 1));
+        if (row && r->failures)
+            json_object_set_new(row, "first_failure", json_string(r->first_failure));
+        if (!row || json_array_append_new(rows, row)) {
+            json_decref(o);
+            json_decref(rows);
+            return json_print(NULL);
+        }
+    }
+    json_object_set_new(o, "ops", rows);
+    json_object_set_new(o, "totals", json_pack("{s:i, s:i, s:i, s:i, s:i}", "ops", cf.n_rows,
+                                               "pass", count[R_PASS], "fallback",
+                                               count[R_FALLBACK], "fail", count[R_FAIL], "skip",
+                                               count[R_SKIP]));
+    json_object_set_new(o, "seconds", json_real(secs));
+    json_object_set_new(o, "exit_status", json_integer(rc));
+    return json_print(o);
+}
+
 int main(int argc, char **argv)
 {
     const char *backend = NULL, *library = NULL, *config = NULL, *dtype = NULL;
-    bool tap = false;
+    bool tap = false, json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = !strcmp(a, "--backend") ? &backend : !strcmp(a, "--library") ? &library
@@ -217,6 +331,8 @@ int main(int argc, char **argv)
             *slot = argv[++i];
         } else if (!strcmp(a, "--tap")) {
             tap = true;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             cf.verbose = true;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -231,6 +347,11 @@ int main(int argc, char **argv)
             usage(stderr);
             return 3;
         }
+    }
+    if (tap && json) {
+        fprintf(stderr, "ember-conform: --tap and --json are exclusive\n");
+        usage(stderr);
+        return 3;
     }
     cf.dtype_on[0] = cf.dtype_on[1] = true;
     if (dtype) {
@@ -300,14 +421,14 @@ int main(int argc, char **argv)
     int rc = 0;
     em_registry *reg = NULL;
     if (em_context_create_with(&cf.ctx, cfg) != EM_OK) {
-        rc = unusable(tap, name, em_last_error());
+        rc = unusable(tap, json, name, em_last_error());
         goto out;
     }
     if (em_context_fallback_reason(cf.ctx)) {
         char why[2048];
         snprintf(why, sizeof why, "[device] fallback '%s' was taken instead: %s",
                  em_context_backend(cf.ctx), em_context_fallback_reason(cf.ctx));
-        rc = unusable(tap, name, why);
+        rc = unusable(tap, json, name, why);
         goto out;
     }
     snprintf(name, sizeof name, "%s", em_context_backend(cf.ctx));
@@ -358,6 +479,8 @@ int main(int argc, char **argv)
     cf_run_optim();
     cf_run_grad();
     cf_run_abi();
+    cf.cfg = cfg;
+    cf_run_direct();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 
@@ -365,6 +488,13 @@ int main(int argc, char **argv)
     int count[4] = {0};
     for (int i = 0; i < cf.n_rows; i++)
         count[result_of(&cf.rows[i])]++;
+    if (count[R_FAIL])
+        rc = 1;
+    if (json) {
+        if (!print_json(name, dtypes, count, secs, rc))
+            rc = 2;
+        goto out;
+    }
     const char *prefix = tap ? "# " : "";
     if (tap) {
         printf("1..%d\n", cf.n_rows);

@@ -19,32 +19,6 @@ static const char *const cpu_config_keys[] = {"threads", NULL};
 
 /* ------------------------------------------------------------------ small helpers */
 
-const char *cpu_dtype_name(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return "f32";
-    case EM_F64: return "f64";
-    case EM_BOOL: return "bool";
-    case EM_I64: return "i64";
-    case EM_I32: return "i32";
-    case EM_U8: return "u8";
-    default: return "(invalid dtype)";
-    }
-}
-
-size_t cpu_dtype_size(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return 4;
-    case EM_F64: return 8;
-    case EM_BOOL: return 1;
-    case EM_I64: return 8;
-    case EM_I32: return 4;
-    case EM_U8: return 1;
-    default: return 0;
-    }
-}
-
 int cpu_online_cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -393,18 +367,11 @@ static const em_backend_ops cpu_ops = {
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */
 static int parse_threads(const char *s, int *out)
 {
-    if (!s || !*s)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return 0;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > CPU_MAX_THREADS)
-        return -1;
-    *out = (int)v;
-    return 1;
+    unsigned long long v;
+    int r = emk_parse_uint(s, CPU_MAX_THREADS, &v);
+    if (r == 1)
+        *out = (int)v;
+    return r;
 }
 
 /* Size of the level-`level` data (or unified) cache of cpu0, from sysfs; 0 if unknown. */

@@ -5,6 +5,7 @@
 #define EMBER_BACKEND_CPU_H
 
 #include <ember/backend.h>
+#include <ember/plugin_kit.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -109,9 +110,6 @@ CPU_HIDDEN int cpu_online_cores(void);
 /* At least `bytes` of 64-byte aligned scratch in s, or NULL (out of memory). */
 CPU_HIDDEN void *cpu_scratch_get(cpu_inst *inst, cpu_scratch *s, size_t bytes);
 CPU_HIDDEN void cpu_scratch_release(cpu_inst *inst, cpu_scratch *s);
-
-CPU_HIDDEN const char *cpu_dtype_name(int32_t dt);
-CPU_HIDDEN size_t cpu_dtype_size(int32_t dt);
 
 /* Kernels (cpu_kernels.c, cpu_gemm.c and the files below); `dev` is the cpu_inst. */
 #define CPU_KERNEL(name) CPU_HIDDEN em_status cpu_k_##name(void *dev, const em_kargs *a)

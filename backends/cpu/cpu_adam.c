@@ -166,7 +166,7 @@ em_status cpu_k_adam(void *dev, const em_kargs *ka)
     em_status st = EM_OK;
     adam_job j;
     memset(&j, 0, sizeof j);
-    size_t esz = cpu_dtype_size(dt);
+    size_t esz = emk_dtype_size(dt);
     for (uint32_t k = 0; k < n_out && st == EM_OK; k++)
         if ((st = adam_view(inst, ka->outs[k], onames[k], dt, &n)) == EM_OK)
             j.o[k] = (char *)ka->outs[k]->buf + ka->outs[k]->offset * (int64_t)esz;

@@ -137,7 +137,7 @@ em_status cpu_ew_setup(cpu_inst *inst, const char *kname, const em_kargs *ka, in
         pl->numel *= o->shape[d];
     }
     for (int k = 0; k <= nin; k++) {
-        pl->esz[k] = (int64_t)cpu_dtype_size(v[k]->dtype);
+        pl->esz[k] = (int64_t)emk_dtype_size(v[k]->dtype);
         pl->base[k] = (char *)v[k]->buf + v[k]->offset * pl->esz[k];
         memcpy(pl->st[k], v[k]->strides, sizeof(int64_t) * (size_t)o->ndim);
     }
@@ -149,14 +149,14 @@ em_status cpu_ew_setup(cpu_inst *inst, const char *kname, const em_kargs *ka, in
 em_status cpu_unsupported(cpu_inst *inst, const char *kname, int32_t dt)
 {
     return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: dtype %s is not supported by the cpu backend",
-                   kname, cpu_dtype_name(dt));
+                   kname, emk_dtype_name(dt));
 }
 
 em_status cpu_mismatch(cpu_inst *inst, const char *kname, const char *what, int32_t got,
                           int32_t want)
 {
     return CPU_ERR(inst, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
-                   cpu_dtype_name(got), cpu_dtype_name(want));
+                   emk_dtype_name(got), emk_dtype_name(want));
 }
 
 /* Run a kernel whose row functions are indexed by one dtype (table[EM_DTYPE_COUNT_]).

@@ -249,31 +249,11 @@ static void blocking(const cpu_inst *inst, int mr, int nr, int64_t kc, size_t es
 em_status cpu_gemm(void *dev, const em_gemm_args *g)
 {
     cpu_inst *inst = dev;
-    if (!g)
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: no arguments");
-    if (g->dtype != EM_F32 && g->dtype != EM_F64)
-        return CPU_ERR(inst, EM_ERR_UNSUPPORTED,
-                       "gemm: dtype %s is not supported by the cpu backend (f32, f64 are)",
-                       cpu_dtype_name(g->dtype));
-    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)",
-                       (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
-    if (g->m == 0 || g->n == 0 || g->batch == 0)
-        return EM_OK;
-    /* row widths each leading dim must cover (rows of more than one element) */
-    const int64_t aw = g->trans_a ? g->m : g->k, ah = g->trans_a ? g->k : g->m;
-    const int64_t bw = g->trans_b ? g->k : g->n, bh = g->trans_b ? g->n : g->k;
-    if (g->k > 0 && ah > 1 && g->lda < aw)
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: lda %lld is less than the row width %lld",
-                       (long long)g->lda, (long long)aw);
-    if (g->k > 0 && bh > 1 && g->ldb < bw)
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: ldb %lld is less than the row width %lld",
-                       (long long)g->ldb, (long long)bw);
-    if (g->m > 1 && g->ldc < g->n)
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: ldc %lld is less than the row width %lld",
-                       (long long)g->ldc, (long long)g->n);
-    if (!g->c || (g->k > 0 && g->alpha != 0 && (!g->a || !g->b)))
-        return CPU_ERR(inst, EM_ERR_INVALID, "gemm: a buffer is missing");
+    int empty;
+    em_status st = emk_gemm_check(inst->host, inst->hc, "cpu",
+                                  EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64), g, &empty);
+    if (st != EM_OK || empty)
+        return st;
 
     if (g->dtype == EM_F32) {
         gkern_f32 kr = kern_f32_generic;

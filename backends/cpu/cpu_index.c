@@ -129,7 +129,7 @@ em_status cpu_k_index_select(void *dev, const em_kargs *ka)
         return st;
     isel_plan ip;
     memset(&ip, 0, sizeof ip);
-    ip.esz = (int64_t)cpu_dtype_size(x->dtype);
+    ip.esz = (int64_t)emk_dtype_size(x->dtype);
     ip.x = (const char *)x->buf + x->offset * ip.esz;
     ip.o = (char *)out->buf + out->offset * ip.esz;
     ip.ix = (const int64_t *)ix->buf + ix->offset;
@@ -235,7 +235,7 @@ em_status cpu_k_gather(void *dev, const em_kargs *ka)
         pl.numel *= out->shape[d];
     }
     for (int k = 0; k < 3; k++) {
-        pl.esz[k] = (int64_t)cpu_dtype_size(v[k]->dtype);
+        pl.esz[k] = (int64_t)emk_dtype_size(v[k]->dtype);
         pl.base[k] = (char *)v[k]->buf + v[k]->offset * pl.esz[k];
         memcpy(pl.st[k], v[k]->strides, sizeof(int64_t) * (size_t)out->ndim);
     }
@@ -343,7 +343,7 @@ em_status cpu_k_scatter_add(void *dev, const em_kargs *ka)
     scat_plan sp;
     memset(&sp, 0, sizeof sp);
     sp.dt = out->dtype;
-    sp.esz = (int64_t)cpu_dtype_size(out->dtype);
+    sp.esz = (int64_t)emk_dtype_size(out->dtype);
     sp.o = (char *)out->buf + out->offset * sp.esz;
     sp.src = (const char *)src->buf + src->offset * sp.esz;
     sp.ix = (const int64_t *)ix->buf + ix->offset;

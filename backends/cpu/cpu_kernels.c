@@ -528,8 +528,8 @@ em_status cpu_k_sum(void *dev, const em_kargs *ka)
     memset(&sp, 0, sizeof sp);
     sp.idt = in->dtype;
     sp.odt = out->dtype;
-    sp.isz = (int64_t)cpu_dtype_size(in->dtype);
-    sp.osz = (int64_t)cpu_dtype_size(out->dtype);
+    sp.isz = (int64_t)emk_dtype_size(in->dtype);
+    sp.osz = (int64_t)emk_dtype_size(out->dtype);
     sp.ibase = (const char *)in->buf + in->offset * sp.isz;
     sp.obase = (char *)out->buf + out->offset * sp.osz;
     sp.scale = ka->p[0];

@@ -193,8 +193,8 @@ static em_status red_run(cpu_inst *inst, const em_kargs *ka, const char *kname, 
     rp.kind = kind;
     rp.idt = in->dtype;
     rp.odt = out->dtype;
-    rp.isz = (int64_t)cpu_dtype_size(in->dtype);
-    rp.osz = (int64_t)cpu_dtype_size(out->dtype);
+    rp.isz = (int64_t)emk_dtype_size(in->dtype);
+    rp.osz = (int64_t)emk_dtype_size(out->dtype);
     rp.ibase = (const char *)in->buf + in->offset * rp.isz;
     rp.obase = (char *)out->buf + out->offset * rp.osz;
     rp.scale = 1;
@@ -598,7 +598,7 @@ static em_status dim_run(cpu_inst *inst, const em_kargs *ka, const char *kname, 
         return EM_OK;
     if (dp.n < 1)
         return CPU_ERR(inst, EM_ERR_INVALID, "%s: the reduced dimension is empty", kname);
-    const int64_t esz = (int64_t)cpu_dtype_size(in->dtype);
+    const int64_t esz = (int64_t)emk_dtype_size(in->dtype);
     dp.x = (const char *)in->buf + in->offset * esz;
     memcpy(dp.xs, in->strides, sizeof dp.xs);
     dp.o = (char *)ka->out->buf + ka->out->offset * esz;

@@ -35,32 +35,6 @@ __thread int cu_tls_device = -1;
 
 /* ------------------------------------------------------------------ small helpers */
 
-const char *cu_dtype_name(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return "f32";
-    case EM_F64: return "f64";
-    case EM_BOOL: return "bool";
-    case EM_I64: return "i64";
-    case EM_I32: return "i32";
-    case EM_U8: return "u8";
-    default: return "(invalid dtype)";
-    }
-}
-
-size_t cu_dtype_size(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return 4;
-    case EM_F64: return 8;
-    case EM_BOOL: return 1;
-    case EM_I64: return 8;
-    case EM_I32: return 4;
-    case EM_U8: return 1;
-    default: return 0;
-    }
-}
-
 static em_status cu_status_of(cudaError_t e)
 {
     return e == cudaErrorMemoryAllocation ? EM_ERR_OOM : EM_ERR_BACKEND;
@@ -686,18 +660,11 @@ static const em_backend_ops cu_ops = make_ops();
 /* device = N: a plain decimal integer. */
 static int parse_device(const char *s, int *out)
 {
-    if (!s || !*s)
-        return 0;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9')
-            return 0;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > 1023)
-        return -1;
-    *out = (int)v;
-    return 1;
+    unsigned long long v;
+    int r = emk_parse_uint(s, 1023, &v);
+    if (r == 1)
+        *out = (int)v;
+    return r;
 }
 
 extern "C" {

@@ -8,6 +8,7 @@
 #define EMBER_BACKEND_CUDA_H
 
 #include <ember/backend.h>
+#include <ember/plugin_kit.h>
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 
@@ -79,8 +80,6 @@ typedef struct cu_dev {
 
 #define CU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
 
-CU_HIDDEN const char *cu_dtype_name(int32_t dt);
-CU_HIDDEN size_t cu_dtype_size(int32_t dt);
 CU_HIDDEN const char *cu_blas_status_name(cublasStatus_t s);
 
 /* Load cuBLAS if no call has yet (cuda_blas.cu) and copy its function table to *fns; false,

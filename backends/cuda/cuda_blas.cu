@@ -156,7 +156,7 @@ em_status cu_gemm(void *dev, const em_gemm_args *g)
     cu_inst *inst = d->inst;
     if (g->dtype != EM_F32 && g->dtype != EM_F64)
         return CU_ERR(inst, EM_ERR_UNSUPPORTED, "gemm: dtype %s is not supported by the cuda backend",
-                      cu_dtype_name(g->dtype));
+                      emk_dtype_name(g->dtype));
     if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
         return CU_ERR(inst, EM_ERR_INVALID, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)",
                       (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);

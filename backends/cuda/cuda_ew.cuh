@@ -162,14 +162,14 @@ static inline em_status check_view(cu_dev *d, const char *kname, const char *wha
 static inline em_status unsupported(cu_dev *d, const char *kname, int32_t dt)
 {
     return CU_ERR(d->inst, EM_ERR_UNSUPPORTED,
-                  "%s: dtype %s is not supported by the cuda backend", kname, cu_dtype_name(dt));
+                  "%s: dtype %s is not supported by the cuda backend", kname, emk_dtype_name(dt));
 }
 
 static inline em_status mismatch(cu_dev *d, const char *kname, const char *what, int32_t got,
                           int32_t want)
 {
     return CU_ERR(d->inst, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
-                  cu_dtype_name(got), cu_dtype_name(want));
+                  emk_dtype_name(got), emk_dtype_name(want));
 }
 
 /* The cpu backend's checks, in its order: views present, the key dtype supported, the
@@ -306,7 +306,7 @@ static inline em_status on_any(int32_t dt, Fn &&fn)
 template <class Fn>
 static inline em_status on_size(int32_t dt, Fn &&fn)
 {
-    switch (cu_dtype_size(dt)) {
+    switch (emk_dtype_size(dt)) {
     case 8: return fn(uint64_t());
     case 4: return fn(uint32_t());
     default: return fn(u8());

@@ -158,11 +158,11 @@ static em_status reduce(cu_dev *d, const char *kname, const em_kargs *ka, bool i
     const bool float_out = odt != EM_I64;
     if (float_out && idt != EM_F32 && idt != EM_F64 && idt != EM_BOOL)
         return CU_ERR(d->inst, EM_ERR_DTYPE, "%s: in[0] has dtype %s, expected f32, f64 or bool",
-                      kname, cu_dtype_name(idt));
+                      kname, emk_dtype_name(idt));
     if (!float_out && idt != EM_I64 && idt != EM_I32 && idt != EM_U8 && idt != EM_BOOL)
         return CU_ERR(d->inst, EM_ERR_DTYPE,
                       "%s: in[0] has dtype %s, expected an integer dtype or bool", kname,
-                      cu_dtype_name(idt));
+                      emk_dtype_name(idt));
     if (in->ndim != out->ndim)
         return CU_ERR(d->inst, EM_ERR_INVALID, "%s: in[0] has %d dims but out has %d", kname,
                       (int)in->ndim, (int)out->ndim);
@@ -191,8 +191,8 @@ static em_status reduce(cu_dev *d, const char *kname, const em_kargs *ka, bool i
                                           (size_t)emcu_red_partial_bytes(&p), &counters,
                                           &partial)) != EM_OK)
         return st;
-    const void *ib = (const char *)in->buf + in->offset * (int64_t)cu_dtype_size(idt);
-    void *ob = (char *)out->buf + out->offset * (int64_t)cu_dtype_size(odt);
+    const void *ib = (const char *)in->buf + in->offset * (int64_t)emk_dtype_size(idt);
+    void *ob = (char *)out->buf + out->offset * (int64_t)emk_dtype_size(odt);
     const bool ibool = idt == EM_BOOL;
     const double scale = is_prod ? 1.0 : ka->p[0];
     if (is_prod) {

@@ -30,32 +30,6 @@ static const char *const ocl_config_keys[] = {"platform", "device", "type", "cac
 
 /* ------------------------------------------------------------------ small helpers */
 
-const char *ocl_dtype_name(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return "f32";
-    case EM_F64: return "f64";
-    case EM_BOOL: return "bool";
-    case EM_I64: return "i64";
-    case EM_I32: return "i32";
-    case EM_U8: return "u8";
-    default: return "(invalid dtype)";
-    }
-}
-
-size_t ocl_dtype_size(int32_t dt)
-{
-    switch (dt) {
-    case EM_F32: return 4;
-    case EM_F64: return 8;
-    case EM_BOOL: return 1;
-    case EM_I64: return 8;
-    case EM_I32: return 4;
-    case EM_U8: return 1;
-    default: return 0;
-    }
-}
-
 const char *ocl_error_name(cl_int err, char *buf, size_t n)
 {
     switch (err) {
@@ -130,18 +104,11 @@ static int icontains(const char *hay, const char *needle)
 /* A plain non-negative decimal below 2^31: 1, 0 not a number, -1 too large. */
 static int parse_index(const char *s, int *out)
 {
-    if (!s || !*s)
-        return 0;
-    long long v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return 0;
-        v = v * 10 + (*p - '0');
-        if (v > 0x7fffffff)
-            return -1;
-    }
-    *out = (int)v;
-    return 1;
+    unsigned long long v;
+    int r = emk_parse_uint(s, 0x7fffffff, &v);
+    if (r == 1)
+        *out = (int)v;
+    return r;
 }
 
 /* clGetPlatformInfo / clGetDeviceInfo string, always NUL-terminated ("" on failure). */

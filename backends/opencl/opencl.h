@@ -14,6 +14,7 @@
 #include <CL/cl.h>
 
 #include <ember/backend.h>
+#include <ember/plugin_kit.h>
 
 /* Belt and braces next to -fvisibility=hidden: cross-file symbols must never leak. */
 #define OCL_HIDDEN __attribute__((visibility("hidden")))
@@ -178,8 +179,6 @@ typedef struct ocl_dev {
 OCL_HIDDEN const char *ocl_error_name(cl_int err, char *buf, size_t n);
 /* Report a failed OpenCL call: "<api>: <CL_ERROR_NAME>" (EM_ERR_BACKEND). */
 OCL_HIDDEN em_status ocl_fail(ocl_dev *d, const char *api, cl_int err);
-OCL_HIDDEN const char *ocl_dtype_name(int32_t dt);
-OCL_HIDDEN size_t ocl_dtype_size(int32_t dt);
 /* The <op> part of kernel names, "neg" ... "rng_normal". */
 OCL_HIDDEN const char *ocl_op_name(int op);
 /* Create every kernel of d->prog into the tables (kernels with f64 only where d->fp64). */

@@ -100,7 +100,7 @@ static em_status check_bounds(ocl_dev *d, const char *kname, const char *what,
     cl_int err = clGetMemObjectInfo((cl_mem)v->buf, CL_MEM_SIZE, sizeof size, &size, NULL);
     if (err != CL_SUCCESS)
         return ocl_fail(d, "clGetMemObjectInfo(CL_MEM_SIZE)", err);
-    size_t es = ocl_dtype_size(v->dtype);
+    size_t es = emk_dtype_size(v->dtype);
     if (lo < 0 || (uint64_t)(hi + 1) * es > size)
         return OCL_ERR(d, EM_ERR_INVALID,
                        "%s: %s reaches elements %lld..%lld of a buffer of %zu bytes", kname,
@@ -132,7 +132,7 @@ em_status ocl_mismatch(ocl_dev *d, const char *kname, const char *what, int32_t 
                        int32_t want)
 {
     return OCL_ERR(d, EM_ERR_DTYPE, "%s: %s has dtype %s, expected %s", kname, what,
-                   ocl_dtype_name(got), ocl_dtype_name(want));
+                   emk_dtype_name(got), emk_dtype_name(want));
 }
 
 em_status ocl_no_kernel(ocl_dev *d, const char *kname, int32_t dt)
@@ -140,7 +140,7 @@ em_status ocl_no_kernel(ocl_dev *d, const char *kname, int32_t dt)
     if (dt == EM_F64)
         return ocl_no_fp64(d, kname);
     return OCL_ERR(d, EM_ERR_UNSUPPORTED, "%s: dtype %s is not supported by the opencl backend",
-                   kname, ocl_dtype_name(dt));
+                   kname, emk_dtype_name(dt));
 }
 
 int64_t ocl_sat_i64(double p)
@@ -250,8 +250,8 @@ static em_status ew_launch(ocl_dev *d, int op, const em_kargs *ka, int nin, int3
         if (key == EM_F64 || key_in == EM_F64)
             return ocl_no_fp64(d, kname);
         return OCL_ERR(d, EM_ERR_UNSUPPORTED, "%s: dtype %s%s%s is not supported by the "
-                       "opencl backend", kname, ocl_dtype_name(key),
-                       op == OCL_COPY ? " from " : "", op == OCL_COPY ? ocl_dtype_name(key_in) : "");
+                       "opencl backend", kname, emk_dtype_name(key),
+                       op == OCL_COPY ? " from " : "", op == OCL_COPY ? emk_dtype_name(key_in) : "");
     }
     char kn[96];
     ocl_ew_name(kn, sizeof kn, op, key, key_in, variant);
@@ -479,36 +479,18 @@ em_status ocl_k_rng_normal(void *dev, const em_kargs *ka)
 em_status ocl_gemm(void *dev, const em_gemm_args *g)
 {
     ocl_dev *d = dev;
-    if (!g)
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: no arguments");
-    if (g->dtype != EM_F32 && g->dtype != EM_F64)
-        return OCL_ERR(d, EM_ERR_UNSUPPORTED,
-                       "gemm: dtype %s is not supported by the opencl backend (f32, f64 are)",
-                       ocl_dtype_name(g->dtype));
+    int empty;
+    em_status st = emk_gemm_check(d->host, d->hc, "opencl",
+                                  EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64), g, &empty);
+    if (st != EM_OK || empty)
+        return st;
     if (g->dtype == EM_F64 && !d->fp64)
         return ocl_no_fp64(d, "gemm");
-    if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)",
-                       (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
-    if (g->m == 0 || g->n == 0 || g->batch == 0)
-        return EM_OK;
     const int64_t aw = g->trans_a ? g->m : g->k, ah = g->trans_a ? g->k : g->m;
     const int64_t bw = g->trans_b ? g->k : g->n, bh = g->trans_b ? g->n : g->k;
-    if (g->k > 0 && ah > 1 && g->lda < aw)
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: lda %lld is less than the row width %lld",
-                       (long long)g->lda, (long long)aw);
-    if (g->k > 0 && bh > 1 && g->ldb < bw)
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: ldb %lld is less than the row width %lld",
-                       (long long)g->ldb, (long long)bw);
-    if (g->m > 1 && g->ldc < g->n)
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: ldc %lld is less than the row width %lld",
-                       (long long)g->ldc, (long long)g->n);
-    if (!g->c || (g->k > 0 && (!g->a || !g->b)))
-        return OCL_ERR(d, EM_ERR_INVALID, "gemm: a buffer is missing");
     const int dt = g->dtype;
-    em_status st;
     /* every matrix inside its buffer (a bad view would write past a device allocation) */
-    const int64_t es = (int64_t)ocl_dtype_size(dt);
+    const int64_t es = (int64_t)emk_dtype_size(dt);
     const struct {
         const char *name;
         void *buf;

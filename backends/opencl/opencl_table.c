@@ -143,16 +143,16 @@ static em_dtype_mask mask_at(size_t off)
 void ocl_ew_name(char *buf, size_t n, int op, int32_t dt, int32_t dt_in, int v)
 {
     if (op == OCL_COPY)
-        snprintf(buf, n, "em_copy_%s_%s_%s", ocl_dtype_name(dt), ocl_dtype_name(dt_in),
+        snprintf(buf, n, "em_copy_%s_%s_%s", emk_dtype_name(dt), emk_dtype_name(dt_in),
                  variant_names[v]);
     else
-        snprintf(buf, n, "em_%s_%s_%s", ocl_op_name(op), ocl_dtype_name(dt), variant_names[v]);
+        snprintf(buf, n, "em_%s_%s_%s", ocl_op_name(op), emk_dtype_name(dt), variant_names[v]);
 }
 
 void ocl_xk_name(char *buf, size_t n, int xk, int32_t dt)
 {
     snprintf(buf, n, "%s_%s", xk >= 0 && xk < OCL_XK_COUNT ? xk_table[xk].name : "?",
-             ocl_dtype_name(dt));
+             emk_dtype_name(dt));
 }
 
 ocl_kslot *ocl_ew_slot(ocl_dev *d, int op, int32_t dt, int32_t dt_in, int v)

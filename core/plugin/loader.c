@@ -414,11 +414,23 @@ em_status em__plugin_load_path(const em_config *cfg, const em__resolved *r, cons
         goto fail;
     }
     if (!be.name || strcmp(be.name, name)) {
+        /* The file-name rule applies whenever the file is named like a plugin (library=
+         * pointing at ember-backend-<name>.so, as ember-conform --library does); only a
+         * library= file named otherwise is matched to its section by the section's name. */
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        char expect[128];
+        em__snprintf(expect, sizeof expect, "ember-backend-%s.so", name);
+        char hint[320];
+        if (origin != EM_SEARCH_LIBRARY_KEY || !strcmp(base, expect))
+            em__snprintf(hint, sizeof hint, "a plugin file must be named ember-backend-<its "
+                         "name>.so: rename the file ember-backend-%s.so, or build the plugin "
+                         "with the name '%s'", be.name ? be.name : "<name>", name);
+        else
+            em__snprintf(hint, sizeof hint, "library= in [%s] must name the plugin of backend "
+                         "'%s'", name, name);
         em__snprintf(msg, msglen, "backend '%s': plugin at %s calls itself '%s', expected '%s' "
-                     "(%s)", name, path, be.name ? be.name : "(null)", name,
-                     origin == EM_SEARCH_LIBRARY_KEY
-                         ? "library= in a backend's section must name that backend's plugin"
-                         : "a plugin file must be named ember-backend-<its name>.so");
+                     "(%s)", name, path, be.name ? be.name : "(null)", name, hint);
         st = EM_ERR_PLUGIN;
         goto fail;
     }

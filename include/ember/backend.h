@@ -164,7 +164,12 @@ typedef struct em_kargs {
  * op(A) is m x k: A is stored m x k (row stride lda) or, if trans_a, k x m (row stride
  * lda). Likewise B (k x n, or n x k if trans_b). Columns are contiguous (stride 1).
  * C rows have stride ldc. Offsets, leading dims and batch strides are in elements.
- * When beta == 0, C is write-only (its old contents, even NaN, are ignored). */
+ * When beta == 0, C is write-only (its old contents, even NaN, are ignored).
+ * Sizes (the one statement of this rule): m, n and batch are >= 1; k is >= 0, and k == 0
+ * comes only with beta != 0, meaning C = beta * C (do not read A or B: lda and ldb are then
+ * meaningless; the core turns a product with k == 0 and beta == 0 into a fill of 0). With
+ * k >= 1, lda and ldb are >= 1 and >= the stored row length; ldc >= n; batch strides are
+ * >= 0 (0: the operand is shared by every batch). */
 typedef struct em_gemm_args {
     size_t struct_size;
     int32_t dtype;

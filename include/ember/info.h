@@ -32,8 +32,10 @@ typedef enum em_load_stage {
     EM_STAGE_FIND = 0,     /* no file found */
     EM_STAGE_OPEN = 1,     /* dlopen failed (message has dlerror text) */
     EM_STAGE_SYMBOL = 2,   /* no ember_backend_entry */
-    EM_STAGE_ABI = 3,      /* ABI major mismatch, short struct, name mismatch */
-    EM_STAGE_INIT = 4,     /* the entry returned an error */
+    EM_STAGE_ABI = 3,      /* ABI major mismatch, short struct or table, no ops, a missing
+                              required entry, a half asynchrony group, name mismatch */
+    EM_STAGE_INIT = 4,     /* the entry returned an error, or its section has a key it does
+                              not accept */
     EM_STAGE_DEVICES = 5,  /* loaded, but no usable device */
     EM_STAGE_READY = 6     /* loaded with at least one device */
 } em_load_stage;

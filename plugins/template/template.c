@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L   /* posix_memalign, sysconf under -std=c11 */
 #endif
 #include <ember/backend.h>
+#include <ember/plugin_kit.h>   /* dtype helpers, gemm checks, the strided walk */
 
 #include <errno.h>
 #include <stdio.h>
@@ -196,16 +197,11 @@ static em_status tp_synchronize(void *dev)
     return EM_OK;
 }
 
-static int is_float(int32_t dt)
-{
-    return dt == EM_F32 || dt == EM_F64;
-}
-
 /* ------------------------------------------------------------------------------------
  * GEMM: C_b = alpha * op(A_b) * op(B_b) + beta * C_b for each batch b, row-major, with
  * transpose flags and leading dimensions (em_gemm_args in <ember/backend.h>). Naive, with
  * a row of double accumulators: simple and correct; a real backend calls its BLAS here.
- * The core calls it with m, n, batch >= 1 (k may be 0 only when beta != 0).
+ * Which sizes the core passes (k = 0 among them) is stated once, next to em_gemm_args.
  * ------------------------------------------------------------------------------------ */
 
 /* One instantiation per element type T; acc holds n doubles. */
@@ -245,8 +241,13 @@ static em_status tp_gemm(void *dev, const em_gemm_args *g)
 {
     tp_dev *d = dev;
     tp_inst *in = d->inst;
-    if (!is_float(g->dtype))
-        return TP_ERR(in, EM_ERR_DTYPE, "gemm: f32 or f64 only (got dtype %d)", (int)g->dtype);
+    /* dtype, sizes, leading dimensions, buffers (<ember/plugin_kit.h>); nothing to do for
+     * an empty product */
+    int empty;
+    em_status st = emk_gemm_check(in->host, in->hc, TEMPLATE_NAME,
+                                  EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64), g, &empty);
+    if (st != EM_OK || empty)
+        return st;
     double *acc = in->host->alloc(in->hc, sizeof(double) * (size_t)g->n);
     if (!acc)
         return TP_ERR(in, EM_ERR_OOM, "gemm: out of memory for %lld accumulators", (long long)g->n);
@@ -293,54 +294,8 @@ static void tp_store(int32_t dtype, void *buf, int64_t off, double x)
  * carrying an element offset per view, serves every elementwise kernel, in any order.
  * ------------------------------------------------------------------------------------ */
 
-typedef struct tp_walk {
-    int ndim;
-    const int64_t *shape;
-    int nviews;
-    const int64_t *strides[4];
-    int64_t idx[EM_MAX_DIMS];
-    int64_t off[4];              /* current element offset of each view */
-} tp_walk;
-
-static void walk_start(tp_walk *w, int ndim, const int64_t *shape)
-{
-    w->ndim = ndim;
-    w->shape = shape;
-    w->nviews = 0;
-    memset(w->idx, 0, sizeof w->idx);
-}
-
-static void walk_view(tp_walk *w, int64_t offset, const int64_t *strides)
-{
-    w->strides[w->nviews] = strides;
-    w->off[w->nviews] = offset;
-    w->nviews++;
-}
-
-/* Advance to the next element in row-major order; false after the last one. */
-static int walk_next(tp_walk *w)
-{
-    for (int d = w->ndim - 1; d >= 0; d--) {
-        if (++w->idx[d] < w->shape[d]) {
-            for (int v = 0; v < w->nviews; v++)
-                w->off[v] += w->strides[v][d];
-            return 1;
-        }
-        w->idx[d] = 0;
-        for (int v = 0; v < w->nviews; v++)
-            w->off[v] -= (w->shape[d] - 1) * w->strides[v][d];
-    }
-    return 0;
-}
-
-/* A walk over a->out and its first n inputs. */
-static void walk_args(tp_walk *w, const em_kargs *a, int n)
-{
-    walk_start(w, a->out->ndim, a->out->shape);
-    walk_view(w, a->out->offset, a->out->strides);
-    for (int i = 0; i < n; i++)
-        walk_view(w, a->in[i]->offset, a->in[i]->strides);
-}
+/* The walk itself is emk_walk of <ember/plugin_kit.h>: emk_walk_kargs(&w, a, n) starts one
+ * over a->out (view 0) and its first n inputs (views 1 .. n), emk_walk_next advances. */
 
 /* ------------------------------------------------------------------------------------
  * Kernels: (void *dev, const em_kargs *a). a->out is the output view, a->in[] the inputs,
@@ -353,11 +308,11 @@ static void walk_args(tp_walk *w, const em_kargs *a, int n)
 static em_status tp_fill(void *dev, const em_kargs *a)
 {
     (void)dev;
-    tp_walk w;
-    walk_args(&w, a, 0);
+    emk_walk w;
+    emk_walk_kargs(&w, a, 0);
     do
         tp_store(a->out->dtype, a->out->buf, w.off[0], a->p[0]);
-    while (walk_next(&w));
+    while (emk_walk_next(&w));
     return EM_OK;
 }
 
@@ -365,12 +320,12 @@ static em_status tp_fill(void *dev, const em_kargs *a)
 static em_status tp_copy(void *dev, const em_kargs *a)
 {
     (void)dev;
-    tp_walk w;
-    walk_args(&w, a, 1);
+    emk_walk w;
+    emk_walk_kargs(&w, a, 1);
     do
         tp_store(a->out->dtype, a->out->buf, w.off[0],
                  tp_load(a->in[0]->dtype, a->in[0]->buf, w.off[1]));
-    while (walk_next(&w));
+    while (emk_walk_next(&w));
     return EM_OK;
 }
 
@@ -380,15 +335,15 @@ static em_status binary(void *dev, const em_kargs *a, const char *name, int op)
 {
     tp_dev *d = dev;
     int32_t dt = a->out->dtype;
-    if (!is_float(dt) || a->in[0]->dtype != dt || a->in[1]->dtype != dt)
+    if (!emk_dtype_is_float(dt) || a->in[0]->dtype != dt || a->in[1]->dtype != dt)
         return TP_ERR(d->inst, EM_ERR_DTYPE, "%s: expected f32 or f64 views of one dtype", name);
-    tp_walk w;
-    walk_args(&w, a, 2);
+    emk_walk w;
+    emk_walk_kargs(&w, a, 2);
     do {
         double x = tp_load(dt, a->in[0]->buf, w.off[1]);
         double y = tp_load(dt, a->in[1]->buf, w.off[2]);
         tp_store(dt, a->out->buf, w.off[0], op ? x * y : x + y);
-    } while (walk_next(&w));
+    } while (emk_walk_next(&w));
     return EM_OK;
 }
 
@@ -400,14 +355,14 @@ static em_status tp_relu(void *dev, const em_kargs *a)
 {
     tp_dev *d = dev;
     int32_t dt = a->out->dtype;
-    if (!is_float(dt) || a->in[0]->dtype != dt)
+    if (!emk_dtype_is_float(dt) || a->in[0]->dtype != dt)
         return TP_ERR(d->inst, EM_ERR_DTYPE, "relu: expected f32 or f64 views of one dtype");
-    tp_walk w;
-    walk_args(&w, a, 1);
+    emk_walk w;
+    emk_walk_kargs(&w, a, 1);
     do {
         double x = tp_load(dt, a->in[0]->buf, w.off[1]);
         tp_store(dt, a->out->buf, w.off[0], x <= 0 ? 0.0 : x);
-    } while (walk_next(&w));
+    } while (emk_walk_next(&w));
     return EM_OK;
 }
 
@@ -419,25 +374,25 @@ static em_status tp_sum(void *dev, const em_kargs *a)
 {
     tp_dev *d = dev;
     const em_kview *out = a->out, *x = a->in[0];
-    if (!is_float(out->dtype) || x->dtype != out->dtype)
+    if (!emk_dtype_is_float(out->dtype) || x->dtype != out->dtype)
         return TP_ERR(d->inst, EM_ERR_DTYPE, "sum: expected f32 or f64 views of one dtype");
     int64_t inner_shape[EM_MAX_DIMS];
     for (int k = 0; k < x->ndim; k++)
         inner_shape[k] = out->shape[k] == 1 ? x->shape[k] : 1;
-    tp_walk outer;
-    walk_start(&outer, out->ndim, out->shape);   /* reduced dims have size 1 here */
-    walk_view(&outer, out->offset, out->strides);
-    walk_view(&outer, x->offset, x->strides);
+    emk_walk outer;
+    emk_walk_start(&outer, out->ndim, out->shape);   /* reduced dims have size 1 here */
+    emk_walk_view(&outer, out->offset, out->strides);
+    emk_walk_view(&outer, x->offset, x->strides);
     do {
         double s = 0;
-        tp_walk inner;
-        walk_start(&inner, x->ndim, inner_shape);
-        walk_view(&inner, outer.off[1], x->strides);
+        emk_walk inner;
+        emk_walk_start(&inner, x->ndim, inner_shape);
+        emk_walk_view(&inner, outer.off[1], x->strides);
         do
             s += tp_load(x->dtype, x->buf, inner.off[0]);
-        while (walk_next(&inner));
+        while (emk_walk_next(&inner));
         tp_store(out->dtype, out->buf, outer.off[0], a->p[0] * s);
-    } while (walk_next(&outer));
+    } while (emk_walk_next(&outer));
     return EM_OK;
 }
 #endif /* !TEMPLATE_MINIMAL */
@@ -505,7 +460,8 @@ static const em_backend_ops tp_ops = {
  * ------------------------------------------------------------------------------------ */
 
 /* Keys accepted in [template] (library= is the core's own and never reaches us). The
- * core rejects any other key, naming the file and line, before we are asked. */
+ * core checks the section against these through our describe call when it reads the
+ * configuration, naming file and line of any other key, so an instance never sees one. */
 static const char *const tp_config_keys[] = {"memory_limit", NULL};
 
 /* memory_limit = N: bytes, a plain decimal integer with an optional k, M or G suffix. */
@@ -563,14 +519,13 @@ EM_BACKEND_ENTRY
         return EM_OK;
     }
 
+    /* keys and values belong to the core and live only during this call */
     size_t memory_limit = 0;
-    for (size_t i = 0; i < n_config; i++) {
-        /* keys and values belong to the core and live only during this call */
-        if (!strcmp(config[i].key, "memory_limit") && !parse_bytes(config[i].value, &memory_limit))
-            /* start the message with the key: the core then points at its line */
-            return host->error(hc, EM_ERR_CONFIG, "memory_limit: expected a byte count such as "
-                               "1048576 or 512M, got '%s'", config[i].value);
-    }
+    const char *ml = emk_config_value(config, n_config, "memory_limit");
+    if (ml && !parse_bytes(ml, &memory_limit))
+        /* start the message with the key: the core then points at its line */
+        return host->error(hc, EM_ERR_CONFIG, "memory_limit: expected a byte count such as "
+                           "1048576 or 512M, got '%s'", ml);
 
     tp_inst *in = host->alloc(hc, sizeof *in);
     if (!in)

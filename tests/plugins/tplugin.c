@@ -432,8 +432,12 @@ EM_BACKEND_ENTRY
 #else
     enum tp_mode mode = TP_FAST;
     for (size_t i = 0; i < n_config; i++) {
-        if (strcmp(config[i].key, "mode"))
-            continue;   /* unknown keys: the core checks them against config_keys */
+        if (strcmp(config[i].key, "mode")) {
+            /* unknown keys: the core checks them against config_keys (a describable plugin
+             * never sees one: tests/test_abi.c counts them) */
+            atomic_fetch_add(&tplugin_stats_.unknown_keys, 1);
+            continue;
+        }
         int m = 0;
         while (mode_names[m] && strcmp(mode_names[m], config[i].value))
             m++;

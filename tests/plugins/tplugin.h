@@ -46,6 +46,7 @@ typedef struct tplugin_stats {
     atomic_long undeclared_calls;   /* a kernel handed a dtype it did not declare */
     atomic_long bad_kargs;          /* a 1.1 core's em_kargs lists disagreeing with in/out */
     atomic_long copies_h2d, copies_d2h;
+    atomic_long unknown_keys;       /* keys outside config_keys that reached the entry */
 } tplugin_stats;
 
 extern tplugin_stats tplugin_stats_;
