@@ -34,6 +34,8 @@ EM_INTERNAL bool em__fail_injected(void);   /* consumes one count; true = fail t
 /* Kernel-call fault injection: EM_OK, or (the Nth call) an error recorded in ctx naming
  * what (NULL: the kernel at offset `kernel`). */
 EM_INTERNAL em_status em__kernel_fault(em_context *ctx, size_t kernel, const char *what);
+/* EM_ERR_DEVICE (recorded) when ctx is a device context inherited across fork() (context.c) */
+EM_INTERNAL em_status em__fork_guard(em_context *ctx);
 
 /* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
 EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);
@@ -722,6 +724,11 @@ struct em_context {
     size_t mem_in_use, mem_cached, mem_peak;
     /* print options */
     int print_precision, print_threshold, print_edgeitems, print_linewidth;
+    /* fork() (context.c): the process and fork generation it was created in; a device
+     * context refuses work in another (host_backend: the cpu backend, which may) */
+    bool host_backend;
+    unsigned fork_gen;
+    long pid;
 };
 
 EM_INTERNAL bool em__grad_mode(const em_context *ctx);
