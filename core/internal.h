@@ -118,6 +118,20 @@ EM_INTERNAL em_status em__plugin_find(const em_config *cfg, const em__resolved *
 EM_INTERNAL bool em__keys_known(const em_config *cfg, const char *name, const char *const *accepted,
                                 const em_config_kv *kv, const em__cfg_entry *const *where, int n,
                                 char *msg, size_t msglen);
+/* What stands between a plugin path and loading it (search_path.c): EM__FILE_OK (a
+ * readable regular file in a safe place), EM__FILE_ABSENT (nothing there: ENOENT, or a
+ * path component that is not a directory), or EM__FILE_UNUSABLE with the reason in why
+ * ("is a directory", "Too many levels of symbolic links", "Permission denied", "is not a
+ * regular file (a FIFO)", or an unsafe owner or mode: see em__path_unsafe). */
+enum { EM__FILE_OK = 0, EM__FILE_ABSENT = 1, EM__FILE_UNUSABLE = 2 };
+EM_INTERNAL int em__plugin_file_check(const char *path, char *why, size_t n);
+/* Like git's safe.directory: true (with the reason in why) when the file or directory at
+ * path, already stat'ed into sb, is writable by group or others, or owned by a user other
+ * than the effective user or root — a plugin or device.ini there could be replaced by
+ * someone else, and library= runs its code in the process. EMBER_UNSAFE_OK=1 turns the
+ * check off. */
+struct stat;
+EM_INTERNAL bool em__path_unsafe(const char *path, const struct stat *sb, char *why, size_t n);
 /* A native ELF file whose program headers and loadable segments lie inside the file (dlopen
  * of a truncated file dies of SIGBUS): false with the reason. Non-ELF files pass. */
 EM_INTERNAL bool em__elf_intact(const char *path, char *why, size_t n);
