@@ -149,7 +149,7 @@ static void sp_add(em__search_path *sp, const char *dir, size_t n, em_search_ori
     if (n == 0)
         return;
     if (n >= PATH_MAX) {
-        ignored_add(too_many, dir, n);   /* cannot name a directory */
+        ignored_add(too_many, dir, n);   /* longer than any path can be */
         return;
     }
     char buf[PATH_MAX];
