@@ -71,6 +71,9 @@ bool em__fail_injected(void)
 
 em_status em__kernel_fault(em_context *ctx, size_t kernel, const char *what)
 {
+    em_status fg = em__fork_guard(ctx);   /* every device call passes here */
+    if (fg != EM_OK)
+        return fg;
     if (!countdown(&kernel_countdown))
         return EM_OK;
     return em__error(ctx, EM_ERR_BACKEND, "%s on backend %s: injected device fault "

@@ -4,11 +4,68 @@
 #include "config.h"
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* fork(): a device context (OpenCL, CUDA) holds driver state that does not survive into a
+ * child. Each context records the fork generation it was made in (bumped in every child by
+ * a pthread_atfork handler); in a later generation a device context refuses all work (see
+ * em__fork_guard) and em_context_free releases its host memory only. A cpu context works
+ * on (the cpu backend rebuilds its thread pool in the child). */
+static atomic_uint fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+static bool context_forked(const em_context *ctx)
+{
+    return !ctx->host_backend &&
+           ctx->fork_gen != atomic_load_explicit(&fork_generation, memory_order_relaxed);
+}
+
+em_status em__fork_guard(em_context *ctx)
+{
+    if (!context_forked(ctx))
+        return EM_OK;
+    return em__error(ctx, EM_ERR_DEVICE, "backend %s: this context was created in process %ld; "
+                     "device contexts cannot cross fork() (this is process %ld): create a new "
+                     "context in the child", ctx->backend_name, (long)ctx->pid, (long)getpid());
+}
+
+static void noop_free(void *dev, void *p) { (void)dev; (void)p; }
+static void noop_close(void *dev) { (void)dev; }
+static em_status noop_sync(void *dev) { (void)dev; return EM_OK; }
+
+/* In a child, a device context's driver objects belong to the parent: free() what is ours
+ * and make no driver call (they could hang or crash, and would touch the parent's device
+ * state). The plugin stays mapped: dlclose would run the driver's destructors. */
+static void forget_driver(em_context *ctx)
+{
+    em_backend_ops *o = &ctx->plugin->ops;
+    o->buffer_free = noop_free;
+    o->host_free = noop_free;
+    o->stream_destroy = noop_free;
+    o->event_destroy = noop_free;
+    o->synchronize = noop_sync;
+    o->device_close = noop_close;
+    o->shutdown = NULL;
+    ctx->plugin->dl = NULL;
+}
 
 static em_status context_create(em_config *cfg, em_context **out)
 {
+    pthread_once(&fork_once, fork_register);
     em_context *ctx = em__calloc(1, sizeof *ctx);
     if (!ctx) {
         em_config_free(cfg);
@@ -29,6 +86,9 @@ static em_status context_create(em_config *cfg, em_context **out)
         free(ctx);
         return st;
     }
+    ctx->host_backend = !strcmp(ctx->backend_name, "cpu");
+    ctx->fork_gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    ctx->pid = (long)getpid();
     em__announce_fallbacks(ctx);
     *out = ctx;
     return EM_OK;
@@ -74,6 +134,8 @@ EMBER_API void em_context_free(em_context *ctx)
 {
     if (!ctx)
         return;
+    if (context_forked(ctx))
+        forget_driver(ctx);
     /* Everything is released wholesale: no refcount walking, so cycles or forgotten
      * handles cannot leak. */
     for (int i = 0; i < ctx->cap_scopes; i++)
@@ -341,6 +403,11 @@ static em__cache_bin *find_bin(em_context *ctx, size_t bytes, bool create)
 
 em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf)
 {
+    em_status fg = em__fork_guard(ctx);
+    if (fg != EM_OK) {
+        *buf = NULL;
+        return fg;
+    }
     size_t cls = size_class(bytes);
     em__cache_bin *b = find_bin(ctx, cls, false);
     if (b && b->n > 0) {

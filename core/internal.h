@@ -34,6 +34,8 @@ EM_INTERNAL bool em__fail_injected(void);   /* consumes one count; true = fail t
 /* Kernel-call fault injection: EM_OK, or (the Nth call) an error recorded in ctx naming
  * what (NULL: the kernel at offset `kernel`). */
 EM_INTERNAL em_status em__kernel_fault(em_context *ctx, size_t kernel, const char *what);
+/* EM_ERR_DEVICE (recorded) when ctx is a device context inherited across fork() (context.c) */
+EM_INTERNAL em_status em__fork_guard(em_context *ctx);
 
 /* Bounded string formatting into fixed buffers (always NUL-terminated, truncates). */
 EM_INTERNAL void em__snprintf(char *buf, size_t n, const char *fmt, ...) EM_PRINTF(3, 4);
@@ -116,6 +118,20 @@ EM_INTERNAL em_status em__plugin_find(const em_config *cfg, const em__resolved *
 EM_INTERNAL bool em__keys_known(const em_config *cfg, const char *name, const char *const *accepted,
                                 const em_config_kv *kv, const em__cfg_entry *const *where, int n,
                                 char *msg, size_t msglen);
+/* What stands between a plugin path and loading it (search_path.c): EM__FILE_OK (a
+ * readable regular file in a safe place), EM__FILE_ABSENT (nothing there: ENOENT, or a
+ * path component that is not a directory), or EM__FILE_UNUSABLE with the reason in why
+ * ("is a directory", "Too many levels of symbolic links", "Permission denied", "is not a
+ * regular file (a FIFO)", or an unsafe owner or mode: see em__path_unsafe). */
+enum { EM__FILE_OK = 0, EM__FILE_ABSENT = 1, EM__FILE_UNUSABLE = 2 };
+EM_INTERNAL int em__plugin_file_check(const char *path, char *why, size_t n);
+/* Like git's safe.directory: true (with the reason in why) when the file or directory at
+ * path, already stat'ed into sb, is writable by group or others, or owned by a user other
+ * than the effective user or root — a plugin or device.ini there could be replaced by
+ * someone else, and library= runs its code in the process. EMBER_UNSAFE_OK=1 turns the
+ * check off. */
+struct stat;
+EM_INTERNAL bool em__path_unsafe(const char *path, const struct stat *sb, char *why, size_t n);
 /* A native ELF file whose program headers and loadable segments lie inside the file (dlopen
  * of a truncated file dies of SIGBUS): false with the reason. Non-ELF files pass. */
 EM_INTERNAL bool em__elf_intact(const char *path, char *why, size_t n);
@@ -739,6 +755,11 @@ struct em_context {
     size_t mem_in_use, mem_cached, mem_peak;
     /* print options */
     int print_precision, print_threshold, print_edgeitems, print_linewidth;   /* (print.c) */
+    /* fork() (context.c): the process and fork generation it was created in; a device
+     * context refuses work in another (host_backend: the cpu backend, which may) */
+    bool host_backend;
+    unsigned fork_gen;
+    long pid;
 };
 
 EM_INTERNAL bool em__grad_mode(const em_context *ctx);

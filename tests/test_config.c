@@ -438,6 +438,72 @@ static void test_explicit_missing_is_error(void **state)
     free(good);
 }
 
+/* A FIFO with no writer (or a socket, a device) named as device.ini: refused at once, not
+ * a process blocked forever in open(). alarm() turns a hang into a failure. */
+static void test_config_not_regular(void **state)
+{
+    (void)state;
+    char *dir = th_mkdir("fifo");
+    char *fifo = th_join(dir, "device.ini");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20);
+    setenv("EMBER_CONFIG", fifo, 1);
+    TH_EXPECT(create_from(NULL), EM_ERR_CONFIG, fifo, "EMBER_CONFIG", "is a FIFO",
+              "must be a regular file");
+    em_config *cfg = em_config_create();
+    TH_EXPECT(em_config_load_file(cfg, fifo), EM_ERR_CONFIG, fifo, "is a FIFO");
+    /* found by the search in the current directory: the same refusal */
+    unsetenv("EMBER_CONFIG");
+    assert_int_equal(chdir(dir), 0);
+    TH_EXPECT(create_from(NULL), EM_ERR_CONFIG, "device.ini", "is a FIFO");
+    /* a character device other than /dev/null */
+    TH_EXPECT(em_config_load_file(cfg, "/dev/zero"), EM_ERR_CONFIG, "/dev/zero",
+              "is a character device");
+    alarm(0);
+    em_config_free(cfg);
+    free(fifo);
+    free(dir);
+}
+
+/* Like git's safe.directory: a ./device.ini that other users could have written (its
+ * library= would run their code) is refused, naming the override; EMBER_UNSAFE_OK=1
+ * accepts it. A file named explicitly (EMBER_CONFIG, in code) is the user's choice. */
+static void test_cwd_ini_unsafe(void **state)
+{
+    (void)state;
+    char *ini = write_good_ini("cwdsafe/device.ini", NULL);
+    char *dir = th_join(th_tmpdir(), "cwdsafe");
+    unsetenv("EMBER_CONFIG");
+    setenv("HOME", "/nonexistent", 1);
+    unsetenv("XDG_CONFIG_HOME");
+    assert_int_equal(chdir(dir), 0);
+    /* what the umask made: accepted */
+    TH_EXPECT(create_from(NULL), EM_OK, "");
+    assert_int_equal(chmod(ini, 0666), 0);
+    TH_EXPECT(create_from(NULL), EM_ERR_CONFIG, "refusing ./device.ini", ini,
+              "writable by all users", "EMBER_UNSAFE_OK=1");
+    setenv("EMBER_UNSAFE_OK", "1", 1);
+    TH_EXPECT(create_from(NULL), EM_OK, "");
+    unsetenv("EMBER_UNSAFE_OK");
+    TH_EXPECT(create_from(ini), EM_OK, "");   /* named: not checked */
+    assert_int_equal(chmod(ini, 0644), 0);
+    /* the directory writable by all (not sticky) */
+    assert_int_equal(chmod(dir, 0777), 0);
+    TH_EXPECT(create_from(NULL), EM_ERR_CONFIG, "refusing ./device.ini",
+              "the current directory is writable by all users");
+    assert_int_equal(chmod(dir, 01777), 0);
+    TH_EXPECT(create_from(NULL), EM_OK, "");
+    assert_int_equal(chmod(dir, 0700), 0);
+    if (geteuid() == 0) {   /* only root can give a file to another user */
+        assert_int_equal(chown(ini, 4242, 0), 0);
+        TH_EXPECT(create_from(NULL), EM_ERR_CONFIG, "refusing ./device.ini",
+                  "owned by user 4242");
+        assert_int_equal(chown(ini, 0, 0), 0);
+    }
+    free(dir);
+    free(ini);
+}
+
 static void test_ember_device(void **state)
 {
     (void)state;
@@ -485,6 +551,8 @@ int main(void)
         T(test_in_code_config_runs),
         T(test_locate_precedence),
         T(test_explicit_missing_is_error),
+        T(test_config_not_regular),
+        T(test_cwd_ini_unsafe),
         T(test_ember_device),
 #undef T
     };

@@ -410,8 +410,19 @@ static void test_backend_path_env(void **state)
     char env[PATH_MAX + 64];
     snprintf(env, sizeof env, "relative/plugins::%s", plugin_dir());
     setenv("EMBER_BACKEND_PATH", env, 1);
+    int saved;
+    char *cap = th_capture_stderr_begin(&saved);
     TH_EXPECT(em_context_create_with(&ctx, cfg), EM_OK, "");
     em_context_free(ctx);
+    ctx = NULL;
+    TH_EXPECT(em_context_create_with(&ctx, cfg), EM_OK, "");
+    em_context_free(ctx);
+    /* a warning, once per process, however many contexts */
+    char *err = th_capture_stderr_end(saved, cap);
+    const char *w = strstr(err, "EMBER_BACKEND_PATH: ignoring 1 relative directory 'relative/plugins'");
+    if (!w || strstr(w + 1, "EMBER_BACKEND_PATH: ignoring"))
+        fail_msg("expected one warning about the relative entry, got:\n%s", err);
+    free(err);
     em_registry *reg = NULL;
     assert_int_equal(em_registry_scan(cfg, &reg), EM_OK);
     assert_true(em_registry_dir_count(reg) >= 1);
@@ -422,6 +433,178 @@ static void test_backend_path_env(void **state)
     for (int i = 0; i < em_registry_dir_count(reg); i++)
         assert_null(strstr(em_registry_dir(reg, i)->path, "relative"));
     em_registry_free(reg);
+    unsetenv("EMBER_BACKEND_PATH");
+    em_config_free(cfg);
+}
+
+/* Plugin files that are there but cannot be used: the error names the real reason rather
+ * than "not found", and the registry (ember-info) lists them with it. */
+static em_status try_dir(const char *backend, const char *dir)
+{
+    em_config *cfg = cfg_for(backend, dir);
+    em_context *ctx = NULL;
+    em_status st = em_context_create_with(&ctx, cfg);
+    em_context_free(ctx);
+    em_config_free(cfg);
+    return st;
+}
+
+static const em_plugin_info *scan_one(const char *dir, const char *name, em_registry **reg)
+{
+    em_config *cfg = cfg_for("cpu", dir);
+    assert_int_equal(em_registry_scan(cfg, reg), EM_OK);
+    em_config_free(cfg);
+    return find_info(*reg, name, 0);
+}
+
+static void test_unusable_plugin_files(void **state)
+{
+    (void)state;
+    char *dir = th_mkdir("unusable");
+    char *loop = th_join(dir, "ember-backend-tloop.so");
+    char *loop2 = th_join(dir, "loop2");
+    assert_int_equal(symlink(loop2, loop), 0);
+    assert_int_equal(symlink(loop, loop2), 0);
+    char *adir = th_mkdir("unusable/ember-backend-tdir.so");
+    char *fifo = th_join(dir, "ember-backend-tfifo.so");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    TH_EXPECT(try_dir("tloop", dir), EM_ERR_PLUGIN, "backend 'tloop' cannot be loaded", loop,
+              "Too many levels of symbolic links");
+    TH_EXPECT(try_dir("tdir", dir), EM_ERR_PLUGIN, "backend 'tdir' cannot be loaded", adir,
+              "is a directory");
+    TH_EXPECT(try_dir("tfifo", dir), EM_ERR_PLUGIN, "backend 'tfifo' cannot be loaded", fifo,
+              "not a regular file (a FIFO)");
+    /* library= naming a symlink loop */
+    em_config *cfg = em_config_create();
+    assert_int_equal(em_config_set(cfg, "device", "backend", "tloop"), EM_OK);
+    assert_int_equal(em_config_set(cfg, "tloop", "library", loop), EM_OK);
+    em_context *ctx = NULL;
+    TH_EXPECT(em_context_create_with(&ctx, cfg), EM_ERR_CONFIG, "[tloop] library: ", loop,
+              "Too many levels of symbolic links");
+    em_config_free(cfg);
+    /* listed by the registry (ember-info) with the reason, never opened */
+    em_registry *reg = NULL;
+    const em_plugin_info *pi = scan_one(dir, "tloop", &reg);
+    assert_non_null(pi);
+    assert_int_equal(pi->status, EM_ERR_PLUGIN);
+    TH_EXPECT_MSG(EM_OK, EM_OK, pi->message, "Too many levels of symbolic links");
+    pi = find_info(reg, "tdir", 0);
+    assert_non_null(pi);
+    TH_EXPECT_MSG(EM_OK, EM_OK, pi->message, "is a directory");
+    pi = find_info(reg, "tfifo", 0);
+    assert_non_null(pi);
+    TH_EXPECT_MSG(EM_OK, EM_OK, pi->message, "a FIFO");
+    em_registry_free(reg);
+
+    if (geteuid() == 0) {
+        /* root reads and searches everything: the permission cases cannot fail */
+        print_message("unusable plugin files: running as root, the permission-denied cases "
+                      "are skipped\n");
+    } else {
+        char *good = plugin_file("tgood");
+        char *unreadable = th_copy(good, "unusable/ember-backend-tgood.so", SIZE_MAX);
+        assert_int_equal(chmod(unreadable, 0200), 0);
+        TH_EXPECT(try_dir("tgood", dir), EM_ERR_PLUGIN, unreadable, "Permission denied");
+        char *locked = th_mkdir("locked");
+        char *inner = th_mkdir("locked/inner");
+        char *copy = th_copy(good, "locked/inner/ember-backend-tgood.so", SIZE_MAX);
+        assert_int_equal(chmod(locked, 0), 0);
+        TH_EXPECT(try_dir("tgood", inner), EM_ERR_PLUGIN, inner, "Permission denied");
+        assert_int_equal(chmod(locked, 0700), 0);
+        chmod(unreadable, 0600);
+        free(copy);
+        free(inner);
+        free(locked);
+        free(unreadable);
+        free(good);
+    }
+    free(fifo);
+    free(adir);
+    free(loop2);
+    free(loop);
+    free(dir);
+}
+
+/* Like git's safe.directory: a plugin (or its directory) writable by other users is
+ * refused, with the override named; EMBER_UNSAFE_OK=1 accepts it. */
+static void test_unsafe_plugin(void **state)
+{
+    (void)state;
+    char *src = plugin_file("tgood");
+    char *dir = th_mkdir("unsafe");
+    char *copy = th_copy(src, "unsafe/ember-backend-tgood.so", SIZE_MAX);
+    /* what the umask made is accepted (the build tree's own plugins load the same way) */
+    TH_EXPECT(try_dir("tgood", dir), EM_OK, "");
+    assert_int_equal(chmod(copy, 0757), 0);
+    TH_EXPECT(try_dir("tgood", dir), EM_ERR_PLUGIN, copy, "writable by all users",
+              "EMBER_UNSAFE_OK=1");
+    em_registry *reg = NULL;
+    const em_plugin_info *pi = scan_one(dir, "tgood", &reg);
+    assert_non_null(pi);
+    assert_int_equal(pi->stage, EM_STAGE_OPEN);
+    TH_EXPECT_MSG(EM_OK, EM_OK, pi->message, "writable by all users");
+    em_registry_free(reg);
+    setenv("EMBER_UNSAFE_OK", "1", 1);
+    TH_EXPECT(try_dir("tgood", dir), EM_OK, "");
+    unsetenv("EMBER_UNSAFE_OK");
+    /* the directory writable by others (not sticky): the same */
+    assert_int_equal(chmod(copy, 0755), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    TH_EXPECT(try_dir("tgood", dir), EM_ERR_PLUGIN, dir, "writable by all users");
+    /* sticky, as /tmp: others cannot replace our file */
+    assert_int_equal(chmod(dir, 01777), 0);
+    TH_EXPECT(try_dir("tgood", dir), EM_OK, "");
+    assert_int_equal(chmod(dir, 0700), 0);
+    /* owned by another user (only root can make one) */
+    if (geteuid() == 0) {
+        assert_int_equal(chown(copy, 12345, 0), 0);
+        TH_EXPECT(try_dir("tgood", dir), EM_ERR_PLUGIN, copy, "owned by user 12345");
+        assert_int_equal(chown(copy, 0, 0), 0);
+    }
+    free(copy);
+    free(dir);
+    free(src);
+}
+
+/* Bad EMBER_BACKEND_PATH entries: one summarised warning, not one line each; relative
+ * entries: warned about once per process. */
+static void test_backend_path_summarised(void **state)
+{
+    (void)state;
+    size_t cap = 7000 * 24 + 64;
+    char *env = malloc(cap);
+    size_t used = 0;
+    for (int i = 0; i < 6500; i++)
+        used += (size_t)snprintf(env + used, cap - used, "%s/nonexistent/d%d",
+                                 i ? ":" : "", i);
+    used += (size_t)snprintf(env + used, cap - used, ":rel/a:rel/b:rel/c:rel/d");
+    setenv("EMBER_BACKEND_PATH", env, 1);
+    free(env);
+    em_config *cfg = cfg_for("tgood", NULL);
+    int saved;
+    char *path = th_capture_stderr_begin(&saved);
+    for (int k = 0; k < 2; k++) {
+        em_context *ctx = NULL;
+        em_status st = em_context_create_with(&ctx, cfg);
+        em_context_free(ctx);
+        (void)st;
+    }
+    char *err = th_capture_stderr_end(saved, path);
+    int lines = 0, too_many = 0, relative = 0;
+    for (char *p = err; *p; p++)
+        lines += *p == '\n';
+    for (char *p = err; (p = strstr(p, "too many plugin directories")); p++)
+        too_many++;
+    for (char *p = err; (p = strstr(p, "relative director")); p++)
+        relative++;
+    /* the relative entries were warned about in test_backend_path_env already: once per
+     * process */
+    if (lines > 20 || relative != 0 || too_many != 1 ||
+        !strstr(err, "ignoring 6480: '/nonexistent/d24', '/nonexistent/d25', "
+                     "'/nonexistent/d26' and 6477 more"))
+        fail_msg("stderr (%d lines, %d relative warnings, %d summaries):\n%.2000s", lines,
+                 relative, too_many, err);
+    free(err);
     unsetenv("EMBER_BACKEND_PATH");
     em_config_free(cfg);
 }
@@ -621,6 +804,9 @@ int main(void)
         T(test_fallback_to_cpu),
         T(test_library_key),
         T(test_backend_path_env),
+        T(test_unusable_plugin_files),
+        T(test_unsafe_plugin),
+        T(test_backend_path_summarised),
         T(test_ember_device_env),
         T(test_registry_scan),
         T(test_registry_old_minor),

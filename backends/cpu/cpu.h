@@ -67,6 +67,7 @@ typedef struct cpu_pool {
     void *arg;
     int64_t ntasks;
     atomic_int_fast64_t next;    /* next task index to hand out */
+    unsigned fork_gen;           /* the fork generation it was started in (cpu_pool.c) */
 } cpu_pool;
 
 /* Grow-only, 64-byte aligned scratch memory obtained through host->alloc. */

@@ -4,6 +4,7 @@
  * never changes the arithmetic, so results do not depend on the thread count. */
 #include "cpu.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -174,11 +175,46 @@ static void *worker_main(void *p)
     return NULL;
 }
 
+/* fork(): only the forking thread exists in the child, so a pool started before the fork
+ * has no workers there, and its mutex and condition variables may have been copied in any
+ * state (held by a worker, waited on). As OpenBLAS does, the child drops such a pool
+ * without touching them (no join, no destroy) and starts a new one on its next parallel
+ * job. Each pool records the fork generation it was started in; the child handler bumps
+ * the generation (registered once; glibc unregisters it if the plugin is unloaded). */
+static atomic_uint fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* Whether the running pool was started in a parent process: then forget it (its threads
+ * are the parent's; the memory holding it was copied and is ours to free). */
+static void pool_drop_if_forked(cpu_inst *inst)
+{
+    cpu_pool *pool = &inst->pool;
+    if (inst->pool_state != 1 ||
+        pool->fork_gen == atomic_load_explicit(&fork_generation, memory_order_relaxed))
+        return;
+    inst->host->free(inst->hc, pool->threads);
+    inst->host->free(inst->hc, pool->workers);
+    memset(pool, 0, sizeof *pool);
+    inst->pool_state = 0;
+}
+
 /* Started on first use rather than at entry: ember-info and small programs that never
  * run a big kernel should not pay for idle threads. */
 static void pool_start(cpu_inst *inst)
 {
     cpu_pool *pool = &inst->pool;
+    pthread_once(&atfork_once, atfork_register);
+    pool->fork_gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
     const em_host *h = inst->host;
     int want = inst->nthreads - 1;
     if (want <= 0) {
@@ -249,6 +285,7 @@ static void pool_start(cpu_inst *inst)
 
 int cpu_threads(cpu_inst *inst)
 {
+    pool_drop_if_forked(inst);
     if (inst->pool_state == 0)
         pool_start(inst);
     if (inst->pool_state != 1)
@@ -323,6 +360,7 @@ void cpu_parallel(cpu_inst *inst, int64_t ntasks, cpu_task_fn fn, void *arg)
 void cpu_pool_stop(cpu_inst *inst)
 {
     cpu_pool *pool = &inst->pool;
+    pool_drop_if_forked(inst);
     if (inst->pool_state != 1) {
         inst->pool_state = 0;
         return;

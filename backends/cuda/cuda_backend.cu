@@ -40,9 +40,46 @@ static em_status cu_status_of(cudaError_t e)
     return e == cudaErrorMemoryAllocation ? EM_ERR_OOM : EM_ERR_BACKEND;
 }
 
+/* The errors the CUDA runtime documents as leaving the context unusable ("the process must
+ * be terminated and relaunched"). */
+bool cu_error_sticky(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchFailure:
+    case cudaErrorECCUncorrectable:
+        return true;
+    default:
+        return false;
+    }
+}
+
+em_status cu_unusable(cu_dev *d)
+{
+    return CU_ERR(d->inst, EM_ERR_DEVICE, "cuda: the CUDA context is unusable after %s (%s, "
+                  "in %s); create a new process", cudaGetErrorName(d->sticky),
+                  cudaGetErrorString(d->sticky), d->sticky_where);
+}
+
 em_status cu_fail(cu_dev *d, cudaError_t e, const char *what, const char *api)
 {
     cudaGetLastError();   /* clear a non-sticky error; a sticky one stays and reappears */
+    if (cu_error_sticky(e)) {
+        if (d->sticky == cudaSuccess) {
+            d->sticky = e;
+            snprintf(d->sticky_where, sizeof d->sticky_where, "%s: %s", what, api);
+        }
+        return CU_ERR(d->inst, EM_ERR_DEVICE, "cuda: %s: %s failed: %s (%s); the CUDA context "
+                      "is unusable after %s; create a new process", what, api,
+                      cudaGetErrorString(e), cudaGetErrorName(e), cudaGetErrorName(e));
+    }
     return CU_ERR(d->inst, cu_status_of(e), "cuda: %s: %s failed: %s (%s)", what, api,
                   cudaGetErrorString(e), cudaGetErrorName(e));
 }

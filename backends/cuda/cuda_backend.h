@@ -76,6 +76,10 @@ typedef struct cu_dev {
      * cudaDeviceSynchronize would also wait for other contexts' work on the same GPU */
     cudaStream_t *streams;
     int n_streams, cap_streams;
+    /* A sticky error (cu_error_sticky) seen on this device: the CUDA context is corrupt
+     * for the rest of the process, so every later op is refused (cu_enter) with this. */
+    cudaError_t sticky;
+    char sticky_where[160];      /* "<what>: <api>" of the call that reported it */
 } cu_dev;
 
 #define CU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -93,6 +97,13 @@ CU_HIDDEN em_status cu_gemm(void *dev, const em_gemm_args *g);
  * Clears the runtime's last-error slot so that a non-sticky failure is not blamed on a
  * later launch. */
 CU_HIDDEN em_status cu_fail(cu_dev *d, cudaError_t e, const char *what, const char *api);
+/* Whether e is one of the errors after which, in CUDA's words, "the process must be
+ * terminated and relaunched": the context cannot run anything again (an illegal address,
+ * a kernel fault or trap, a launch timeout). cu_fail records the first one in d->sticky
+ * and reports it as EM_ERR_DEVICE. */
+CU_HIDDEN bool cu_error_sticky(cudaError_t e);
+/* The refusal of an op on a device whose context a sticky error broke (EM_ERR_DEVICE). */
+CU_HIDDEN em_status cu_unusable(cu_dev *d);
 CU_HIDDEN em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, const char *api);
 
 /* The device's ops must run with it current on the calling thread. The device is made
@@ -106,6 +117,8 @@ CU_HIDDEN extern __thread int cu_tls_device;
 
 static inline em_status cu_enter(cu_dev *d)
 {
+    if (d->sticky != cudaSuccess)
+        return cu_unusable(d);
     return cu_tls_device == d->index ? EM_OK : cu_make_current(d);
 }
 

@@ -138,6 +138,10 @@ static const char *blas_status_text(cublasStatus_t s)
 
 em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, const char *api)
 {
+    /* a kernel fault under cuBLAS shows as EXECUTION_FAILED; the runtime says if it stuck */
+    cudaError_t e = cudaPeekAtLastError();
+    if (cu_error_sticky(e))
+        return cu_fail(d, e, what, api);
     cudaGetLastError();
     return CU_ERR(d->inst, s == CUBLAS_STATUS_ALLOC_FAILED ? EM_ERR_OOM : EM_ERR_BACKEND,
                   "cuda: %s: %s failed: %s (%s)", what, api, blas_status_text(s),

@@ -9,6 +9,7 @@
 #include "core/install_paths.h"   /* EM_SYSCONFDIR, EM_BACKEND_DIR, EM_LIBDIR (generated) */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -469,24 +470,48 @@ static em_status load_file(em_config *cfg, const char *path, const char *origin)
     char why[160] = "";
     if (origin)
         em__snprintf(why, sizeof why, " (%s)", origin);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise block forever; what the
+     * file is gets checked before anything is read from it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return em__error_global(EM_ERR_IO, "cannot open device.ini '%s'%s: %s", path, why,
                                 strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
+    if (fstat(fd, &sb) != 0) {
         int e = errno;
-        fclose(f);
+        close(fd);
         return em__error_global(EM_ERR_IO, "cannot read device.ini '%s'%s: %s", path, why,
                                 strerror(e));
     }
     if (S_ISDIR(sb.st_mode)) {
-        fclose(f);
+        close(fd);
         return em__error_global(EM_ERR_IO, "cannot read device.ini '%s'%s: it is a directory",
                                 path, why);
     }
-    /* Not only regular files: EMBER_CONFIG=/dev/null (no file: built-in defaults) and
-     * a pipe from a shell's <(...) are reasonable. The size limit is enforced on reading. */
+    /* Regular files only, and /dev/null (EMBER_CONFIG=/dev/null: no file, the built-in
+     * defaults). A FIFO, socket or device could block or never end. */
+    struct stat nullsb;
+    bool devnull = S_ISCHR(sb.st_mode) && stat("/dev/null", &nullsb) == 0 && S_ISCHR(nullsb.st_mode) &&
+                   nullsb.st_rdev == sb.st_rdev;
+    if (!S_ISREG(sb.st_mode) && !devnull) {
+        close(fd);
+        const char *what = S_ISFIFO(sb.st_mode)  ? "a FIFO (named pipe)"
+                           : S_ISSOCK(sb.st_mode) ? "a socket"
+                           : S_ISCHR(sb.st_mode)  ? "a character device"
+                           : S_ISBLK(sb.st_mode)  ? "a block device"
+                                                  : "not a regular file";
+        return em__error_global(EM_ERR_CONFIG, "device.ini '%s'%s is %s: device.ini must be a "
+                                "regular file", path, why, what);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    FILE *f = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return em__error_global(EM_ERR_IO, "cannot open device.ini '%s'%s: %s", path, why,
+                                strerror(e));
+    }
+    /* The size limit is enforced on reading. */
     size_t cap = S_ISREG(sb.st_mode) && (unsigned long long)sb.st_size <= MAX_FILE_BYTES
                      ? (size_t)sb.st_size + 1 : 4096;
     size_t len = 0;
@@ -576,6 +601,23 @@ static void report_add(char **rep, size_t *len, size_t *cap, bool *oom, const ch
     *len += (size_t)n;
 }
 
+static const char ORIGIN_CWD[] = "found in the current directory";
+
+/* A ./device.ini is picked up from wherever the program happens to run, and its library=
+ * runs code in the process: like git's safe.directory, refuse one that someone else could
+ * have written (the file or the directory writable by others, or owned by another user
+ * than the effective one or root). EMBER_UNSAFE_OK=1 accepts it. */
+static em_status check_cwd_file(const char *path)
+{
+    struct stat sb;
+    char why[PATH_MAX + 200];
+    if (stat(path, &sb) == 0 && em__path_unsafe(path, &sb, why, sizeof why))
+        return em__error_global(EM_ERR_CONFIG, "refusing ./device.ini: %s", why);
+    if (stat(".", &sb) == 0 && em__path_unsafe("the current directory", &sb, why, sizeof why))
+        return em__error_global(EM_ERR_CONFIG, "refusing ./device.ini: %s", why);
+    return EM_OK;
+}
+
 /* Follows the documented precedence. Fills `report` (malloc'ed) when asked. */
 static em_status locate(located *out, char **report)
 {
@@ -614,7 +656,7 @@ static em_status locate(located *out, char **report)
                       : (exists ? "  found  <- used" : "  not found"));
     if (!chosen && exists) {
         out->path = em__strdup(cand);
-        out->origin = "found in the current directory";
+        out->origin = ORIGIN_CWD;
         chosen = true;
     }
 
@@ -703,7 +745,9 @@ em_status em__config_load_for_context(const char *path, em_config **out)
         return em__error_global(EM_ERR_OOM, "out of memory creating a configuration");
     }
     em_status st = EM_OK;
-    if (loc.path)
+    if (loc.path && !loc.explicit_ && loc.origin == ORIGIN_CWD)
+        st = check_cwd_file(loc.path);
+    if (loc.path && st == EM_OK)
         st = load_file(cfg, loc.path, loc.origin);
     free(loc.path);
     if (st != EM_OK) {

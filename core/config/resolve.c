@@ -291,6 +291,8 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
             }
             if (em_config_get(cfg, sec, "library"))
                 continue;   /* a stale library= in an unused section must not stop the used one */
+            if (!strstr(fmsg, "not found: "))
+                continue;   /* there but unusable: the loader says why if it is used */
         }
         if (in_list(known, sec))
             continue;   /* a first-party backend that is not built here */

@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
@@ -472,34 +473,62 @@ em_status em__plugin_find(const em_config *cfg, const em__resolved *r, const cha
                      name);
         st = EM_ERR_OOM;
     } else if (sp.library) {
-        char w[600];
+        char w[600], why[PATH_MAX + 200];
+        int fc;
         em__config_where(cfg, cfg_entry(cfg, name, "library"), w, sizeof w);
         const char *lib = sp.library;
         if (lib[0] != '/')
             em__snprintf(msg, msglen, "%s: [%s] library: '%s' is not an absolute path", w, name, lib);
-        else if (stat(lib, &sb) != 0)
+        else if ((fc = em__plugin_file_check(lib, why, sizeof why)) == EM__FILE_ABSENT)
             em__snprintf(msg, msglen, "%s: [%s] library: plugin file '%s' does not exist", w,
                          name, lib);
+        else if (stat(lib, &sb) != 0)
+            em__snprintf(msg, msglen, "%s: [%s] library: %s", w, name, why);
         else if (S_ISDIR(sb.st_mode))
             em__snprintf(msg, msglen, "%s: [%s] library: '%s' is a directory; library= names the "
                          "plugin file itself (e.g. %s/ember-backend-%s.so)", w, name, lib, lib, name);
         else if (!S_ISREG(sb.st_mode))
             em__snprintf(msg, msglen, "%s: [%s] library: '%s' is not a regular file", w, name, lib);
+        else if (fc == EM__FILE_UNUSABLE)
+            em__snprintf(msg, msglen, "%s: [%s] library: %s", w, name, why);
         else
             em__snprintf(path, pathlen, "%s", lib);
         st = msg[0] ? EM_ERR_CONFIG : EM_OK;
     } else {
         bool found = false;
+        /* the first file there wins even when it cannot be used (a symlink loop, a
+         * directory, a FIFO, unreadable, unsafe): then the error says why, as ember-info
+         * does, rather than quietly loading another one further down the path */
+        char why[PATH_MAX + 200], first[PATH_MAX + 200] = "", dir_problem[PATH_MAX + 64] = "";
+        int n_unusable = 0;
         for (int i = 0; i < sp.n && !found; i++) {
-            if (!sp.dirs[i].exists)
-                continue;
             em__snprintf(path, pathlen, "%s/ember-backend-%s.so", sp.dirs[i].path, name);
-            if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (!sp.dirs[i].exists) {
+                /* EACCES on the directory itself, or on one above it */
+                if (stat(sp.dirs[i].path, &sb) != 0 && errno != ENOENT && errno != ENOTDIR &&
+                    !dir_problem[0])
+                    em__snprintf(dir_problem, sizeof dir_problem, "%s: %s", sp.dirs[i].path,
+                                 strerror(errno));
+                continue;
+            }
+            int fc = em__plugin_file_check(path, why, sizeof why);
+            if (fc == EM__FILE_OK) {
                 found = true;
                 *origin = sp.dirs[i].origin;
+            } else if (fc == EM__FILE_UNUSABLE) {
+                em__snprintf(first, sizeof first, "%s", why);
+                n_unusable = 1;
+                break;
             }
         }
-        if (!found) {
+        if (!found && n_unusable) {
+            em__snprintf(msg, msglen, "backend '%s' cannot be loaded: %s", name, first);
+            st = EM_ERR_PLUGIN;
+        } else if (!found && dir_problem[0]) {
+            em__snprintf(msg, msglen, "backend '%s' cannot be loaded: a plugin directory cannot "
+                         "be searched: %s", name, dir_problem);
+            st = EM_ERR_PLUGIN;
+        } else if (!found) {
             char dirs[2048];
             size_t used = 0;
             dirs[0] = 0;

@@ -94,8 +94,9 @@ static em_status check_name(const em_config *cfg, const em__resolved *r, const c
     char path[PATH_MAX + 80], msg[2048];
     em_search_origin origin;
     em_status st = em__plugin_find(cfg, r, name, path, sizeof path, &origin, msg, sizeof msg);
-    if (st != EM_ERR_PLUGIN)
-        return EM_OK;   /* found; a bad library= or no memory is reported by the loader */
+    if (st != EM_ERR_PLUGIN || !strstr(msg, "not found: "))
+        return EM_OK;   /* found, or there but unusable (a directory, a symlink loop, unsafe
+                         * ...); a bad library= or no memory: the loader reports it */
     name_list l;
     installed(cfg, r, &l);
     if (l.oom) {

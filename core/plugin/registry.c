@@ -314,11 +314,24 @@ static em_status scan_dir(em_registry *reg, const em_config *cfg, const em__reso
         qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 0; i < n && st == EM_OK; i++) {
         char path[PATH_MAX + 80];
-        struct stat sb;
         em__snprintf(path, sizeof path, "%s/%s", d->path, names[i]);
-        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-            continue;
         plugin_file_name(names[i], nm, sizeof nm);
+        char why[PATH_MAX + 200];
+        int fc = em__plugin_file_check(path, why, sizeof why);
+        if (fc == EM__FILE_ABSENT)
+            continue;   /* vanished, or a dangling symlink */
+        if (fc == EM__FILE_UNUSABLE) {
+            /* listed with the reason (a directory, a FIFO, a symlink loop, unreadable,
+             * unsafe), never opened */
+            em_plugin_info *pi = new_info(reg, nm, path, d->origin);
+            if (!pi || !(pi->message = em__strdup(why))) {
+                st = EM_ERR_OOM;
+                break;
+            }
+            pi->stage = EM_STAGE_OPEN;
+            pi->status = EM_ERR_PLUGIN;
+            continue;
+        }
         st = probe(reg, cfg, r, nm, path, d->origin);
     }
     for (int i = 0; i < n; i++)
@@ -358,8 +371,8 @@ static em_status scan(em_registry *reg, const em_config *cfg, const em__resolved
         const em__cfg_entry *e = &cfg->entries[i];
         if (strcmp(e->key, "library") || !is_backend_section(e->section))
             continue;
-        struct stat sb;
-        bool ok = stat(e->value, &sb) == 0 && S_ISREG(sb.st_mode);
+        char why[PATH_MAX + 200];
+        bool ok = em__plugin_file_check(e->value, why, sizeof why) == EM__FILE_OK;
         st = add_dir(reg, e->value, EM_SEARCH_LIBRARY_KEY, ok);
         if (st != EM_OK)
             break;
