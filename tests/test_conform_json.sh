@@ -87,10 +87,10 @@ rc=$?
 r=1
 if [ $rc -eq 2 ]; then
     if [ -n "$py" ]; then
-        "$py" -c 'import json, sys; o = json.load(open(sys.argv[1])); assert o["exit_status"] == 2 and "not found" in o["unusable"], o' \
+        "$py" -c 'import json, sys; o = json.load(open(sys.argv[1])); assert o["exit_status"] == 2 and "unknown backend" in o["unusable"], o' \
             "$tmp/out" >> "$tmp/out" 2>&1 && r=0
     else
-        grep -q '"unusable": ".*not found' "$tmp/out" && r=0
+        grep -q '"unusable": ".*unknown backend' "$tmp/out" && r=0
     fi
 fi
 report "an unusable backend --json: the reason, exit_status 2 (exit $rc)" $r
