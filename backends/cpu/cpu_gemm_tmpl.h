@@ -38,6 +38,11 @@ typedef struct G(gkern) {
     int mr, nr;
     int64_t mc, kc, nc;
     G(ukr_fn) ukr[3];             /* by GEMM_A_* */
+    /* optional packers of a full panel, NULL: the loops below. pack_a_rows: MR rows of a
+     * row-major A (lda apart) for kc values; pack_b_cols: NR columns of a transposed B
+     * (ldb apart) */
+    void (*pack_a_rows)(const GT *A, int64_t lda, int64_t kc, GT *d);
+    void (*pack_b_cols)(const GT *B, int64_t ldb, int64_t kc, GT *d);
 } G(gkern);
 
 /* Portable micro-kernel: a small accumulator array gcc keeps in SSE/NEON registers. The
@@ -129,7 +134,9 @@ static void G(pack_a)(const G(gkern) *kr, const GT *A, int64_t lda, int ta, int6
     for (int64_t ir = 0; ir < mc; ir += mr) {
         const int64_t me = mc - ir < mr ? mc - ir : mr;
         GT *d = dst + ir * kc;
-        if (mr == 6)
+        if (!ta && me == mr && kr->pack_a_rows)
+            kr->pack_a_rows(A + (i0 + ir) * lda + p0, lda, kc, d);
+        else if (mr == 6)
             G(pack_a_panel)(6, A, lda, ta, i0 + ir, me, p0, kc, d);
         else if (mr == 4)
             G(pack_a_panel)(4, A, lda, ta, i0 + ir, me, p0, kc, d);
@@ -157,6 +164,8 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
                 for (; j < nr; j++)
                     dp[j] = 0;
             }
+        } else if (ne == nr && kr->pack_b_cols) {
+            kr->pack_b_cols(B + (j0 + jr) * ldb + p0, ldb, kc, d);
         } else {
             const GT *cols[GEMM_MAX_NR];
             for (int64_t j = 0; j < ne; j++)
