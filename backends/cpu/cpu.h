@@ -20,7 +20,9 @@
 #endif
 
 /* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
-enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1 };
+/* (ordered: each level has the one below it; AVX-512 instances run the AVX2 elementwise
+ * kernels and only gemm in 512-bit registers) */
+enum { CPU_SIMD_GENERIC = 0, CPU_SIMD_AVX2 = 1, CPU_SIMD_AVX512 = 2 };
 
 /* which gemm path products take (EMBER_CPU_GEMM, for tests and benchmarks): by shape,
  * or always the direct (unpacked) one, or always the packed one */

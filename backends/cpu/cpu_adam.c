@@ -94,7 +94,7 @@ ADAM_FN(adam_f32_avx2, float, sqrtf)
 ADAM_FN(adam_f64_avx2, double, sqrt)
 #pragma GCC pop_options
 #define ADAM_PICK(inst, dt)                                                               \
-    ((inst)->simd == CPU_SIMD_AVX2 ? ((dt) == EM_F32 ? adam_f32_avx2 : adam_f64_avx2)     \
+    ((inst)->simd >= CPU_SIMD_AVX2 ? ((dt) == EM_F32 ? adam_f32_avx2 : adam_f64_avx2)     \
                                    : ((dt) == EM_F32 ? adam_f32_gen : adam_f64_gen))
 #else
 #define ADAM_PICK(inst, dt) ((dt) == EM_F32 ? adam_f32_gen : adam_f64_gen)

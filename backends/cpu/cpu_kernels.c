@@ -35,7 +35,7 @@
 #undef ROWS_SFX
 #pragma GCC pop_options
 /* the row table `name` for this instance */
-#define ROWS(inst, name) ((inst)->simd == CPU_SIMD_AVX2 ? name##_avx2 : name##_gen)
+#define ROWS(inst, name) ((inst)->simd >= CPU_SIMD_AVX2 ? name##_avx2 : name##_gen)
 #else
 #define ROWS(inst, name) (name##_gen)
 #endif

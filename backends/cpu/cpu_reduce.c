@@ -575,7 +575,7 @@ static em_status dim_run(cpu_inst *inst, const em_kargs *ka, const char *kname, 
     dim_plan dp;
     memset(&dp, 0, sizeof dp);
     dp.op = op;
-    dp.simd = inst->simd == CPU_SIMD_AVX2;
+    dp.simd = inst->simd >= CPU_SIMD_AVX2;
     dp.dt = in->dtype;
     dp.outer = in->shape[0];
     dp.n = in->shape[1];
