@@ -15,7 +15,7 @@
 
 #define CPU_VERSION "0.1.0"
 
-static const char *const cpu_config_keys[] = {"threads", NULL};
+static const char *const cpu_config_keys[] = {"threads", "isa", NULL};
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -114,7 +114,9 @@ static void read_cpuinfo(char *model, size_t nmodel, char *vendor, size_t nvendo
 
 static const char *simd_text(int simd)
 {
-    return simd == CPU_SIMD_AVX2 ? "avx2 fma" : "generic (compiler auto-vectorised)";
+    return simd == CPU_SIMD_AVX512 ? "avx512 (gemm; avx2 fma elementwise)"
+           : simd == CPU_SIMD_AVX2 ? "avx2 fma"
+                                   : "generic (compiler auto-vectorised)";
 }
 
 static em_status cpu_device_props(void *bctx, int index, em_device_props *out)
@@ -149,7 +151,9 @@ static em_status cpu_device_props(void *bctx, int index, em_device_props *out)
     snprintf(props->extra, sizeof props->extra,
              "threads: %d\nsimd: %s\ngemm: %s\ncaches: L1d %zu KiB, L2 %zu KiB, L3 %zu KiB\n",
              inst->nthreads, simd_text(inst->simd),
-             inst->simd == CPU_SIMD_AVX2
+             inst->simd == CPU_SIMD_AVX512
+                 ? "direct (small/skinny) or packed, 6x32 f32 / 6x16 f64 avx512f micro-kernels"
+             : inst->simd == CPU_SIMD_AVX2
                  ? "direct (small/skinny) or packed, 6x16 f32 / 6x8 f64 avx2+fma micro-kernels"
                  : "direct (small/skinny) or packed, 4x8 f32 / 4x4 f64 portable micro-kernels",
              inst->l1d_bytes >> 10, inst->l2_bytes >> 10, inst->l3_bytes >> 10);
@@ -414,20 +418,65 @@ static size_t cache_bytes(int level)
     return 0;
 }
 
+/* Whether this CPU and its OS can run `level` (CPU_SIMD_*); if not, *missing names the
+ * first flag that is absent. libgcc's constructor has filled the feature bits by now (no
+ * __builtin_cpu_init, which would write them again, racing with a concurrent entry call);
+ * its avx2 bit already requires the OS to save YMM state (OSXSAVE, XCR0 bits 1 and 2). For
+ * AVX-512 XGETBV must also show the opmask and both halves of the ZMM state (XCR0 bits 5,
+ * 6, 7). */
+static int simd_usable(int level, const char **missing)
+{
+    *missing = NULL;
+    if (level == CPU_SIMD_GENERIC)
+        return 1;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+    if (!__builtin_cpu_supports("avx2"))
+        *missing = "avx2";
+    else if (!__builtin_cpu_supports("fma"))
+        *missing = "fma";
+    else if (level == CPU_SIMD_AVX512) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        (void)hi;
+        if (!__builtin_cpu_supports("avx512f"))
+            *missing = "avx512f";
+        else if ((lo & 0xe6) != 0xe6)
+            *missing = "avx512f (the OS does not save the ZMM registers)";
+    }
+    return *missing == NULL;
+#else
+    *missing = "x86-64 SIMD (this build has only the portable kernels)";
+    return 0;
+#endif
+}
+
+/* The best level this CPU and OS can run: the `auto` choice of [cpu] isa. */
 static int detect_simd(void)
 {
-    /* tests: EMBER_CPU_SIMD=generic runs the portable kernels on any CPU */
-    const char *force = secure_getenv("EMBER_CPU_SIMD");
-    if (force && !strcmp(force, "generic"))
-        return CPU_SIMD_GENERIC;
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
-    /* libgcc's constructor has filled the feature bits by now (no __builtin_cpu_init,
-     * which would write them again, racing with a concurrent entry call); its avx2 bit
-     * also requires the OS to save YMM state */
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    const char *missing;
+    if (simd_usable(CPU_SIMD_AVX512, &missing))
+        return CPU_SIMD_AVX512;
+    if (simd_usable(CPU_SIMD_AVX2, &missing))
         return CPU_SIMD_AVX2;
-#endif
     return CPU_SIMD_GENERIC;
+}
+
+/* [cpu] isa: 1 and *level for a known name (-1: auto), 0 for an unknown one. */
+static int parse_isa(const char *v, int *level)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } names[] = {{"auto", -1},
+                 {"avx512", CPU_SIMD_AVX512},
+                 {"avx2", CPU_SIMD_AVX2},
+                 {"generic", CPU_SIMD_GENERIC}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(v, names[i].name)) {
+            *level = names[i].level;
+            return 1;
+        }
+    return 0;
 }
 
 EM_BACKEND_ENTRY
@@ -450,7 +499,7 @@ EM_BACKEND_ENTRY
         out->ops = &cpu_ops;   /* static; no instance, no threads, no sysfs */
         return EM_OK;
     }
-    int threads = 0;
+    int threads = 0, isa = -1;
     for (size_t i = 0; i < n_config; i++) {
         const char *key = config[i].key ? config[i].key : "";
         const char *val = config[i].value ? config[i].value : "";
@@ -462,11 +511,20 @@ EM_BACKEND_ENTRY
             if (r < 0)
                 return host->error(hc, EM_ERR_CONFIG, "threads: '%s' is too large (at most %d)",
                                    val, CPU_MAX_THREADS);
+        } else if (!strcmp(key, "isa")) {
+            if (!parse_isa(val, &isa))
+                return host->error(hc, EM_ERR_CONFIG,
+                                   "isa: expected auto, avx512, avx2 or generic, got '%s'", val);
+            const char *missing;
+            if (isa >= 0 && !simd_usable(isa, &missing))
+                return host->error(hc, EM_ERR_CONFIG,
+                                   "isa: '%s' needs the CPU flag %s, which this machine lacks",
+                                   val, missing);
         } else if (!strcmp(key, "library")) {
             /* the core's key: which file to load */
         } else {
             return host->error(hc, EM_ERR_CONFIG,
-                               "unknown key '%s' in [cpu] (known keys: threads)", key);
+                               "unknown key '%s' in [cpu] (known keys: threads, isa)", key);
         }
     }
     if (threads == 0)
@@ -480,7 +538,7 @@ EM_BACKEND_ENTRY
     inst->host = host;
     inst->hc = hc;
     inst->nthreads = threads;
-    inst->simd = detect_simd();
+    inst->simd = isa >= 0 ? isa : detect_simd();
     inst->l1d_bytes = cache_bytes(1);
     inst->l2_bytes = cache_bytes(2);
     inst->l3_bytes = cache_bytes(3);
