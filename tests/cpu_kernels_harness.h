@@ -28,15 +28,21 @@ static em_backend g_be;
 static const em_backend_ops *g_ops;
 static void *g_dev;
 
-static inline void open_inst(em_backend *be, void **dev, const char *threads)
+/* isa: the [cpu] isa key (NULL: the default) */
+static inline void open_inst_isa(em_backend *be, void **dev, const char *threads, const char *isa)
 {
-    em_config_kv cfg[1] = {{"threads", threads}};
+    em_config_kv cfg[2] = {{"threads", threads}, {"isa", isa}};
     memset(be, 0, sizeof *be);
     be->struct_size = sizeof *be;
-    if (g_entry(&g_host, NULL, cfg, 1, be) != EM_OK)
+    if (g_entry(&g_host, NULL, cfg, isa ? 2 : 1, be) != EM_OK)
         fail_msg("cpu entry: %s", g_msg);
     if (be->ops->device_open(be->ctx, 0, dev) != EM_OK)
         fail_msg("cpu device_open: %s", g_msg);
+}
+
+static inline void open_inst(em_backend *be, void **dev, const char *threads)
+{
+    open_inst_isa(be, dev, threads, NULL);
 }
 
 static inline void close_inst(em_backend *be, void *dev)

@@ -350,7 +350,7 @@ static void test_softmax(void **state)
 
 /* Contiguous f32 rows (the fast path: a vectorised exp): every row length 1..40 (the 8-lane
  * tails), rows with -inf, large spreads, a NaN; against double-precision references, and the
- * portable copy (EMBER_CPU_SIMD=generic) against the AVX2 one bit for bit. */
+ * portable copy ([cpu] isa = generic) against the AVX2 one bit for bit. */
 static void run_rows(void *dev, em_kernel_fn f, float *x, float *o, int64_t rows, int64_t n)
 {
     int64_t shp[3] = {rows, n, 1}, st[3] = {n, 1, 1};
@@ -375,9 +375,7 @@ static void test_softmax_rows(void **state)
     static float x[R * NMAX], o[R * NMAX], og[R * NMAX];
     em_backend be2;
     void *dev2;
-    setenv("EMBER_CPU_SIMD", "generic", 1);
-    open_inst(&be2, &dev2, "1");
-    unsetenv("EMBER_CPU_SIMD");
+    open_inst_isa(&be2, &dev2, "1", "generic");
     for (int lg = 0; lg < 2; lg++) {
         em_kernel_fn f = lg ? K(log_softmax) : K(softmax);
         for (int64_t n = 1; n <= NMAX; n++) {

@@ -2,8 +2,9 @@
  * ones, bit for bit, and of a reference loop within rounding:
  *  - gemm: the direct (unpacked) path, the packed (Goto) path and the automatic choice,
  *    with every transpose, leading dims wider than the rows, batches, alpha/beta, and the
- *    k-split of deep products over threads, on 1, 2 and 3 threads, for the AVX2+FMA
- *    micro-kernels and the portable ones (EMBER_CPU_GEMM, EMBER_CPU_SIMD select them);
+ *    k-split of deep products over threads, on 1, 2 and 3 threads, for the AVX-512 and
+ *    AVX2+FMA micro-kernels (each where the CPU has it) and the portable ones
+ *    (EMBER_CPU_GEMM and [cpu] isa select them);
  *  - elementwise kernels and sums: the AVX2 copies of the row functions against the
  *    baseline ones, in place and out of place, strided, with tails;
  *  - the thread pool: results do not depend on the thread count or on whether its threads
@@ -27,21 +28,18 @@ typedef struct inst {
 } inst;
 
 /* A cpu instance with `threads` threads, gemm path `path` (NULL: automatic) and kernels
- * `simd` (NULL: the best the CPU has, "generic": the portable ones). */
+ * `simd` ([cpu] isa: NULL for the default, "avx512", "avx2", "generic"). */
 static void inst_open(inst *in, int threads, const char *path, const char *simd)
 {
     char tv[16];
     snprintf(tv, sizeof tv, "%d", threads);
-    em_config_kv cfg[1] = {{"threads", tv}};
+    em_config_kv cfg[2] = {{"threads", tv}, {"isa", simd}};
     if (path)
         setenv("EMBER_CPU_GEMM", path, 1);
-    if (simd)
-        setenv("EMBER_CPU_SIMD", simd, 1);
     memset(in, 0, sizeof *in);
     in->be.struct_size = sizeof in->be;
-    em_status st = g_entry(&g_host, NULL, cfg, 1, &in->be);
+    em_status st = g_entry(&g_host, NULL, cfg, simd ? 2 : 1, &in->be);
     unsetenv("EMBER_CPU_GEMM");
-    unsetenv("EMBER_CPU_SIMD");
     if (st != EM_OK)
         fail_msg("cpu entry: %s", g_msg);
     if (in->be.ops->device_open(in->be.ctx, 0, &in->dev) != EM_OK)
@@ -239,14 +237,39 @@ static void gsetup_free(gsetup *s)
     free(s->C0);
 }
 
+/* Whether this CPU lacks what [cpu] isa = `isa` needs: then the plugin refuses it with a
+ * message naming the missing flag, which is printed as the reason to skip. */
+static int isa_missing(const char *isa)
+{
+    em_config_kv cfg[2] = {{"threads", "1"}, {"isa", isa}};
+    em_backend be;
+    memset(&be, 0, sizeof be);
+    be.struct_size = sizeof be;
+    g_msg[0] = '\0';
+    em_status st = g_entry(&g_host, NULL, cfg, 2, &be);
+    if (st == EM_OK) {
+        be.ops->shutdown(be.ctx);
+        return 0;
+    }
+    assert_int_equal(st, EM_ERR_CONFIG);
+    assert_non_null(strstr(g_msg, "needs the CPU flag"));
+    fprintf(stderr, "# skipping isa = %s: %s\n", isa, g_msg);
+    return 1;
+}
+
 /* One family of kernels (simd): every (path, threads) instance gives the same bits as the
- * packed path on one thread, which matches the reference. */
-static void gemm_family(const char *simd)
+ * packed path on one thread, which matches the reference. With `same_as`, a family that
+ * sums in the same order (the same FMAs over the same KC slices): its packed path gives
+ * the same bits too wherever edge tiles round alike (alpha 1 or beta 0; elsewhere an edge
+ * tile scales in two roundings where a full one fuses, and the reference bounds both). */
+static void gemm_family2(const char *simd, const char *same_as)
 {
     static const char *const paths[] = {"packed", "direct", NULL};
     static const int threads[] = {1, 2, 3};
-    inst ref, others[9];
+    inst ref, others[9], cmp;
     inst_open(&ref, 1, "packed", simd);
+    if (same_as)
+        inst_open(&cmp, 1, "packed", same_as);
     int no = 0;
     for (int p = 0; p < 3; p++)
         for (int t = 0; t < 3; t++)
@@ -293,19 +316,74 @@ static void gemm_family(const char *simd)
                         }
                         free(got);
                     }
+                    if (same_as && (s.alpha == 1 || s.beta == 0)) {
+                        void *got = gemm_on(&cmp, &s);
+                        if (memcmp(got, want, bytes) != 0)
+                            fail_msg("%s: isa %s differs from it", what, same_as);
+                        free(got);
+                    }
                     free(want);
                     gsetup_free(&s);
                 }
     }
     inst_close(&ref);
+    if (same_as)
+        inst_close(&cmp);
     for (int o = 0; o < no; o++)
         inst_close(&others[o]);
+}
+
+static void gemm_family(const char *simd)
+{
+    gemm_family2(simd, NULL);
 }
 
 static void test_gemm_paths_best(void **state)
 {
     (void)state;
     gemm_family(NULL);
+}
+
+/* AVX2 forced, also where the CPU has AVX-512 */
+static void test_gemm_paths_avx2(void **state)
+{
+    (void)state;
+    if (isa_missing("avx2"))
+        skip();
+    gemm_family("avx2");
+}
+
+/* AVX-512 (6x32 f32 / 6x16 f64 tiles): as the AVX2 ones, bit for bit where tiles agree */
+static void test_gemm_paths_avx512(void **state)
+{
+    (void)state;
+    if (isa_missing("avx512"))
+        skip();
+    gemm_family2("avx512", "avx2");
+}
+
+/* [cpu] isa takes auto|avx512|avx2|generic and names what it got otherwise */
+static void test_isa_key(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"avx1024", "", "AVX2", "sse"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        em_config_kv cfg[1] = {{"isa", bad[i]}};
+        em_backend be;
+        memset(&be, 0, sizeof be);
+        be.struct_size = sizeof be;
+        assert_int_equal(g_entry(&g_host, NULL, cfg, 1, &be), EM_ERR_CONFIG);
+        char want[96];
+        snprintf(want, sizeof want, "isa: expected auto, avx512, avx2 or generic, got '%s'",
+                 bad[i]);
+        assert_string_equal(g_msg, want);
+    }
+    /* auto and generic work on any CPU */
+    inst a;
+    inst_open(&a, 1, NULL, "auto");
+    inst_close(&a);
+    inst_open(&a, 1, NULL, "generic");
+    inst_close(&a);
 }
 
 static void test_gemm_paths_generic(void **state)
@@ -323,12 +401,11 @@ static em_context *ctx_with(int threads, const char *simd, const char *spin_us)
     snprintf(tv, sizeof tv, "%d", threads);
     em_config_set(cfg, "cpu", "threads", tv);
     if (simd)
-        setenv("EMBER_CPU_SIMD", simd, 1);
+        em_config_set(cfg, "cpu", "isa", simd);
     if (spin_us)
         setenv("EMBER_CPU_SPIN_US", spin_us, 1);
     em_context *ctx = NULL;
     em_status st = em_context_create_with(&ctx, cfg);
-    unsetenv("EMBER_CPU_SIMD");
     unsetenv("EMBER_CPU_SPIN_US");
     em_config_free(cfg);
     if (st != EM_OK)
@@ -498,6 +575,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_paths_best),
         cmocka_unit_test(test_gemm_paths_generic),
+        cmocka_unit_test(test_gemm_paths_avx2),
+        cmocka_unit_test(test_gemm_paths_avx512),
+        cmocka_unit_test(test_isa_key),
         cmocka_unit_test(test_elementwise_avx2_matches_generic),
         cmocka_unit_test(test_training_independent_of_threads_and_spin),
     };
