@@ -450,12 +450,14 @@ static int simd_usable(int level, const char **missing)
 #endif
 }
 
-/* The best level this CPU and OS can run: the `auto` choice of [cpu] isa. */
+/* The `auto` choice of [cpu] isa: AVX2 where the CPU and OS run it, else the portable
+ * kernels. AVX-512 only when asked for: on the AMD EPYC (Zen 4) it was measured on, which
+ * runs a 512-bit FMA as two 256-bit halves, its kernels reach the same FMA peak as the AVX2
+ * ones and were no faster (sgemm 1024 and 2048 on one thread 2-3% slower; see
+ * docs/benchmarks.md); it has not been measured on a CPU with full-width 512-bit units. */
 static int detect_simd(void)
 {
     const char *missing;
-    if (simd_usable(CPU_SIMD_AVX512, &missing))
-        return CPU_SIMD_AVX512;
     if (simd_usable(CPU_SIMD_AVX2, &missing))
         return CPU_SIMD_AVX2;
     return CPU_SIMD_GENERIC;
