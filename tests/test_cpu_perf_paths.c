@@ -294,7 +294,7 @@ static void gemm_family2(const char *simd, const char *same_as)
                     char what[160];
                     snprintf(what, sizeof what,
                              "%s %s %lldx%lldx%lld ta=%d tb=%d alpha=%g beta=%g pad=%d batch=%lld",
-                             simd ? simd : "best", dt == EM_F64 ? "f64" : "f32",
+                             simd ? simd : "auto", dt == EM_F64 ? "f64" : "f32",
                              (long long)s.m, (long long)s.n, (long long)s.k, s.ta, s.tb, s.alpha,
                              s.beta, variants[v].pad, (long long)s.batch);
                     void *want = gemm_on(&ref, &s);
