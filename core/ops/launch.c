@@ -95,6 +95,22 @@ static em_status run(em_context *ctx, size_t offset, em__tensor *const *outs, in
     return st;
 }
 
+/* The argument lists every launch here fills: out[]/in[] (the first three inputs also in
+ * in[], as 1.0-style kernels read them) and their counts. */
+static void kargs_lists(em_kargs *a, const em_kview **po, int n_out, const em_kview **pi,
+                        int n_in)
+{
+    memset(a, 0, sizeof *a);
+    a->struct_size = sizeof *a;
+    a->out = po[0];
+    for (int i = 0; i < n_in && i < 3; i++)
+        a->in[i] = pi[i];
+    a->n_out = (uint32_t)n_out;
+    a->outs = po;
+    a->n_in = (uint32_t)n_in;
+    a->ins = pi;
+}
+
 em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor *const *outs, int n_out,
                          em__tensor *in, int dim, em__tensor *index)
 {
@@ -147,15 +163,7 @@ em_status em__launch_dim(em_context *ctx, size_t offset, em__tensor *const *outs
         n_in = 2;
     }
     em_kargs a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = sizeof a;
-    a.out = po[0];
-    a.in[0] = pi[0];
-    a.in[1] = n_in > 1 ? pi[1] : NULL;
-    a.n_out = (uint32_t)n_out;
-    a.outs = po;
-    a.n_in = (uint32_t)n_in;
-    a.ins = pi;
+    kargs_lists(&a, po, n_out, pi, n_in);
     em_status st = run(ctx, offset, outs, n_out, ins, n_in, &a);
     em__tensor_unref(tmp);
     em__tensor_unref(itmp);
@@ -207,15 +215,7 @@ em_status em__launch_views(em_context *ctx, size_t offset, em__tensor *const *ou
         po[o] = &vo[o];
     }
     em_kargs a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = sizeof a;
-    a.out = po[0];
-    for (int i = 0; i < n_in && i < 3; i++)
-        a.in[i] = pi[i];
-    a.n_out = (uint32_t)n_out;
-    a.outs = po;
-    a.n_in = (uint32_t)n_in;
-    a.ins = pi;
+    kargs_lists(&a, po, n_out, pi, n_in);
     if (p)
         memcpy(a.p, p, sizeof a.p);
     a.ip = ip;
@@ -259,15 +259,7 @@ em_status em__launch_flat(em_context *ctx, size_t offset, em__tensor *const *out
     if (n == 0)
         return EM_OK;
     em_kargs a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = sizeof a;
-    a.out = po[0];
-    for (int i = 0; i < n_in && i < 3; i++)
-        a.in[i] = pi[i];
-    a.n_out = (uint32_t)n_out;
-    a.outs = po;
-    a.n_in = (uint32_t)n_in;
-    a.ins = pi;
+    kargs_lists(&a, po, n_out, pi, n_in);
     if (p)
         memcpy(a.p, p, sizeof a.p);
     a.fp = fp;
