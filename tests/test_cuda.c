@@ -262,9 +262,41 @@ typedef struct in_spec {
     int transpose;   /* give the op a transposed (non-contiguous) view of dims 0, 1 */
 } in_spec;
 
-/* Run f on the same inputs on cuda and on cpu and compare. */
-static void run_case(const char *name, case_fn f, em_dtype dt, int nin, const in_spec *spec,
-                     bool specials, double tol)
+/* Like compare, for a sum of k products: the bound of ember-conform's matrix products
+ * (tools/conform_linalg.c), |error| <= tol(dtype) * sqrt(k) * max(1, sum |a*b|), where
+ * norm holds sum |a*b| per element. Both backends may be off by that much in opposite
+ * directions (cuBLAS sums in its own order and blocking), hence twice the bound. */
+static void compare_sum_of_products(const char *what, em_tensor *g, em_tensor *c, em_tensor *norm,
+                                    int64_t k)
+{
+    if (em_context_status(g_ctx) != EM_OK)
+        fail_msg("%s: cuda: %s", what, em_context_error(g_ctx));
+    if (em_context_status(g_cpu) != EM_OK)
+        fail_msg("%s: cpu: %s", what, em_context_error(g_cpu));
+    assert_non_null(g);
+    assert_non_null(c);
+    assert_non_null(norm);
+    assert_int_equal(em_tensor_numel(g), em_tensor_numel(c));
+    assert_int_equal(em_tensor_numel(norm), em_tensor_numel(c));
+    const double tol = 2 * (em_tensor_dtype(g) == EM_F32 ? 1e-5 : 1e-12) * sqrt(k > 1 ? (double)k : 1.0);
+    int64_t n = em_tensor_numel(g);
+    double *a = to_doubles(g), *b = to_doubles(c), *s = to_doubles(norm);
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs(a[i] - b[i]) <= tol * fmax(1.0, s[i])))
+            fail_msg("%s: element %lld: cuda %.17g, cpu %.17g, sum |a*b| %.9g, k %lld: error "
+                     "%.3g over the bound %.3g",
+                     what, (long long)i, a[i], b[i], s[i], (long long)k,
+                     fabs(a[i] - b[i]) / fmax(1.0, s[i]), tol);
+    free(a);
+    free(b);
+    free(s);
+}
+
+/* Run f on the same inputs on cuda and on cpu and compare: element by element within tol,
+ * or, when nterms > 0 (a product summing nterms terms per element), within the bound of
+ * compare_sum_of_products, sum |a*b| being f of the inputs' absolute values in f64 on cpu. */
+static void run_case_k(const char *name, case_fn f, em_dtype dt, int nin, const in_spec *spec,
+                       bool specials, double tol, int64_t nterms)
 {
     em_scope_begin(g_cpu);
     em_tensor *xg[3], *xc[3];
@@ -283,8 +315,21 @@ static void run_case(const char *name, case_fn f, em_dtype dt, int nin, const in
     }
     char what[160];
     snprintf(what, sizeof what, "%s (%s)", name, em_dtype_name(dt));
-    compare(what, f(xg), f(xc), tol);
+    if (nterms > 0) {
+        em_tensor *xa[3];
+        for (int j = 0; j < nin; j++)
+            xa[j] = em_to_dtype(em_abs(xc[j]), EM_F64);
+        compare_sum_of_products(what, f(xg), f(xc), f(xa), nterms);
+    } else {
+        compare(what, f(xg), f(xc), tol);
+    }
     em_scope_end(g_cpu);
+}
+
+static void run_case(const char *name, case_fn f, em_dtype dt, int nin, const in_spec *spec,
+                     bool specials, double tol)
+{
+    run_case_k(name, f, dt, nin, spec, specials, tol, 0);
 }
 
 #define CASE1(NAME, EXPR) \
@@ -335,6 +380,22 @@ CASE1(mm, em_mm(x[0], x[1]))
 CASE1(mm_tb, em_mm(x[0], em_t(x[1])))
 CASE1(bmm, em_bmm(x[0], x[1]))
 CASE1(matmul, em_matmul(x[0], x[1]))
+
+/* The harness's setup and teardown clear the cuda context; errors of the cpu reference
+ * (where an op refused its operands) must not leak into the next test either. */
+static int cu_setup(void **state)
+{
+    em_context_clear_error(g_cpu);
+    return test_setup(state);
+}
+
+static int cu_teardown(void **state)
+{
+    em_context_clear_error(g_cpu);
+    return test_teardown(state);
+}
+
+#define CU_TEST(fn) cmocka_unit_test_setup_teardown(fn, cu_setup, cu_teardown)
 
 static void test_rng_matches_cpu(void **state)
 {
@@ -400,7 +461,7 @@ static void test_elementwise_matches_cpu(void **state)
             {{2, {6, 9}, 0}, {1, {1}, 0}},
             {{1, {1}, 0}, {2, {6, 9}, 0}},
             {{2, {9, 6}, 1}, {2, {6, 9}, 0}},
-            {{2, {12, 10}, 1}, {2, {10, 12}, 1}},
+            {{2, {12, 10}, 1}, {2, {12, 10}, 1}},   /* both operands transposed views */
         };
         for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++)
             for (size_t s = 0; s < sizeof pairs / sizeof pairs[0]; s++)
@@ -439,21 +500,22 @@ static void test_gemm_matches_cpu(void **state)
         const char *name;
         case_fn f;
         in_spec a, b;
+        int64_t k;   /* terms per output element */
     } cases[] = {
-        {"mm", c_mm, {2, {33, 65}, 0}, {2, {65, 17}, 0}},
-        {"mm seed", c_mm, {2, {64, 1000}, 0}, {2, {1000, 100}, 0}},
-        {"mm A^T", c_mm, {2, {65, 33}, 1}, {2, {65, 17}, 0}},
-        {"mm B^T", c_mm_tb, {2, {33, 65}, 0}, {2, {17, 65}, 0}},
-        {"mm A^T B^T", c_mm_tb, {2, {65, 33}, 1}, {2, {17, 65}, 0}},
-        {"mm vector", c_mm, {2, {1, 50}, 0}, {2, {50, 1}, 0}},
-        {"bmm", c_bmm, {3, {4, 8, 16}, 0}, {3, {4, 16, 5}, 0}},
-        {"matmul broadcast", c_matmul, {3, {2, 3, 4}, 0}, {2, {4, 5}, 0}},
+        {"mm", c_mm, {2, {33, 65}, 0}, {2, {65, 17}, 0}, 65},
+        {"mm seed", c_mm, {2, {64, 1000}, 0}, {2, {1000, 100}, 0}, 1000},
+        {"mm A^T", c_mm, {2, {65, 33}, 1}, {2, {65, 17}, 0}, 65},
+        {"mm B^T", c_mm_tb, {2, {33, 65}, 0}, {2, {17, 65}, 0}, 65},
+        {"mm A^T B^T", c_mm_tb, {2, {65, 33}, 1}, {2, {17, 65}, 0}, 65},
+        {"mm vector", c_mm, {2, {1, 50}, 0}, {2, {50, 1}, 0}, 50},
+        {"bmm", c_bmm, {3, {4, 8, 16}, 0}, {3, {4, 16, 5}, 0}, 16},
+        {"matmul broadcast", c_matmul, {3, {2, 3, 4}, 0}, {2, {4, 5}, 0}, 4},
     };
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             in_spec ab[2] = {cases[i].a, cases[i].b};
-            run_case(cases[i].name, cases[i].f, k ? EM_F64 : EM_F32, 2, ab, false,
-                     k ? 1e-12 : 1e-4);
+            run_case_k(cases[i].name, cases[i].f, k ? EM_F64 : EM_F32, 2, ab, false, 0,
+                       cases[i].k);
         }
 }
 
@@ -547,9 +609,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        EM_TEST(test_rng_matches_cpu),       EM_TEST(test_elementwise_matches_cpu),
-        EM_TEST(test_reductions_match_cpu),  EM_TEST(test_gemm_matches_cpu),
-        EM_TEST(test_seed_step_matches_cpu), EM_TEST(test_async_uploads),
+        CU_TEST(test_rng_matches_cpu),       CU_TEST(test_elementwise_matches_cpu),
+        CU_TEST(test_reductions_match_cpu),  CU_TEST(test_gemm_matches_cpu),
+        CU_TEST(test_seed_step_matches_cpu), CU_TEST(test_async_uploads),
     };
     (void)cuda_required;
     (void)from_doubles;
