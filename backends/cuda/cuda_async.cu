@@ -42,15 +42,19 @@ em_status cu_host_alloc(void *dev, size_t bytes, void **ptr)
     return EM_OK;
 }
 
-/* cudaFreeHost waits for the device, so a copy still reading or writing ptr completes
- * first. Made current even so: the runtime would otherwise initialise device 0's context on
- * a thread that never used ember's device. */
+/* A copy still reading or writing ptr, on the device's stream or a stream of
+ * stream_create, completes first: both are waited for (cudaFreeHost happens to wait for the
+ * device too, but stream order does not promise it). Made current even so: the runtime
+ * would otherwise initialise device 0's context on a thread that never used ember's
+ * device. */
 void cu_host_free(void *dev, void *ptr)
 {
     cu_dev *d = (cu_dev *)dev;
     if (!ptr)
         return;
     cu_enter(d);
+    cudaStreamSynchronize(d->stream);
+    cu_streams_wait(d);
     cudaFreeHost(ptr);
     cudaGetLastError();
 }

@@ -29,6 +29,11 @@
 
 #define CU_VERSION "0.1.0"
 
+/* The architectures nvcc built the kernels for (configure, from NVCC_GENCODE). */
+#ifndef CU_NVCC_TARGETS
+#define CU_NVCC_TARGETS "the architectures of NVCC_GENCODE"
+#endif
+
 static const char *const cu_config_keys[] = {"device", NULL};
 
 __thread int cu_tls_device = -1;
@@ -273,8 +278,8 @@ static em_status cu_device_open(void *bctx, int index, void **out)
     if ((e = cu_kernels_probe()) != cudaSuccess) {
         st = CU_ERR(inst, EM_ERR_NO_DEVICE,
                     "cuda: device %d (compute capability %d.%d) cannot run this plugin's kernels, "
-                    "built for sm_75 to sm_90 plus compute_90 PTX: %s (%s)",
-                    idx, major, minor, cudaGetErrorString(e), cudaGetErrorName(e));
+                    "built for %s (NVCC_GENCODE): %s (%s)",
+                    idx, major, minor, CU_NVCC_TARGETS, cudaGetErrorString(e), cudaGetErrorName(e));
         dev_release(d);
         return st;
     }
@@ -363,7 +368,12 @@ static void cu_buffer_free(void *dev, void *buf)
     cu_dev *d = (cu_dev *)dev;
     if (!buf || cu_enter(d) != EM_OK)
         return;
-    /* cudaFree waits for the device: work still queued on the buffer completes first */
+    /* Work still queued on the device's stream, or on a stream of stream_create (an async
+     * copy), may use the buffer: wait for both before it goes. cudaFree happens to wait for
+     * the device too, but stream order does not promise that. Buffers are freed rarely (the
+     * core caches them): when a context ends or drains its cache after an OOM. */
+    cudaStreamSynchronize(d->stream);
+    cu_streams_wait(d);
     cudaFree(buf);
     cudaGetLastError();
 }
@@ -475,10 +485,17 @@ static em_status cu_copy_d2d(void *dev, void *dst, size_t dst_offset, const void
         void *tmp = NULL;
         if ((e = cudaMalloc(&tmp, bytes)) != cudaSuccess)
             return cu_fail(d, e, "copy_d2d", "cudaMalloc");
+        const char *api = "cudaMemcpyAsync";
         if ((e = cudaMemcpyAsync(tmp, from, bytes, cudaMemcpyDeviceToDevice, d->stream)) == cudaSuccess)
             e = cudaMemcpyAsync(to, tmp, bytes, cudaMemcpyDeviceToDevice, d->stream);
-        cudaFree(tmp);   /* waits for the device, so both copies are done */
-        return e == cudaSuccess ? EM_OK : cu_fail(d, e, "copy_d2d", "cudaMemcpyAsync");
+        /* both copies read or write tmp: they are done before it is freed */
+        const cudaError_t es = cudaStreamSynchronize(d->stream);
+        if (e == cudaSuccess && es != cudaSuccess) {
+            e = es;
+            api = "cudaStreamSynchronize";
+        }
+        cudaFree(tmp);
+        return e == cudaSuccess ? EM_OK : cu_fail(d, e, "copy_d2d", api);
     }
     if ((e = cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, d->stream)) != cudaSuccess)
         return cu_fail(d, e, "copy_d2d", "cudaMemcpyAsync");
@@ -519,7 +536,11 @@ em_status cu_red_scratch(cu_dev *d, size_t counter_bytes, size_t partial_bytes,
         while (t < c + partial_bytes)
             t *= 2;
         if (d->red) {
-            cudaFree(d->red);   /* waits for the device: no kernel still uses it */
+            /* kernels queued on the stream may still use the old scratch */
+            cudaError_t es = cudaStreamSynchronize(d->stream);
+            if (es != cudaSuccess)
+                return cu_fail(d, es, "reduction", "cudaStreamSynchronize");
+            cudaFree(d->red);
             d->red = NULL;
             d->red_bytes = d->red_counter_bytes = 0;
         }

@@ -29,9 +29,24 @@
     X(sgemm_strided_batched, cublasSgemmStridedBatched)                                   \
     X(dgemm_strided_batched, cublasDgemmStridedBatched)
 
+/* The 64-bit entry points (cuBLAS 12 and later), for a gemm with a size or leading
+ * dimension past INT_MAX. Optional: NULL where the library loaded lacks them, and such a
+ * gemm is then refused. */
+#if CUBLAS_VER_MAJOR >= 12
+#define CU_BLAS_HAVE_64 1
+#define CU_BLAS_FNS_64(X)                                                                 \
+    X(sgemm_64, cublasSgemm_v2_64)                                                        \
+    X(dgemm_64, cublasDgemm_v2_64)                                                        \
+    X(sgemm_strided_batched_64, cublasSgemmStridedBatched_64)                             \
+    X(dgemm_strided_batched_64, cublasDgemmStridedBatched_64)
+#else
+#define CU_BLAS_FNS_64(X)
+#endif
+
 typedef struct cu_blas_fns {
 #define CU_BLAS_FIELD(field, sym) decltype(&sym) field;
     CU_BLAS_FNS(CU_BLAS_FIELD)
+    CU_BLAS_FNS_64(CU_BLAS_FIELD)
 #undef CU_BLAS_FIELD
     const char *path;            /* the file the functions come from */
 } cu_blas_fns;
@@ -108,7 +123,7 @@ CU_HIDDEN em_status cu_blas_fail(cu_dev *d, cublasStatus_t s, const char *what, 
 
 /* The device's ops must run with it current on the calling thread. The device is made
  * current once at open; afterwards only a thread-local cache is compared, so an op costs no
- * runtime call — unless the context moved to another thread, or another context of this
+ * runtime call but cudaGetLastError (a read of thread-local state) — unless the context moved to another thread, or another context of this
  * plugin on another GPU ran on this thread, when cudaSetDevice is called once. (An
  * application that itself calls cudaSetDevice on a thread it also uses for ember must
  * switch back before calling ember: the cache cannot see that.) */
@@ -119,6 +134,10 @@ static inline em_status cu_enter(cu_dev *d)
 {
     if (d->sticky != cudaSuccess)
         return cu_unusable(d);
+    /* Every op enters here before it launches: an error some other code left in this
+     * thread's last-error slot (the application's own CUDA calls) would otherwise be read
+     * by launched() and blamed on our launch. A sticky error comes back regardless. */
+    (void)cudaGetLastError();
     return cu_tls_device == d->index ? EM_OK : cu_make_current(d);
 }
 

@@ -72,6 +72,11 @@ static bool load_from(const char *file, cu_blas_fns *t, char *why, size_t n)
     }
     CU_BLAS_FNS(CU_BLAS_RESOLVE)
 #undef CU_BLAS_RESOLVE
+#define CU_BLAS_RESOLVE_OPTIONAL(field, sym)                                              \
+    t->field = reinterpret_cast<decltype(t->field)>(dlsym(h, #sym));
+    CU_BLAS_FNS_64(CU_BLAS_RESOLVE_OPTIONAL)
+#undef CU_BLAS_RESOLVE_OPTIONAL
+    dlerror();
     /* the file itself, also when found by soname (for ember-info) */
     Dl_info info;
     const bool where = dladdr(reinterpret_cast<void *>(t->create), &info) && info.dli_fname;
@@ -168,13 +173,6 @@ em_status cu_gemm(void *dev, const em_gemm_args *g)
         return EM_OK;
     if (!g->a || !g->b || !g->c)
         return CU_ERR(inst, EM_ERR_INVALID, "gemm: a buffer is missing");
-    const int64_t lim = 2147483647;
-    if (g->m > lim || g->n > lim || g->k > lim || g->batch > lim || g->lda > lim ||
-        g->ldb > lim || g->ldc > lim)
-        return CU_ERR(inst, EM_ERR_UNSUPPORTED,
-                      "gemm: sizes beyond 2^31-1 are not supported by the cuda backend "
-                      "(m %lld, n %lld, k %lld, batch %lld)",
-                      (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
     /* cuBLAS's checks, stated in row-major terms */
     const int64_t need_a = g->trans_a ? g->m : g->k, need_b = g->trans_b ? g->k : g->n;
     if (g->lda < (need_a > 1 ? need_a : 1) || g->ldb < (need_b > 1 ? need_b : 1) ||
@@ -184,45 +182,84 @@ em_status cu_gemm(void *dev, const em_gemm_args *g)
                       "m %lld, n %lld, k %lld)",
                       (long long)g->lda, (long long)g->ldb, (long long)g->ldc, (long long)g->m,
                       (long long)g->n, (long long)g->k);
+    /* sizes past INT_MAX go to the 64-bit entry points, where the library has them */
+    const int64_t lim = 2147483647;
+    const bool f32 = g->dtype == EM_F32, one = g->batch == 1;
+    const bool wide = g->m > lim || g->n > lim || g->k > lim || g->batch > lim || g->lda > lim ||
+                      g->ldb > lim || g->ldc > lim;
+    bool have_64 = false;
+#ifdef CU_BLAS_HAVE_64
+    have_64 = f32 ? (one ? d->cb.sgemm_64 != NULL : d->cb.sgemm_strided_batched_64 != NULL)
+                  : (one ? d->cb.dgemm_64 != NULL : d->cb.dgemm_strided_batched_64 != NULL);
+#endif
+    if (wide && !have_64)
+        return CU_ERR(inst, EM_ERR_UNSUPPORTED,
+                      "gemm: sizes beyond 2^31-1 need cuBLAS's 64-bit entry points, which %s "
+                      "lacks (m %lld, n %lld, k %lld, batch %lld)",
+                      d->cb.path ? d->cb.path : "the cuBLAS loaded", (long long)g->m,
+                      (long long)g->n, (long long)g->k, (long long)g->batch);
     em_status st = cu_enter(d);
     if (st != EM_OK)
         return st;
     const cublasOperation_t opb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const int M = (int)g->n, N = (int)g->m, K = (int)g->k;
-    const int ldb = (int)g->ldb, lda = (int)g->lda, ldc = (int)g->ldc;
-    const int batch = (int)g->batch;
-    cublasStatus_t s;
-    const char *api;
-    if (g->dtype == EM_F32) {
+    const int64_t M = g->n, N = g->m, K = g->k;
+    const int64_t ldb = g->ldb, lda = g->lda, ldc = g->ldc, batch = g->batch;
+    const long long sa = (long long)g->a_batch_stride, sb = (long long)g->b_batch_stride,
+                    sc = (long long)g->c_batch_stride;
+    cublasStatus_t s = CUBLAS_STATUS_NOT_SUPPORTED;
+    const char *api = "cuBLAS";
+    if (f32) {
         const float alpha = (float)g->alpha, beta = (float)g->beta;
         const float *A = (const float *)g->a + g->a_offset;
         const float *B = (const float *)g->b + g->b_offset;
         float *C = (float *)g->c + g->c_offset;
-        if (batch == 1) {
+        if (wide) {
+#ifdef CU_BLAS_HAVE_64
+            if (one) {
+                api = "cublasSgemm_64";
+                s = d->cb.sgemm_64(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+            } else {
+                api = "cublasSgemmStridedBatched_64";
+                s = d->cb.sgemm_strided_batched_64(d->blas, opb, opa, M, N, K, &alpha, B, ldb, sb,
+                                                   A, lda, sa, &beta, C, ldc, sc, batch);
+            }
+#endif
+        } else if (one) {
             api = "cublasSgemm";
-            s = d->cb.sgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+            s = d->cb.sgemm(d->blas, opb, opa, (int)M, (int)N, (int)K, &alpha, B, (int)ldb, A,
+                            (int)lda, &beta, C, (int)ldc);
         } else {
             api = "cublasSgemmStridedBatched";
-            s = d->cb.sgemm_strided_batched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
-                                            (long long)g->b_batch_stride, A, lda,
-                                            (long long)g->a_batch_stride, &beta, C, ldc,
-                                            (long long)g->c_batch_stride, batch);
+            s = d->cb.sgemm_strided_batched(d->blas, opb, opa, (int)M, (int)N, (int)K, &alpha, B,
+                                            (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
+                                            (int)batch);
         }
     } else {
         const double alpha = g->alpha, beta = g->beta;
         const double *A = (const double *)g->a + g->a_offset;
         const double *B = (const double *)g->b + g->b_offset;
         double *C = (double *)g->c + g->c_offset;
-        if (batch == 1) {
+        if (wide) {
+#ifdef CU_BLAS_HAVE_64
+            if (one) {
+                api = "cublasDgemm_64";
+                s = d->cb.dgemm_64(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+            } else {
+                api = "cublasDgemmStridedBatched_64";
+                s = d->cb.dgemm_strided_batched_64(d->blas, opb, opa, M, N, K, &alpha, B, ldb, sb,
+                                                   A, lda, sa, &beta, C, ldc, sc, batch);
+            }
+#endif
+        } else if (one) {
             api = "cublasDgemm";
-            s = d->cb.dgemm(d->blas, opb, opa, M, N, K, &alpha, B, ldb, A, lda, &beta, C, ldc);
+            s = d->cb.dgemm(d->blas, opb, opa, (int)M, (int)N, (int)K, &alpha, B, (int)ldb, A,
+                            (int)lda, &beta, C, (int)ldc);
         } else {
             api = "cublasDgemmStridedBatched";
-            s = d->cb.dgemm_strided_batched(d->blas, opb, opa, M, N, K, &alpha, B, ldb,
-                                            (long long)g->b_batch_stride, A, lda,
-                                            (long long)g->a_batch_stride, &beta, C, ldc,
-                                            (long long)g->c_batch_stride, batch);
+            s = d->cb.dgemm_strided_batched(d->blas, opb, opa, (int)M, (int)N, (int)K, &alpha, B,
+                                            (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
+                                            (int)batch);
         }
     }
     if (s != CUBLAS_STATUS_SUCCESS)
