@@ -51,6 +51,7 @@ def main():
     learning_rate = 1e-6
 
     def step():
+        nonlocal w1, w2   # the seed's in-place `w1 -= ...` would make them local otherwise
         y_pred = x.mm(w1).clamp(min=0).mm(w2)
         loss = (y_pred - y).pow(2).sum()
         loss.backward()
