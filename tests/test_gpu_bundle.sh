@@ -44,7 +44,10 @@ lib=$(env -i LD_LIBRARY_PATH="$b/lib" ldd "$b/bin/test_ops_cuda" 2>&1 | awk '$1 
 check "the suites load the bundle's libember (${lib:-none})" test "$lib" = "$b/lib/$(basename "${lib:-x}")"
 
 # no GPU: every step reports it and goes on; the whole run well within its budget
-env -i PATH=/usr/bin:/bin HOME="$tmp" SKIP="bench-torch-cuda" BUDGET=240 \
+# (the sanitizers' options pass: a sanitizer build's suites need its leak suppressions)
+env -i PATH=/usr/bin:/bin HOME="$tmp" BUDGET=240 \
+    ${LSAN_OPTIONS:+LSAN_OPTIONS="$LSAN_OPTIONS"} ${ASAN_OPTIONS:+ASAN_OPTIONS="$ASAN_OPTIONS"} \
+    ${UBSAN_OPTIONS:+UBSAN_OPTIONS="$UBSAN_OPTIONS"} \
     sh "$b/run.sh" "$tmp/results" > "$tmp/run.out" 2>&1
 rc=$?
 sed 's/^/# /' "$tmp/run.out"

@@ -167,13 +167,14 @@ if ! "$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1; then
             nvcc=$1 srcd=$2 dst=$3
             cu=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
             lib=$cu/lib64; [ -d "$lib" ] || lib=$cu/lib
-            mkdir -p "$dst/obj"
+            rm -rf "$dst" "$dst.obj"
+            mkdir -p "$dst" "$dst.obj"
             ls "$srcd"/backends/cuda/*.cu | xargs -P "$(nproc)" -I{} sh -c "
                 \"$nvcc\" -Xcompiler -fPIC -gencode arch=compute_90,code=[sm_90,compute_90] -O3 \
                     -std=c++17 --fmad=false -I\"$srcd/include\" -D_GNU_SOURCE \
                     -DCU_CUDA_LIBDIR=\\\"$lib\\\" -DCU_NVCC_TARGETS=\\\"sm_90,compute_90\\\" \
-                    -Xcompiler=-fvisibility=hidden -c {} -o \"$dst/obj/\$(basename {} .cu).o\""
-            "$nvcc" -shared -o "$dst/ember-backend-cuda.so" "$dst"/obj/*.o -L"$lib" -lcudart_static \
+                    -Xcompiler=-fvisibility=hidden -c {} -o \"$dst.obj/\$(basename {} .cu).o\""
+            "$nvcc" -shared -o "$dst/ember-backend-cuda.so" "$dst".obj/*.o -L"$lib" -lcudart_static \
                 -lrt -lpthread -ldl -Xlinker -z,nodelete -Xlinker --exclude-libs,libcudart_static.a
             cp "$4" "$dst/"
             echo "rebuilt with $("$nvcc" --version | tail -1) against $lib"' \
@@ -278,6 +279,24 @@ elif [ -z "$torch_py" ]; then
     result bench-torch-cuda SKIP "PyTorch is not installed"
 else
     step bench-torch-cuda 60 "$torch_py" "$here/bin/seed_torch.py" --device cuda --steps "$steps" --reps "$reps"
+fi
+if [ "$no_gpu" = 1 ]; then
+    result bench-torch-gemm "no device"
+elif [ -z "$torch_py" ]; then
+    result bench-torch-gemm SKIP "PyTorch is not installed"
+else
+    # cuBLAS as PyTorch calls it (TF32 off), beside bench-ember-gemm's sizes and at 4096
+    step bench-torch-gemm 60 "$torch_py" -c '
+import time, torch
+torch.backends.cuda.matmul.allow_tf32 = False
+for dt, name in ((torch.float32, "sgemm"), (torch.float64, "dgemm")):
+    for n in (2048, 4096):
+        a = torch.randn(n, n, device="cuda", dtype=dt); b = torch.randn(n, n, device="cuda", dtype=dt)
+        for _ in range(3): a @ b
+        torch.cuda.synchronize(); reps = 20; t = time.perf_counter()
+        for _ in range(reps): a @ b
+        torch.cuda.synchronize(); dt_s = (time.perf_counter() - t) / reps
+        print(f"torch {name}-{n} {dt_s * 1e6:.1f} us/step  {2 * n ** 3 / dt_s / 1e9:.1f} GFLOP/s")'
 fi
 e=$(sed -n 's/^seed-autograd *\([0-9.][0-9.]*\) us\/step.*/\1/p' "$out/bench-ember-cuda.log" 2>/dev/null | head -1)
 t=$(sed -n 's/^torch seed-autograd *\([0-9.][0-9.]*\) us\/step.*/\1/p' "$out/bench-torch-cuda.log" 2>/dev/null | head -1)
