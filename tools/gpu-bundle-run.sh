@@ -7,14 +7,17 @@
 # major version) and the host has nvcc, rebuilds just the plugin from the bundled sources.
 # Then runs each step under its own timeout, within a whole budget of 5 minutes:
 #   gpu        nvidia-smi, and ember-info on the bundle's plugins
-#   suites     test_cuda, test_cuda_gpu, the op, autograd, ... suites on cuda (TAP)
+#   suites     test_cuda, test_cuda_gpu, the op, autograd, ... suites on cuda (TAP); two
+#              threads on cuda (test_threads)
 #   conform    ember-conform --backend cuda (and --filter abi.)
 #   examples   the seed examples on cuda; autograd_basics against PyTorch's own printing
 #              on cuda:0, byte for byte
+#   bench      ember-bench --backend cuda beside bench/seed_torch.py --device cuda, and
+#              gemm in ember-bench beside PyTorch's (cuBLAS)
 #   sanitizer  compute-sanitizer memcheck on test_cuda_gpu, racecheck and synccheck on the
 #              sum reduction (optional: a host that refuses the sanitizer is reported)
-#   probes     tensors past 2^31 elements, recovery after an out-of-memory, two threads
-#   bench      ember-bench --backend cuda beside bench/seed_torch.py --device cuda
+#   probes     tensors past 2^31 elements, recovery after an out-of-memory
+# (in this order: when the budget runs out, the last steps are the ones left out).
 # Every step's output goes to RESULTS/<step>.log; RESULTS/summary.txt has one line per step
 # (ok, FAIL, TIMEOUT, SKIP with the reason, "no device": ember has no usable cuda device,
 # and run.log says why). Exit status: 0 if no step failed, 1 if one did (a GPU that ember
@@ -155,7 +158,9 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
     result nvidia-smi "no device" "nvidia-smi not found"
 fi
-if ! "$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1; then
+# exit 77: the plugin cannot open a device (any other failure is the suites' to report)
+"$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1
+if [ $? -eq 77 ]; then
     reason=$(sed -n 's/^no device: //p' "$out/open.log" | head -1)
     say "the bundled cuda plugin cannot open a device: ${reason:-see open.log}"
     # a driver older than the plugin's CUDA, or no cuBLAS of its major: rebuild the plugin
@@ -188,7 +193,8 @@ if ! "$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1; then
             export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$cu/lib64"
         fi
     fi
-    if ! "$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1; then
+    "$here/bin/cuda_probe" sum 1000 > "$out/open.log" 2>&1
+    if [ $? -eq 77 ]; then
         no_gpu=1
         reason=$(sed -n 's/^no device: //p' "$out/open.log" | head -1)
         if nvidia-smi -L >/dev/null 2>&1; then
@@ -248,26 +254,6 @@ out.backward(); print(x.grad)" > "$2/basics.torch" &&
         check "$torch_py" "$out" "$here/examples/autograd_basics"
 fi
 
-# ------------------------------------------------------------------ compute-sanitizer
-san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1 || true)
-if [ "$no_gpu" = 1 ]; then
-    result sanitizer "no device"
-elif [ -z "$san" ]; then
-    result sanitizer SKIP "compute-sanitizer not found (optional)"
-else
-    # some virtualised hosts refuse the sanitizer: that is reported, not a failure
-    optional="not supported\|unable to \(open\|initialize\|attach\)\|insufficient\|permission"
-    step sanitizer-memcheck 60 "$san" --tool memcheck --error-exitcode 9 "$here/bin/test_cuda_gpu"
-    for tool in racecheck synccheck; do
-        step "sanitizer-$tool" 45 "$san" --tool $tool --error-exitcode 9 "$here/bin/cuda_probe" sum 1000003
-    done
-    optional=
-fi
-
-# ------------------------------------------------------------------ probes
-step probe-2^31-elements 120 "$here/bin/cuda_probe" big
-step probe-oom-recovery 60 "$here/bin/cuda_probe" oom
-
 # ------------------------------------------------------------------ benchmarks
 step bench-ember-cuda 60 "$here/tools/ember-bench" --config "$ini" --backend cuda \
     --workload seed-autograd --steps "$steps" --reps "$reps"
@@ -298,6 +284,26 @@ for dt, name in ((torch.float32, "sgemm"), (torch.float64, "dgemm")):
         torch.cuda.synchronize(); dt_s = (time.perf_counter() - t) / reps
         print(f"torch {name}-{n} {dt_s * 1e6:.1f} us/step  {2 * n ** 3 / dt_s / 1e9:.1f} GFLOP/s")'
 fi
+# ------------------------------------------------------------------ compute-sanitizer
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1 || true)
+if [ "$no_gpu" = 1 ]; then
+    result sanitizer "no device"
+elif [ -z "$san" ]; then
+    result sanitizer SKIP "compute-sanitizer not found (optional)"
+else
+    # some virtualised hosts refuse the sanitizer: that is reported, not a failure
+    optional="not supported\|unable to \(open\|initialize\|attach\)\|insufficient\|permission"
+    step sanitizer-memcheck 60 "$san" --tool memcheck --error-exitcode 9 "$here/bin/test_cuda_gpu"
+    for tool in racecheck synccheck; do
+        step "sanitizer-$tool" 45 "$san" --tool $tool --error-exitcode 9 "$here/bin/cuda_probe" sum 1000003
+    done
+    optional=
+fi
+
+# ------------------------------------------------------------------ probes
+step probe-2^31-elements 120 "$here/bin/cuda_probe" big
+step probe-oom-recovery 60 "$here/bin/cuda_probe" oom
+
 e=$(sed -n 's/^seed-autograd *\([0-9.][0-9.]*\) us\/step.*/\1/p' "$out/bench-ember-cuda.log" 2>/dev/null | head -1)
 t=$(sed -n 's/^torch seed-autograd *\([0-9.][0-9.]*\) us\/step.*/\1/p' "$out/bench-torch-cuda.log" 2>/dev/null | head -1)
 if [ -n "$e" ] && [ -n "$t" ]; then
