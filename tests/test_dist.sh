@@ -1,0 +1,100 @@
+#!/bin/sh
+# tests/test_dist.sh — the process group on Open MPI (docs/distributed.md), as TAP:
+#   a missing and a broken communication plugin and a bad [distributed] key are clear errors;
+#   ember-info lists the comm plugins; tests/test_dist's checks (collectives, shape
+#   mismatch across ranks, the data-parallel helper and sampler) alone and under
+#   `mpirun -np 2` and `-np 3` (uneven shards) on loopback; a rank that hangs is caught by
+#   [distributed] timeout (the job ends within seconds, the message names the collective,
+#   the tensor and the time waited) and a rank that exits makes mpirun end the job.
+# As root, mpirun needs --allow-run-as-root; on 2 cores, -np 3 needs --oversubscribe. Without
+# ember-comm-mpi.so (no libopenmpi-dev at configure time) or without mpirun the MPI checks
+# skip, saying why.
+set -u
+top=${EMBER_TEST_BUILD_DIR:-.}
+libs=${EMBER_TEST_BACKEND_DIR:-$top/.libs}
+mpirun=${EMBER_TEST_MPIRUN:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '[backends]\npath = %s\n[cpu]\nthreads = 1\n' "$libs" > "$tmp/device.ini"
+export EMBER_CONFIG="$tmp/device.ini"
+unset EMBER_DEVICE EMBER_DIST
+td="$top/tests/test_dist"
+
+echo "1..14"
+n=0
+check() {  # check DESCRIPTION COMMAND...
+    n=$((n + 1)); d=$1; shift
+    if "$@"; then echo "ok $n - $d"; else echo "not ok $n - $d"; fi
+}
+skip() {  # skip COUNT REASON
+    i=0
+    while [ $i -lt "$1" ]; do n=$((n + 1)); i=$((i + 1)); echo "ok $n # SKIP $2"; done
+}
+show() { sed 's/^/# /' "$1" | head -20; }
+
+# ---- errors that need no MPI
+EMBER_DIST=nosuch "$td" init-error > "$tmp/missing.out" 2>&1
+check "missing plugin: EM_ERR_PLUGIN naming ember-comm-nosuch.so and the directories searched" \
+    grep -q "communication plugin 'nosuch' not found: no ember-comm-nosuch.so in $libs" "$tmp/missing.out"
+show "$tmp/missing.out"
+printf '[distributed]\nlibrary = %s/libember.so\n' "$libs" > "$tmp/broken.ini"
+EMBER_CONFIG="$tmp/broken.ini" "$td" init-error > "$tmp/broken.out" 2>&1
+check "broken plugin: the file, the stage and the missing symbol" \
+    grep -q "is not an ember communication plugin (no symbol 'ember_comm_entry'.*(stage symbol)" "$tmp/broken.out"
+show "$tmp/broken.out"
+printf '[distributed]\ntimeout = soon\n' > "$tmp/bad.ini"
+EMBER_CONFIG="$tmp/bad.ini" "$td" init-error > "$tmp/bad.out" 2>&1
+check "bad [distributed] timeout: file, line and key" \
+    grep -q "bad.ini:2: \[distributed\] timeout: expected seconds >= 0 (0: wait forever), got 'soon'" "$tmp/bad.out"
+show "$tmp/bad.out"
+
+if [ ! -f "$libs/ember-comm-mpi.so" ]; then
+    skip 11 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
+    exit 0
+fi
+"$top/tools/ember-info" > "$tmp/info.out" 2>&1
+check "ember-info lists ember-comm-mpi.so as loadable, with its MPI library" \
+    sh -c "grep -A6 '^communication plugins' '$tmp/info.out' | grep -q 'comm ABI:  *1.0' &&
+           grep -A6 '^communication plugins' '$tmp/info.out' | grep -q 'version:.*MPI'"
+grep -A7 '^communication plugins' "$tmp/info.out" | sed 's/^/# /'
+"$td" collectives > "$tmp/single.out" 2>&1
+check "a program started without mpirun is a group of one" grep -q "rank 0: ok collectives (world 1)" "$tmp/single.out"
+show "$tmp/single.out"
+
+if [ -z "$mpirun" ] || ! command -v "$mpirun" > /dev/null 2>&1; then
+    skip 9 "mpirun not found (install openmpi-bin)"
+    exit 0
+fi
+root=
+[ "$(id -u)" = 0 ] && root=--allow-run-as-root
+run() {  # run NP OUT COMMAND...: mpirun on loopback, at most 120 s
+    np=$1; out=$2; shift 2
+    timeout 120 "$mpirun" $root --oversubscribe -np "$np" "$@" > "$out" 2>&1
+}
+for np in 2 3; do
+    for mode in collectives mismatch ddp; do
+        run $np "$tmp/$mode$np.out" "$td" $mode
+        check "mpirun -np $np: $mode" sh -c "[ \$(grep -c ': ok $mode (world $np)' '$tmp/$mode$np.out') -eq $np ]"
+        show "$tmp/$mode$np.out"
+    done
+done
+
+# ---- faults: a hanging rank (timeout 2 s) and an exiting one
+printf '[backends]\npath = %s\n[distributed]\ntimeout = 2\n' "$libs" > "$tmp/hang.ini"
+start=$(date +%s)
+EMBER_CONFIG="$tmp/hang.ini" run 2 "$tmp/hang.out" "$td" hang
+rc=$?
+took=$(( $(date +%s) - start ))
+check "a hanging rank: the job ends (rc $rc) in $took s, not the 60 s the rank sleeps" \
+    sh -c "[ $rc -ne 0 ] && [ $rc -ne 124 -o $took -lt 60 ] && [ $took -lt 30 ]"
+check "the timeout message names the collective, the tensor and the time waited" \
+    grep -q "em_dist_all_reduce_ of tensor f32\[256\] (1024 bytes) did not complete within the \[distributed\] timeout of 2 s (waited 2\.[0-9] s)" "$tmp/hang.out"
+show "$tmp/hang.out"
+start=$(date +%s)
+run 2 "$tmp/die.out" "$td" die
+rc=$?
+took=$(( $(date +%s) - start ))
+check "a rank that exits non-zero ends the job (rc $rc, $took s)" \
+    sh -c "[ $rc -ne 0 ] && [ $took -lt 30 ] && grep -q 'exited' '$tmp/die.out'"
+show "$tmp/die.out"
+
