@@ -5,7 +5,10 @@
 #   mismatch across ranks, the data-parallel helper and sampler) alone and under
 #   `mpirun -np 2` and `-np 3` (uneven shards) on loopback; a rank that hangs is caught by
 #   [distributed] timeout (the job ends within seconds, the message names the collective,
-#   the tensor and the time waited) and a rank that exits makes mpirun end the job.
+#   the tensor and the time waited) and a rank that exits makes mpirun end the job; the
+#   examples: fashion_mnist --distributed on 2 and 3 processes gives the single-process
+#   loss curve and test accuracy, two_layer_autograd --distributed (the seed's 64 rows as
+#   32 + 32) its losses.
 # As root, mpirun needs --allow-run-as-root; on 2 cores, -np 3 needs --oversubscribe. Without
 # ember-comm-mpi.so (no libopenmpi-dev at configure time) or without mpirun the MPI checks
 # skip, saying why.
@@ -13,6 +16,7 @@ set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 libs=${EMBER_TEST_BACKEND_DIR:-$top/.libs}
 mpirun=${EMBER_TEST_MPIRUN:-}
+fm=${EMBER_TEST_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '[backends]\npath = %s\n[cpu]\nthreads = 1\n' "$libs" > "$tmp/device.ini"
@@ -20,7 +24,7 @@ export EMBER_CONFIG="$tmp/device.ini"
 unset EMBER_DEVICE EMBER_DIST
 td="$top/tests/test_dist"
 
-echo "1..14"
+echo "1..17"
 n=0
 check() {  # check DESCRIPTION COMMAND...
     n=$((n + 1)); d=$1; shift
@@ -49,7 +53,7 @@ check "bad [distributed] timeout: file, line and key" \
 show "$tmp/bad.out"
 
 if [ ! -f "$libs/ember-comm-mpi.so" ]; then
-    skip 11 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
+    skip 14 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
     exit 0
 fi
 "$top/tools/ember-info" > "$tmp/info.out" 2>&1
@@ -62,7 +66,7 @@ check "a program started without mpirun is a group of one" grep -q "rank 0: ok c
 show "$tmp/single.out"
 
 if [ -z "$mpirun" ] || ! command -v "$mpirun" > /dev/null 2>&1; then
-    skip 9 "mpirun not found (install openmpi-bin)"
+    skip 12 "mpirun not found (install openmpi-bin)"
     exit 0
 fi
 root=
@@ -98,3 +102,30 @@ check "a rank that exits non-zero ends the job (rc $rc, $took s)" \
     sh -c "[ $rc -ne 0 ] && [ $took -lt 30 ] && grep -q 'exited' '$tmp/die.out'"
 show "$tmp/die.out"
 
+# ---- the examples: the same curves as one process
+ex="$top/examples/two_layer_autograd"
+"$ex" --steps 300 > "$tmp/seed1.out" 2> /dev/null
+run 2 "$tmp/seed2.out" "$ex" --steps 300 --distributed
+# f32 sums in another order: equal to 1e-3 relative while the loss is large
+check "two_layer_autograd --distributed on 2 ranks (32 + 32 rows): the single-process losses" \
+    awk 'NR == FNR { if ($1 ~ /^[0-9]+$/) a[$1] = $2; next }
+         $1 ~ /^[0-9]+$/ { m++; d = $2 - a[$1]; if (d < 0) d = -d;
+                           if (d > 1e-3 * (a[$1] < 0 ? -a[$1] : a[$1]) + 1e-3) bad++ }
+         END { exit !(m == 3 && !bad) }' "$tmp/seed1.out" "$tmp/seed2.out"
+paste "$tmp/seed1.out" "$tmp/seed2.out" | sed 's/^/# /'
+if [ ! -r "$fm/train-images-idx3-ubyte.gz" ]; then
+    skip 2 "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+    exit 0
+fi
+fx="$top/examples/fashion_mnist"
+args="--epochs 2 --train-limit 3000 --test-limit 1000 --quiet"
+(cd "$tmp" && "$fx" $args --checkpoint one > "$tmp/fm1.out" 2>&1)
+for np in 2 3; do
+    (cd "$tmp" && run $np "$tmp/fm$np.out" "$fx" $args --distributed --checkpoint d$np)
+    check "fashion_mnist --distributed on $np ranks: the single-process losses and accuracies" \
+        awk 'NR == FNR { if ($1 == "epoch") { l[$2] = $4; a[$2] = $7 } next }
+             $1 == "epoch" { m++; d = $4 - l[$2]; if (d < 0) d = -d;
+                             if (d > 2e-4 || sprintf("%.2f", $7) != sprintf("%.2f", a[$2])) bad++ }
+             END { exit !(m == 2 && !bad) }' "$tmp/fm1.out" "$tmp/fm$np.out"
+    show "$tmp/fm$np.out"
+done
