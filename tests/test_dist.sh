@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/test_dist.sh — the process group on Open MPI (docs/distributed.md), as TAP:
 #   a missing and a broken communication plugin and a bad [distributed] key are clear errors;
-#   ember-info lists the comm plugins; tests/test_dist's checks (collectives, shape
+#   ember-comm-nccl.so (where built) is listed by ember-info and reports no device without a
+#   GPU (with one: the collectives in a job of one); ember-info lists the mpi plugin; tests/test_dist's checks (collectives, shape
 #   mismatch across ranks, the data-parallel helper and sampler) alone and under
 #   `mpirun -np 2` and `-np 3` (uneven shards) on loopback; a rank that hangs is caught by
 #   [distributed] timeout (the job ends within seconds, the message names the collective,
@@ -24,7 +25,7 @@ export EMBER_CONFIG="$tmp/device.ini"
 unset EMBER_DEVICE EMBER_DIST
 td="$top/tests/test_dist"
 
-echo "1..17"
+echo "1..19"
 n=0
 check() {  # check DESCRIPTION COMMAND...
     n=$((n + 1)); d=$1; shift
@@ -51,6 +52,28 @@ EMBER_CONFIG="$tmp/bad.ini" "$td" init-error > "$tmp/bad.out" 2>&1
 check "bad [distributed] timeout: file, line and key" \
     grep -q "bad.ini:2: \[distributed\] timeout: expected seconds >= 0 (0: wait forever), got 'soon'" "$tmp/bad.out"
 show "$tmp/bad.out"
+
+# ---- nccl: built where the CUDA toolkit has NCCL; without a GPU it loads and says so
+if [ -f "$libs/ember-comm-nccl.so" ]; then
+    "$top/tools/ember-info" > "$tmp/info-nccl.out" 2>&1
+    check "ember-info lists ember-comm-nccl.so: NCCL's version, cuda buffers" \
+        sh -c "sed -n '/^communication plugins/,/^context/p' '$tmp/info-nccl.out' |
+               grep -A8 'ember-comm-nccl.so' | grep -q 'version:  *NCCL 2' &&
+               sed -n '/^communication plugins/,/^context/p' '$tmp/info-nccl.out' |
+               grep -A8 'ember-comm-nccl.so' | grep -q 'memory:  *cuda'"
+    if nvidia-smi -L > /dev/null 2>&1; then
+        EMBER_DIST=nccl "$td" collectives > "$tmp/nccl.out" 2>&1
+        check "nccl on this GPU: the collectives in a job of one" \
+            grep -q "rank 0: ok collectives (world 1)" "$tmp/nccl.out"
+    else
+        EMBER_DIST=nccl "$td" init-error > "$tmp/nccl.out" 2>&1
+        check "nccl without a GPU: EM_ERR_NO_DEVICE, no usable CUDA device" \
+            grep -q "ember-comm-nccl.so) failed to initialise: no usable CUDA device: .*(EM_ERR_NO_DEVICE)" "$tmp/nccl.out"
+    fi
+    show "$tmp/nccl.out"
+else
+    skip 2 "ember-comm-nccl.so not built (configure found no NCCL in the CUDA toolkit)"
+fi
 
 if [ ! -f "$libs/ember-comm-mpi.so" ]; then
     skip 14 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
