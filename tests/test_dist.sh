@@ -30,7 +30,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
 td="$top/tests/test_dist"
 
-echo "1..19"
+echo "1..20"
 n=0
 check() {  # check DESCRIPTION COMMAND...
     n=$((n + 1)); d=$1; shift
@@ -57,6 +57,12 @@ EMBER_CONFIG="$tmp/bad.ini" "$td" init-error > "$tmp/bad.out" 2>&1
 check "bad [distributed] timeout: file, line and key" \
     grep -q "bad.ini:2: \[distributed\] timeout: expected seconds >= 0 (0: wait forever), got 'soon'" "$tmp/bad.out"
 show "$tmp/bad.out"
+printf '[device]\nbackend = cpu\n[distributed]\nbackedn = mpi\n' > "$tmp/typo.ini"
+EMBER_CONFIG="$tmp/typo.ini" "$top/examples/clamp" > "$tmp/typo.out" 2>&1
+rc=$?
+check "a typo in [distributed] stops every context too, with a suggestion (exit $rc)" \
+    sh -c "[ $rc -ne 0 ] && grep -q \"typo.ini:4: \[distributed\] backedn: unknown key (accepted in \[distributed\]: backend, timeout, library); did you mean 'backend'?\" '$tmp/typo.out'"
+show "$tmp/typo.out"
 
 # ---- nccl: built where the CUDA toolkit has NCCL; without a GPU it loads and says so
 if [ -f "$libs/ember-comm-nccl.so" ]; then

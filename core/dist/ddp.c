@@ -74,7 +74,8 @@ EMBER_API em_ddp *em_ddp_create(em_dist *d, em_tensor *const *params, int n,
             return NULL;
     em_context *ctx = em_tensor_context(params[0]);
     size_t cap = 25u << 20;
-    if (opt && opt->struct_size >= offsetof(em_ddp_options, bucket_bytes) + sizeof(size_t) &&
+    if (opt && (!opt->struct_size ||   /* 0: the struct of this header */
+                opt->struct_size >= offsetof(em_ddp_options, bucket_bytes) + sizeof(size_t)) &&
         opt->bucket_bytes)
         cap = opt->bucket_bytes;
     em_ddp *p = em__calloc(1, sizeof *p);

@@ -142,8 +142,9 @@ EMBER_API em_status em_dist_init(em_dist **out, const em_dist_options *opt)
         return em__error_global(EM_ERR_INVALID, "em_dist_init: out is NULL");
     *out = NULL;
     em_dist_options o = {0};
-    if (opt && opt->struct_size)
-        memcpy(&o, opt, opt->struct_size < sizeof o ? opt->struct_size : sizeof o);
+    if (opt)   /* struct_size 0: the struct of this header (a compound literal leaves it 0) */
+        memcpy(&o, opt, opt->struct_size && opt->struct_size < sizeof o ? opt->struct_size
+                                                                         : sizeof o);
     pthread_mutex_lock(&g_lock);
     em_status st = EM_OK;
     if (g_dist) {

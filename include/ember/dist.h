@@ -36,7 +36,7 @@ typedef enum em_reduce_op {
 } em_reduce_op;
 
 typedef struct em_dist_options {
-    size_t struct_size;     /* sizeof(em_dist_options), or 0 for "all defaults" */
+    size_t struct_size;     /* sizeof(em_dist_options); 0 also means this header's size */
     const char *config;     /* device.ini to read [distributed] from (NULL: the usual search) */
     const char *backend;    /* comm plugin name, overriding device.ini and EMBER_DIST */
     double timeout_s;       /* > 0 overrides [distributed] timeout; 0: from the config */
@@ -86,7 +86,7 @@ EMBER_API em_status em_dist_get_stats(const em_dist *d, em_dist_stats *out);
 /* ---- data-parallel training ---- */
 typedef struct em_ddp em_ddp;
 typedef struct em_ddp_options {
-    size_t struct_size;        /* 0: defaults */
+    size_t struct_size;        /* sizeof(em_ddp_options); 0 also means this header's size */
     size_t bucket_bytes;       /* gradients packed per collective (default 25 MiB, as PyTorch) */
 } em_ddp_options;
 
