@@ -10,6 +10,7 @@
  *                not a mean of per-rank means; the distributed sampler's shards are the
  *                single-process batches split into contiguous slices, disjoint, every
  *                sample once, with empty slices at an uneven end;
+ *   threads      two threads with a context each take turns on the one group;
  *   die          rank 1 exits with status 3 before an all-reduce: mpirun ends the job;
  *   hang         rank 1 sleeps before an all-reduce: the others must end the job after the
  *                [distributed] timeout (the script checks the time and the message);
@@ -18,6 +19,7 @@
  * exit status 1. */
 #include <ember/ember.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +235,64 @@ static void ddp(em_dist *d, em_context *ctx)
     em_ddp_free(p);
 }
 
+/* Two threads, each with its own context, take turns (the same order on every rank, as
+ * MPI requires) calling collectives on the one group. */
+typedef struct turns {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
+    em_dist *d;
+    int bad;
+} turns;
+typedef struct worker {
+    turns *t;
+    int id;
+} worker;
+
+static void *thread_main(void *arg)
+{
+    worker *w = arg;
+    turns *t = w->t;
+    em_context *ctx;
+    if (em_context_create(&ctx, NULL) != EM_OK) {
+        t->bad++;
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_mutex_lock(&t->mu);
+        while (t->turn != 2 * k + w->id)
+            pthread_cond_wait(&t->cv, &t->mu);
+        pthread_mutex_unlock(&t->mu);
+        em_scope_begin(ctx);
+        em_tensor *x = em_full(ctx, EM_F32, EM_SHAPE(3 + w->id), (double)(w->id + 1));
+        if (em_dist_all_reduce_(t->d, x, EM_REDUCE_SUM) != EM_OK ||
+            at(x, 2) != (double)world * (w->id + 1)) {
+            fprintf(stderr, "rank %d thread %d step %d: %s\n", rank, w->id, k,
+                    em_context_error(ctx));
+            t->bad++;
+        }
+        em_scope_end(ctx);
+        pthread_mutex_lock(&t->mu);
+        t->turn++;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+    }
+    em_context_free(ctx);
+    return NULL;
+}
+
+static void threads(em_dist *d)
+{
+    turns t = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .d = d};
+    worker w[2] = {{&t, 0}, {&t, 1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, thread_main, &w[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK(t.bad == 0 && t.turn == 8, "%d failures, %d turns", t.bad, t.turn);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "collectives";
@@ -264,6 +324,8 @@ int main(int argc, char **argv)
         mismatch(d, ctx);
     } else if (!strcmp(mode, "ddp")) {
         ddp(d, ctx);
+    } else if (!strcmp(mode, "threads")) {
+        threads(d);
     } else if (!strcmp(mode, "die")) {
         if (rank == 1)
             _exit(3);   /* an error exit, without finalizing */

@@ -1,9 +1,10 @@
 #!/bin/sh
 # tests/test_dist.sh — the process group on Open MPI (docs/distributed.md), as TAP:
-#   a missing and a broken communication plugin and a bad [distributed] key are clear errors;
+#   a missing and a broken communication plugin and bad [distributed] keys are clear errors;
 #   ember-comm-nccl.so (where built) is listed by ember-info and reports no device without a
-#   GPU (with one: the collectives in a job of one); ember-info lists the mpi plugin; tests/test_dist's checks (collectives, shape
-#   mismatch across ranks, the data-parallel helper and sampler) alone and under
+#   GPU (with one: the collectives in a job of one); ember-info lists the mpi plugin;
+#   tests/test_dist's checks (collectives, shape mismatch across ranks, the data-parallel
+#   helper and sampler, two threads with a context each taking turns) alone and under
 #   `mpirun -np 2` and `-np 3` (uneven shards) on loopback; a rank that hangs is caught by
 #   [distributed] timeout (the job ends within seconds, the message names the collective,
 #   the tensor and the time waited) and a rank that exits makes mpirun end the job; the
@@ -30,7 +31,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
 td="$top/tests/test_dist"
 
-echo "1..20"
+echo "1..22"
 n=0
 check() {  # check DESCRIPTION COMMAND...
     n=$((n + 1)); d=$1; shift
@@ -87,7 +88,7 @@ else
 fi
 
 if [ ! -f "$libs/ember-comm-mpi.so" ]; then
-    skip 14 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
+    skip 16 "ember-comm-mpi.so not built (configure found no MPI: install libopenmpi-dev)"
     exit 0
 fi
 "$top/tools/ember-info" > "$tmp/info.out" 2>&1
@@ -102,7 +103,7 @@ check "a program started without mpirun is a group of one (exit $rc)" \
 show "$tmp/single.out"
 
 if [ -z "$mpirun" ] || ! command -v "$mpirun" > /dev/null 2>&1; then
-    skip 12 "mpirun not found (install openmpi-bin)"
+    skip 14 "mpirun not found (install openmpi-bin)"
     exit 0
 fi
 root=
@@ -112,7 +113,7 @@ run() {  # run NP OUT COMMAND...: mpirun on loopback, at most 120 s
     timeout 120 "$mpirun" $root --oversubscribe -np "$np" "$@" > "$out" 2>&1
 }
 for np in 2 3; do
-    for mode in collectives mismatch ddp; do
+    for mode in collectives mismatch ddp threads; do
         run $np "$tmp/$mode$np.out" "$td" $mode
         rc=$?
         check "mpirun -np $np: $mode (exit $rc)" sh -c "[ $rc -eq 0 ] &&
