@@ -171,10 +171,16 @@ static void print_settings(const em_config *cfg, const char *file)
     setting(cfg, file, "device", "op_fallback", "cpu", NULL);
     printf("  [backends]\n");
     setting(cfg, file, "backends", "path", "(none)", NULL);
+    printf("  [distributed]\n");
+    const char *de = getenv("EMBER_DIST");
+    setting(cfg, file, "distributed", "backend", "mpi", de && *de ? de : NULL);
+    setting(cfg, file, "distributed", "timeout", "600 (seconds)", NULL);
+    setting(cfg, file, "distributed", "library", "(none)", NULL);
     const char *bp = getenv("EMBER_BACKEND_PATH");
     printf("  environment\n");
     printf("    %-19s %s\n", "EMBER_DEVICE", env && *env ? env : "(unset)");
     printf("    %-19s %s\n", "EMBER_BACKEND_PATH", bp && *bp ? bp : "(unset)");
+    printf("    %-19s %s\n", "EMBER_DIST", de && *de ? de : "(unset)");
 }
 
 static void human_bytes(unsigned long long b, char *buf, size_t n)
@@ -391,6 +397,47 @@ static void print_plugin(const em_plugin_info *pi, int name_width, const char *o
     print_features(pi);
 }
 
+/* Communication plugins, by their describe call (none joins a process group here). */
+static void print_comm_plugins(const em_config *cfg)
+{
+    em_comm_list *l = NULL;
+    if (em_comm_list_scan(cfg, &l) != EM_OK) {
+        printf("communication plugins\n  cannot be listed: %s\n\n", em_last_error());
+        return;
+    }
+    int n = em_comm_list_count(l);
+    printf("communication plugins (ember-comm-<name>.so on the same search path; chosen by "
+           "[distributed] backend or EMBER_DIST)\n");
+    char buf[2048];
+    for (int i = 0; i < n; i++) {
+        const em_comm_plugin_info *pi = em_comm_list_get(l, i);
+        printf("  %-6s  %s\n", pi->name, pi->path);
+        wrapped(11, "found via:", origin_name(pi->origin));
+        if (pi->shadowed_by) {
+            snprintf(buf, sizeof buf, "ignored: shadowed by %s", pi->shadowed_by);
+            wrapped(11, "status:", buf);
+        } else if (pi->stage != EM_STAGE_READY) {
+            snprintf(buf, sizeof buf, "FAILED at stage '%s' (%s)", em_load_stage_name(pi->stage),
+                     em_status_name(pi->status));
+            wrapped(11, "status:", buf);
+            wrapped(11, "reason:", pi->message);
+        } else {
+            wrapped(11, "status:", "loads (described; a process group starts only in a program)");
+            snprintf(buf, sizeof buf, "%u.%u", pi->abi_major, pi->abi_minor);
+            wrapped(11, "comm ABI:", buf);
+            wrapped(11, "version:", pi->version[0] ? pi->version : "(not given)");
+            wrapped(11, "description:", pi->description[0] ? pi->description : "(not given)");
+            wrapped(11, "memory:", pi->device_backend[0] ? pi->device_backend : "host only");
+        }
+        if (i + 1 < n)
+            printf("\n");
+    }
+    if (!n)
+        printf("  none found\n");
+    printf("\n");
+    em_comm_list_free(l);
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL;
@@ -495,6 +542,9 @@ int main(int argc, char **argv)
             printf("  none found\n");
         printf("\n");
     }
+
+    if (cfg_ok)
+        print_comm_plugins(config ? cfg : NULL);
 
     /* ---- the context a program would get */
     printf("context (what em_context_create gives)\n");

@@ -4,6 +4,7 @@
  * Every error names the file, line, section and key. */
 #include "config.h"
 #include "internal.h"
+#include "dist/dist_impl.h"   /* [distributed]: the communication plugin's settings */
 
 #include <limits.h>
 #include <stdio.h>
@@ -274,7 +275,8 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
         bool first = true;   /* judge each section once, at its first key */
         for (int j = 0; j < i && first; j++)
             first = strcmp(cfg->entries[j].section, sec) != 0;
-        if (st != EM_OK || !first || !strcmp(sec, "device") || !strcmp(sec, "backends"))
+        if (st != EM_OK || !first || !strcmp(sec, "device") || !strcmp(sec, "backends") ||
+            !strcmp(sec, "distributed"))
             continue;
         if (em__valid_backend_name(sec)) {
             char path[PATH_MAX + 80], fmsg[2048];
@@ -373,6 +375,10 @@ em_status em__config_resolve(const em_config *cfg, em__resolved *out, bool apply
             else
                 st = unknown_key(cfg, e, backends_keys);
         }
+    }
+    if (st == EM_OK) {
+        em__dist_settings dist;   /* [distributed] is read when a process group starts */
+        st = em__dist_read_settings(cfg, false, &dist);
     }
     if (st == EM_OK)
         st = check_sections(cfg, out);

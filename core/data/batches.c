@@ -1,6 +1,7 @@
 /* core/data/batches.c — em_batches: mini-batches over tensors sharing their first dimension,
  * in an order drawn on the host from (seed, epoch), so every backend sees the same batches. */
 #include "internal.h"
+#include "dist/dist_impl.h"   /* em__batches_shard */
 
 #include <stdlib.h>
 #include <ember/data.h>
@@ -14,6 +15,7 @@ struct em_batches {
     bool shuffle, drop_last;
     uint64_t seed;
     int64_t *order;
+    int rank, world;        /* a distributed sampler's slice of each batch (1 rank: all) */
 };
 
 static uint64_t splitmix64(uint64_t *s)
@@ -117,6 +119,7 @@ EMBER_API em_batches *em_batches_create(em_tensor *const *tensors, int n, int64_
     b->shuffle = shuffle;
     b->drop_last = drop_last;
     b->seed = seed;
+    b->world = 1;
     for (int i = 0; i < n; i++) {
         b->tensors[i] = em__hold(em__tensor_ref(em__obj_quiet(tensors[i])));
         b->n = i + 1;
@@ -150,8 +153,14 @@ EMBER_API bool em_batches_next(em_batches *b, em_tensor **out)
         len = b->batch_size;
     if (len <= 0 || (b->drop_last && len < b->batch_size))
         return false;
+    /* a distributed sampler's rank r: the r-th of `world` contiguous slices of the global
+     * batch, sizes differing by at most one (possibly empty, so every rank steps alike) */
+    int64_t base = len / b->world, extra = len % b->world;
+    int64_t start = b->rank * base + (b->rank < extra ? b->rank : extra);
+    int64_t global_len = len;
+    len = base + (b->rank < extra ? 1 : 0);
     em_tensor *idx = em_tensor_from_data(b->ctx, EM_I64, 1, (const int64_t[]){len},
-                                         b->order + b->next);
+                                         b->order + b->next + start);
     em_tensor *got[64];
     em_tensor **res = b->n <= 64 ? got : malloc(sizeof *res * (size_t)b->n);
     bool ok = idx && res;
@@ -174,6 +183,12 @@ EMBER_API bool em_batches_next(em_batches *b, em_tensor **out)
         out[i] = res[i];
     if (res != got)
         free(res);
-    b->next += len;
+    b->next += global_len;
     return true;
+}
+
+void em__batches_shard(em_batches *b, int rank, int world)
+{
+    b->rank = rank;
+    b->world = world;
 }

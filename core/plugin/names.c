@@ -47,7 +47,8 @@ static void installed(const em_config *cfg, const em__resolved *r, name_list *l)
     memset(l, 0, sizeof *l);
     for (int i = 0; cfg && i < cfg->n; i++)
         if (!strcmp(cfg->entries[i].key, "library") && strcmp(cfg->entries[i].section, "device") &&
-            strcmp(cfg->entries[i].section, "backends"))
+            strcmp(cfg->entries[i].section, "backends") &&
+            strcmp(cfg->entries[i].section, "distributed"))   /* a comm plugin's */
             list_add(l, cfg->entries[i].section);
     em__search_path sp;
     em__search_path_build(cfg, r, NULL, &sp);

@@ -360,7 +360,7 @@ static em_status add_dir(em_registry *reg, const char *path, em_search_origin or
 
 static bool is_backend_section(const char *sec)
 {
-    return strcmp(sec, "device") && strcmp(sec, "backends");
+    return strcmp(sec, "device") && strcmp(sec, "backends") && strcmp(sec, "distributed");
 }
 
 static em_status scan(em_registry *reg, const em_config *cfg, const em__resolved *r)

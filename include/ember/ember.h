@@ -15,5 +15,6 @@
 #include <ember/nn.h>
 #include <ember/data.h>
 #include <ember/io.h>
+#include <ember/dist.h>
 
 #endif

@@ -90,6 +90,31 @@ EMBER_API const em_search_dir *em_registry_dir(const em_registry *reg, int i);
 EMBER_API int em_registry_plugin_count(const em_registry *reg);
 EMBER_API const em_plugin_info *em_registry_plugin(const em_registry *reg, int i);
 
+/* ---- communication plugins (ember-comm-<name>.so, <ember/comm.h>) ----
+ * Listed from their describe call only: no plugin joins a process group (no MPI_Init) to
+ * be listed. */
+typedef struct em_comm_plugin_info {
+    size_t struct_size;
+    const char *name;            /* from the file name: ember-comm-<name>.so */
+    const char *path;
+    em_search_origin origin;
+    const char *shadowed_by;     /* non-NULL: the same name earlier in the search path */
+    em_load_stage stage;         /* EM_STAGE_READY: described fine */
+    em_status status;
+    const char *message;         /* why it stopped before READY, "" otherwise */
+    uint32_t abi_major, abi_minor;
+    const char *version, *description;
+    const char *device_backend;  /* the device backend whose buffers it takes, "" if none */
+} em_comm_plugin_info;
+
+typedef struct em_comm_list em_comm_list;
+/* Every ember-comm-*.so on the search path cfg (NULL: the located device.ini) gives, and
+ * [distributed] library=. Fails only when out of memory or cfg is invalid. */
+EMBER_API em_status em_comm_list_scan(const em_config *cfg, em_comm_list **out);
+EMBER_API int em_comm_list_count(const em_comm_list *l);
+EMBER_API const em_comm_plugin_info *em_comm_list_get(const em_comm_list *l, int i);
+EMBER_API void em_comm_list_free(em_comm_list *l);
+
 #ifdef __cplusplus
 }
 #endif
