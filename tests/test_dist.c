@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+void em__test_fail_kernel_after(long n);   /* libember's fault-injection hook */
+
 static int rank, world, failures;
 
 #define CHECK(cond, ...)                                                                    \
@@ -195,6 +197,33 @@ static void ddp(em_dist *d, em_context *ctx)
     CHECK(fabs(at(em_grad(b), 0) - at(ref_b, 0)) < 1e-5, "grad b %g, full batch %g",
           at(em_grad(b), 0), at(ref_b, 0));
     em_batches_free(bt);
+    /* all or nothing: a device fault at the Nth kernel call of a sync (the same N on every
+     * rank, so every rank fails at the same point) leaves every .grad as it was, the missing
+     * one still missing; the first N that gets through gives the fault-free result */
+    em_tensor_clear_grad(b);
+    float gw[DIN], gw_after[DIN];
+    for (int k = 0; k < DIN; k++)
+        gw[k] = (float)at(em_grad(w), k);
+    int faults = 0;
+    for (long n = 1; n < 200; n++) {
+        em__test_fail_kernel_after(n);
+        em_status fst = em_ddp_sync_sum(p);
+        em__test_fail_kernel_after(0);
+        if (fst == EM_OK)
+            break;
+        faults++;
+        em_context_clear_error(ctx);
+        for (int k = 0; k < DIN; k++)
+            gw_after[k] = (float)at(em_grad(w), k);
+        CHECK(!memcmp(gw, gw_after, sizeof gw), "fault at kernel call %ld: grad w changed", n);
+        CHECK(em_grad(b) == NULL, "fault at kernel call %ld: grad b was created", n);
+    }
+    CHECK(faults >= 3, "only %d sync attempts failed: the fault was not injected", faults);
+    for (int k = 0; k < DIN; k++)
+        CHECK(fabs(at(em_grad(w), k) - world * (double)gw[k]) < 1e-5 * (1 + fabs(gw[k])) * world,
+              "after the faults, sum-synced grad w[%d] %g, want %d x %g", k,
+              at(em_grad(w), k), world, gw[k]);
+    CHECK(em_grad(b) && at(em_grad(b), 0) == 0.0, "sum-synced grad b (none anywhere) is 0");
     /* sampler: ids 0..N-1 shuffled, global batch 4: marker[id] = its batch + 1 on the rank
      * that had it, summed over ranks = the single-process batches, each id once */
     float ids[N];

@@ -219,31 +219,47 @@ static em_status sync(em_ddp *p, bool mean, int64_t count, int64_t *global_count
             st = em__error(ctx, EM_ERR_INVALID, "em_ddp_sync_mean: no rank had a sample (the "
                            "global count is 0)");
     }
-    /* unpack: every parameter gets its .grad (created when it had none) */
+    /* unpack, all or nothing: existing grads are staged in a transaction, missing ones are
+     * made as fresh tensors; nothing is visible until every value exists */
+    em__tensor **fresh = st == EM_OK ? em__calloc((size_t)p->n, sizeof *fresh) : NULL;
+    if (st == EM_OK && !fresh)
+        st = em__error(ctx, EM_ERR_OOM, "%s: out of memory", name);
+    em__txn x;
+    em__txn_begin(&x, ctx);
     for (int b = 0; b < p->n_buckets && st == EM_OK; b++) {
         bucket *bk = &p->buckets[b];
         if (mean)
-            st = em_div_scalar_(bk->flat, total);
+            st = em_div_scalar_(bk->flat, total);   /* the bucket is ours: no one sees it */
         int64_t off = 0;
         for (int i = bk->first; i < bk->first + bk->n && st == EM_OK; i++) {
             em_tensor *w = p->params[i];
             int64_t k = em_tensor_numel(w);
             em_tensor *src = em_view(em_narrow(bk->flat, 0, off, k), em_tensor_ndim(w),
                                      em_tensor_shape(w));
-            em_tensor *g = em_grad(w);
-            if (g) {
-                st = em_copy_(g, src);
-            } else {
-                em__tensor *wt = em__obj(w), *s = em__obj(src);
-                em__tensor *ng = s ? em__cast(s, wt->dtype) : NULL;   /* a fresh copy */
-                if (!ng)
-                    st = em_context_status(ctx) ? em_context_status(ctx) : EM_ERR_OOM;
-                else
-                    wt->grad = ng;
-            }
+            em__tensor *wt = em__obj(w), *s = src ? em__obj(src) : NULL;
+            em__tensor *v = s ? em__cast(s, wt->dtype) : NULL;   /* a fresh copy */
+            if (!v)
+                st = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
+            else if (wt->grad) {
+                st = em__txn_write(&x, wt->grad, v);   /* its buffer becomes the shadow */
+                em__tensor_unref(v);
+            } else
+                fresh[i] = v;
             off += k;
         }
     }
+    if (st == EM_OK) {
+        em__txn_commit(&x);
+        for (int i = 0; i < p->n; i++)
+            if (fresh[i])
+                em__obj(p->params[i])->grad = fresh[i];
+    } else {
+        em__txn_abort(&x);
+        for (int i = 0; fresh && i < p->n; i++)
+            if (fresh[i])
+                em__tensor_unref(fresh[i]);
+    }
+    free(fresh);
     em_no_grad_end(ctx);
     em_scope_end(ctx);
     if (st == EM_OK && global_count)
