@@ -4,8 +4,11 @@
  * affine parameters and running statistics) and layer_norm: values, grad_fn names and
  * gradients from tests/data/ref_norm.h (tests/data/gen_norm.py) in f64 and f32, with
  * em_gradcheck; the running statistics over two training steps; strided inputs; the error
- * cases with PyTorch's messages; and the functional dropout. */
+ * cases with PyTorch's messages; the functional dropout; and the modules (buffers, train and
+ * eval, checkpoints). */
 #include "ref_runner.h"
+
+#include <unistd.h>
 
 enum { NORM_AVG_POOL = 100, NORM_ADAPTIVE_POOL, NORM_BATCH_NORM, NORM_LAYER_NORM };
 
@@ -289,6 +292,102 @@ static void test_dropout(void **state)
     assert_ok_ctx();
 }
 
+/* the modules: names, parameters and buffers, train / eval, checks, checkpoints */
+static void test_modules(void **state)
+{
+    (void)state;
+    em_module *net = em_sequential(g_ctx, (em_module *[]){
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, true, true),
+        em_avg_pool2d_module(g_ctx, (const int64_t[]){2, 2}, NULL, NULL, false, true, 0),
+        em_adaptive_avg_pool2d_module(g_ctx, (const int64_t[]){1, 1}),
+        em_layer_norm_module(g_ctx, EM_SHAPE(3, 1, 1), 1e-5, true),
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, false, false)}, 5);
+    assert_non_null(net);
+    const char *names[8];
+    em_tensor *ts[8];
+    assert_int_equal(em_module_parameters(net, names, ts, 8), 4);
+    assert_string_equal(names[0], "0.weight");
+    assert_string_equal(names[3], "3.bias");
+    assert_int_equal(em_module_buffers(net, names, ts, 8), 3);
+    assert_string_equal(names[0], "0.running_mean");
+    assert_string_equal(names[1], "0.running_var");
+    assert_string_equal(names[2], "0.num_batches_tracked");
+    assert_int_equal(em_tensor_dtype(ts[2]), EM_I64);
+    assert_int_equal(em_tensor_ndim(ts[2]), 0);
+    em_tensor *rm = ts[0], *nb = ts[2];
+    em_manual_seed(g_ctx, 1);
+    em_tensor *x = em_add_scalar(em_randn(g_ctx, EM_F32, EM_SHAPE(4, 3, 4, 4)), 2.0);
+    em_tensor *y = em_module_forward(net, x);
+    assert_non_null(y);
+    assert_int_equal(em_tensor_ndim(y), 4);
+    assert_int_equal(em_tensor_size(y, 3), 1);
+    assert_true(em_item(nb) == 1.0);
+    /* training moved running_mean towards the batch mean (about 2) */
+    double *m = to_doubles(rm);
+    for (int c = 0; c < 3; c++)
+        assert_true(m[c] > 0.1 && m[c] < 0.3);
+    free(m);
+    em_module_train(net, false);
+    assert_non_null(em_module_forward(net, x));
+    assert_true(em_item(nb) == 1.0);
+    /* BatchNorm2d wants 4-D input; BatchNorm1d 2-D or 3-D */
+    em_module *bn = em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, true, true);
+    assert_null(em_module_forward(bn, em_zeros(g_ctx, EM_F32, EM_SHAPE(2, 3, 4))));
+    TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_SHAPE, em_context_error(g_ctx),
+                  "BatchNorm2d: expected 4D input (got 3D input)");
+    em_context_clear_error(g_ctx);
+    em_module *bn1 = em_batch_norm1d(g_ctx, 3, 1e-5, NAN, true, true);
+    assert_null(em_module_forward(bn1, em_zeros(g_ctx, EM_F32, EM_SHAPE(2, 3, 4, 4))));
+    TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_SHAPE, em_context_error(g_ctx),
+                  "BatchNorm1d: expected 2D or 3D input (got 4D input)");
+    em_context_clear_error(g_ctx);
+    /* momentum NAN: the cumulative average; two batches give the mean of their means */
+    em_tensor *a = em_full(g_ctx, EM_F32, EM_SHAPE(2, 3), 1.0), *b = em_full(g_ctx, EM_F32, EM_SHAPE(2, 3), 4.0);
+    assert_non_null(em_module_forward(bn1, a));
+    assert_non_null(em_module_forward(bn1, b));
+    assert_int_equal(em_module_buffers(bn1, NULL, ts, 8), 3);
+    m = to_doubles(ts[0]);
+    for (int c = 0; c < 3; c++)
+        assert_true(fabs(m[c] - 2.5) < 1e-6);
+    free(m);
+    /* a checkpoint of the net holds parameters and buffers; a module without them refuses it */
+    char path[] = "norm-ckpt-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(em_module_save(net, path, NULL), EM_OK);
+    em_module *other = em_sequential(g_ctx, (em_module *[]){
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, true, true),
+        em_avg_pool2d_module(g_ctx, (const int64_t[]){2, 2}, NULL, NULL, false, true, 0),
+        em_adaptive_avg_pool2d_module(g_ctx, (const int64_t[]){1, 1}),
+        em_layer_norm_module(g_ctx, EM_SHAPE(3, 1, 1), 1e-5, true),
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, false, false)}, 5);
+    assert_int_equal(em_module_load(other, path), EM_OK);
+    assert_int_equal(em_module_buffers(other, NULL, ts, 8), 3);
+    assert_true(em_item(ts[2]) == 1.0);
+    bool same = false;
+    assert_int_equal(em_equal(ts[0], rm, &same), EM_OK);
+    assert_true(same);
+    em_module *untracked = em_sequential(g_ctx, (em_module *[]){
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, true, false),
+        em_avg_pool2d_module(g_ctx, (const int64_t[]){2, 2}, NULL, NULL, false, true, 0),
+        em_adaptive_avg_pool2d_module(g_ctx, (const int64_t[]){1, 1}),
+        em_layer_norm_module(g_ctx, EM_SHAPE(3, 1, 1), 1e-5, true),
+        em_batch_norm2d(g_ctx, 3, 1e-5, 0.1, false, false)}, 5);
+    assert_int_equal(em_module_load(untracked, path), EM_ERR_INVALID);
+    TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_INVALID, em_context_error(g_ctx),
+                  "Unexpected key(s) in state_dict: \"0.running_mean\", \"0.running_var\", "
+                  "\"0.num_batches_tracked\"");
+    em_context_clear_error(g_ctx);
+    unlink(path);
+    em_module_free(untracked);
+    em_module_free(other);
+    em_module_free(bn1);
+    em_module_free(bn);
+    em_module_free(net);
+    assert_ok_ctx();
+}
+
 int main(void)
 {
     int rc = test_backend_setup();
@@ -297,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_running_stats), EM_TEST(test_strided),
         EM_TEST(test_empty),     EM_TEST(test_errors),        EM_TEST(test_dropout),
+        EM_TEST(test_modules),
     };
     char name[64];
     snprintf(name, sizeof name, "pooling and normalisation on %s", test_backend_name());
