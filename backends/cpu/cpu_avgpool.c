@@ -1,9 +1,9 @@
 /* backends/cpu/cpu_avgpool.c — the cpu backend's pooling kernels of ABI 1.4: avg_pool2d and
  * avg_pool2d_grad, average and adaptive average pooling over 3-D (B, H, W) views
- * (B = N * C). Both are written as gathers: each output element of either kernel is
- * computed by one thread from its window (forward) or from the windows that contain it
- * (backward), so no two threads write one element and the results do not depend on the
- * thread count. The planes of B are spread over the pool. f32 accumulates in double. */
+ * (B = N * C). The planes of B are spread over the pool, each plane computed by one thread:
+ * the forward averages each window; the backward adds each output's share to its window in a
+ * plane of double sums (per-worker scratch), then writes the plane. The results do not
+ * depend on the thread count. f32 accumulates in double. */
 #include "cpu_ew.h"
 
 #include <string.h>
@@ -14,13 +14,6 @@ typedef struct pool_geom {
     int64_t divisor;
     int64_t H, W, OH, OW;
 } pool_geom;
-
-/* floor(a / b) for b > 0 */
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
 
 /* The window of output index o along one dim (input size I, output size O): [*s, *e) clipped
  * to the input, and its padded size *pool. */
@@ -50,24 +43,6 @@ static double divisor_of(const pool_geom *g, int64_t hs, int64_t he, int64_t ws,
     return (double)((he - hs) * (we - ws));
 }
 
-/* The output indices whose windows contain input index i along one dim: [*lo, *hi]. */
-static void covering(const pool_geom *g, int dim, int64_t i, int64_t *lo, int64_t *hi)
-{
-    int64_t I = dim ? g->W : g->H, O = dim ? g->OW : g->OH;
-    if (g->adaptive) {
-        *lo = (i * O) / I;
-        *hi = ((i + 1) * O + I - 1) / I - 1;
-    } else {
-        int64_t k = dim ? g->kw : g->kh, st = dim ? g->sw : g->sh, p = dim ? g->pw : g->ph;
-        *lo = floordiv(i + p - k, st) + 1;
-        *hi = floordiv(i + p, st);
-    }
-    if (*lo < 0)
-        *lo = 0;
-    if (*hi > O - 1)
-        *hi = O - 1;
-}
-
 typedef struct pool_plan {
     pool_geom g;
     const char *x;
@@ -75,6 +50,7 @@ typedef struct pool_plan {
     int64_t xs[3], os[3];
     int dt;
     int backward;
+    double *scratch;    /* backward: one H x W plane of sums per worker */
 } pool_plan;
 
 #define FWD_PLANE(T)                                                                            \
@@ -97,39 +73,36 @@ typedef struct pool_plan {
         }                                                                                       \
     } while (0)
 
+/* The backward of one plane: each output's gradient, divided by its window's divisor, added
+ * to the elements of its window. The plane belongs to one task, so the order of the
+ * additions is fixed (outputs in row-major order) whatever the thread count. */
 #define BWD_PLANE(T)                                                                            \
     do {                                                                                        \
         const T *gy = (const T *)pl->x + b * pl->xs[0];                                         \
         T *gx = (T *)pl->o + b * pl->os[0];                                                     \
-        for (int64_t h = 0; h < g->H; h++) {                                                    \
-            int64_t ohl, ohh;                                                                   \
-            covering(g, 0, h, &ohl, &ohh);                                                      \
-            for (int64_t w = 0; w < g->W; w++) {                                                \
-                int64_t owl, owh;                                                               \
-                covering(g, 1, w, &owl, &owh);                                                  \
-                double acc = 0;                                                                 \
-                for (int64_t oh = ohl; oh <= ohh; oh++) {                                       \
-                    int64_t hs, he, hp;                                                         \
-                    window(g, 0, oh, &hs, &he, &hp);                                            \
-                    if (h < hs || h >= he)                                                      \
-                        continue;                                                               \
-                    for (int64_t ow = owl; ow <= owh; ow++) {                                   \
-                        int64_t ws, we, wp;                                                     \
-                        window(g, 1, ow, &ws, &we, &wp);                                        \
-                        if (w < ws || w >= we)                                                  \
-                            continue;                                                           \
-                        acc += (double)gy[oh * pl->xs[1] + ow * pl->xs[2]] /                    \
-                               divisor_of(g, hs, he, ws, we, hp, wp);                           \
-                    }                                                                           \
-                }                                                                               \
-                gx[h * pl->os[1] + w * pl->os[2]] = (T)acc;                                     \
+        double *acc = pl->scratch + (size_t)worker * (size_t)(g->H * g->W);                     \
+        for (int64_t i = 0; i < g->H * g->W; i++)                                               \
+            acc[i] = 0;                                                                         \
+        for (int64_t oh = 0; oh < g->OH; oh++) {                                                \
+            int64_t hs, he, hp;                                                                 \
+            window(g, 0, oh, &hs, &he, &hp);                                                    \
+            for (int64_t ow = 0; ow < g->OW; ow++) {                                            \
+                int64_t ws, we, wp;                                                             \
+                window(g, 1, ow, &ws, &we, &wp);                                                \
+                double v = (double)gy[oh * pl->xs[1] + ow * pl->xs[2]] /                        \
+                           divisor_of(g, hs, he, ws, we, hp, wp);                               \
+                for (int64_t h = hs; h < he; h++)                                               \
+                    for (int64_t w = ws; w < we; w++)                                           \
+                        acc[h * g->W + w] += v;                                                 \
             }                                                                                   \
         }                                                                                       \
+        for (int64_t h = 0; h < g->H; h++)                                                      \
+            for (int64_t w = 0; w < g->W; w++)                                                  \
+                gx[h * pl->os[1] + w * pl->os[2]] = (T)acc[h * g->W + w];                       \
     } while (0)
 
 static void pool_task(void *arg, int64_t b, int worker)
 {
-    (void)worker;
     const pool_plan *pl = arg;
     const pool_geom *g = &pl->g;
     if (pl->backward) {
@@ -198,7 +171,16 @@ static em_status pool_kernel(void *dev, const em_kargs *ka, int backward)
     int64_t per_plane = (backward ? g->H * g->W : g->OH * g->OW) *
                         (g->adaptive ? 4 : (g->kh * g->kw > 1 ? g->kh * g->kw : 1));
     int64_t B = x->shape[0];
-    if (B * per_plane >= PAR_COSTLY && B > 1)
+    int par = B * per_plane >= PAR_COSTLY && B > 1;
+    if (backward) {
+        int nt = par ? inst->nthreads : 1;
+        pl.scratch = cpu_scratch_get(inst, &inst->work[0],
+                                     (size_t)nt * (size_t)(g->H * g->W) * sizeof(double));
+        if (!pl.scratch)
+            return CPU_ERR(inst, EM_ERR_OOM, "%s: out of memory for a %lldx%lld plane", kn,
+                           (long long)g->H, (long long)g->W);
+    }
+    if (par)
         cpu_parallel(inst, B, pool_task, &pl);
     else
         for (int64_t b = 0; b < B; b++)
