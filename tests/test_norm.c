@@ -156,6 +156,13 @@ static void test_empty(void **state)
     assert_int_equal(em_tensor_numel(z), 0);
     assert_int_equal(em_backward(em_sum(z)), EM_OK);
     assert_true(em_item(em_sum(em_abs(em_grad(x2)))) == 0.0);
+    /* batch_norm of an empty batch: a copy, the running statistics untouched (PyTorch) */
+    em_tensor *rm = em_zeros(g_ctx, EM_F32, EM_SHAPE(3)), *rv = em_ones(g_ctx, EM_F32, EM_SHAPE(3));
+    em_tensor *e = em_batch_norm(x, rm, rv, NULL, NULL, true, 0.1, 1e-5);
+    assert_non_null(e);
+    assert_string_equal(em_tensor_grad_fn_name(e), "CloneBackward0");
+    assert_true(em_item(em_sum(rv)) == 3.0 && em_item(em_sum(em_abs(rm))) == 0.0);
+    assert_int_equal(em_tensor_numel(em_layer_norm(x, EM_SHAPE(4, 4), NULL, NULL, 1e-5)), 0);
     em_scope_end(g_ctx);
     assert_ok_ctx();
 }

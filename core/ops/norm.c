@@ -206,6 +206,10 @@ EMBER_API em_tensor *em_batch_norm(em_tensor *x, em_tensor *running_mean, em_ten
     if (!(eps >= 0) || !(momentum == momentum))
         return em__error(ctx, EM_ERR_INVALID, "%s: eps must be >= 0 and momentum a number, got "
                          "eps %g, momentum %g", op, eps, momentum), NULL;
+    /* an empty input: PyTorch returns a copy (CloneBackward0), the running statistics as
+     * they were */
+    if (numel == 0)
+        return em_clone(x);
     int64_t bshape[EM_MAX_DIMS];
     bn_shape(nd, xo->shape, bshape);
     uint32_t mask = (uint32_t)((1u << nd) - 1) & ~2u;
