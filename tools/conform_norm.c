@@ -3,7 +3,8 @@
  * strides, padding, ceil_mode, count_include_pad and divisor_override, em_adaptive_avg_pool2d
  * (shrinking, overlapping and growing windows), em_batch_norm in training (with the running
  * statistics' update) and eval, em_layer_norm; contiguous and transposed inputs, compared with
- * reference loops in double on the host; and em_gradcheck of each (rows "<op>.grad"). */
+ * reference loops in double on the host; em_gradcheck of each (rows "<op>.grad"); and
+ * em_dropout_functional against the context's uniform draws for the same seed. */
 #include "conform.h"
 
 #include <math.h>
@@ -296,6 +297,35 @@ done:
     cf_case_end();
 }
 
+/* em_dropout_functional: after one seed, the elements kept are those where the context's
+ * uniform draw of the same shape is >= p, scaled by 1 / (1 - p) (rounded to the dtype) */
+static void dropout_run(cf_row *r, em_dtype dt, double p)
+{
+    cf_case_begin();
+    const int64_t shape[2] = {37, 41};
+    const cf_gen g = {-2, 2, CF_UNIFORM};
+    double *xv = NULL;
+    em_tensor *x = cf_make(r, dt, 2, shape, CF_TRANSPOSED, &g, &xv, NULL);
+    const char *label = cf_fmt("%s %s p = %g, transposed", em_dtype_name(dt), cf_shape_str(2, shape), p);
+    em_manual_seed(cf.ctx, 5);
+    em_tensor *u = em_rand(cf.ctx, dt, 2, shape);
+    em_manual_seed(cf.ctx, 5);
+    em_tensor *y = x ? em_dropout_functional(x, p, true) : NULL;
+    double *uv = u ? cf_read(r, u, label) : NULL;
+    if (!cf_got(r, y, label) || !uv)
+        goto done;
+    int64_t n = shape[0] * shape[1];
+    double *want = cf_tmp((size_t)n * sizeof(double));
+    double scale = cf_round(dt, p < 1 ? 1 / (1 - p) : 0);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = p == 1 || uv[i] < p ? 0.0 : cf_round(dt, xv[i] * scale);
+    double *got = cf_read(r, y, label);
+    if (got)
+        cf_compare(r, label, cf_bucket(dt), got, want, NULL, n, cf_tol(dt));
+done:
+    cf_case_end();
+}
+
 void cf_run_norm(void)
 {
     static const em_dtype dts[2] = {EM_F32, EM_F64};
@@ -323,6 +353,11 @@ void cf_run_norm(void)
                 ln_run(rl, dt, 3, ln_shape, k, l);
         }
     }
+    cf_row *rd = cf_row_get("dropout", "rng_uniform ge mul");
+    for (int d = 0; rd && d < 2; d++)
+        if (cf_dtype_enabled(dts[d]))
+            for (int k = 0; k < 3; k++)
+                dropout_run(rd, dts[d], (const double[]){0.25, 0.6, 1.0}[k]);
     static const em_dtype gdts[2] = {EM_F64, EM_F32};
     for (size_t k = 0; k < NELEMS(gc_cases); k++) {
         cf_row *r = cf_row_get(gc_cases[k].row, gc_cases[k].kernels);
