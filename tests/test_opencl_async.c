@@ -311,7 +311,7 @@ static void test_describe_calls_no_opencl(void **state)
 /* ------------------------------------------------------------------ dtypes */
 
 enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY, K_ARGDIM, K_DIM, K_ISEL,
-       K_GATHER, K_SCATTER, K_ADAM };
+       K_GATHER, K_SCATTER, K_ADAM, K_POOL };
 
 /* what the plugin declares: floats (and bool) where 1.0 promised them, integer dtypes where
  * the core calls a kernel with them (core/plugin/kernels.c) */
@@ -354,6 +354,8 @@ static const struct kcase {
     K(index_select, K_ISEL, ALL), K(gather, K_GATHER, ALL), K(scatter_add, K_SCATTER, FN),
     /* ABI 1.3 */
     K(adam, K_ADAM, FL),
+    /* ABI 1.4 */
+    K(avg_pool2d, K_POOL, FL), K(avg_pool2d_grad, K_POOL, FL),
 };
 #define NKERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
 
@@ -451,6 +453,7 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     case K_GATHER: i0 = &v0; i1 = &ix; break;
     case K_SCATTER: i0 = &ix; i1 = &v1; break;
     case K_ADAM: i0 = &v0; i1 = &v1; break;
+    case K_POOL: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; break;
     }
     em_kargs a;
     kargs(&a, &o, i0, i1, i2, 1.0);
@@ -461,6 +464,12 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     if (kc->kind == K_GATHER || kc->kind == K_SCATTER) {
         a.ip = ip;
         a.n_ip = 1;
+    }
+    /* pooling: a 1 x 1 window, stride 1, over (1, NE, 1) */
+    static const int64_t pip[9] = {1, 1, 1, 1, 0, 0, 1, 0, 0};
+    if (kc->kind == K_POOL) {
+        a.ip = pip;
+        a.n_ip = 9;
     }
     a.p[1] = 2.0;
     a.u[0] = 42;

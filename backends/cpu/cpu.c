@@ -289,6 +289,7 @@ static const em_kernel_dtypes cpu_dtypes = {
     .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
     .index_select = CPU_ANY, .gather = CPU_ANY, .scatter_add = CPU_FINT,
     .adam = CPU_FLOAT,
+    .avg_pool2d = CPU_FLOAT, .avg_pool2d_grad = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -366,6 +367,8 @@ static const em_backend_ops cpu_ops = {
     .gather = cpu_k_gather,
     .scatter_add = cpu_k_scatter_add,
     .adam = cpu_k_adam,
+    .avg_pool2d = cpu_k_avg_pool2d,
+    .avg_pool2d_grad = cpu_k_avg_pool2d_grad,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

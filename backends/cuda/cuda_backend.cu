@@ -613,6 +613,8 @@ static em_kernel_dtypes make_dtypes(void)
     t.scatter_add = FN;
     /* ABI 1.3 */
     t.adam = F;
+    /* ---- ABI 1.4: pooling and normalisation ---- */
+    t.avg_pool2d = t.avg_pool2d_grad = F;
     return t;
 }
 
@@ -707,6 +709,8 @@ static em_backend_ops make_ops(void)
     o.gather = cu_k_gather;
     o.scatter_add = cu_k_scatter_add;
     o.adam = cu_k_adam;
+    o.avg_pool2d = cu_k_avg_pool2d;
+    o.avg_pool2d_grad = cu_k_avg_pool2d_grad;
     return o;
 }
 

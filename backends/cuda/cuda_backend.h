@@ -195,6 +195,8 @@ CU_KERNEL(max_dim); CU_KERNEL(min_dim); CU_KERNEL(softmax); CU_KERNEL(log_softma
 CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
 /* ABI 1.3 (cuda_optim.cu) */
 CU_KERNEL(adam);
+/* ABI 1.4 (cuda_pool.cu) */
+CU_KERNEL(avg_pool2d); CU_KERNEL(avg_pool2d_grad);
 #undef CU_KERNEL
 
 #endif

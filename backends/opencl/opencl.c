@@ -1094,6 +1094,8 @@ static const em_backend_ops ocl_ops = {
     .gather = ocl_k_gather,
     .scatter_add = ocl_k_scatter_add,
     .adam = ocl_k_adam,
+    .avg_pool2d = ocl_k_avg_pool2d,
+    .avg_pool2d_grad = ocl_k_avg_pool2d_grad,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -55,6 +55,7 @@ typedef enum ocl_xk {
     OCL_XK_SCATTER_ADD_ATOMIC,   /* only where the device has the atomics (else NULL) */
     OCL_XK_GEMM, OCL_XK_GEMMR,
     OCL_XK_ADAM,                 /* ABI 1.3 (opencl_optim.c) */
+    OCL_XK_AVG_POOL, OCL_XK_AVG_POOL_BW,   /* ABI 1.4 (opencl_pool.c) */
     OCL_XK_COUNT
 } ocl_xk;
 
@@ -260,6 +261,7 @@ OCL_KERNEL(prod); OCL_KERNEL(max_dim); OCL_KERNEL(min_dim);
 OCL_KERNEL(softmax); OCL_KERNEL(log_softmax);
 OCL_KERNEL(index_select); OCL_KERNEL(gather); OCL_KERNEL(scatter_add);
 OCL_KERNEL(adam);
+OCL_KERNEL(avg_pool2d); OCL_KERNEL(avg_pool2d_grad);
 #undef OCL_KERNEL
 
 OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);

@@ -40,6 +40,7 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .max_dim = FN, .min_dim = FN, .softmax = FL, .log_softmax = FL,
     .index_select = ALL, .gather = ALL, .scatter_add = FN,
     .adam = FL,
+    .avg_pool2d = FL, .avg_pool2d_grad = FL,
 };
 #undef FL
 #undef FN
@@ -128,6 +129,8 @@ static const struct {
     X(OCL_XK_GEMM, "em_gemm", gemm, 0),
     X(OCL_XK_GEMMR, "em_gemmr", gemm, 0),
     X(OCL_XK_ADAM, "em_adam", adam, 0),
+    X(OCL_XK_AVG_POOL, "em_avg_pool2d", avg_pool2d, 0),
+    X(OCL_XK_AVG_POOL_BW, "em_avg_pool2d_bw", avg_pool2d_grad, 0),
 #undef X
 };
 

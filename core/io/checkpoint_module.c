@@ -1,6 +1,6 @@
 /* core/io/checkpoint_module.c — a whole model as a safetensors file: em_module_save writes
- * what safetensors.torch.save_file(model.state_dict(), path) writes (every parameter under its
- * named_parameters() name), em_module_load is model.load_state_dict(load_file(path)) with
+ * what safetensors.torch.save_file(model.state_dict(), path) writes (every parameter and
+ * buffer under its state_dict name), em_module_load is model.load_state_dict(load_file(path)) with
  * strict=True: PyTorch's checks and messages, then every parameter written in place in one
  * transaction (txn.c), so parameters keep their identity (optimizers holding them stay valid)
  * and a failure anywhere changes none of them. */
@@ -16,26 +16,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The module's parameter names and tensors (malloc'd arrays; *n may be 0). */
+/* The module's state_dict: names and tensors of its parameters and buffers (malloc'd arrays;
+ * *n may be 0). */
 static em_status params_of(em_module *m, const char *what, const char ***names,
                            em_tensor ***tensors, int *n)
 {
-    *names = NULL;
-    *tensors = NULL;
-    *n = em_module_parameter_count(m);
-    if (*n < 0)
-        return em__failed(m->ctx) ? em__failed(m->ctx) : EM_ERR_INTERNAL;
-    *names = em__calloc((size_t)*n + 1, sizeof **names);
-    *tensors = em__calloc((size_t)*n + 1, sizeof **tensors);
-    if (!*names || !*tensors || em_module_parameters(m, *names, *tensors, *n) != *n) {
-        free(*names);
-        free(*tensors);
-        *names = NULL;
-        *tensors = NULL;
-        return em__failed(m->ctx) ? em__failed(m->ctx)
-                              : em__error(m->ctx, EM_ERR_OOM, "%s: out of memory", what);
-    }
-    return EM_OK;
+    (void)what;
+    char **nm;
+    em_status st = em__module_state(m, &nm, tensors, n);
+    *names = (const char **)nm;
+    return st;
+}
+
+static void free_names(const char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free((char *)names[i]);
+    free(names);
 }
 
 EMBER_API em_status em_module_save(em_module *m, const char *path, const char *const *metadata_kv)
@@ -49,7 +46,7 @@ EMBER_API em_status em_module_save(em_module *m, const char *path, const char *c
     if (st != EM_OK)
         return st;
     st = em_save_safetensors(path, names, ts, n, metadata_kv);
-    free(names);
+    free_names(names, n);
     free(ts);
     return st;
 }
@@ -138,7 +135,16 @@ static em_status check_keys(em_module *m, em_safetensors *sf, const char *path,
         if (j < 0)
             continue;
         const char *dt = em_safetensors_dtype(sf, j);
-        if (strcmp(dt, "F32") && strcmp(dt, "F64") && strcmp(dt, "F16") && strcmp(dt, "BF16")) {
+        if (!em_dtype_is_floating(em_tensor_dtype(ts[i]))) {
+            /* an integer buffer (num_batches_tracked) loads from an integer tensor */
+            if (strcmp(dt, "I64") && strcmp(dt, "I32") && strcmp(dt, "U8")) {
+                msg_add(&b, "\n\tdtype mismatch for %s: the checkpoint holds %s, an integer "
+                        "buffer loads from I64, I32 or U8.", names[i], dt);
+                bad++;
+                continue;
+            }
+        } else if (strcmp(dt, "F32") && strcmp(dt, "F64") && strcmp(dt, "F16") &&
+                   strcmp(dt, "BF16")) {
             msg_add(&b, "\n\tdtype mismatch for %s: the checkpoint holds %s, a floating-point "
                     "parameter loads from F32, F64, F16 or BF16.", names[i], dt);
             bad++;
@@ -182,7 +188,7 @@ EMBER_API em_status em_module_load(em_module *m, const char *path)
         st = check_keys(m, sf, path, names, ts, n);
     if (st != EM_OK) {
         em_safetensors_close(sf);
-        free(names);
+        free_names(names, n);
         free(ts);
         return st;
     }
@@ -206,7 +212,7 @@ EMBER_API em_status em_module_load(em_module *m, const char *path)
     em_scope_end(ctx);
     em_no_grad_end(ctx);
     em_safetensors_close(sf);
-    free(names);
+    free_names(names, n);
     free(ts);
     return st;
 }

@@ -157,22 +157,10 @@ em_tensor *em__dropout_forward(em_module *m, em_tensor *x)
     em_dtype dt = em_tensor_dtype(x);
     if (em_tensor_ndim(x) < 0)
         return NULL;
-    if (!m->training)
-        return em__dup(x);
-    if (dt != EM_F32 && dt != EM_F64) {
+    if (m->training && dt != EM_F32 && dt != EM_F64) {
         em__error(m->ctx, EM_ERR_DTYPE,
                   "Dropout(p=%g): expected a floating input, got %s", m->p, em_dtype_name(dt));
         return NULL;
     }
-    /* keep where u >= p (probability 1 - p); p = 1 keeps nothing */
-    em_tensor *u = em_rand(em_tensor_context(x), dt, em_tensor_ndim(x), em_tensor_shape(x));
-    em_tensor *keep = em_ge_scalar(u, m->p);
-    em_tensor *mask = em_to_dtype(keep, dt);
-    em_tensor *scaled = em_mul_scalar(mask, m->p < 1.0 ? 1.0 / (1.0 - m->p) : 0.0);
-    em_tensor *y = em_mul(x, scaled);
-    em_tensor_free(u);
-    em_tensor_free(keep);
-    em_tensor_free(mask);
-    em_tensor_free(scaled);
-    return y;
+    return em_dropout_functional(x, m->p, m->training);
 }

@@ -38,6 +38,11 @@ EMBER_API void em_module_free(em_module *m)
         return;
     for (int i = 0; i < m->n_params; i++)
         em__handle_release(m->params[i]);   /* quiet when the context went first */
+    for (int i = 0; i < m->n_buffers; i++)
+        em__handle_release(m->buffers[i]);
+    for (int i = 0; i < m->n_buffer_full_names; i++)
+        free(m->buffer_full_names[i]);
+    free(m->buffer_full_names);
     for (int i = 0; i < m->n_children; i++)
         em_module_free(m->children[i]);
     free(m->children);
@@ -114,6 +119,11 @@ EMBER_API em_tensor *em_module_forward(em_module *m, em_tensor *x)
         return em__dropout_forward(m, x);
     case EM__MOD_FUNCTION:
         return m->fn(x);
+    case EM__MOD_BATCH_NORM:
+    case EM__MOD_LAYER_NORM:
+    case EM__MOD_AVG_POOL:
+    case EM__MOD_ADAPTIVE_AVG_POOL:
+        return em__norm_layer_forward(m, x);
     case EM__MOD_SEQUENTIAL:
         break;
     }

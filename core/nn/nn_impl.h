@@ -7,8 +7,12 @@
 #include <ember/nn.h>
 
 typedef enum em__module_kind {
-    EM__MOD_LINEAR, EM__MOD_FUNCTION, EM__MOD_DROPOUT, EM__MOD_SEQUENTIAL
+    EM__MOD_LINEAR, EM__MOD_FUNCTION, EM__MOD_DROPOUT, EM__MOD_SEQUENTIAL,
+    /* pooling and normalisation (norm_layers.c) */
+    EM__MOD_BATCH_NORM, EM__MOD_LAYER_NORM, EM__MOD_AVG_POOL, EM__MOD_ADAPTIVE_AVG_POOL
 } em__module_kind;
+
+#define EM__MODULE_BUFFERS 3
 
 #define EM__MODULE_PARAMS 2
 
@@ -28,6 +32,19 @@ struct em_module {
     em_module **children;
     char **full_names;                   /* names given out by em_module_parameters */
     int n_full_names;
+    /* pooling and normalisation (norm_layers.c) */
+    int n_buffers;
+    const char *buffer_names[EM__MODULE_BUFFERS];
+    em_tensor *buffers[EM__MODULE_BUFFERS];   /* our handles, as params */
+    char **buffer_full_names;            /* names given out by em_module_buffers */
+    int n_buffer_full_names;
+    int norm_dims;                       /* batch norm: accepted input ndims (bits); layer
+                                          * norm: normalized dims */
+    int64_t ishape[EM_MAX_DIMS];         /* layer norm: normalized_shape; pools: kernel,
+                                          * stride, padding, output size */
+    double eps, momentum;
+    bool ceil_mode, count_include_pad, has_stride, has_padding;
+    int64_t divisor_override;
 };
 
 /* A zeroed module of kind named name (NULL with EM_ERR_OOM recorded). */
@@ -35,6 +52,11 @@ EM_INTERNAL em_module *em__module_new(em_context *ctx, em__module_kind kind, con
 /* Forward of the leaf kinds (layers.c). */
 EM_INTERNAL em_tensor *em__linear_forward(em_module *m, em_tensor *x);
 EM_INTERNAL em_tensor *em__dropout_forward(em_module *m, em_tensor *x);
+/* Forward of the pooling and normalisation kinds (norm_layers.c). */
+EM_INTERNAL em_tensor *em__norm_layer_forward(em_module *m, em_tensor *x);
+/* The state_dict's keys and tensors: each module's parameters, then its buffers, then its
+ * children's (malloc'd arrays of *n entries; each name malloc'd). */
+EM_INTERNAL em_status em__module_state(em_module *m, char ***names, em_tensor ***tensors, int *n);
 /* A double as Python writes it, for PyTorch's messages (core/optim/optim.c). */
 EM_INTERNAL void em__pyfloat(char *buf, size_t n, double v);
 

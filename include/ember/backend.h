@@ -38,6 +38,9 @@
  * What changed in 1.3 (appended; 1.0 to 1.2 plugins load and conform unchanged): the
  *  optional kernel adam (one fused step of Adam / AdamW for one parameter) and its mask. A
  *  plugin without it gets the step composed from its elementwise kernels, as before.
+ * What changed in 1.4 (appended; older plugins load and conform unchanged, the new ops
+ *  running through the cpu fallback for them): the pooling kernels avg_pool2d and
+ *  avg_pool2d_grad (average and adaptive average pooling) and their masks.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -50,7 +53,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 3
+#define EM_ABI_MINOR 4
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -403,6 +406,25 @@ typedef struct em_backend_ops {
      * backend gives bit-identical results both ways. Float dtypes when undeclared. */
     em_kernel_fn adam;
 
+    /* ---- ABI 1.4: pooling and normalisation ---- */
+    /* avg_pool2d: 2-D average pooling over the last two dims of 3-D views (B, H, W), B being
+     * N * C merged. in[0] is the input (B, H, W), out the result (B, OH, OW), any strides,
+     * one float dtype. ip[] (n_ip = 9): [0] kH, [1] kW, [2] sH, [3] sW, [4] pH, [5] pW,
+     * [6] count_include_pad (0/1), [7] divisor_override (0: none), [8] adaptive (0/1).
+     * Windows, per output row oh (columns alike):
+     *   adaptive = 0: hs = oh * sH - pH, he = min(hs + kH, H + pH), pool = (he - hs) *
+     *     (we - ws) (padding included); then hs = max(hs, 0), he = min(he, H).
+     *   adaptive = 1 (ip[0..7] ignored): hs = floor(oh * H / OH), he = ceil((oh + 1) * H / OH),
+     *     as PyTorch's adaptive pooling, and pool = (he - hs) * (we - ws).
+     * out = sum of in[0] over [hs, he) x [ws, we) divided by divisor_override when nonzero,
+     * else by pool when count_include_pad (adaptive counts as such), else by (he - hs) *
+     * (we - ws). The core guarantees every window holds at least one input element.
+     * avg_pool2d_grad: out is the input's gradient (B, H, W), written whole; in[0] the
+     * output's gradient (B, OH, OW); same ip[]: out[h, w] = the sum over the windows that
+     * contain (h, w) of in[0][oh, ow] / (that window's divisor). Accumulate f32 in at least
+     * f32; float dtypes when undeclared. */
+    em_kernel_fn avg_pool2d, avg_pool2d_grad;
+
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
 } em_backend_ops;
@@ -452,6 +474,8 @@ struct em_kernel_dtypes {
     em_dtype_mask index_select, gather, scatter_add;
     /* ---- ABI 1.3 ---- */
     em_dtype_mask adam;
+    /* ---- ABI 1.4: pooling and normalisation ---- */
+    em_dtype_mask avg_pool2d, avg_pool2d_grad;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 

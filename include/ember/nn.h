@@ -39,6 +39,39 @@ EMBER_API em_module *em_relu_module(em_context *ctx);   /* torch.nn.ReLU() */
  * probability p (from the context's generator) and the others scaled by 1/(1-p) (p = 1: all
  * zero); in eval mode the input is returned unchanged (a new handle to it). */
 EMBER_API em_module *em_dropout(em_context *ctx, double p);
+/* ---- pooling and normalisation layers ---- */
+/* torch.nn.BatchNorm1d / BatchNorm2d(num_features, eps, momentum, affine,
+ * track_running_stats): em_batch_norm over (N, C) or (N, C, L) inputs (1d) or (N, C, H, W)
+ * (2d). affine: parameters "weight" (ones) and "bias" (zeros). track_running_stats: buffers
+ * "running_mean" (zeros), "running_var" (ones) and "num_batches_tracked" (an i64 0-dim 0),
+ * saved and loaded by em_module_save / em_module_load under PyTorch's state_dict keys. In
+ * training mode the batch statistics are used and the running ones updated (momentum NAN
+ * means PyTorch's momentum=None: a cumulative average, 1 / num_batches_tracked); in eval mode
+ * the running statistics are used (the batch's when not tracked). PyTorch's defaults: eps
+ * 1e-5, momentum 0.1, affine and track_running_stats true. */
+EMBER_API em_module *em_batch_norm1d(em_context *ctx, int64_t num_features, double eps,
+                                     double momentum, bool affine, bool track_running_stats);
+EMBER_API em_module *em_batch_norm2d(em_context *ctx, int64_t num_features, double eps,
+                                     double momentum, bool affine, bool track_running_stats);
+/* torch.nn.LayerNorm(normalized_shape, eps, elementwise_affine): em_layer_norm over the last
+ * n_normalized dims; elementwise_affine: "weight" (ones) and "bias" (zeros) of
+ * normalized_shape. */
+EMBER_API em_module *em_layer_norm_module(em_context *ctx, int n_normalized,
+                                          const int64_t *normalized_shape, double eps,
+                                          bool elementwise_affine);
+/* torch.nn.AvgPool2d and AdaptiveAvgPool2d: em_avg_pool2d / em_adaptive_avg_pool2d with these
+ * arguments (stride and padding may be NULL, as there). */
+EMBER_API em_module *em_avg_pool2d_module(em_context *ctx, const int64_t kernel_size[2],
+                                          const int64_t stride[2], const int64_t padding[2],
+                                          bool ceil_mode, bool count_include_pad,
+                                          int64_t divisor_override);
+EMBER_API em_module *em_adaptive_avg_pool2d_module(em_context *ctx,
+                                                   const int64_t output_size[2]);
+/* named_buffers(): the buffers (running statistics) in PyTorch's order and names, as
+ * em_module_parameters gives parameters ("0.running_mean", ...). The tensors are the module's
+ * own handles; returns the count (-1 for a NULL module). */
+EMBER_API int em_module_buffers(em_module *m, const char **names, em_tensor **tensors, int max);
+
 /* torch.nn.Sequential: takes ownership of the n modules (also on failure), children named
  * "0", "1", ...; a module can have one owner only. */
 EMBER_API em_module *em_sequential(em_context *ctx, em_module *const *modules, int n);

@@ -97,6 +97,43 @@ EMBER_API em_tensor *em_silu(em_tensor *a);
 /* log(1 + exp(beta * x)) / beta, linear where beta * x > threshold (PyTorch: 1, 20). */
 EMBER_API em_tensor *em_softplus(em_tensor *a, double beta, double threshold);
 
+/* ---- pooling and normalisation (floats) ---- */
+/* torch.nn.functional.avg_pool2d over (C, H, W) or (N, C, H, W): kernel_size {kH, kW}; stride
+ * NULL means kernel_size, padding NULL means {0, 0} (at most half the kernel); output size
+ * floor((H + 2 pH - kH) / sH) + 1 (ceil with ceil_mode, a last window that would start in
+ * the right padding dropped), as PyTorch. Each window's sum is divided by divisor_override
+ * when it is nonzero (0: none), else by the window's size with padding (count_include_pad)
+ * or without. PyTorch's defaults: ceil_mode false, count_include_pad true, no override. */
+EMBER_API em_tensor *em_avg_pool2d(em_tensor *x, const int64_t kernel_size[2],
+                                   const int64_t stride[2], const int64_t padding[2],
+                                   bool ceil_mode, bool count_include_pad,
+                                   int64_t divisor_override);
+/* torch.nn.functional.adaptive_avg_pool2d: output {OH, OW}; output row i averages input rows
+ * floor(i * H / OH) .. ceil((i + 1) * H / OH) - 1 (columns alike). */
+EMBER_API em_tensor *em_adaptive_avg_pool2d(em_tensor *x, const int64_t output_size[2]);
+/* torch.nn.functional.batch_norm over (N, C), (N, C, L) or (N, C, H, W, ...): per channel
+ * (dim 1), (x - mean) / sqrt(var + eps) * weight + bias. training: the batch's mean and
+ * biased variance over every dim but dim 1 (more than one value per channel needed), and
+ * running_mean / running_var (both or neither; C elements) are updated in place,
+ * running = (1 - momentum) * running + momentum * batch statistic, with the unbiased
+ * variance; eval: the running statistics are used (then required). weight and bias (C
+ * elements) may be NULL. PyTorch's defaults: momentum 0.1, eps 1e-5. grad_fn
+ * NativeBatchNormBackward0. */
+EMBER_API em_tensor *em_batch_norm(em_tensor *x, em_tensor *running_mean, em_tensor *running_var,
+                                   em_tensor *weight, em_tensor *bias, bool training,
+                                   double momentum, double eps);
+/* torch.nn.functional.layer_norm: normalised over the last n_normalized dims, which must be
+ * normalized_shape; weight and bias (NULL: none) have normalized_shape. grad_fn
+ * NativeLayerNormBackward0. */
+EMBER_API em_tensor *em_layer_norm(em_tensor *x, int n_normalized,
+                                   const int64_t *normalized_shape, em_tensor *weight,
+                                   em_tensor *bias, double eps);
+/* torch.nn.functional.dropout(x, p, training): in training each element is zeroed with
+ * probability p (the context's generator: the same elements on every backend for one seed)
+ * and the others scaled by 1 / (1 - p) (p = 1: zeros); the input itself (a new handle to
+ * it) when p = 0, in eval, or when x is empty. em_dropout is the module (<ember/nn.h>). */
+EMBER_API em_tensor *em_dropout_functional(em_tensor *x, double p, bool training);
+
 /* ---- comparisons (bool result, broadcasting) ---- */
 EMBER_API em_tensor *em_lt(em_tensor *a, em_tensor *b);
 EMBER_API em_tensor *em_le(em_tensor *a, em_tensor *b);
