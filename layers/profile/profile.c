@@ -34,12 +34,19 @@ double prof_now_us(void)
 
 int prof_row_get(prof *p, const char *name, int kind)
 {
-    /* most recent rows first would be faster for hot names; a short linear scan over the
-     * distinct kernels and ops of a program (a few dozen) is what this costs */
-    for (int i = 0; i < p->n_rows; i++)
-        if (p->rows[i].kind == kind && !strcmp(p->rows[i].name, name))
-            return i;
-    if (p->n_rows == PROF_MAX_ROWS) {
+    /* FNV-1a of kind and name into an open-addressing table of row numbers */
+    uint32_t h = 2166136261u ^ (uint32_t)kind;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    const uint32_t mask = sizeof p->hash_row / sizeof p->hash_row[0] - 1;
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+        int r = p->hash_row[i] - 1;
+        if (r < 0)
+            break;
+        if (p->rows[r].kind == kind && !strcmp(p->rows[r].name, name))
+            return r;
+    }
+    if (p->n_rows == PROF_MAX_ROWS) {   /* at most half the hash table is ever used */
         p->dropped++;
         return -1;
     }
@@ -47,7 +54,20 @@ int prof_row_get(prof *p, const char *name, int kind)
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%s", name);
     r->kind = kind;
+    uint32_t i = h & mask;
+    while (p->hash_row[i])
+        i = (i + 1) & mask;
+    p->hash_row[i] = p->n_rows + 1;
     return p->n_rows++;
+}
+
+int prof_kernel_row(prof *p, int slot, const char *name)
+{
+    if (slot < 0 || slot >= (int)(sizeof p->kernel_row / sizeof p->kernel_row[0]))
+        return prof_row_get(p, name, ROW_KERNEL);
+    if (!p->kernel_row[slot])
+        p->kernel_row[slot] = prof_row_get(p, name, ROW_KERNEL) + 1;
+    return p->kernel_row[slot] - 1;
 }
 
 static void row_add(prof *p, int row, double us, uint64_t bytes)
@@ -83,7 +103,7 @@ static inline void t_begin(timing *t)
 }
 
 /* End of a timed call of the next table: synchronise if configured, record, trace. */
-static void t_end(prof *p, timing *t, const char *name, int kind, uint64_t bytes)
+static void t_end(prof *p, timing *t, const char *name, int kind, int slot, uint64_t bytes)
 {
     double t1 = prof_now_us();
     if (p->sync) {
@@ -94,7 +114,8 @@ static void t_end(prof *p, timing *t, const char *name, int kind, uint64_t bytes
         t1 = t2;
     }
     double us = t1 - t->t0;
-    row_add(p, prof_row_get(p, name, kind), us, bytes);
+    row_add(p, kind == ROW_KERNEL ? prof_kernel_row(p, slot, name) : prof_row_get(p, name, kind),
+            us, bytes);
     touch(p, t->t0, t1);
     if (p->trace) {
         char args[256];
@@ -124,7 +145,7 @@ static prof *find(void *dev)
         timing t;                                                                            \
         t_begin(&t);                                                                         \
         em_status st = p->next->ops->k(dev, a);                                              \
-        t_end(p, &t, #k, ROW_KERNEL, 0);                                                     \
+        t_end(p, &t, #k, ROW_KERNEL, (int)(offsetof(em_backend_ops, k) / sizeof(void *)), 0); \
         return st;                                                                           \
     }
 LAYER_KERNELS(WRAP_KERNEL)
@@ -136,7 +157,7 @@ static em_status w_gemm(void *dev, const em_gemm_args *g)
     timing t;
     t_begin(&t);
     em_status st = p->next->ops->gemm(dev, g);
-    t_end(p, &t, "gemm", ROW_KERNEL, 0);
+    t_end(p, &t, "gemm", ROW_KERNEL, (int)(offsetof(em_backend_ops, gemm) / sizeof(void *)), 0);
     return st;
 }
 
@@ -146,7 +167,7 @@ static em_status w_copy_h2d(void *dev, void *dst, size_t off, const void *src, s
     timing t;
     t_begin(&t);
     em_status st = p->next->ops->copy_h2d(dev, dst, off, src, bytes);
-    t_end(p, &t, "copy_h2d", ROW_COPY, bytes);
+    t_end(p, &t, "copy_h2d", ROW_COPY, -1, bytes);
     return st;
 }
 
@@ -156,7 +177,7 @@ static em_status w_copy_d2h(void *dev, void *dst, const void *src, size_t off, s
     timing t;
     t_begin(&t);
     em_status st = p->next->ops->copy_d2h(dev, dst, src, off, bytes);
-    t_end(p, &t, "copy_d2h", ROW_COPY, bytes);
+    t_end(p, &t, "copy_d2h", ROW_COPY, -1, bytes);
     return st;
 }
 
@@ -167,7 +188,7 @@ static em_status w_copy_h2d_async(void *dev, void *stream, void *dst, size_t off
     timing t;
     t_begin(&t);
     em_status st = p->next->ops->copy_h2d_async(dev, stream, dst, off, src, bytes);
-    t_end(p, &t, "copy_h2d_async", ROW_COPY, bytes);
+    t_end(p, &t, "copy_h2d_async", ROW_COPY, -1, bytes);
     return st;
 }
 
@@ -178,7 +199,7 @@ static em_status w_copy_d2h_async(void *dev, void *stream, void *dst, const void
     timing t;
     t_begin(&t);
     em_status st = p->next->ops->copy_d2h_async(dev, stream, dst, src, off, bytes);
-    t_end(p, &t, "copy_d2h_async", ROW_COPY, bytes);
+    t_end(p, &t, "copy_d2h_async", ROW_COPY, -1, bytes);
     return st;
 }
 

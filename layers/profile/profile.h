@@ -50,6 +50,8 @@ typedef struct prof {
     /* statistics */
     prof_row rows[PROF_MAX_ROWS];
     int n_rows;
+    int kernel_row[128];       /* per ops-table slot: row + 1 of its kernel (0: none yet) */
+    int hash_row[1024];        /* name hash -> row + 1 (0: empty), open addressing */
     int dropped;               /* distinct names past PROF_MAX_ROWS */
     prof_frame stack[PROF_MAX_DEPTH];
     int depth;
@@ -70,6 +72,8 @@ extern const char *const prof_phase_names[N_PHASES];
 double prof_now_us(void);
 /* The row for name/kind (created on first use), or -1 when the table is full. */
 int prof_row_get(prof *p, const char *name, int kind);
+/* The same for the kernel at ops-table slot `slot` (cached). */
+int prof_kernel_row(prof *p, int slot, const char *name);
 /* One timed event on the trace (no-op without a trace file). tid: 1 host, 2 device queue,
  * 3 phases. args: a JSON object's members (without braces), or NULL. */
 void prof_trace_event(prof *p, const char *name, const char *cat, int tid, double t0_us,
