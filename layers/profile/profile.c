@@ -114,6 +114,8 @@ static void t_end(prof *p, timing *t, const char *name, int kind, int slot, uint
         t1 = t2;
     }
     double us = t1 - t->t0;
+    if (p->depth == 0)
+        p->outside_us += us;
     row_add(p, kind == ROW_KERNEL ? prof_kernel_row(p, slot, name) : prof_row_get(p, name, kind),
             us, bytes);
     touch(p, t->t0, t1);
@@ -346,7 +348,7 @@ static void destroy(void *ctx)
 {
     prof *p = ctx;
     phase_switch(p, PHASE_FORWARD, p->last_us > 0 ? p->last_us : prof_now_us());
-    if (p->table)
+    if (p->table && p->n_rows > 0)   /* nothing ran (a context only opened): no table */
         prof_print_table(p);
     prof_trace_close(p);
     layer_map_del(&g_map, p->dev, p);

@@ -57,6 +57,8 @@ typedef struct prof {
     int depth;
     double first_us, last_us;  /* first and last event */
     double sync_us;            /* time spent in the added synchronize calls */
+    double outside_us;         /* kernels and copies run outside any op (an optimizer's
+                                * fused step, uploads, initialisation) */
     uint64_t sync_calls;
     uint64_t allocs, alloc_bytes, frees, cache_hits, cache_misses, cache_hit_bytes;
     /* phases */

@@ -211,9 +211,13 @@ void prof_print_table(prof *p)
     time_text(kernel_total, b, sizeof b);
     time_text(copy_total, c, sizeof c);
     time_text(span, d, sizeof d);
-    fprintf(f, "Self time total (ops): %s; kernels %s; copies %s; first to last event %s "
-            "(backend %s; ops %% of the op self total, kernels and copies %% of theirs)\n", a, b,
-            c, d, p->next->backend ? p->next->backend : "?");
+    char e[32], g[32];
+    time_text(op_self + p->outside_us, e, sizeof e);
+    time_text(p->outside_us, g, sizeof g);
+    fprintf(f, "Self time total: %s (ops %s, kernels and copies outside any op %s); kernels %s; "
+            "copies %s; first to last event %s (backend %s; %% columns: ops of the ops' self "
+            "total, kernels and copies of theirs)\n", e, a, g, b, c, d,
+            p->next->backend ? p->next->backend : "?");
     if (p->sync) {
         time_text(p->sync_us, a, sizeof a);
         fprintf(f, "Device-synchronised: synchronize after each of %llu kernels and copies "
