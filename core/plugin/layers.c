@@ -313,6 +313,13 @@ static em_status load_one(em_context *ctx, const char *name, const em_backend_op
         p->last_msg[0] = 0;
         goto fail;
     }
+    if (l->lay.struct_size < LAYER_MIN_SIZE || l->lay.abi_major != EM_LAYER_ABI_MAJOR) {
+        /* the layout of what it returned is unknown: never call into it again */
+        check_layer(name, path, &l->lay, msg, msglen);
+        l->lay.ctx = NULL;
+        st = EM_ERR_PLUGIN;
+        goto fail;
+    }
     if ((st = check_layer(name, path, &l->lay, msg, msglen)) != EM_OK ||
         (!layer_keys_known(ctx->cfg, name, l->lay.config_keys, kv, where, n, msg, msglen) &&
          (st = EM_ERR_CONFIG))) {
