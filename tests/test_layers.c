@@ -5,7 +5,8 @@
  * the bypass is reported); [device] layers, EMBER_LAYERS and the layers' sections are
  * validated with messages naming file, line and key; ember-info's API lists layers and the
  * stack; the profile layer's trace file is valid trace-event JSON (parsed with jansson) with
- * the forward, backward and optimizer phases, op and kernel events. */
+ * the forward, backward and optimizer phases, op and kernel events; the validate layer refuses
+ * calls that break the core's preconditions before the backend sees them. */
 #include "harness.h"
 
 #include "internal.h"
@@ -111,7 +112,8 @@ static void test_older_layer_never_sees_newer_kernels(void **state)
     em_context *ctx = ctx_with("tpass12");
     char by[512];
     assert_non_null(em_context_layer_bypass(ctx, 0, by, sizeof by));
-    assert_string_equal(by, "adam");
+    /* adam, and whatever later minors appended after it */
+    assert_true(!strcmp(by, "adam") || !strncmp(by, "adam, ", 6));
     void *a, *b;
     memcpy(&a, (const char *)ctx->ops + offsetof(em_backend_ops, adam), sizeof a);
     memcpy(&b, (const char *)&ctx->plugin->ops + offsetof(em_backend_ops, adam), sizeof b);
@@ -127,7 +129,7 @@ static void test_older_layer_never_sees_newer_kernels(void **state)
         if (!strcmp(li->name, "tpass12")) {
             seen = true;
             assert_int_equal(li->status, EM_OK);
-            assert_string_equal(li->bypass, "adam");
+            assert_true(!strcmp(li->bypass, "adam") || !strncmp(li->bypass, "adam, ", 6));
             assert_string_equal(li->config_keys[0], "report");
         }
         if (!strcmp(li->name, "profile")) {
@@ -327,6 +329,55 @@ static void test_profile_table(void **state)
     free(out);
 }
 
+/* validate's precondition checks, called directly through the context's (validate's) table
+ * with arguments the core would never pass: each call is refused before the backend sees it,
+ * with a message naming the broken rule. */
+static em_status bad_call(em_context *ctx, em_kview *out, em_kview *in)
+{
+    const em_kview *outs[1] = {out}, *ins[1] = {in};
+    em_kargs a = {.struct_size = sizeof a, .out = out, .in = {in}, .n_out = 1, .n_in = 1,
+                  .outs = outs, .ins = ins};
+    ctx->plugin->last_msg[0] = 0;
+    return ctx->ops->neg(ctx->dev, &a);
+}
+
+static void test_validate_preconditions(void **state)
+{
+    (void)state;
+    em_context *ctx = ctx_with("validate");
+    void *buf = NULL;
+    assert_int_equal(ctx->ops->buffer_alloc(ctx->dev, 16, &buf), EM_OK);   /* 4 floats */
+    em_kview out = {.struct_size = sizeof out, .buf = buf, .dtype = EM_F32, .ndim = 1,
+                    .shape = {4}, .strides = {1}};
+    em_kview in = out;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_OK);   /* in place, inside the buffer */
+    in.shape[0] = out.shape[0] = 8;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_ERR_INTERNAL);
+    assert_non_null(strstr(ctx->plugin->last_msg, "validate: kernel neg (op (none)) called against "
+                                                  "its preconditions: out (shape [8], offset 0, "
+                                                  "f32) ends at byte 32 of a buffer of 16 bytes"));
+    in.shape[0] = out.shape[0] = 3;
+    out.offset = 1;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_ERR_INTERNAL);
+    assert_non_null(strstr(ctx->plugin->last_msg, "out partially overlaps in[0]"));
+    out.offset = 0;
+    in.shape[0] = 2;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_ERR_INTERNAL);
+    assert_non_null(strstr(ctx->plugin->last_msg, "in[0] has shape [2] but out has [3]"));
+    in.shape[0] = 3;
+    out.shape[0] = 0;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_ERR_INTERNAL);
+    assert_non_null(strstr(ctx->plugin->last_msg, "every size must be at least 1"));
+    out.shape[0] = 2;
+    out.strides[0] = 0;
+    in.shape[0] = 2;
+    assert_int_equal(bad_call(ctx, &out, &in), EM_ERR_INTERNAL);
+    assert_non_null(strstr(ctx->plugin->last_msg, "out has a zero stride in dim 0 of size 2"));
+    ctx->plugin->last_msg[0] = 0;
+    ctx->ops->buffer_free(ctx->dev, buf);
+    em_context_free(ctx);
+}
+
 int main(void)
 {
     const char *plugins = th_env("EMBER_TEST_PLUGIN_DIR");
@@ -344,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_profile_trace_is_valid_json_with_phases),
         cmocka_unit_test(test_profile_table),
+        cmocka_unit_test(test_validate_preconditions),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_path);
