@@ -347,6 +347,8 @@ static void test_validate_preconditions(void **state)
     em_context *ctx = ctx_with("validate");
     void *buf = NULL;
     assert_int_equal(ctx->ops->buffer_alloc(ctx->dev, 16, &buf), EM_OK);   /* 4 floats */
+    const float four[4] = {1, 2, 3, 4};
+    assert_int_equal(ctx->ops->copy_h2d(ctx->dev, buf, 0, four, sizeof four), EM_OK);
     em_kview out = {.struct_size = sizeof out, .buf = buf, .dtype = EM_F32, .ndim = 1,
                     .shape = {4}, .strides = {1}};
     em_kview in = out;
