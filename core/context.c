@@ -61,6 +61,7 @@ static void forget_driver(em_context *ctx)
     o->device_close = noop_close;
     o->shutdown = NULL;
     ctx->plugin->dl = NULL;
+    em__layers_forget(ctx, o);
 }
 
 static em_status context_create(em_config *cfg, em_context **out)
@@ -171,6 +172,7 @@ EMBER_API void em_context_free(em_context *ctx)
     for (int i = 0; i < ctx->n_bins; i++)
         free(ctx->bins[i].bufs);
     free(ctx->bins);
+    em__layers_close(ctx);   /* before the fallback: a layer may use it as its reference */
     em__fallback_free(ctx);
     em__backend_close(ctx);
     em__resolved_free(&ctx->res);
@@ -410,6 +412,9 @@ em_status em__buffer_alloc(em_context *ctx, size_t bytes, void **buf)
     }
     size_t cls = size_class(bytes);
     em__cache_bin *b = find_bin(ctx, cls, false);
+    if (ctx->layer_events)
+        em__layer_mark(ctx, b && b->n > 0 ? EM_LAYER_CACHE_HIT : EM_LAYER_CACHE_MISS, NULL, EM_OK,
+                       cls);
     if (b && b->n > 0) {
         *buf = b->bufs[--b->n];
         ctx->mem_cached -= cls;

@@ -10,6 +10,7 @@
 
 #include <ember/ember.h>
 #include <ember/backend.h>
+#include <ember/layer.h>
 #include <ember/info.h>
 #include <stdarg.h>
 
@@ -63,6 +64,9 @@ typedef struct em__resolved {
     char *search[16];       /* directories from [backends] path (colon-separated) */
     int n_search;
     char device_env[128];   /* EMBER_DEVICE as read ("" if unset) */
+    char layers[8][64];     /* [device] layers (EMBER_LAYERS applied), outermost first */
+    int n_layers;
+    char layers_from[700];  /* where the list was set, for messages ("" if not set) */
 } em__resolved;
 
 /* The entry of NULL-terminated list closest to s (a likely typo of it), or NULL. */
@@ -237,6 +241,37 @@ static inline em_kernel_fn em__kernel_at(const em_backend_ops *ops, size_t offse
     __builtin_memcpy(&fn, (const char *)ops + offset, sizeof fn);
     return fn;
 }
+
+/* ----------------------------------------------------------------- layers (plugin/layers.c) */
+/* The layer stack of a context (NULL: none, and ctx->ops is the backend's own table). */
+typedef struct em__layers em__layers;
+/* Where layer `name`'s file is (ember-layer-<name>.so on the search path): EM_ERR_PLUGIN with
+ * a message listing the directories when not found. */
+EM_INTERNAL em_status em__layer_find(const em_config *cfg, const em__resolved *r, const char *name,
+                                     char *path, size_t pathlen, em_search_origin *origin,
+                                     char *msg, size_t msglen);
+/* The keys a layer file accepts (describe call), checked against its section of cfg. */
+EM_INTERNAL em_status em__layer_check_keys(const em_config *cfg, const char *name, const char *path);
+/* Load ctx->res.layers over the opened backend: fills ctx->layers and points ctx->ops at the
+ * outermost table. On failure nothing is left loaded and msg says why. */
+EM_INTERNAL em_status em__layers_open(em_context *ctx, char *msg, size_t msglen);
+/* Destroy the layers (outermost first) and point ctx->ops back at the backend's table. */
+EM_INTERNAL void em__layers_close(em_context *ctx);
+/* In a forked child: the same no-op entries as the backend's table in every level. */
+EM_INTERNAL void em__layers_forget(em_context *ctx, const em_backend_ops *patched);
+/* Hand ev to every layer with an event callback (call only when ctx->layer_events). */
+struct em_layer_event;
+EM_INTERNAL void em__layer_event(em_context *ctx, struct em_layer_event *ev);
+/* Op begin/end and the phase events from the core's hooks. */
+struct em__tensor;
+EM_INTERNAL void em__layer_op(em_context *ctx, int kind, const char *name,
+                              struct em__tensor *const *in, int n_in,
+                              const struct em__tensor *out, em_status st);
+EM_INTERNAL void em__layer_mark(em_context *ctx, int kind, const char *name, em_status st,
+                                uint64_t bytes);
+/* The cpu device the layers' reference() hands out (the op fallback's instance). */
+EM_INTERNAL em_status em__fallback_reference(em_context *ctx, const em_backend_ops **ops,
+                                             void **dev);
 
 /* ----------------------------------------------------------------- tensors (tensor/tensor.c) */
 /* Two names for a tensor: the user holds an em_tensor *, which is a handle (handle.c) and
@@ -712,6 +747,8 @@ struct em_context {
     em__resolved res;
     char *fallback_reason;
     em__fallback *fallback;          /* cpu instance for ops the backend lacks (lazy) */
+    em__layers *layers;              /* [device] layers (NULL: none) */
+    bool layer_events;               /* a layer takes core events: the hooks' one test */
     /* errors: the first one is kept */
     em_status status;          /* the first error since em_context_clear_error: kept */
     em_status failed;          /* the last error recorded, kept or not (em__failed) */

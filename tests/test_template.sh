@@ -11,6 +11,8 @@
 #     for 300 steps through the fallback, with the cpu run's losses, announcing the
 #     fallback once (and per op at [device] log = info); op_fallback = error makes it fail
 #     with "op ... is not supported by backend tminimal";
+#   - the kit's pass-through layer (layer.c, make layer) is found on EMBER_BACKEND_PATH and
+#     sees every gemm of the seed without changing a loss;
 #   - ember-conform --library <the template> passes: one test per op, the ops the template
 #     lacks checked through the cpu fallback.
 set -u
@@ -34,7 +36,8 @@ show() {  # a file, as TAP comments
 # ---- the vendor's tree and pkg-config
 mkdir -p "$tmp/kit" "$tmp/pc" "$tmp/dest" "$tmp/prefix"
 : > "$tmp/prefix/none.ini"   # an empty device.ini: the tests' EMBER_CONFIG names no file
-cp "$src/plugins/template/template.c" "$src/plugins/template/Makefile" "$tmp/kit/"
+cp "$src/plugins/template/template.c" "$src/plugins/template/layer.c" \
+    "$src/plugins/template/Makefile" "$tmp/kit/"
 chmod u+w "$tmp/kit/"*
 version=$(sed -n 's/^Version: *//p' "$top/ember.pc")
 cat > "$tmp/pc/ember-uninstalled.pc" <<PC
@@ -131,6 +134,17 @@ rc=$?
 check "[device] op_fallback = error: the run fails, naming the op and the backend" \
     test $rc -ne 0 -a -n "$(grep "is not supported by backend tminimal" "$tmp/error.err")"
 [ $rc -ne 0 ] || show "$tmp/error.err"
+
+# ---- the pass-through layer: built by the kit's Makefile, found on EMBER_BACKEND_PATH, it
+# sees every gemm of the seed (2 forward + 3 backward a step) and changes no loss
+vmake layer LAYER=acmepass
+printf '[device]\nbackend = cpu\nlayers = acmepass\n[acmepass]\nreport = on\n' > "$tmp/layer.ini"
+EMBER_BACKEND_PATH=$tmp/kit EMBER_CONFIG=$tmp/layer.ini "$top/examples/two_layer_autograd" \
+    --steps 300 > "$tmp/layer.out" 2> "$tmp/layer.err"
+rc=$?
+check "the template's pass-through layer (make layer) counts the seed's 1500 gemm calls, same losses" \
+    sh -c "[ $rc -eq 0 ] && cmp -s '$tmp/cpu.out' '$tmp/layer.out' && grep -q 'acmepass: 1500 gemm calls' '$tmp/layer.err'"
+[ $rc -eq 0 ] || show "$tmp/layer.err"
 
 # ---- the conformance suite on the template: every op, natively or through the fallback
 cat > "$tmp/conform.ini" <<INI

@@ -42,18 +42,22 @@ idx "$tmp/fm/t10k-images-idx3-ubyte.gz" 64 3 '\000\100'
 idx "$tmp/fm/t10k-labels-idx1-ubyte.gz" 64 1 '\000\100'
 fm="fashion_mnist --data $tmp/fm --checkpoint $tmp/fm/ck --quiet --epochs"
 set -- "clamp" "autograd_basics" "two_layer_numpy --steps 20" "two_layer_autograd --steps 20" \
-       "two_layer_autograd --steps 20 --sgd" "classifier --steps 20" "$fm 2" "$fm 3 --resume"
+       "two_layer_autograd --steps 20 --sgd" "classifier --steps 20" "$fm 2" "$fm 3 --resume" \
+       "layers: two_layer_autograd --steps 20 --sgd"
 echo "1..$#"
 n=0
 for ex in "$@"; do
     n=$((n + 1))
+    # "layers: PROGRAM": under EMBER_LAYERS=profile,validate (both layers' paths, their tables)
+    layers=none
+    case $ex in "layers: "*) layers=profile,validate; ex=${ex#layers: } ;; esac
     # shellcheck disable=SC2086
-    "$top/libtool" --mode=execute valgrind -q --error-exitcode=99 --leak-check=full \
+    EMBER_LAYERS=$layers "$top/libtool" --mode=execute valgrind -q --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
         "$top/examples/"$ex > /dev/null 2> "$tmp/vg.log"
     rc=$?
     if [ $rc -eq 0 ]; then
-        echo "ok $n - valgrind clean: $ex ($backend)"
+        echo "ok $n - valgrind clean: $ex ($backend, layers $layers)"
     else
         echo "not ok $n - valgrind: $ex ($backend) exit $rc"
         sed 's/^/# /' "$tmp/vg.log" | head -60

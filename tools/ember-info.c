@@ -29,7 +29,8 @@ static void usage(FILE *f)
             "  --help         show this help\n"
             "  --version      show the ember version and plugin ABI\n"
             "\n"
-            "Environment: EMBER_CONFIG, EMBER_DEVICE=name[:index], EMBER_BACKEND_PATH,\n"
+            "Environment: EMBER_CONFIG, EMBER_DEVICE=name[:index], EMBER_LAYERS=a,b,\n"
+            "EMBER_BACKEND_PATH,\n"
             "XDG_CONFIG_HOME (see README, \"device.ini\").\n"
             "Exit status: 0 if a context could be created (also through the fallback),\n"
             "2 if not, 1 for a usage error.\n");
@@ -438,6 +439,72 @@ static void print_comm_plugins(const em_config *cfg)
     em_comm_list_free(l);
 }
 
+/* Layer files found on the search path ([device] layers chooses among them). */
+static void print_layers(const em_registry *reg)
+{
+    int n = em_registry_layer_count(reg);
+    printf("layers (ember-layer-<name>.so; chosen with [device] layers or EMBER_LAYERS)\n");
+    if (!n)
+        printf("  none found\n");
+    for (int i = 0; i < n; i++) {
+        const em_layer_info *li = em_registry_layer(reg, i);
+        char buf[1024];
+        printf("  %s\n", li->name);
+        wrapped(4, "file:", li->path);
+        if (li->shadowed_by) {
+            snprintf(buf, sizeof buf, "shadowed by %s (%s)", li->shadowed_by, li->message);
+            wrapped(4, "status:", buf);
+            continue;
+        }
+        if (li->status != EM_OK) {
+            snprintf(buf, sizeof buf, "FAILED (%s): %s", em_status_name(li->status), li->message);
+            wrapped(4, "status:", buf);
+            continue;
+        }
+        snprintf(buf, sizeof buf, "ok, layer ABI %u.%u, version %s", li->abi_major, li->abi_minor,
+                 li->version);
+        wrapped(4, "status:", buf);
+        wrapped(4, "about:", li->description);
+        wrapped(4, "wraps:", li->wraps);
+        size_t used = 0;
+        buf[0] = 0;
+        for (int k = 0; li->config_keys && li->config_keys[k] && used < sizeof buf; k++)
+            used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", k ? ", " : "",
+                                     li->config_keys[k]);
+        wrapped(4, "keys:", used ? buf : "(none)");
+        if (li->bypass[0]) {
+            snprintf(buf, sizeof buf, "%s (appended after the table it was built with: they "
+                     "pass straight to the next level)", li->bypass);
+            wrapped(4, "bypass:", buf);
+        }
+    }
+    printf("\n");
+}
+
+/* The effective stack of a context: outermost layer first, the backend last. */
+static void print_stack(const em_context *ctx)
+{
+    int n = em_context_layer_count(ctx);
+    char buf[1024];
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && used < sizeof buf; i++)
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s -> ",
+                                 em_context_layer_name(ctx, i));
+    if (used < sizeof buf)
+        snprintf(buf + used, sizeof buf - used, "%s%s", em_context_backend(ctx),
+                 n ? "" : " (no layers: the backend's own ops table)");
+    wrapped(2, "stack:", buf);
+    for (int i = 0; i < n; i++) {
+        char by[1024], line[1200];
+        em_context_layer_bypass(ctx, i, by, sizeof by);
+        if (!by[0])
+            continue;
+        snprintf(line, sizeof line, "%s: %s", em_context_layer_name(ctx, i), by);
+        wrapped(2, "bypass:", line);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL;
@@ -541,6 +608,7 @@ int main(int argc, char **argv)
         if (!n)
             printf("  none found\n");
         printf("\n");
+        print_layers(reg);
     }
 
     if (cfg_ok)
@@ -558,6 +626,7 @@ int main(int argc, char **argv)
         wrapped(2, "backend:", em_context_backend(ctx));
         wrapped(2, "device:", dev);
         wrapped(2, "config:", em_context_config_source(ctx));
+        print_stack(ctx);
         if (em_context_fallback_reason(ctx)) {
             char buf[2048];
             snprintf(buf, sizeof buf, "TAKEN, because: %s", em_context_fallback_reason(ctx));

@@ -520,7 +520,11 @@ EMBER_API em_status em_backward_ex(em_tensor *th, em_tensor *gradient_h, bool re
     }
     bool was_enabled = ctx->grad_enabled;
     ctx->grad_enabled = false;
+    if (ctx->layer_events)
+        em__layer_mark(ctx, EM_LAYER_BACKWARD_BEGIN, "backward", EM_OK, 0);
     em_status st = backward(ctx, t, g, retain_graph);
+    if (ctx->layer_events)
+        em__layer_mark(ctx, EM_LAYER_BACKWARD_END, "backward", st, 0);
     ctx->grad_enabled = was_enabled;
     return st;
 }

@@ -14,7 +14,8 @@
 
 /* ------------------------------------------------------------------ validation */
 
-static const char *const device_keys[] = {"backend", "index", "fallback", "log", "op_fallback", NULL};
+static const char *const device_keys[] = {"backend", "index", "fallback", "log", "op_fallback",
+                                          "layers", NULL};
 static const char *const backends_keys[] = {"path", NULL};
 
 static bool in_list(const char *const *list, const char *s)
@@ -208,6 +209,61 @@ static em_status apply_device_env(const em_config *cfg, em__resolved *out)
     return EM_OK;
 }
 
+/* "profile, validate" (commas and/or blanks; "none" or nothing: no layers) into out->layers.
+ * msg gets the complaint when false. */
+static bool parse_layers(const char *text, em__resolved *out, char *msg, size_t msglen)
+{
+    out->n_layers = 0;
+    const char *s = text;
+    while (*s) {
+        s += strspn(s, ", \t");
+        size_t w = strcspn(s, ", \t");
+        if (!w)
+            break;
+        char name[64];
+        if (w >= sizeof name) {
+            em__snprintf(msg, msglen, "layer name '%.*s...' is too long", 40, s);
+            return false;
+        }
+        memcpy(name, s, w);
+        name[w] = 0;
+        s += w;
+        if (!strcmp(name, "none") && out->n_layers == 0 && !s[strspn(s, ", \t")])
+            break;
+        if (!em__valid_backend_name(name)) {
+            em__snprintf(msg, msglen, "'%s' is not a layer name (names are lower-case letters, "
+                         "digits, '_' and '-')", name);
+            return false;
+        }
+        for (int i = 0; i < out->n_layers; i++)
+            if (!strcmp(out->layers[i], name)) {
+                em__snprintf(msg, msglen, "layer '%s' is listed twice", name);
+                return false;
+            }
+        if (out->n_layers == (int)(sizeof out->layers / sizeof out->layers[0])) {
+            em__snprintf(msg, msglen, "at most %d layers are supported",
+                         (int)(sizeof out->layers / sizeof out->layers[0]));
+            return false;
+        }
+        strcpy(out->layers[out->n_layers++], name);
+    }
+    return true;
+}
+
+/* EMBER_LAYERS=profile,validate replaces [device] layers ("none" turns them off; set but
+ * empty counts as unset, as for EMBER_DEVICE). */
+static em_status apply_layers_env(em__resolved *out)
+{
+    const char *env = em__getenv("EMBER_LAYERS");
+    if (!env || !*env)
+        return EM_OK;
+    char msg[256];
+    if (!parse_layers(env, out, msg, sizeof msg))
+        return em__error_global(EM_ERR_CONFIG, "EMBER_LAYERS='%s': %s", env, msg);
+    em__snprintf(out->layers_from, sizeof out->layers_from, "EMBER_LAYERS=%s", env);
+    return EM_OK;
+}
+
 static em_status check_library(const em_config *cfg, const em__cfg_entry *e)
 {
     if (strcmp(e->key, "library") || !strcmp(e->section, "device") ||
@@ -293,6 +349,13 @@ static em_status check_sections(const em_config *cfg, em__resolved *out)
             }
             if (em_config_get(cfg, sec, "library"))
                 continue;   /* a stale library= in an unused section must not stop the used one */
+            /* a layer's section ([profile], [validate]): the keys its plugin accepts */
+            char lpath[PATH_MAX + 80], lmsg[2048];
+            fs = em__layer_find(cfg, out, sec, lpath, sizeof lpath, &origin, lmsg, sizeof lmsg);
+            if (fs == EM_OK) {
+                st = em__layer_check_keys(cfg, sec, lpath);
+                continue;
+            }
             if (!strstr(fmsg, "not found: "))
                 continue;   /* there but unusable: the loader says why if it is used */
         }
@@ -364,6 +427,13 @@ em_status em__config_resolve(const em_config *cfg, em__resolved *out, bool apply
                     out->op_fallback_cpu = 0;
                 else
                     st = bad(cfg, e, EM_ERR_CONFIG, "expected cpu or error, got '%s'", e->value);
+            } else if (!strcmp(e->key, "layers")) {
+                char msg[256];
+                if (!parse_layers(e->value, out, msg, sizeof msg))
+                    st = bad(cfg, e, EM_ERR_CONFIG, "%s", msg);
+                char w[600];
+                em__config_where(cfg, e, w, sizeof w);
+                em__snprintf(out->layers_from, sizeof out->layers_from, "%s: [device] layers", w);
             } else if (!strcmp(e->key, "log")) {
                 /* done above */
             } else {
@@ -384,6 +454,8 @@ em_status em__config_resolve(const em_config *cfg, em__resolved *out, bool apply
         st = check_sections(cfg, out);
     if (st == EM_OK && apply_env)
         st = apply_device_env(cfg, out);
+    if (st == EM_OK && apply_env)
+        st = apply_layers_env(out);
     if (st != EM_OK)
         em__resolved_free(out);
     return st;

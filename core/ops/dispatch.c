@@ -83,11 +83,9 @@ static void call_init(em_call *c, em_context *ctx, const em_op *op, em__tensor *
         c->p = *p;
 }
 
-em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em_op_params *p)
+static em__tensor *apply(em_context *ctx, const em_op *op, em__tensor *const *in, int n_in,
+                         const em_op_params *p)
 {
-    em_context *ctx = inputs_context(op->name, in, n_in);
-    if (!ctx)
-        return NULL;
     em_call c;
     call_init(&c, ctx, op, in, n_in, p);
     if (op->shape(&c) != EM_OK)
@@ -116,6 +114,20 @@ em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em
         }
     }
     return c.out;
+}
+
+em__tensor *em__apply(const em_op *op, em__tensor *const *in, int n_in, const em_op_params *p)
+{
+    em_context *ctx = inputs_context(op->name, in, n_in);
+    if (!ctx)
+        return NULL;
+    if (!ctx->layer_events)   /* the hook's whole cost without layers */
+        return apply(ctx, op, in, n_in, p);
+    em__layer_op(ctx, EM_LAYER_OP_BEGIN, op->name, in, n_in, NULL, EM_OK);
+    em__tensor *out = apply(ctx, op, in, n_in, p);
+    em__layer_op(ctx, EM_LAYER_OP_END, op->name, in, n_in, out,
+                 out ? EM_OK : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL);
+    return out;
 }
 
 /* Handles to objects for the public forms: false when one is NULL or stale (a stale one
@@ -155,8 +167,29 @@ em_status em__apply_inplace_h(const em_op *op, em_tensor *self, em_tensor *const
     return em__apply_inplace(op, s, obj, n_in, p);
 }
 
+static em_status apply_inplace(const em_op *op, em__tensor *self, em__tensor *const *in,
+                               int n_in, const em_op_params *p);
+
 em_status em__apply_inplace(const em_op *op, em__tensor *self, em__tensor *const *in, int n_in,
                             const em_op_params *p)
+{
+    em_context *ctx = self->ctx;
+    if (!ctx->layer_events)
+        return apply_inplace(op, self, in, n_in, p);
+    char name[80];
+    em__snprintf(name, sizeof name, "%s_", op->name);
+    em__tensor *all[EM_MAX_ARITY + 1] = {self};
+    for (int i = 0; i < n_in && i < EM_MAX_ARITY; i++)
+        all[i + 1] = in[i];
+    int n = n_in < EM_MAX_ARITY ? n_in + 1 : EM_MAX_ARITY + 1;
+    em__layer_op(ctx, EM_LAYER_OP_BEGIN, name, all, n, NULL, EM_OK);
+    em_status st = apply_inplace(op, self, in, n_in, p);
+    em__layer_op(ctx, EM_LAYER_OP_END, name, all, n, self, st);
+    return st;
+}
+
+static em_status apply_inplace(const em_op *op, em__tensor *self, em__tensor *const *in,
+                               int n_in, const em_op_params *p)
 {
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {   /* NULL in: an earlier failure (already recorded) or a caller bug */

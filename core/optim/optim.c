@@ -238,6 +238,8 @@ static void drop_scratch(em_optim *o)
         }
 }
 
+static em_status optim_step(em_optim *o, em_context *ctx);
+
 EMBER_API em_status em_optim_step(em_optim *o)
 {
     if (!o)
@@ -248,6 +250,18 @@ EMBER_API em_status em_optim_step(em_optim *o)
     em_status st = live(o, &ctx);
     if (st != EM_OK)
         return st;
+    if (!ctx || !ctx->layer_events)
+        return optim_step(o, ctx);
+    static const char *const kind_name[] = {"sgd", "adam", "adamw", "rmsprop"};
+    em__layer_mark(ctx, EM_LAYER_OPTIM_BEGIN, kind_name[o->kind], EM_OK, 0);
+    st = optim_step(o, ctx);
+    em__layer_mark(ctx, EM_LAYER_OPTIM_END, kind_name[o->kind], st, 0);
+    return st;
+}
+
+static em_status optim_step(em_optim *o, em_context *ctx)
+{
+    em_status st = EM_OK;
     bool *did = em__calloc((size_t)o->n, sizeof *did);
     if (!did)
         return em__error(ctx, EM_ERR_OOM, "em_optim_step: out of memory");

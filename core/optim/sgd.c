@@ -134,6 +134,8 @@ static em__tensor *new_value(em_sgd *s, int i)
     return em__obj_quiet(em_sub(p, em_mul_scalar(d, o->lr)));
 }
 
+static em_status sgd_step(em_sgd *s, em_context *ctx);
+
 EMBER_API em_status em_sgd_step(em_sgd *s)
 {
     if (!s)
@@ -142,6 +144,17 @@ EMBER_API em_status em_sgd_step(em_sgd *s)
     em_status st = live_params(s, "em_sgd_step", &ctx);
     if (st != EM_OK)
         return st;
+    if (!ctx || !ctx->layer_events)
+        return sgd_step(s, ctx);
+    em__layer_mark(ctx, EM_LAYER_OPTIM_BEGIN, "sgd", EM_OK, 0);
+    st = sgd_step(s, ctx);
+    em__layer_mark(ctx, EM_LAYER_OPTIM_END, "sgd", st, 0);
+    return st;
+}
+
+static em_status sgd_step(em_sgd *s, em_context *ctx)
+{
+    em_status st = EM_OK;
     em_no_grad_begin(ctx);
     em_scope_begin(ctx);
     em__txn x;

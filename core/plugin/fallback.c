@@ -91,6 +91,20 @@ static em__fallback *fallback_get(em_context *ctx)
     return fb;
 }
 
+em_status em__fallback_reference(em_context *ctx, const em_backend_ops **ops, void **dev)
+{
+    em__fallback *fb = fallback_get(ctx);
+    if (!fb) {
+        em_status st = em__failed(ctx);
+        /* the layer gets the message through the host's error service */
+        em__snprintf(ctx->plugin->last_msg, sizeof ctx->plugin->last_msg, "%s", ctx->errmsg);
+        return st != EM_OK ? st : EM_ERR_PLUGIN;
+    }
+    *ops = &fb->plugin->ops;
+    *dev = fb->dev;
+    return EM_OK;
+}
+
 /* ------------------------------------------------------------------ buffer ranges */
 
 /* A byte range of one primary buffer, mirrored in a cpu buffer. */

@@ -683,6 +683,21 @@ fail:
     return st;
 }
 
+/* The layers over the backend just opened ([device] layers, EMBER_LAYERS): a layer that cannot
+ * be loaded fails the context (never a reason to fall back: the user asked for it). */
+static em_status open_layers(em_context *ctx)
+{
+    char msg[2600];
+    em_status st = em__layers_open(ctx, msg, sizeof msg);
+    if (st == EM_OK)
+        return EM_OK;
+    em__backend_close(ctx);
+    em__resolved_free(&ctx->res);
+    free(ctx->fallback_reason);
+    ctx->fallback_reason = NULL;
+    return em__error_global(st, "%s", msg);
+}
+
 em_status em__backend_open(em_context *ctx)
 {
     em_status st = em__config_resolve(ctx->cfg, &ctx->res, true);
@@ -693,7 +708,7 @@ em_status em__backend_open(em_context *ctx)
     char reason[1024];
     st = open_backend(ctx, ctx->res.backend, ctx->res.index, reason, sizeof reason);
     if (st == EM_OK)
-        return EM_OK;
+        return open_layers(ctx);
     /* A broken configuration is the user's to fix, not a reason to switch device; nor is
      * running out of memory. Everything else (missing, broken, no device) falls back. */
     const char *fb = ctx->res.fallback;
@@ -727,13 +742,15 @@ em_status em__backend_open(em_context *ctx)
     }
     em__log(ctx, EM_LOG_WARN, "backend '%s' unavailable (%s); using fallback '%s'",
             ctx->res.backend, shown, fb);
-    return EM_OK;
+    return open_layers(ctx);
 }
 
 void em__backend_close(em_context *ctx)
 {
     if (!ctx)
         return;
+    em__layers_close(ctx);
+    em__fallback_free(ctx);   /* a layer may have used it as its reference */
     if (ctx->dev && ctx->plugin)
         ctx->plugin->ops.device_close(ctx->dev);
     ctx->dev = NULL;

@@ -18,7 +18,14 @@ struct em_registry {
     int n_plugins, cap_plugins;
     const char **kernel_names;   /* shared by every plugin's info */
     bool *kernel_optional;
+    em_layer_info *layers;
+    int n_layers, cap_layers;
 };
+
+/* layers.c */
+em_status em__layer_describe(const char *name, const char *path, uint32_t *abi_major,
+                             uint32_t *abi_minor, char **version, char **description,
+                             char ***keys, char **wraps, char **bypass, char *msg, size_t msglen);
 
 /* Most devices recorded per plugin: ember-info lists them all, a machine rarely has more. */
 #define MAX_DEVICES 256
@@ -91,7 +98,129 @@ EMBER_API void em_registry_free(em_registry *reg)
     free(reg->plugins);
     free(reg->kernel_names);
     free(reg->kernel_optional);
+    for (int i = 0; i < reg->n_layers; i++) {
+        em_layer_info *li = &reg->layers[i];
+        free((char *)li->name);
+        free((char *)li->path);
+        free((char *)li->shadowed_by);
+        free((char *)li->message);
+        free((char *)li->version);
+        free((char *)li->description);
+        free_keys((char **)li->config_keys);
+        free((char *)li->wraps);
+        free((char *)li->bypass);
+    }
+    free(reg->layers);
     free(reg);
+}
+
+EMBER_API int em_registry_layer_count(const em_registry *reg)
+{
+    return reg ? reg->n_layers : 0;
+}
+
+EMBER_API const em_layer_info *em_registry_layer(const em_registry *reg, int i)
+{
+    return reg && i >= 0 && i < reg->n_layers ? &reg->layers[i] : NULL;
+}
+
+static int cmp_str(const void *a, const void *b);
+
+/* Every ember-layer-<name>.so of directory d, described (sorted by name). */
+static em_status scan_layers(em_registry *reg, const em_search_dir *d)
+{
+    DIR *dir = opendir(d->path);
+    if (!dir)
+        return EM_OK;
+    static const char pre[] = "ember-layer-", suf[] = ".so";
+    const size_t lp = sizeof pre - 1, ls = sizeof suf - 1;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    em_status st = EM_OK;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        size_t len = strlen(de->d_name);
+        char nm[64];
+        if (len <= lp + ls || len - lp - ls >= sizeof nm || strncmp(de->d_name, pre, lp) ||
+            strcmp(de->d_name + len - ls, suf))
+            continue;
+        memcpy(nm, de->d_name + lp, len - lp - ls);
+        nm[len - lp - ls] = 0;
+        if (!em__valid_backend_name(nm))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **nn = em__realloc(names, sizeof *nn * (size_t)cap);
+            if (!nn) {
+                st = EM_ERR_OOM;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = em__strdup(nm))) {
+            st = EM_ERR_OOM;
+            break;
+        }
+        n++;
+    }
+    closedir(dir);
+    if (n > 1)
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n && st == EM_OK; i++) {
+        if (reg->n_layers == reg->cap_layers) {
+            int c = reg->cap_layers ? reg->cap_layers * 2 : 4;
+            em_layer_info *nl = em__realloc(reg->layers, sizeof *nl * (size_t)c);
+            if (!nl) {
+                st = EM_ERR_OOM;
+                break;
+            }
+            reg->layers = nl;
+            reg->cap_layers = c;
+        }
+        em_layer_info *li = &reg->layers[reg->n_layers++];
+        memset(li, 0, sizeof *li);
+        li->struct_size = sizeof *li;
+        li->origin = d->origin;
+        char path[PATH_MAX + 80], msg[1024] = "";
+        em__snprintf(path, sizeof path, "%s/ember-layer-%s.so", d->path, names[i]);
+        li->name = em__strdup(names[i]);
+        li->path = em__strdup(path);
+        if (!li->name || !li->path) {
+            st = EM_ERR_OOM;
+            break;
+        }
+        for (int j = 0; j < reg->n_layers - 1 && !li->shadowed_by; j++)
+            if (!strcmp(reg->layers[j].name, names[i]) && !reg->layers[j].shadowed_by &&
+                !(li->shadowed_by = em__strdup(reg->layers[j].path)))
+                st = EM_ERR_OOM;
+        char why[PATH_MAX + 200];
+        if (li->shadowed_by) {
+            em__snprintf(msg, sizeof msg, "not loaded: a layer of the same name comes earlier in "
+                         "the search path");
+        } else if (em__plugin_file_check(path, why, sizeof why) != EM__FILE_OK) {
+            li->status = EM_ERR_PLUGIN;
+            em__snprintf(msg, sizeof msg, "%s", why);
+        } else {
+            char *ver = NULL, *desc = NULL, **keys = NULL, *wraps = NULL, *bypass = NULL;
+            li->status = em__layer_describe(names[i], path, &li->abi_major, &li->abi_minor, &ver,
+                                            &desc, &keys, &wraps, &bypass, msg, sizeof msg);
+            li->version = ver;
+            li->description = desc;
+            li->config_keys = (const char *const *)keys;
+            li->wraps = wraps;
+            li->bypass = bypass;
+            if (li->status == EM_ERR_OOM)
+                st = EM_ERR_OOM;
+        }
+        if (!(li->message = em__strdup(msg)))
+            st = EM_ERR_OOM;
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (st == EM_ERR_OOM)
+        em__error_global(EM_ERR_OOM, "out of memory scanning layers");
+    return st;
 }
 
 EMBER_API int em_registry_dir_count(const em_registry *reg)
@@ -406,6 +535,9 @@ static em_status scan(em_registry *reg, const em_config *cfg, const em__resolved
     for (int i = 0; i < sp.n && st == EM_OK; i++)
         if (sp.dirs[i].exists)
             st = scan_dir(reg, cfg, r, &sp.dirs[i]);
+    for (int i = 0; i < sp.n && st == EM_OK; i++)
+        if (sp.dirs[i].exists)
+            st = scan_layers(reg, &sp.dirs[i]);
     em__search_path_free(&sp);
     /* The configured backend and fallback, when no file was found: a "find" failure. */
     const char *wanted[2] = {r->backend, r->fallback};

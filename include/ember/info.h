@@ -7,6 +7,7 @@
 #include <ember/common.h>
 #include <ember/config.h>
 #include <ember/backend.h>
+#include <ember/context.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +115,32 @@ EMBER_API em_status em_comm_list_scan(const em_config *cfg, em_comm_list **out);
 EMBER_API int em_comm_list_count(const em_comm_list *l);
 EMBER_API const em_comm_plugin_info *em_comm_list_get(const em_comm_list *l, int i);
 EMBER_API void em_comm_list_free(em_comm_list *l);
+
+/* A layer file found on the search path (ember-layer-<name>.so; <ember/layer.h>), as its
+ * describe call presents it. */
+typedef struct em_layer_info {
+    size_t struct_size;
+    const char *name;          /* from the file name */
+    const char *path;
+    em_search_origin origin;
+    const char *shadowed_by;   /* non-NULL: the same name comes earlier in the search path */
+    em_status status;          /* EM_OK: described */
+    const char *message;       /* why not, "" otherwise */
+    uint32_t abi_major, abi_minor;   /* the layer ABI it was built against */
+    const char *version, *description;
+    const char *const *config_keys;  /* what [<name>] accepts (NULL-terminated; NULL if unknown) */
+    const char *wraps;         /* "N entries (K of the M kernels)" */
+    const char *bypass;        /* kernels past its table, which bypass it ("" when none) */
+} em_layer_info;
+EMBER_API int em_registry_layer_count(const em_registry *reg);
+EMBER_API const em_layer_info *em_registry_layer(const em_registry *reg, int i);
+
+/* A context's layer stack ([device] layers / EMBER_LAYERS), outermost first: how many, the
+ * name of layer i (NULL out of range), and into buf the kernels that bypass layer i because
+ * its table predates them ("" when none; NULL out of range). */
+EMBER_API int em_context_layer_count(const em_context *ctx);
+EMBER_API const char *em_context_layer_name(const em_context *ctx, int i);
+EMBER_API const char *em_context_layer_bypass(const em_context *ctx, int i, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

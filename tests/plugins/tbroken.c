@@ -9,11 +9,18 @@
  *   beta        gemm treats beta as 0             k0          gemm does nothing when k = 0
  *   a_offset, b_offset, c_offset                  gemm ignores that offset
  *   ld          gemm takes leading dimensions to be the row lengths
- *   beta0_reads gemm reads C when beta == 0 (computes with a tiny beta: NaN in C stays) */
+ *   beta0_reads gemm reads C when beta == 0 (computes with a tiny beta: NaN in C stays)
+ * and, for the validate layer (tests/test_validate.sh), kernels that compute wrong values:
+ *   gemm_trans  gemm transposes B when it should not (and not when it should): square
+ *               products come out wrong, others fail their bounds
+ *   add_short   add stops one element early (an off-by-one loop bound: the last element of
+ *               out keeps its old contents)
+ *   exp_nan     exp writes NaN into the first element of out */
 #include <ember/backend.h>
 
 #include <dlfcn.h>
 #include <float.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -23,10 +30,11 @@
 #define TBROKEN_CPU_PLUGIN "ember-backend-cpu.so"
 #endif
 
-enum { B_NONE, B_H2D, B_D2H, B_BETA, B_K0, B_AOFF, B_BOFF, B_COFF, B_LD, B_BETA0 };
+enum { B_NONE, B_H2D, B_D2H, B_BETA, B_K0, B_AOFF, B_BOFF, B_COFF, B_LD, B_BETA0, B_TRANS,
+       B_ADD_SHORT, B_EXP_NAN };
 static const char *const break_names[] = {"none", "h2d_offset", "d2h_offset", "beta", "k0",
                                           "a_offset", "b_offset", "c_offset", "ld", "beta0_reads",
-                                          NULL};
+                                          "gemm_trans", "add_short", "exp_nan", NULL};
 
 static atomic_int g_break;
 static em_backend_entry_fn g_cpu_entry;
@@ -81,9 +89,49 @@ static em_status w_gemm(void *dev, const em_gemm_args *args)
         if (g.beta == 0)
             g.beta = FLT_MIN;   /* nonzero in f32 too; NaN * FLT_MIN is NaN */
         break;
+    case B_TRANS:
+        if (g.n == g.k)   /* B is square: the same bytes read the other way */
+            g.trans_b = !g.trans_b;
+        break;
     default: break;
     }
     return g_cpu_ops->gemm(dev, &g);
+}
+
+/* add over all but the last element of out's last dimension (views are coalesced: usually
+ * the whole tensor as one dimension) */
+static em_status w_add(void *dev, const em_kargs *a)
+{
+    if (atomic_load(&g_break) != B_ADD_SHORT || a->out->shape[a->out->ndim - 1] < 2)
+        return g_cpu_ops->add(dev, a);
+    em_kview o = *a->out, x = *a->in[0], y = *a->in[1];
+    o.shape[o.ndim - 1]--;
+    x.shape[x.ndim - 1]--;
+    y.shape[y.ndim - 1]--;
+    em_kargs s = *a;
+    const em_kview *outs[1] = {&o}, *ins[2] = {&x, &y};
+    s.out = &o;
+    s.in[0] = &x;
+    s.in[1] = &y;
+    if (s.outs)
+        s.outs = outs;
+    if (s.ins)
+        s.ins = ins;
+    return g_cpu_ops->add(dev, &s);
+}
+
+static em_status w_exp(void *dev, const em_kargs *a)
+{
+    em_status st = g_cpu_ops->exp(dev, a);
+    if (st != EM_OK || atomic_load(&g_break) != B_EXP_NAN)
+        return st;
+    /* the cpu's buffers are host memory: the handle is the data's address */
+    char *base = (char *)a->out->buf;
+    if (a->out->dtype == EM_F32)
+        ((float *)base)[a->out->offset] = NAN;
+    else
+        ((double *)base)[a->out->offset] = NAN;
+    return EM_OK;
 }
 
 static void build_table(void)
@@ -92,6 +140,8 @@ static void build_table(void)
     g_ops.copy_h2d = w_copy_h2d;
     g_ops.copy_d2h = w_copy_d2h;
     g_ops.gemm = w_gemm;
+    g_ops.add = w_add;
+    g_ops.exp = w_exp;
 }
 
 EM_BACKEND_ENTRY
