@@ -289,6 +289,8 @@ static const em_kernel_dtypes cpu_dtypes = {
     .max_dim = CPU_FINT, .min_dim = CPU_FINT, .softmax = CPU_FLOAT, .log_softmax = CPU_FLOAT,
     .index_select = CPU_ANY, .gather = CPU_ANY, .scatter_add = CPU_FINT,
     .adam = CPU_FLOAT,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -366,6 +368,10 @@ static const em_backend_ops cpu_ops = {
     .gather = cpu_k_gather,
     .scatter_add = cpu_k_scatter_add,
     .adam = cpu_k_adam,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = cpu_k_im2col,
+    .col2im = cpu_k_col2im,
+    .max_pool2d = cpu_k_max_pool2d,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

@@ -137,6 +137,8 @@ CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_so
 CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
 /* ABI 1.3 (cpu_adam.c) */
 CPU_KERNEL(adam);
+/* ---- ABI 1.4: convolution (cpu_conv.c) ---- */
+CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);

@@ -114,6 +114,10 @@ EMBER_API em_tensor *em_module_forward(em_module *m, em_tensor *x)
         return em__dropout_forward(m, x);
     case EM__MOD_FUNCTION:
         return m->fn(x);
+    case EM__MOD_CONV2D:
+        return em__conv2d_forward(m, x);
+    case EM__MOD_MAXPOOL2D:
+        return em__max_pool2d_forward(m, x);
     case EM__MOD_SEQUENTIAL:
         break;
     }
