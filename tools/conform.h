@@ -157,7 +157,8 @@ void cf_run_math(void);       /* conform_vocab.c: unary math, pow, floor_divide,
 void cf_run_dim(void);        /* conform_vocab.c: prod, max/min (dim), argmax, softmax */
 void cf_run_index(void);      /* conform_index.c: index_select, gather, scatter_add, cat, stack */
 void cf_run_optim(void);      /* conform_optim.c: Adam / AdamW steps (the adam kernel of 1.3) */
-void cf_run_direct(void);     /* conform_direct.c: copy offsets and gemm through the ops table */
+void cf_run_direct(void);
+void cf_run_conv(void);       /* conform_conv.c: conv2d, conv1d, max_pool2d (ABI 1.4) */     /* conform_direct.c: copy offsets and gemm through the ops table */
 
 /* ---- elementwise cases shared by the vocabulary files (conform_vocab.c) ---- */
 typedef em_tensor *(*cf_ew_call)(em_tensor *const *in, const double *p);

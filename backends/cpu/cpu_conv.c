@@ -205,6 +205,27 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
         const T *x = (const T *)p->x->buf + p->x->offset + n * xs[0] + c * xs[1];          \
         T *o = (T *)p->o->buf + p->o->offset + task * p->oh * p->ow;                       \
         int64_t *ix = (int64_t *)p->o2->buf + p->o2->offset + task * p->oh * p->ow;        \
+        if (p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 && xs[3] == 1 &&         \
+            (p->oh - 1) * p->sh + p->kh <= p->H && (p->ow - 1) * p->sw + p->kw <= p->W) {  \
+            /* every window inside the plane, rows contiguous: no clamping */              \
+            for (int64_t oy = 0; oy < p->oh; oy++)                                         \
+                for (int64_t ox = 0; ox < p->ow; ox++) {                                   \
+                    const int64_t y0 = oy * p->sh, x0 = ox * p->sw;                        \
+                    int64_t best = y0 * p->W + x0;                                         \
+                    T m = -(T)INFINITY;                                                    \
+                    for (int64_t y = y0; y < y0 + p->kh; y++) {                            \
+                        const T *row = x + y * xs[2];                                      \
+                        for (int64_t xx = x0; xx < x0 + p->kw; xx++)                       \
+                            if (row[xx] > m || isnan(row[xx])) {                           \
+                                m = row[xx];                                               \
+                                best = y * p->W + xx;                                      \
+                            }                                                              \
+                    }                                                                      \
+                    o[oy * p->ow + ox] = m;                                                \
+                    ix[oy * p->ow + ox] = best;                                            \
+                }                                                                          \
+            return;                                                                        \
+        }                                                                                  \
         for (int64_t oy = 0; oy < p->oh; oy++) {                                           \
             int64_t y0 = oy * p->sh - p->ph, y1 = y0 + (p->kh - 1) * p->dh + 1;            \
             if (y1 > p->H)                                                                 \

@@ -592,6 +592,8 @@ static em_kernel_dtypes make_dtypes(void)
     t.scatter_add = FN;
     /* ABI 1.3 */
     t.adam = F;
+    /* ---- ABI 1.4: convolution ---- */
+    t.im2col = t.col2im = t.max_pool2d = F;
     return t;
 }
 
@@ -686,6 +688,10 @@ static em_backend_ops make_ops(void)
     o.gather = cu_k_gather;
     o.scatter_add = cu_k_scatter_add;
     o.adam = cu_k_adam;
+    /* ---- ABI 1.4: convolution ---- */
+    o.im2col = cu_k_im2col;
+    o.col2im = cu_k_col2im;
+    o.max_pool2d = cu_k_max_pool2d;
     return o;
 }
 

@@ -176,6 +176,8 @@ CU_KERNEL(max_dim); CU_KERNEL(min_dim); CU_KERNEL(softmax); CU_KERNEL(log_softma
 CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
 /* ABI 1.3 (cuda_optim.cu) */
 CU_KERNEL(adam);
+/* ---- ABI 1.4: convolution (cuda_conv.cu) ---- */
+CU_KERNEL(im2col); CU_KERNEL(col2im); CU_KERNEL(max_pool2d);
 #undef CU_KERNEL
 
 #endif

@@ -1094,6 +1094,10 @@ static const em_backend_ops ocl_ops = {
     .gather = ocl_k_gather,
     .scatter_add = ocl_k_scatter_add,
     .adam = ocl_k_adam,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = ocl_k_im2col,
+    .col2im = ocl_k_col2im,
+    .max_pool2d = ocl_k_max_pool2d,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -40,6 +40,8 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .max_dim = FN, .min_dim = FN, .softmax = FL, .log_softmax = FL,
     .index_select = ALL, .gather = ALL, .scatter_add = FN,
     .adam = FL,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = FL, .col2im = FL, .max_pool2d = FL,
 };
 #undef FL
 #undef FN
@@ -128,6 +130,10 @@ static const struct {
     X(OCL_XK_GEMM, "em_gemm", gemm, 0),
     X(OCL_XK_GEMMR, "em_gemmr", gemm, 0),
     X(OCL_XK_ADAM, "em_adam", adam, 0),
+    /* ---- ABI 1.4: convolution ---- */
+    X(OCL_XK_IM2COL, "em_im2col", im2col, 0),
+    X(OCL_XK_COL2IM, "em_col2im", col2im, 0),
+    X(OCL_XK_MAX_POOL2D, "em_max_pool2d", max_pool2d, 0),
 #undef X
 };
 
