@@ -231,6 +231,72 @@ static void test_empty(void **state)
     assert_ok_ctx();
 }
 
+/* Conv2d, MaxPool2d and Flatten: PyTorch's parameter names, shapes and initialisation bounds;
+ * the CNN of examples/fashion_cnn forward; its state_dict saved and loaded back */
+static void test_modules(void **state)
+{
+    (void)state;
+    const int k3[2] = {3, 3}, pad1[2] = {1, 1}, k2[2] = {2, 2};
+    em_manual_seed(g_ctx, 7);
+    em_module *net = em_sequential(g_ctx, (em_module *[]){
+        em_conv2d_module(g_ctx, 1, 32, k3, NULL, pad1, NULL, 1, true), em_relu_module(g_ctx),
+        em_max_pool2d_module(g_ctx, k2, NULL, NULL, NULL, false),
+        em_conv2d_module(g_ctx, 32, 64, k3, NULL, pad1, NULL, 1, true), em_relu_module(g_ctx),
+        em_max_pool2d_module(g_ctx, k2, NULL, NULL, NULL, false), em_flatten_module(g_ctx),
+        em_linear(g_ctx, 3136, 128, true), em_relu_module(g_ctx),
+        em_linear(g_ctx, 128, 10, true)}, 10);
+    assert_non_null(net);
+    const char *names[8];
+    em_tensor *params[8];
+    assert_int_equal(em_module_parameters(net, names, params, 8), 8);
+    static const char *const want[8] = {"0.weight", "0.bias", "3.weight", "3.bias",
+                                        "7.weight", "7.bias", "9.weight", "9.bias"};
+    static const int64_t numel[8] = {288, 32, 18432, 64, 401408, 128, 1280, 10};
+    /* bound 1/sqrt(fan_in): fan_in 9, 288, 3136, 128 */
+    static const double bound[8] = {1 / 3.0, 1 / 3.0, 0.058925565098878964, 0.058925565098878964,
+                                    0.017857142857142856, 0.017857142857142856,
+                                    0.08838834764831845, 0.08838834764831845};
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(names[i], want[i]);
+        assert_int_equal(em_tensor_numel(params[i]), numel[i]);
+        double *v = to_doubles(params[i]);
+        double mx = 0;
+        for (int64_t j = 0; j < numel[i]; j++)
+            mx = fmax(mx, fabs(v[j]));
+        free(v);
+        assert_true(mx <= bound[i] * (1 + 1e-6));
+        assert_true(mx > bound[i] * 0.5);   /* drawn over the whole range, not a smaller one */
+    }
+    assert_int_equal(em_tensor_ndim(params[2]), 4);
+    assert_int_equal(em_tensor_size(params[2], 1), 32);
+    assert_string_equal(em_module_name(net), "Sequential");
+    em_tensor *x = em_rand(g_ctx, EM_F32, EM_SHAPE(2, 1, 28, 28));
+    em_tensor *y = em_module_forward(net, x);
+    assert_non_null(y);
+    assert_int_equal(em_tensor_size(y, 0), 2);
+    assert_int_equal(em_tensor_size(y, 1), 10);
+    double *before = to_doubles(y);
+    char *path = th_join(th_tmpdir(), "cnn.safetensors");
+    assert_int_equal(em_module_save(net, path, NULL), EM_OK);
+    em_no_grad_begin(g_ctx);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(em_zero_(params[i]), EM_OK);
+    em_no_grad_end(g_ctx);
+    assert_int_equal(em_module_load(net, path), EM_OK);
+    double *after = to_doubles(em_module_forward(net, x));
+    assert_close_arrays(after, before, 20, 0);
+    free(before);
+    free(after);
+    free(path);
+    em_module_free(net);
+    /* module errors */
+    assert_null(em_conv2d_module(g_ctx, 3, 4, k3, NULL, NULL, NULL, 2, true));
+    TH_EXPECT_MSG(em_context_status(g_ctx), EM_ERR_INVALID, em_context_error(g_ctx),
+                  "in_channels must be divisible by groups");
+    em_context_clear_error(g_ctx);
+    assert_ok_ctx();
+}
+
 #define EXPECT_ERR(call, st, ...)                                                                  \
     do {                                                                                           \
         assert_null(call);                                                                         \
@@ -317,7 +383,8 @@ int main(void)
     if (rc >= 0)
         return rc;
     const struct CMUnitTest tests[] = {
-        EM_TEST(test_reference), EM_TEST(test_chunks), EM_TEST(test_empty), EM_TEST(test_errors),
+        EM_TEST(test_reference), EM_TEST(test_chunks), EM_TEST(test_empty), EM_TEST(test_modules),
+        EM_TEST(test_errors),
     };
     char name[64];
     snprintf(name, sizeof name, "convolution and pooling on %s", test_backend_name());
