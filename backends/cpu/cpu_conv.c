@@ -195,7 +195,7 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
 
 /* ------------------------------------------------------------------ max_pool2d */
 
-#define MAXPOOL(T)                                                                         \
+#define MAXPOOL(T, U)                                                                      \
     static void maxpool_##T(void *arg, int64_t task, int worker)                           \
     {                                                                                      \
         (void)worker;                                                                      \
@@ -215,11 +215,19 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
                     T m = -(T)INFINITY;                                                    \
                     for (int64_t y = y0; y < y0 + p->kh; y++) {                            \
                         const T *row = x + y * xs[2];                                      \
-                        for (int64_t xx = x0; xx < x0 + p->kw; xx++)                       \
-                            if (row[xx] > m || isnan(row[xx])) {                           \
-                                m = row[xx];                                               \
-                                best = y * p->W + xx;                                      \
-                            }                                                              \
+                        for (int64_t xx = x0; xx < x0 + p->kw; xx++) {                     \
+                            /* selects by masks, no branches: the comparisons of random    \
+                             * data mispredict */                                          \
+                            const T v = row[xx];                                           \
+                            const int t = (v > m) | (v != v);                              \
+                            const U take = (U)0 - (U)t;                                    \
+                            U vb, mb;                                                      \
+                            memcpy(&vb, &v, sizeof v);                                     \
+                            memcpy(&mb, &m, sizeof m);                                     \
+                            mb = (vb & take) | (mb & ~take);                               \
+                            memcpy(&m, &mb, sizeof m);                                     \
+                            best ^= (best ^ (y * p->W + xx)) & -(int64_t)t;                \
+                        }                                                                  \
                     }                                                                      \
                     o[oy * p->ow + ox] = m;                                                \
                     ix[oy * p->ow + ox] = best;                                            \
@@ -253,8 +261,8 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
             }                                                                              \
         }                                                                                  \
     }
-MAXPOOL(float)
-MAXPOOL(double)
+MAXPOOL(float, uint32_t)
+MAXPOOL(double, uint64_t)
 
 em_status cpu_k_max_pool2d(void *dev, const em_kargs *a)
 {
