@@ -2,9 +2,13 @@
  * PyTorch 1.13: values, pooling indices, grad_fn names and the gradients of sum(out * r) from
  * tests/data/ref_conv.h (tests/data/gen_conv.py) in f64 and f32, em_gradcheck in f64; a
  * batch big enough to be cut into chunks against a direct loop; strided inputs; empty
- * batches; and PyTorch's error messages. */
+ * batches; the modules; allocation failures injected into a step; and PyTorch's error
+ * messages. */
 #include "harness.h"
 #include "backend_harness.h"
+
+/* Exported by libember for tests only (not in a public header). */
+void em__test_fail_alloc_after(long n);
 
 enum { CV_CONV2D, CV_CONV1D, CV_POOL };
 
@@ -297,6 +301,67 @@ static void test_modules(void **state)
     assert_ok_ctx();
 }
 
+/* a conv + pool + conv step with its backward: its status */
+static em_status fault_step(em_tensor *x, em_tensor *w, em_tensor *b)
+{
+    const int pad[2] = {1, 1}, k2[2] = {2, 2};
+    em_scope_begin(g_ctx);
+    em_tensor *y = em_max_pool2d(em_relu(em_conv2d(x, w, b, NULL, pad, NULL, 1)), k2, NULL, NULL,
+                                 NULL, false);
+    em_tensor *l = em_sum(em_conv2d(y, w, NULL, NULL, NULL, NULL, 1));
+    em_status st = l ? em_backward(l) : em_context_status(g_ctx);
+    if (st == EM_OK)
+        st = em_context_status(g_ctx);
+    em_tensor_zero_grad(x);
+    em_tensor_zero_grad(w);
+    em_tensor_zero_grad(b);
+    em_scope_end(g_ctx);
+    return st;
+}
+
+/* For N = 1, 2, ... the Nth allocation fails during a step: an error with a message, no
+ * device memory held afterwards, and the next step succeeds (ASan/LSan: no leak) */
+static void test_faults(void **state)
+{
+    (void)state;
+    em_tensor *x = em_tensor_keep(em_rand(g_ctx, EM_F32, EM_SHAPE(3, 4, 8, 8)));
+    em_tensor *w = em_tensor_keep(em_rand(g_ctx, EM_F32, EM_SHAPE(4, 4, 3, 3)));
+    em_tensor *b = em_tensor_keep(em_rand(g_ctx, EM_F32, EM_SHAPE(4)));
+    em_tensor_set_requires_grad(x, true);
+    em_tensor_set_requires_grad(w, true);
+    em_tensor_set_requires_grad(b, true);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fault_step(x, w, b), EM_OK);
+    size_t baseline = em_context_memory_in_use(g_ctx);
+    int n, failures = 0;
+    for (n = 1; n <= 3000; n++) {
+        em_context_clear_error(g_ctx);
+        em__test_fail_alloc_after(n);
+        em_status st = fault_step(x, w, b);
+        em__test_fail_alloc_after(0);
+        if (st == EM_OK)
+            break;
+        failures++;
+        const char *msg = em_context_error(g_ctx);
+        if (!msg || !*msg)
+            fail_msg("N=%d: status %s without a message", n, em_status_name(st));
+        em_context_clear_error(g_ctx);
+        if (em_context_memory_in_use(g_ctx) != baseline)
+            fail_msg("N=%d: %zu bytes of device memory in use after a failed step, %zu before", n,
+                     em_context_memory_in_use(g_ctx), baseline);
+        if (fault_step(x, w, b) != EM_OK)
+            fail_msg("N=%d: the context is not usable after the failure: %s", n,
+                     em_context_error(g_ctx));
+    }
+    print_message("# conv step: %d injected failures handled, succeeded at N=%d\n", failures, n);
+    assert_true(n <= 3000);
+    assert_true(failures > 0);
+    em_tensor_free(x);
+    em_tensor_free(w);
+    em_tensor_free(b);
+    assert_ok_ctx();
+}
+
 #define EXPECT_ERR(call, st, ...)                                                                  \
     do {                                                                                           \
         assert_null(call);                                                                         \
@@ -384,7 +449,7 @@ int main(void)
         return rc;
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_chunks), EM_TEST(test_empty), EM_TEST(test_modules),
-        EM_TEST(test_errors),
+        EM_TEST(test_faults), EM_TEST(test_errors),
     };
     char name[64];
     snprintf(name, sizeof name, "convolution and pooling on %s", test_backend_name());
