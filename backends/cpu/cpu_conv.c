@@ -207,15 +207,18 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
         int64_t *ix = (int64_t *)p->o2->buf + p->o2->offset + task * p->oh * p->ow;        \
         if (p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 && xs[3] == 1 &&         \
             (p->oh - 1) * p->sh + p->kh <= p->H && (p->ow - 1) * p->sw + p->kw <= p->W) {  \
-            /* every window inside the plane, rows contiguous: no clamping */              \
-            for (int64_t oy = 0; oy < p->oh; oy++)                                         \
-                for (int64_t ox = 0; ox < p->ow; ox++) {                                   \
-                    const int64_t y0 = oy * p->sh, x0 = ox * p->sw;                        \
-                    int64_t best = y0 * p->W + x0;                                         \
+            /* every window inside the plane, rows contiguous: no clamping; the geometry \
+             * in locals (the stores to o and ix could alias *p) */                        \
+            const int64_t W = p->W, KH = p->kh, KW = p->kw, SH = p->sh, SW = p->sw;        \
+            const int64_t OH = p->oh, OW = p->ow, XS = xs[2];                              \
+            for (int64_t oy = 0; oy < OH; oy++)                                            \
+                for (int64_t ox = 0; ox < OW; ox++) {                                      \
+                    const int64_t y0 = oy * SH, x0 = ox * SW;                              \
+                    int64_t best = y0 * W + x0;                                            \
                     T m = -(T)INFINITY;                                                    \
-                    for (int64_t y = y0; y < y0 + p->kh; y++) {                            \
-                        const T *row = x + y * xs[2];                                      \
-                        for (int64_t xx = x0; xx < x0 + p->kw; xx++) {                     \
+                    for (int64_t y = y0; y < y0 + KH; y++) {                               \
+                        const T *row = x + y * XS;                                         \
+                        for (int64_t xx = x0; xx < x0 + KW; xx++) {                        \
                             /* selects by masks, no branches: the comparisons of random    \
                              * data mispredict */                                          \
                             const T v = row[xx];                                           \
@@ -226,11 +229,11 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
                             memcpy(&mb, &m, sizeof m);                                     \
                             mb = (vb & take) | (mb & ~take);                               \
                             memcpy(&m, &mb, sizeof m);                                     \
-                            best ^= (best ^ (y * p->W + xx)) & -(int64_t)t;                \
+                            best ^= (best ^ (y * W + xx)) & -(int64_t)t;                   \
                         }                                                                  \
                     }                                                                      \
-                    o[oy * p->ow + ox] = m;                                                \
-                    ix[oy * p->ow + ox] = best;                                            \
+                    o[oy * OW + ox] = m;                                                   \
+                    ix[oy * OW + ox] = best;                                               \
                 }                                                                          \
             return;                                                                        \
         }                                                                                  \
