@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-/* Every kernel entry (em_kargs signature) of em_backend_ops up to ABI 1.3, in order. Kernels
+/* Every kernel entry (em_kargs signature) of em_backend_ops up to ABI 1.4, in order. Kernels
  * of later minors are not listed: they pass through these layers untouched. */
 #define LAYER_KERNELS(X)                                                                     \
     X(fill) X(rng_uniform) X(rng_normal) X(copy) X(neg) X(exp) X(log) X(sqrt) X(abs) X(relu) \
@@ -20,7 +20,8 @@
     X(clamp_backward) X(pow_backward) X(tanh_backward) X(sigmoid_backward) X(log1p) X(expm1) \
     X(sin) X(cos) X(erf) X(floor) X(ceil) X(round) X(sign) X(pow) X(floor_divide)            \
     X(remainder) X(prod) X(max_dim) X(min_dim) X(softmax) X(log_softmax) X(index_select)     \
-    X(gather) X(scatter_add) X(adam)
+    X(gather) X(scatter_add) X(adam) X(avg_pool2d) X(avg_pool2d_grad) X(im2col) X(col2im)   \
+    X(max_pool2d)
 
 /* The kernel at byte offset off of a table. */
 static inline em_kernel_fn layer_kernel_at(const em_backend_ops *ops, size_t off)

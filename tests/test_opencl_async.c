@@ -311,7 +311,7 @@ static void test_describe_calls_no_opencl(void **state)
 /* ------------------------------------------------------------------ dtypes */
 
 enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY, K_ARGDIM, K_DIM, K_ISEL,
-       K_GATHER, K_SCATTER, K_ADAM, K_POOL };
+       K_GATHER, K_SCATTER, K_ADAM, K_AVGPOOL, K_IM2COL, K_COL2IM, K_MAXPOOL };
 
 /* what the plugin declares: floats (and bool) where 1.0 promised them, integer dtypes where
  * the core calls a kernel with them (core/plugin/kernels.c) */
@@ -355,7 +355,8 @@ static const struct kcase {
     /* ABI 1.3 */
     K(adam, K_ADAM, FL),
     /* ABI 1.4 */
-    K(avg_pool2d, K_POOL, FL), K(avg_pool2d_grad, K_POOL, FL),
+    K(avg_pool2d, K_AVGPOOL, FL), K(avg_pool2d_grad, K_AVGPOOL, FL),
+    K(im2col, K_IM2COL, FL), K(col2im, K_COL2IM, FL), K(max_pool2d, K_MAXPOOL, FL),
 };
 #define NKERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
 
@@ -427,6 +428,18 @@ static em_kview as_3d(em_kview v, int64_t n)
     return v;
 }
 
+/* v as the (N, C, H, W) view (1, 1, 1, n) */
+static em_kview as_4d(em_kview v)
+{
+    int64_t n = v.shape[0];
+    v.ndim = 4;
+    v.shape[0] = v.shape[1] = v.shape[2] = 1;
+    v.shape[3] = n;
+    v.strides[0] = v.strides[1] = v.strides[2] = n;
+    v.strides[3] = 1;
+    return v;
+}
+
 /* One call of kernel kc with data dtype dt (copy: out dt, input dt2) on views of NE
  * elements; out holds SENT bytes before. Index views (i64) and max_dim's indices use the
  * zeroed input buffers, so every index is 0. */
@@ -453,7 +466,13 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     case K_GATHER: i0 = &v0; i1 = &ix; break;
     case K_SCATTER: i0 = &ix; i1 = &v1; break;
     case K_ADAM: i0 = &v0; i1 = &v1; break;
-    case K_POOL: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; break;
+    case K_AVGPOOL: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; break;
+    /* a 1x1 window over (1, 1, 1, NE): columns (1, 1, NE) */
+    case K_IM2COL: v0 = as_4d(v0); o = as_3d(o, NE); o.shape[0] = o.shape[1] = 1;
+        o.shape[2] = NE; o.strides[0] = o.strides[1] = NE; i0 = &v0; break;
+    case K_COL2IM: o = as_4d(o); v0 = as_3d(v0, NE); v0.shape[0] = v0.shape[1] = 1;
+        v0.shape[2] = NE; v0.strides[0] = v0.strides[1] = NE; i0 = &v0; break;
+    case K_MAXPOOL: o = as_4d(o); ix = as_4d(ix); v0 = as_4d(v0); i0 = &v0; break;
     }
     em_kargs a;
     kargs(&a, &o, i0, i1, i2, 1.0);
@@ -467,9 +486,18 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     }
     /* pooling: a 1 x 1 window, stride 1, over (1, NE, 1) */
     static const int64_t pip[9] = {1, 1, 1, 1, 0, 0, 1, 0, 0};
-    if (kc->kind == K_POOL) {
+    if (kc->kind == K_AVGPOOL) {
         a.ip = pip;
         a.n_ip = 9;
+    }
+    static const int64_t wip[10] = {1, 1, 1, 1, 0, 0, 1, 1, 1, NE};
+    if (kc->kind == K_IM2COL || kc->kind == K_COL2IM || kc->kind == K_MAXPOOL) {
+        a.ip = wip;
+        a.n_ip = 10;
+    }
+    if (kc->kind == K_MAXPOOL) {
+        a.outs = outs;
+        a.n_out = 2;
     }
     a.p[1] = 2.0;
     a.u[0] = 42;

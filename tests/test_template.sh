@@ -88,12 +88,12 @@ EMBER_BACKEND_PATH=$tmp/dest$backenddir "$top/tools/ember-info" --config "$tmp/i
     > "$tmp/info.out" 2> "$tmp/info.err"
 info_ok() {
     grep -q "found via: *EMBER_BACKEND_PATH" "$tmp/info.out" &&
-    grep -q "implements 7 of 57 ops" "$tmp/info.out" &&
+    grep -q "implements 7 of 60 ops" "$tmp/info.out" &&
     grep -q "rng_uniform" "$tmp/info.out" &&
     grep -q "op_fallback = cpu" "$tmp/info.out" &&
     grep -q "backend: *template" "$tmp/info.out"
 }
-check "ember-info: the installed template via EMBER_BACKEND_PATH, 7 of 57 ops, the fallback ops and policy" info_ok
+check "ember-info: the installed template via EMBER_BACKEND_PATH, 7 of 60 ops, the fallback ops and policy" info_ok
 info_ok || { show "$tmp/info.out"; show "$tmp/info.err"; }
 
 # ---- memory + gemm only: the seed's network trains through the fallback
@@ -122,8 +122,8 @@ same_losses() {
 }
 check "memory + gemm only (tminimal): two_layer_autograd --steps 300 gives cpu's losses (rel. 1e-4)" same_losses
 same_losses || { echo "# cpu:"; show "$tmp/cpu.out"; echo "# tminimal:"; show "$tmp/min.out"; show "$tmp/min.err"; }
-check "the fallback is announced once, at context creation, listing the 56 ops" \
-    test "$(grep -c "backend 'tminimal' does not implement 56 ops" "$tmp/min.err")" -eq 1
+check "the fallback is announced once, at context creation, listing the 59 ops" \
+    test "$(grep -c "backend 'tminimal' does not implement 59 ops" "$tmp/min.err")" -eq 1
 
 EMBER_CONFIG=$tmp/min-info.ini "$top/examples/two_layer_autograd" --steps 3 > /dev/null 2> "$tmp/info-log.err"
 check "[device] log = info: one notice per op at its first fallback" \

@@ -159,6 +159,7 @@ void cf_run_index(void);      /* conform_index.c: index_select, gather, scatter_
 void cf_run_optim(void);      /* conform_optim.c: Adam / AdamW steps (the adam kernel of 1.3) */
 void cf_run_norm(void);       /* conform_norm.c: pooling (the kernels of 1.4), batch and layer norm */
 void cf_run_direct(void);     /* conform_direct.c: copy offsets and gemm through the ops table */
+void cf_run_conv(void);       /* conform_conv.c: conv2d, conv1d, max_pool2d (ABI 1.4) */
 
 /* ---- elementwise cases shared by the vocabulary files (conform_vocab.c) ---- */
 typedef em_tensor *(*cf_ew_call)(em_tensor *const *in, const double *p);

@@ -478,6 +478,7 @@ int main(int argc, char **argv)
     cf_run_index();
     cf_run_optim();
     cf_run_norm();
+    cf_run_conv();
     cf_run_grad();
     cf_run_abi();
     cf.cfg = cfg;

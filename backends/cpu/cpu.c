@@ -308,6 +308,8 @@ static const em_kernel_dtypes cpu_dtypes = {
     .index_select = CPU_ANY, .gather = CPU_ANY, .scatter_add = CPU_FINT,
     .adam = CPU_FLOAT,
     .avg_pool2d = CPU_FLOAT, .avg_pool2d_grad = CPU_FLOAT,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -387,6 +389,10 @@ static const em_backend_ops cpu_ops = {
     .adam = cpu_k_adam,
     .avg_pool2d = cpu_k_avg_pool2d,
     .avg_pool2d_grad = cpu_k_avg_pool2d_grad,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = cpu_k_im2col,
+    .col2im = cpu_k_col2im,
+    .max_pool2d = cpu_k_max_pool2d,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

@@ -139,6 +139,8 @@ CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
 CPU_KERNEL(adam);
 /* ABI 1.4 (cpu_avgpool.c) */
 CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
+/* ---- ABI 1.4: convolution (cpu_conv.c) ---- */
+CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);

@@ -615,6 +615,8 @@ static em_kernel_dtypes make_dtypes(void)
     t.adam = F;
     /* ---- ABI 1.4: pooling and normalisation ---- */
     t.avg_pool2d = t.avg_pool2d_grad = F;
+    /* ---- ABI 1.4: convolution ---- */
+    t.im2col = t.col2im = t.max_pool2d = F;
     return t;
 }
 
@@ -711,6 +713,10 @@ static em_backend_ops make_ops(void)
     o.adam = cu_k_adam;
     o.avg_pool2d = cu_k_avg_pool2d;
     o.avg_pool2d_grad = cu_k_avg_pool2d_grad;
+    /* ---- ABI 1.4: convolution ---- */
+    o.im2col = cu_k_im2col;
+    o.col2im = cu_k_col2im;
+    o.max_pool2d = cu_k_max_pool2d;
     return o;
 }
 

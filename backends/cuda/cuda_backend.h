@@ -197,6 +197,8 @@ CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
 CU_KERNEL(adam);
 /* ABI 1.4 (cuda_pool.cu) */
 CU_KERNEL(avg_pool2d); CU_KERNEL(avg_pool2d_grad);
+/* ---- ABI 1.4: convolution (cuda_conv.cu) ---- */
+CU_KERNEL(im2col); CU_KERNEL(col2im); CU_KERNEL(max_pool2d);
 #undef CU_KERNEL
 
 #endif

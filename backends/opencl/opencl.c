@@ -1096,6 +1096,10 @@ static const em_backend_ops ocl_ops = {
     .adam = ocl_k_adam,
     .avg_pool2d = ocl_k_avg_pool2d,
     .avg_pool2d_grad = ocl_k_avg_pool2d_grad,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = ocl_k_im2col,
+    .col2im = ocl_k_col2im,
+    .max_pool2d = ocl_k_max_pool2d,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

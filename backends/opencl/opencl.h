@@ -56,6 +56,8 @@ typedef enum ocl_xk {
     OCL_XK_GEMM, OCL_XK_GEMMR,
     OCL_XK_ADAM,                 /* ABI 1.3 (opencl_optim.c) */
     OCL_XK_AVG_POOL, OCL_XK_AVG_POOL_BW,   /* ABI 1.4 (opencl_pool.c) */
+    /* ---- ABI 1.4: convolution (opencl_conv.c) ---- */
+    OCL_XK_IM2COL, OCL_XK_COL2IM, OCL_XK_MAX_POOL2D,
     OCL_XK_COUNT
 } ocl_xk;
 
@@ -262,6 +264,8 @@ OCL_KERNEL(softmax); OCL_KERNEL(log_softmax);
 OCL_KERNEL(index_select); OCL_KERNEL(gather); OCL_KERNEL(scatter_add);
 OCL_KERNEL(adam);
 OCL_KERNEL(avg_pool2d); OCL_KERNEL(avg_pool2d_grad);
+/* ---- ABI 1.4: convolution ---- */
+OCL_KERNEL(im2col); OCL_KERNEL(col2im); OCL_KERNEL(max_pool2d);
 #undef OCL_KERNEL
 
 OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);

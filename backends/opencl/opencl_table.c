@@ -41,6 +41,8 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .index_select = ALL, .gather = ALL, .scatter_add = FN,
     .adam = FL,
     .avg_pool2d = FL, .avg_pool2d_grad = FL,
+    /* ---- ABI 1.4: convolution ---- */
+    .im2col = FL, .col2im = FL, .max_pool2d = FL,
 };
 #undef FL
 #undef FN
@@ -131,6 +133,10 @@ static const struct {
     X(OCL_XK_ADAM, "em_adam", adam, 0),
     X(OCL_XK_AVG_POOL, "em_avg_pool2d", avg_pool2d, 0),
     X(OCL_XK_AVG_POOL_BW, "em_avg_pool2d_bw", avg_pool2d_grad, 0),
+    /* ---- ABI 1.4: convolution ---- */
+    X(OCL_XK_IM2COL, "em_im2col", im2col, 0),
+    X(OCL_XK_COL2IM, "em_col2im", col2im, 0),
+    X(OCL_XK_MAX_POOL2D, "em_max_pool2d", max_pool2d, 0),
 #undef X
 };
 

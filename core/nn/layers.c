@@ -19,10 +19,10 @@ static void shape_str(char *buf, size_t n, em_tensor *t)
         snprintf(buf + k, n - k, "]");
 }
 
-/* A kept f32 leaf of shape (ndim, shape) drawn from U(-bound, bound): the context's uniform
+/* em__uniform_param (nn_impl.h): a kept f32 leaf drawn from U(-bound, bound): the context's uniform
  * numbers u (f32, as em_rand) mapped on the host as (2u - 1) * bound, so every backend that
  * implements the generator gives the same bits. */
-static em_tensor *uniform_param(em_context *ctx, int ndim, const int64_t *shape, double bound)
+em_tensor *em__uniform_param(em_context *ctx, int ndim, const int64_t *shape, double bound)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++)
@@ -67,11 +67,11 @@ EMBER_API em_module *em_linear(em_context *ctx, int64_t in_features, int64_t out
      * = 1 / sqrt(fan_in); the bias's bound is 1 / sqrt(fan_in) too. */
     double bound = in_features > 0 ? 1.0 / sqrt((double)in_features) : 0.0;
     m->param_names[0] = "weight";
-    m->params[0] = uniform_param(ctx, 2, (const int64_t[]){out_features, in_features}, bound);
+    m->params[0] = em__uniform_param(ctx, 2, (const int64_t[]){out_features, in_features}, bound);
     m->n_params = m->params[0] ? 1 : 0;
     if (m->params[0] && bias) {
         m->param_names[1] = "bias";
-        m->params[1] = uniform_param(ctx, 1, (const int64_t[]){out_features}, bound);
+        m->params[1] = em__uniform_param(ctx, 1, (const int64_t[]){out_features}, bound);
         m->n_params = m->params[1] ? 2 : 1;
     }
     if (!m->params[0] || (bias && !m->params[1])) {

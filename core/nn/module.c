@@ -124,6 +124,10 @@ EMBER_API em_tensor *em_module_forward(em_module *m, em_tensor *x)
     case EM__MOD_AVG_POOL:
     case EM__MOD_ADAPTIVE_AVG_POOL:
         return em__norm_layer_forward(m, x);
+    case EM__MOD_CONV2D:
+        return em__conv2d_forward(m, x);
+    case EM__MOD_MAXPOOL2D:
+        return em__max_pool2d_forward(m, x);
     case EM__MOD_SEQUENTIAL:
         break;
     }

@@ -9,7 +9,9 @@
 typedef enum em__module_kind {
     EM__MOD_LINEAR, EM__MOD_FUNCTION, EM__MOD_DROPOUT, EM__MOD_SEQUENTIAL,
     /* pooling and normalisation (norm_layers.c) */
-    EM__MOD_BATCH_NORM, EM__MOD_LAYER_NORM, EM__MOD_AVG_POOL, EM__MOD_ADAPTIVE_AVG_POOL
+    EM__MOD_BATCH_NORM, EM__MOD_LAYER_NORM, EM__MOD_AVG_POOL, EM__MOD_ADAPTIVE_AVG_POOL,
+    /* convolution and max pooling (layers_conv.c) */
+    EM__MOD_CONV2D, EM__MOD_MAXPOOL2D
 } em__module_kind;
 
 #define EM__MODULE_BUFFERS 3
@@ -28,6 +30,7 @@ struct em_module {
     int64_t in_features, out_features;   /* linear */
     double p;                            /* dropout */
     em_tensor *(*fn)(em_tensor *);       /* function module */
+    int kernel[2], stride[2], padding[2], dilation[2], groups;   /* conv2d, max_pool2d */
     int n_children;                      /* sequential */
     em_module **children;
     char **full_names;                   /* names given out by em_module_parameters */
@@ -43,7 +46,7 @@ struct em_module {
     int64_t ishape[EM_MAX_DIMS];         /* layer norm: normalized_shape; pools: kernel,
                                           * stride, padding, output size */
     double eps, momentum;
-    bool ceil_mode, count_include_pad, has_stride, has_padding;
+    bool ceil_mode, count_include_pad, has_stride, has_padding;   /* ceil_mode: every pool */
     int64_t divisor_override;
 };
 
@@ -57,6 +60,13 @@ EM_INTERNAL em_tensor *em__norm_layer_forward(em_module *m, em_tensor *x);
 /* The state_dict's keys and tensors: each module's parameters, then its buffers, then its
  * children's (malloc'd arrays of *n entries; each name malloc'd). */
 EM_INTERNAL em_status em__module_state(em_module *m, char ***names, em_tensor ***tensors, int *n);
+/* Conv2d and MaxPool2d (layers_conv.c). */
+EM_INTERNAL em_tensor *em__conv2d_forward(em_module *m, em_tensor *x);
+EM_INTERNAL em_tensor *em__max_pool2d_forward(em_module *m, em_tensor *x);
+/* A kept f32 leaf requiring grad of shape (ndim, shape) from U(-bound, bound), drawn from the
+ * context's generator (layers.c); NULL with the error recorded. */
+EM_INTERNAL em_tensor *em__uniform_param(em_context *ctx, int ndim, const int64_t *shape,
+                                         double bound);
 /* A double as Python writes it, for PyTorch's messages (core/optim/optim.c). */
 EM_INTERNAL void em__pyfloat(char *buf, size_t n, double v);
 

@@ -38,9 +38,9 @@
  * What changed in 1.3 (appended; 1.0 to 1.2 plugins load and conform unchanged): the
  *  optional kernel adam (one fused step of Adam / AdamW for one parameter) and its mask. A
  *  plugin without it gets the step composed from its elementwise kernels, as before.
- * What changed in 1.4 (appended; older plugins load and conform unchanged, the new ops
- *  running through the cpu fallback for them): the pooling kernels avg_pool2d and
- *  avg_pool2d_grad (average and adaptive average pooling) and their masks.
+ * What changed in 1.4 (appended; 1.0 to 1.3 plugins load and conform unchanged, the new ops
+ *  running through the cpu fallback for them): the kernels of each block headed
+ *  "ABI 1.4" below, with their masks.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -424,6 +424,27 @@ typedef struct em_backend_ops {
      * contain (h, w) of in[0][oh, ow] / (that window's divisor). Accumulate f32 in at least
      * f32; float dtypes when undeclared. */
     em_kernel_fn avg_pool2d, avg_pool2d_grad;
+    /* ---- ABI 1.4: convolution ----
+     * The lowering of conv2d (and conv1d, as conv2d with height 1) and max_pool2d. Views are
+     * 4-D or 3-D as stated, not coalesced; n_out = 1 unless stated. A window is described by
+     * n_ip = 10 integers: ip[0], ip[1] the kernel size kh, kw; ip[2], ip[3] the stride sh, sw;
+     * ip[4], ip[5] the padding on top and on the left ph, pw; ip[6], ip[7] the dilation dh,
+     * dw; ip[8], ip[9] the output size oh, ow (the core computes it; padding on the bottom and
+     * right is whatever oh, ow reach past the input). Every value is >= 1 except ph, pw >= 0.
+     * Tap (i, j) of output position (y, x) reads input row y*sh - ph + i*dh and column
+     * x*sw - pw + j*dw; a tap outside the input reads 0 (convolution) or is skipped (pooling).
+     * im2col: ins[0] the input (N, C, H, W), any strides; out (N, C*kh*kw, oh*ow), contiguous:
+     *   out[n, (c*kh + i)*kw + j, y*ow + x] = tap (i, j) of (y, x) in channel c of image n.
+     * col2im: the adjoint: ins[0] (N, C*kh*kw, oh*ow) contiguous, out (N, C, H, W) contiguous;
+     *   each out element is the sum of every ins[0] element im2col would have copied from
+     *   it (0 where none). out is written, never read.
+     * max_pool2d: ins[0] the input (N, C, H, W), any strides; outs[0] (N, C, oh, ow) of its
+     *   dtype and outs[1] (N, C, oh, ow) i64, both contiguous (n_out = 2): the largest value
+     *   among the window's taps inside the input, and its position r*W + c in its plane;
+     *   on ties the first in row-major order; a NaN beats every number and a later NaN
+     *   beats an earlier one (PyTorch's cpu kernel); a window of -inf gives its first tap.
+     * Float dtypes when undeclared; the indices' dtype is fixed. */
+    em_kernel_fn im2col, col2im, max_pool2d;
 
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
@@ -476,6 +497,8 @@ struct em_kernel_dtypes {
     em_dtype_mask adam;
     /* ---- ABI 1.4: pooling and normalisation ---- */
     em_dtype_mask avg_pool2d, avg_pool2d_grad;
+    /* ---- ABI 1.4: convolution ---- */
+    em_dtype_mask im2col, col2im, max_pool2d;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 

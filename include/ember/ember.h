@@ -9,6 +9,7 @@
 #include <ember/tensor.h>
 #include <ember/ops.h>
 #include <ember/index.h>
+#include <ember/conv.h>
 #include <ember/loss.h>
 #include <ember/autograd.h>
 #include <ember/optim.h>

@@ -72,6 +72,20 @@ EMBER_API em_module *em_adaptive_avg_pool2d_module(em_context *ctx,
  * own handles; returns the count (-1 for a NULL module). */
 EMBER_API int em_module_buffers(em_module *m, const char **names, em_tensor **tensors, int max);
 
+/* torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+ * bias) over NCHW input (em_conv2d): weight (out, in/groups, kh, kw) and bias (out), drawn as
+ * PyTorch's reset_parameters() (kaiming_uniform_ with a = sqrt(5), then the bias from
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in/groups * kh * kw). kernel is 2 ints; stride,
+ * padding, dilation 2 ints or NULL (1, 0, 1). */
+EMBER_API em_module *em_conv2d_module(em_context *ctx, int64_t in_channels, int64_t out_channels,
+                                      const int *kernel, const int *stride, const int *padding,
+                                      const int *dilation, int groups, bool bias);
+/* torch.nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode) (em_max_pool2d); stride
+ * NULL: the kernel size. No parameters. */
+EMBER_API em_module *em_max_pool2d_module(em_context *ctx, const int *kernel, const int *stride,
+                                          const int *padding, const int *dilation, bool ceil_mode);
+/* torch.nn.Flatten(): (N, ...) reshaped to (N, -1). */
+EMBER_API em_module *em_flatten_module(em_context *ctx);
 /* torch.nn.Sequential: takes ownership of the n modules (also on failure), children named
  * "0", "1", ...; a module can have one owner only. */
 EMBER_API em_module *em_sequential(em_context *ctx, em_module *const *modules, int n);

@@ -1,4 +1,4 @@
-/* core/ops/pool.c — average pooling: em_avg_pool2d (kernel, stride, padding, ceil_mode,
+/* core/ops/pool_avg.c — average pooling: em_avg_pool2d (kernel, stride, padding, ceil_mode,
  * count_include_pad, divisor_override) and em_adaptive_avg_pool2d, over (C, H, W) or
  * (N, C, H, W) inputs, with PyTorch 1.13's output-size rules, checks and messages. Both lower
  * to the avg_pool2d kernel (ABI 1.4) on 3-D (N * C, H, W) views; their backward

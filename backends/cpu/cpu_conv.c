@@ -1,0 +1,289 @@
+/* backends/cpu/cpu_conv.c — the cpu backend's convolution kernels of ABI 1.4: im2col, col2im
+ * and max_pool2d (definitions in ember/backend.h). Each (image, channel) plane is one task on
+ * the instance's pool: im2col writes the kh*kw rows of its plane's columns, col2im sums them
+ * back into its plane in a fixed order (deterministic, no atomics), max_pool2d scans its
+ * plane's windows as PyTorch's cpu kernel does (the comparison `v > max || isnan(v)`). */
+#include "cpu_ew.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct conv_plan {
+    const em_kview *x, *o, *o2;
+    int64_t C, H, W;
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
+} conv_plan;
+
+static em_status check_geometry(cpu_inst *inst, const char *k, const em_kargs *a, int n_out,
+                                conv_plan *pl)
+{
+    if (a->n_in < 1 || !a->ins || (uint32_t)n_out > a->n_out || !a->outs || a->n_ip < 10 || !a->ip)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: expected %d output(s), 1 input and 10 integer "
+                       "parameters", k, n_out);
+    const int64_t *ip = a->ip;
+    for (int i = 0; i < 10; i++)
+        if (ip[i] < ((i == 4 || i == 5) ? 0 : 1))
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: parameter %d is %lld", k, i, (long long)ip[i]);
+    pl->kh = ip[0]; pl->kw = ip[1]; pl->sh = ip[2]; pl->sw = ip[3]; pl->ph = ip[4];
+    pl->pw = ip[5]; pl->dh = ip[6]; pl->dw = ip[7]; pl->oh = ip[8]; pl->ow = ip[9];
+    pl->x = a->ins[0];
+    pl->o = a->outs[0];
+    pl->o2 = n_out > 1 ? a->outs[1] : NULL;
+    em_status st = cpu_check_view(inst, k, "input", pl->x);
+    if (st == EM_OK)
+        st = cpu_check_view(inst, k, "output", pl->o);
+    if (st == EM_OK && pl->o2)
+        st = cpu_check_view(inst, k, "indices", pl->o2);
+    if (st != EM_OK)
+        return st;
+    if (pl->x->dtype != EM_F32 && pl->x->dtype != EM_F64)
+        return cpu_unsupported(inst, k, pl->x->dtype);
+    if (pl->o->dtype != pl->x->dtype)
+        return cpu_mismatch(inst, k, "output", pl->o->dtype, pl->x->dtype);
+    if (pl->o2 && pl->o2->dtype != EM_I64)
+        return cpu_mismatch(inst, k, "indices", pl->o2->dtype, EM_I64);
+    return EM_OK;
+}
+
+/* the plane dims of a 4-D view */
+static int plane_ok(const em_kview *v, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    return v->ndim == 4 && v->shape[0] == n && v->shape[1] == c && v->shape[2] == h &&
+           v->shape[3] == w;
+}
+
+static int contiguous(const em_kview *v)
+{
+    int64_t s = 1;
+    for (int d = v->ndim - 1; d >= 0; d--) {
+        if (v->shape[d] != 1 && v->strides[d] != s)
+            return 0;
+        s *= v->shape[d];
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ im2col */
+
+#define IM2COL(T)                                                                          \
+    static void im2col_##T(void *arg, int64_t task, int worker)                            \
+    {                                                                                      \
+        (void)worker;                                                                      \
+        const conv_plan *p = arg;                                                          \
+        int64_t n = task / p->C, c = task % p->C, L = p->oh * p->ow;                       \
+        const int64_t *xs = p->x->strides;                                                 \
+        const T *x = (const T *)p->x->buf + p->x->offset + n * xs[0] + c * xs[1];          \
+        T *o = (T *)p->o->buf + p->o->offset +                                             \
+               (n * p->C + c) * p->kh * p->kw * L;                                         \
+        for (int64_t i = 0; i < p->kh; i++)                                                \
+            for (int64_t j = 0; j < p->kw; j++, o += L) {                                  \
+                /* the columns ox whose tap ix = ox*sw - pw + j*dw is inside [0, W) */     \
+                int64_t off = j * p->dw - p->pw, lo = 0, hi = p->ow;                       \
+                while (lo < hi && lo * p->sw + off < 0)                                    \
+                    lo++;                                                                  \
+                while (hi > lo && (hi - 1) * p->sw + off >= p->W)                          \
+                    hi--;                                                                  \
+                for (int64_t oy = 0; oy < p->oh; oy++) {                                   \
+                    T *row = o + oy * p->ow;                                               \
+                    int64_t iy = oy * p->sh - p->ph + i * p->dh;                           \
+                    if (iy < 0 || iy >= p->H) {                                            \
+                        memset(row, 0, sizeof(T) * (size_t)p->ow);                         \
+                        continue;                                                          \
+                    }                                                                      \
+                    const T *src = x + iy * xs[2];                                         \
+                    for (int64_t ox = 0; ox < lo; ox++)                                    \
+                        row[ox] = 0;                                                       \
+                    if (p->sw == 1 && xs[3] == 1)                                          \
+                        memcpy(row + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo));   \
+                    else                                                                   \
+                        for (int64_t ox = lo; ox < hi; ox++)                               \
+                            row[ox] = src[(ox * p->sw + off) * xs[3]];                     \
+                    for (int64_t ox = hi; ox < p->ow; ox++)                                \
+                        row[ox] = 0;                                                       \
+                }                                                                          \
+            }                                                                              \
+    }
+IM2COL(float)
+IM2COL(double)
+
+/* run fn over the N*C planes, on the pool when there is enough work */
+static void run_planes(cpu_inst *inst, int64_t planes, int64_t work, cpu_task_fn fn, void *arg)
+{
+    if (work < PAR_CHEAP || planes < 2) {
+        for (int64_t t = 0; t < planes; t++)
+            fn(arg, t, 0);
+        return;
+    }
+    cpu_parallel(inst, planes, fn, arg);
+}
+
+em_status cpu_k_im2col(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    conv_plan pl;
+    em_status st = check_geometry(inst, "im2col", a, 1, &pl);
+    if (st != EM_OK)
+        return st;
+    const em_kview *x = pl.x, *o = pl.o;
+    pl.C = x->ndim == 4 ? x->shape[1] : 0;
+    pl.H = x->ndim == 4 ? x->shape[2] : 0;
+    pl.W = x->ndim == 4 ? x->shape[3] : 0;
+    int64_t N = x->ndim == 4 ? x->shape[0] : 0;
+    if (x->ndim != 4 || o->ndim != 3 || o->shape[0] != N || o->shape[1] != pl.C * pl.kh * pl.kw ||
+        o->shape[2] != pl.oh * pl.ow || !contiguous(o))
+        return CPU_ERR(inst, EM_ERR_INVALID, "im2col: the views do not match the window");
+    run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
+               x->dtype == EM_F32 ? im2col_float : im2col_double, &pl);
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ col2im */
+
+#define COL2IM(T)                                                                          \
+    static void col2im_##T(void *arg, int64_t task, int worker)                            \
+    {                                                                                      \
+        (void)worker;                                                                      \
+        const conv_plan *p = arg;                                                          \
+        int64_t L = p->oh * p->ow;                                                         \
+        const T *col = (const T *)p->x->buf + p->x->offset + task * p->kh * p->kw * L;     \
+        T *o = (T *)p->o->buf + p->o->offset + task * p->H * p->W;                         \
+        memset(o, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
+        for (int64_t i = 0; i < p->kh; i++)                                                \
+            for (int64_t j = 0; j < p->kw; j++, col += L) {                                \
+                int64_t off = j * p->dw - p->pw, lo = 0, hi = p->ow;                       \
+                while (lo < hi && lo * p->sw + off < 0)                                    \
+                    lo++;                                                                  \
+                while (hi > lo && (hi - 1) * p->sw + off >= p->W)                          \
+                    hi--;                                                                  \
+                for (int64_t oy = 0; oy < p->oh; oy++) {                                   \
+                    int64_t iy = oy * p->sh - p->ph + i * p->dh;                           \
+                    if (iy < 0 || iy >= p->H)                                              \
+                        continue;                                                          \
+                    const T *row = col + oy * p->ow;                                       \
+                    T *dst = o + iy * p->W + off;                                          \
+                    if (p->sw == 1)                                                        \
+                        for (int64_t ox = lo; ox < hi; ox++)                               \
+                            dst[ox] += row[ox];                                            \
+                    else                                                                   \
+                        for (int64_t ox = lo; ox < hi; ox++)                               \
+                            dst[ox * p->sw] += row[ox];                                    \
+                }                                                                          \
+            }                                                                              \
+    }
+COL2IM(float)
+COL2IM(double)
+
+em_status cpu_k_col2im(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    conv_plan pl;
+    em_status st = check_geometry(inst, "col2im", a, 1, &pl);
+    if (st != EM_OK)
+        return st;
+    const em_kview *x = pl.x, *o = pl.o;
+    pl.C = o->ndim == 4 ? o->shape[1] : 0;
+    pl.H = o->ndim == 4 ? o->shape[2] : 0;
+    pl.W = o->ndim == 4 ? o->shape[3] : 0;
+    int64_t N = o->ndim == 4 ? o->shape[0] : 0;
+    if (o->ndim != 4 || x->ndim != 3 || x->shape[0] != N || x->shape[1] != pl.C * pl.kh * pl.kw ||
+        x->shape[2] != pl.oh * pl.ow || !contiguous(o) || !contiguous(x))
+        return CPU_ERR(inst, EM_ERR_INVALID, "col2im: the views do not match the window");
+    run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
+               x->dtype == EM_F32 ? col2im_float : col2im_double, &pl);
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ max_pool2d */
+
+#define MAXPOOL(T, U)                                                                      \
+    static void maxpool_##T(void *arg, int64_t task, int worker)                           \
+    {                                                                                      \
+        (void)worker;                                                                      \
+        const conv_plan *p = arg;                                                          \
+        int64_t n = task / p->C, c = task % p->C;                                          \
+        const int64_t *xs = p->x->strides;                                                 \
+        const T *x = (const T *)p->x->buf + p->x->offset + n * xs[0] + c * xs[1];          \
+        T *o = (T *)p->o->buf + p->o->offset + task * p->oh * p->ow;                       \
+        int64_t *ix = (int64_t *)p->o2->buf + p->o2->offset + task * p->oh * p->ow;        \
+        if (p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 && xs[3] == 1 &&         \
+            (p->oh - 1) * p->sh + p->kh <= p->H && (p->ow - 1) * p->sw + p->kw <= p->W) {  \
+            /* every window inside the plane, rows contiguous: no clamping; the geometry \
+             * in locals (the stores to o and ix could alias *p) */                        \
+            const int64_t W = p->W, KH = p->kh, KW = p->kw, SH = p->sh, SW = p->sw;        \
+            const int64_t OH = p->oh, OW = p->ow, XS = xs[2];                              \
+            for (int64_t oy = 0; oy < OH; oy++)                                            \
+                for (int64_t ox = 0; ox < OW; ox++) {                                      \
+                    const int64_t y0 = oy * SH, x0 = ox * SW;                              \
+                    int64_t best = y0 * W + x0;                                            \
+                    T m = -(T)INFINITY;                                                    \
+                    for (int64_t y = y0; y < y0 + KH; y++) {                               \
+                        const T *row = x + y * XS;                                         \
+                        for (int64_t xx = x0; xx < x0 + KW; xx++) {                        \
+                            /* selects by masks, no branches: the comparisons of random    \
+                             * data mispredict */                                          \
+                            const T v = row[xx];                                           \
+                            const int t = (v > m) | (v != v);                              \
+                            const U take = (U)0 - (U)t;                                    \
+                            U vb, mb;                                                      \
+                            memcpy(&vb, &v, sizeof v);                                     \
+                            memcpy(&mb, &m, sizeof m);                                     \
+                            mb = (vb & take) | (mb & ~take);                               \
+                            memcpy(&m, &mb, sizeof m);                                     \
+                            best ^= (best ^ (y * W + xx)) & -(int64_t)t;                   \
+                        }                                                                  \
+                    }                                                                      \
+                    o[oy * OW + ox] = m;                                                   \
+                    ix[oy * OW + ox] = best;                                               \
+                }                                                                          \
+            return;                                                                        \
+        }                                                                                  \
+        for (int64_t oy = 0; oy < p->oh; oy++) {                                           \
+            int64_t y0 = oy * p->sh - p->ph, y1 = y0 + (p->kh - 1) * p->dh + 1;            \
+            if (y1 > p->H)                                                                 \
+                y1 = p->H;                                                                 \
+            while (y0 < 0)                                                                 \
+                y0 += p->dh;                                                               \
+            for (int64_t ox = 0; ox < p->ow; ox++) {                                       \
+                int64_t x0 = ox * p->sw - p->pw, x1 = x0 + (p->kw - 1) * p->dw + 1;        \
+                if (x1 > p->W)                                                             \
+                    x1 = p->W;                                                             \
+                while (x0 < 0)                                                             \
+                    x0 += p->dw;                                                           \
+                int64_t best = y0 * p->W + x0;                                             \
+                T m = -(T)INFINITY;                                                        \
+                for (int64_t y = y0; y < y1; y += p->dh)                                   \
+                    for (int64_t xx = x0; xx < x1; xx += p->dw) {                          \
+                        T v = x[y * xs[2] + xx * xs[3]];                                   \
+                        if (v > m || isnan(v)) {                                           \
+                            m = v;                                                         \
+                            best = y * p->W + xx;                                          \
+                        }                                                                  \
+                    }                                                                      \
+                o[oy * p->ow + ox] = m;                                                    \
+                ix[oy * p->ow + ox] = best;                                                \
+            }                                                                              \
+        }                                                                                  \
+    }
+MAXPOOL(float, uint32_t)
+MAXPOOL(double, uint64_t)
+
+em_status cpu_k_max_pool2d(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    conv_plan pl;
+    em_status st = check_geometry(inst, "max_pool2d", a, 2, &pl);
+    if (st != EM_OK)
+        return st;
+    const em_kview *x = pl.x;
+    int64_t N = x->ndim == 4 ? x->shape[0] : 0;
+    pl.C = x->ndim == 4 ? x->shape[1] : 0;
+    pl.H = x->ndim == 4 ? x->shape[2] : 0;
+    pl.W = x->ndim == 4 ? x->shape[3] : 0;
+    if (x->ndim != 4 || !plane_ok(pl.o, N, pl.C, pl.oh, pl.ow) ||
+        !plane_ok(pl.o2, N, pl.C, pl.oh, pl.ow) || !contiguous(pl.o) || !contiguous(pl.o2) ||
+        pl.H < 1 || pl.W < 1)
+        return CPU_ERR(inst, EM_ERR_INVALID, "max_pool2d: the views do not match the window");
+    run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
+               x->dtype == EM_F32 ? maxpool_float : maxpool_double, &pl);
+    return EM_OK;
+}
