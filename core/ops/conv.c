@@ -3,7 +3,7 @@
  * PyTorch's messages and their one autograd node, ConvolutionBackward0. conv1d is conv2d
  * over a height of 1: the same kernels, the same node. An unbatched input (no N) goes
  * through unsqueeze/squeeze as in PyTorch. The lowering is in conv_lower.c; max_pool2d in
- * pool.c. */
+ * pool_max.c. */
 #include "config.h"
 #include "conv.h"
 
