@@ -375,7 +375,7 @@ static em_status judge(val *p, const call *c, mirrors *ms, bool compared, double
 }
 
 /* The layer's view of a kernel: its outputs, inputs and the tolerance rule. */
-enum { TOL_ELEMENTWISE, TOL_SUM, TOL_PROD, TOL_SOFTMAX, TOL_SCATTER, TOL_NONE };
+enum { TOL_ELEMENTWISE, TOL_SUM, TOL_PROD, TOL_SOFTMAX, TOL_SCATTER, TOL_WINDOW, TOL_NONE };
 
 static int tol_kind(const char *name)
 {
@@ -387,14 +387,19 @@ static int tol_kind(const char *name)
         return TOL_SOFTMAX;
     if (!strcmp(name, "scatter_add"))
         return TOL_SCATTER;
-    return TOL_ELEMENTWISE;
+    /* sums over pooling windows, or over the column entries of one pixel */
+    if (!strcmp(name, "avg_pool2d") || !strcmp(name, "avg_pool2d_grad") ||
+        !strcmp(name, "col2im"))
+        return TOL_WINDOW;
+    return TOL_ELEMENTWISE;   /* im2col and max_pool2d copy: exact, as elementwise */
 }
 
 static bool is_elementwise(const char *name)
 {
     static const char *const not_ew[] = {"sum", "prod", "max_dim", "min_dim", "softmax",
                                          "log_softmax", "index_select", "gather", "scatter_add",
-                                         NULL};
+                                         "avg_pool2d", "avg_pool2d_grad", "im2col", "col2im",
+                                         "max_pool2d", NULL};
     for (int i = 0; not_ew[i]; i++)
         if (!strcmp(name, not_ew[i]))
             return false;
@@ -508,6 +513,16 @@ static em_status check_kernel(val *p, const char *name, size_t off, void *dev, c
     case TOL_SCATTER:
         tol = u * e * (double)numel(a->in[1]) * (1 + in_scan.maxabs);
         break;
+    case TOL_WINDOW: {
+        /* terms per output: the window (ip[0] x ip[1]; an adaptive one spans at most the
+         * size ratio plus one per dim), so bound by both */
+        double in_n = (double)numel(a->in[0]), out_n = (double)numel(a->out);
+        double terms = in_n > out_n ? in_n / out_n : out_n / in_n;
+        if (a->ip && a->n_ip >= 2 && (double)(a->ip[0] * a->ip[1]) > terms)
+            terms = (double)(a->ip[0] * a->ip[1]);
+        tol = u * e * (terms + 4) * (1 + in_scan.maxabs);
+        break;
+    }
     default:
         break;
     }
