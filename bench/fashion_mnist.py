@@ -1,20 +1,28 @@
 #!/usr/bin/python3
-"""bench/fashion_mnist.py — examples/fashion_mnist beside the same recipe in PyTorch (CPU), in one run.
+"""bench/fashion_mnist.py — a Fashion-MNIST example beside the same recipe in PyTorch (CPU), in one run.
 
-    /usr/bin/python3 bench/fashion_mnist.py [--ember examples/fashion_mnist] [--backend cpu]
-                                            [--epochs 10] [--seed 1 --seed 2 ...] [--threads N]
-                                            [--data DIR] [--train-limit N]
+    /usr/bin/python3 bench/fashion_mnist.py [--model mlp|cnn] [--ember examples/fashion_mnist]
+                                            [--backend cpu] [--epochs 10] [--seed 1 --seed 2 ...]
+                                            [--threads N] [--data DIR] [--train-limit N]
+                                            [--test-limit N]
+    /usr/bin/python3 bench/fashion_mnist.py --model cnn --conv [--conv-step bench/conv_step]
+                                            [--threads N]
 
-The same model (784-256-128-10, ReLU), the same data order (ember's em_batches permutation,
-re-implemented below), Adam lr 1e-3, batch 128, x/255 (torchvision's ToTensor), a test pass
-after every epoch; each epoch is timed the same way on both sides (training plus the test
-pass). The two differ only in their initial weights (each library's own generator for the
-seed). For each seed, ember runs, then PyTorch, each in its own process, so the two see the
-same machine load within a seed; the table gives per seed the median seconds per epoch of
-each, their ratio, the final test accuracies, and each process's peak RSS with its RSS after
-the first and the last epoch (constant memory over epochs shows as equal numbers). Then the
-means over seeds. Debian's python3-torch 1.13 runs under /usr/bin/python3; ember never needs
-Python.
+--model mlp (examples/fashion_mnist: 784-256-128-10, ReLU) or cnn (examples/fashion_cnn: conv
+1->32 3x3 pad 1, ReLU, maxpool 2, conv 32->64 3x3 pad 1, ReLU, maxpool 2, flatten, linear
+3136->128, ReLU, linear 128->10; bench/fashion_cnn.py is this script with --model cnn). The same
+model on both sides, the same data order (ember's em_batches permutation, re-implemented below),
+Adam lr 1e-3, batch 128, x/255 (torchvision's ToTensor), a test pass after every epoch; each
+epoch is timed the same way on both sides (training plus the test pass). The two differ only
+in their initial weights (each library's own generator for the seed). For each seed, ember
+runs, then PyTorch, each in its own process, so the two see the same machine load within a
+seed; the table gives per seed the median seconds per epoch of each, their ratio, the final
+test accuracies, and each process's peak RSS with its RSS after the first and the last epoch
+(constant memory over epochs shows as equal numbers). Then the means over seeds. Debian's
+python3-torch 1.13 runs under /usr/bin/python3; ember never needs Python.
+
+--conv (cnn) times conv2d forward + backward alone at the example's shapes (batch 128), and
+max_pool2d, with bench/conv_step beside torch.nn.functional, in milliseconds (medians).
 """
 import argparse
 import gzip
@@ -27,7 +35,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
-ap.add_argument("--ember", default=os.path.join(HERE, "..", "examples", "fashion_mnist"))
+ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+ap.add_argument("--ember", default=None, help="the example (default: examples/fashion_mnist or fashion_cnn)")
+ap.add_argument("--conv", action="store_true", help="cnn: conv2d and max_pool2d alone")
+ap.add_argument("--conv-step", default=os.path.join(HERE, "conv_step"))
+ap.add_argument("--test-limit", type=int, default=0)
 ap.add_argument("--backend", default="cpu", help="ember backend")
 ap.add_argument("--epochs", type=int, default=10)
 ap.add_argument("--seed", type=int, action="append")
@@ -39,6 +51,8 @@ ap.add_argument("--train-limit", type=int, default=0)
 ap.add_argument("--torch-child", action="store_true", help=argparse.SUPPRESS)
 ap.add_argument("--checkpoint", default=None, help="ember's --checkpoint PREFIX (default: a temp dir)")
 args = ap.parse_args()
+if args.ember is None:
+    args.ember = os.path.join(HERE, "..", "examples", "fashion_cnn" if args.model == "cnn" else "fashion_mnist")
 seeds = args.seed or [1, 2, 3]
 
 M64 = (1 << 64) - 1
@@ -81,7 +95,7 @@ def rss_kib(pid):
 
 
 def torch_child():
-    """The PyTorch side: prints the same lines as examples/fashion_mnist."""
+    """The PyTorch side: prints the same lines as the example."""
     # PyTorch runs its ops on args.threads OpenMP threads; Debian's build calls OpenBLAS (a
     # pthread build with a pool of its own) from them for the matrix products. With both pools
     # at 2 threads on 2 cores they fight, and an epoch takes twice as long as with OpenBLAS
@@ -100,16 +114,25 @@ def torch_child():
         shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
         return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
-    xtr = torch.from_numpy(idx("train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0)
+    shape = (-1, 1, 28, 28) if args.model == "cnn" else (-1, 784)
+    xtr = torch.from_numpy(idx("train-images-idx3-ubyte.gz").reshape(shape).astype(np.float32) / 255.0)
     ytr = torch.from_numpy(idx("train-labels-idx1-ubyte.gz").astype(np.int64))
-    xte = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0)
+    xte = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz").reshape(shape).astype(np.float32) / 255.0)
     yte = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
     if args.train_limit:
         xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
+    if args.test_limit:
+        xte, yte = xte[:args.test_limit], yte[:args.test_limit]
     seed = seeds[0]
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                              torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    nn = torch.nn
+    if args.model == "cnn":
+        net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                            nn.Linear(128, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     n = xtr.shape[0]
     print(f"device torch {torch.__version__} cpu, {n} training and {xte.shape[0]} test samples, seed {seed}",
@@ -158,9 +181,51 @@ def run(cmd, env):
     return secs, accs, rss[0], rss[-1], usage.ru_maxrss / 1024
 
 
+def conv_bench():
+    """conv2d / max_pool2d forward + backward at the example's shapes, ember beside torch."""
+    import tempfile
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.torch_blas_threads)
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        ini = os.path.join(tmp, "device.ini")
+        with open(ini, "w") as f:
+            f.write(f"[device]\nbackend = {args.backend}\n[cpu]\nthreads = {args.threads}\n")
+        out = subprocess.run([args.conv_step, "20"], env=dict(os.environ, EMBER_CONFIG=ini),
+                             check=True, capture_output=True, text=True).stdout
+    ember = [float(line.split()[-1]) for line in out.splitlines()]
+
+    def run(c, oc, hw, pool, reps=20):
+        x = torch.randn(128, c, hw, hw, requires_grad=True)
+        w = torch.randn(oc, c, 3, 3, requires_grad=True)
+        b = torch.randn(oc, requires_grad=True)
+        ts = []
+        for r in range(reps + 2):
+            t0 = time.perf_counter()
+            y = F.max_pool2d(x, 2) if pool else F.conv2d(x, w, b, padding=1)
+            y.sum().backward()
+            if r >= 2:
+                ts.append((time.perf_counter() - t0) * 1e3)
+            x.grad = w.grad = b.grad = None
+        return statistics.median(ts)
+    names = ["conv 1->32 28x28", "conv 32->64 14x14", "max_pool2d 32x28x28", "max_pool2d 64x14x14"]
+    shapes = [(1, 32, 28, 0), (32, 64, 14, 0), (32, 32, 28, 1), (64, 64, 14, 1)]
+    print(f"# batch 128, forward + backward, median ms; threads {args.threads}, ember backend {args.backend}")
+    print(f"{'':22} {'ember':>8} {'torch':>8} {'ratio':>6}")
+    for name, sh, e in zip(names, shapes, ember):
+        t = run(*sh)
+        print(f"{name:22} {e:8.2f} {t:8.2f} {e / t:6.2f}", flush=True)
+
+
 def main():
     if args.torch_child:
         return torch_child()
+    if args.conv:
+        if args.model != "cnn":
+            sys.exit("--conv times the CNN's layers: give --model cnn (or run bench/fashion_cnn.py)")
+        return conv_bench()
     import tempfile
     env = dict(os.environ)
     cpu = "?"
@@ -171,7 +236,7 @@ def main():
                 break
     flags = open("/proc/cpuinfo").read()
     isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "SSE"
-    print(f"# {cpu} ({isa}), {os.cpu_count()} cpus, threads {args.threads} (PyTorch's OpenBLAS "
+    print(f"# {args.model}: {cpu} ({isa}), {os.cpu_count()} cpus, threads {args.threads} (PyTorch's OpenBLAS "
           f"{args.torch_blas_threads}), {args.epochs} epochs, ember backend {args.backend}")
     print(f"{'seed':>4} {'ember s/ep':>10} {'torch s/ep':>10} {'ratio':>6} {'ember acc':>9} {'torch acc':>9} "
           f"{'ember MiB ep1/last/peak':>24} {'torch MiB ep1/last/peak':>24}")
@@ -188,10 +253,12 @@ def main():
                     "--checkpoint", prefix, "--quiet"]
             if args.train_limit:
                 ecmd += ["--train-limit", str(args.train_limit)]
-            tcmd = [sys.executable, os.path.abspath(__file__), "--torch-child", "--seed", str(seed),
+            if args.test_limit:
+                ecmd += ["--test-limit", str(args.test_limit)]
+            tcmd = [sys.executable, os.path.abspath(__file__), "--torch-child", "--model", args.model, "--seed", str(seed),
                     "--epochs", str(args.epochs), "--threads", str(args.threads), "--data", args.data,
                     "--torch-blas-threads", str(args.torch_blas_threads),
-                    "--train-limit", str(args.train_limit)]
+                    "--train-limit", str(args.train_limit), "--test-limit", str(args.test_limit)]
             e = run(ecmd, env)
             t = run(tcmd, env)
             es, ts = statistics.median(e[0]), statistics.median(t[0])
