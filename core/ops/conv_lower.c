@@ -1,6 +1,6 @@
 /* core/ops/conv_lower.c — convolution lowered to kernels: im2col then one batched gemm per
  * group for the forward; for the backward, the transposed gemm then col2im (the input's
- * gradient) and im2col then a gemm per image accumulating into the weight's gradient. A
+ * gradient) and im2col then a batched gemm and a sum over the images (the weight's). A
  * 1x1 convolution with stride 1 and no padding skips im2col/col2im (the input is its own
  * column matrix). Images go through in chunks whose column matrix stays under a budget, so
  * a big batch needs no batch-sized buffer; every buffer comes from the context's cache. */
