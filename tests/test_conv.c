@@ -211,6 +211,60 @@ static void test_chunks(void **state)
     assert_ok_ctx();
 }
 
+/* max_pool2d 2x2 / stride 2 over ties, -inf and NaNs, widths with and without a remainder of
+ * four outputs: the same values, indices and gradients bit for bit whether the input is
+ * contiguous or a transposed view (kernels may take a faster path for the first) */
+static void test_pool_paths(void **state)
+{
+    (void)state;
+    const int k[2] = {2, 2};
+    const int64_t dims[3][2] = {{6, 10}, {8, 18}, {5, 16}};
+    for (int s = 0; s < 3; s++) {
+        const int64_t H = dims[s][0], W = dims[s][1], n = 2 * 3 * H * W;
+        double *v = rnd_array(n, -3, 3);
+        for (int64_t i = 0; i < n; i++) {
+            int r = (int)(i * 7919 % 13);
+            v[i] = r == 0 ? NAN : r == 1 ? -INFINITY : r < 6 ? 1.0 : floor(v[i]);
+        }
+        em_tensor *x = from_doubles(EM_F32, EM_SHAPE(2, 3, H, W), v);
+        em_tensor *xt = em_transpose(em_contiguous(em_transpose(x, 2, 3)), 2, 3);
+        em_tensor_set_requires_grad(x, true);
+        em_tensor *vals[2], *idx[2];
+        em_tensor *in[2] = {x, xt};
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(em_max_pool2d_with_indices(in[j], k, NULL, NULL, NULL, false,
+                                                        &vals[j], &idx[j]), EM_OK);
+        int64_t m = em_tensor_numel(vals[0]);
+        double *a = to_doubles(vals[0]), *b = to_doubles(vals[1]);
+        double *ia = to_doubles(em_to_dtype(idx[0], EM_F64));
+        double *ib = to_doubles(em_to_dtype(idx[1], EM_F64));
+        for (int64_t i = 0; i < m; i++) {
+            assert_true(isnan(a[i]) ? isnan(b[i]) : a[i] == b[i]);
+            assert_true(ia[i] == ib[i]);
+        }
+        /* the gradient goes to the argmax: weight each window's by its position */
+        em_tensor *wg = em_arange(g_ctx, EM_F32, 1, (double)m + 1, 1);
+        assert_int_equal(em_backward(em_sum(em_mul(em_reshape(vals[0], 1, (int64_t[]){m}), wg))),
+                         EM_OK);
+        double *g = to_doubles(em_grad(x));
+        for (int64_t i = 0; i < n; i++) {
+            int64_t plane = i / (H * W), pos = i % (H * W);
+            double want = 0;
+            for (int64_t q = plane * (m / 6); q < (plane + 1) * (m / 6); q++)
+                if (ia[q] == (double)pos)
+                    want += (double)q + 1;
+            assert_true(g[i] == want);
+        }
+        free(a);
+        free(b);
+        free(ia);
+        free(ib);
+        free(g);
+        free(v);
+    }
+    assert_ok_ctx();
+}
+
 /* an empty batch gives an empty result, and zero gradients of the weight */
 static void test_empty(void **state)
 {
@@ -449,7 +503,7 @@ int main(void)
         return rc;
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_chunks), EM_TEST(test_empty), EM_TEST(test_modules),
-        EM_TEST(test_faults), EM_TEST(test_errors),
+        EM_TEST(test_faults), EM_TEST(test_errors), EM_TEST(test_pool_paths),
     };
     char name[64];
     snprintf(name, sizeof name, "convolution and pooling on %s", test_backend_name());

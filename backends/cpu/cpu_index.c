@@ -268,6 +268,20 @@ typedef struct scat_plan {
     do {                                                                                   \
         T *o = (T *)sp->o;                                                                 \
         const T *src = (const T *)sp->src;                                                 \
+        if (sp->ixd == 1 && bix != 1 && bot != 0) {                                        \
+            /* indices contiguous along dim (max_pool2d's backward): each position walks   \
+             * dim in turn, the same additions in the same order per element of out */    \
+            for (int64_t b = 0; b < w; b++) {                                              \
+                const int64_t *ixr = sp->ix + ixo + b * bix;                               \
+                const T *sr = src + sro + b * bsr;                                         \
+                T *ob = o + oto + b * bot;                                                 \
+                for (int64_t k = 0; k < sp->n; k++) {                                      \
+                    T *dst = ob + ixr[k] * sp->otd;                                        \
+                    *dst = ADD(*dst, sr[k * sp->srd]);                                     \
+                }                                                                          \
+            }                                                                              \
+            break;                                                                         \
+        }                                                                                  \
         for (int64_t k = 0; k < sp->n; k++) {                                              \
             const int64_t *ixr = sp->ix + ixo + k * sp->ixd;                               \
             const T *sr = src + sro + k * sp->srd;                                         \

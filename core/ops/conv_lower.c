@@ -1,6 +1,6 @@
 /* core/ops/conv_lower.c — convolution lowered to kernels: im2col then one batched gemm per
  * group for the forward; for the backward, the transposed gemm then col2im (the input's
- * gradient) and im2col then a gemm per image accumulating into the weight's gradient. A
+ * gradient) and im2col then a batched gemm and a sum over the images (the weight's). A
  * 1x1 convolution with stride 1 and no padding skips im2col/col2im (the input is its own
  * column matrix). Images go through in chunks whose column matrix stays under a budget, so
  * a big batch needs no batch-sized buffer; every buffer comes from the context's cache. */
@@ -188,23 +188,36 @@ static em_status grad_input(em__tensor *x, em__tensor *wc, em__tensor *gc, const
     return st;
 }
 
-/* gw = sum over images of g_n @ cols_n^T */
+/* gw = sum over images of g_n @ cols_n^T. When an image's product (ocg x ck) is no bigger
+ * than its column matrix, the images of a chunk go through one batched gemm into a buffer
+ * of per-image products, summed over the chunk by the reduction kernel (then added across
+ * chunks): a few large launches instead of one small gemm per image. Otherwise (few output
+ * positions, many channels) one gemm per image accumulates into gw. */
 static em_status grad_weight(em__tensor *x, em__tensor *gc, const em__win *win, int64_t groups,
                              em__tensor *gw)
 {
     em_context *ctx = x->ctx;
     int64_t N = x->shape[0], C = x->shape[1];
     int64_t OC = gw->shape[0], l = win->oh * win->ow, cg = C / groups, ocg = OC / groups;
-    int64_t ck = cg * win->kh * win->kw, ckk = C * win->kh * win->kw;
+    int64_t ck = cg * win->kh * win->kw, ckk = C * win->kh * win->kw, wn = OC * ck;
     if (N == 0)
         return em__kfill(gw, 0.0);
-    bool identity = is_identity(x, win);
-    int64_t chunk = identity ? N : chunk_of(N, ckk, l, x->dtype);
-    em__tensor *cols = NULL;
+    bool identity = is_identity(x, win), batched = ocg <= l;
+    int64_t per = identity ? 0 : ckk * l;   /* buffer elements per image */
+    if (batched && wn > per)
+        per = wn;
+    int64_t chunk = chunk_of(N, per, 1, x->dtype);
+    em__tensor *cols = NULL, *part = NULL, *tmp = NULL;
     em_status st = EM_OK;
     if (!identity) {
         int64_t cs[3] = {chunk, ckk, l};
         if (!(cols = em__tensor_new(ctx, x->dtype, 3, cs)))
+            st = em__failed(ctx);
+    }
+    if (st == EM_OK && batched) {
+        int64_t ps[2] = {chunk, wn}, ts[2] = {1, wn};
+        if (!(part = em__tensor_new(ctx, x->dtype, 2, ps)) ||
+            (chunk < N && !(tmp = em__tensor_new(ctx, x->dtype, 2, ts))))
             st = em__failed(ctx);
     }
     for (int64_t n0 = 0; st == EM_OK && n0 < N; n0 += chunk) {
@@ -214,15 +227,35 @@ static em_status grad_weight(em__tensor *x, em__tensor *gc, const em__win *win, 
             st = em__failed(ctx);
             break;
         }
-        for (int64_t i = 0; st == EM_OK && i < nc; i++)
+        if (batched) {
             for (int64_t g = 0; st == EM_OK && g < groups; g++)
-                st = gemm3(ctx, alias2(gw, ocg, ck, ck, 1, g * ocg * ck),
-                           alias2(gc, ocg, l, l, 1, ((n0 + i) * OC + g * ocg) * l),
-                           alias2(cv, l, ck, 1, l, i * ckk * l + g * ck * l),
-                           n0 + i == 0 ? 0.0 : 1.0);
+                st = gemm3(ctx, alias3(part, nc, ocg, ck, wn, ck, 1, g * ocg * ck),
+                           alias3(gc, nc, ocg, l, OC * l, l, 1, (n0 * OC + g * ocg) * l),
+                           alias3(cv, nc, l, ck, ckk * l, 1, l, g * ck * l), 0.0);
+            em__tensor *pv = alias2(part, nc, wn, wn, 1, 0);
+            em__tensor *sv = n0 == 0 ? alias2(gw, 1, wn, wn, 1, 0) : em__tensor_ref(tmp);
+            if (st == EM_OK)
+                st = pv && sv ? em__launch_reduce(ctx, K(sum), sv, pv, 1.0) : em__failed(ctx);
+            if (st == EM_OK && n0 > 0) {
+                em__tensor *gv = alias2(gw, 1, wn, wn, 1, 0), *in[2] = {gv, tmp};
+                st = gv ? em__launch(ctx, K(add), gv, in, 2, NULL, NULL) : em__failed(ctx);
+                em__tensor_unref(gv);
+            }
+            em__tensor_unref(pv);
+            em__tensor_unref(sv);
+        } else {
+            for (int64_t i = 0; st == EM_OK && i < nc; i++)
+                for (int64_t g = 0; st == EM_OK && g < groups; g++)
+                    st = gemm3(ctx, alias2(gw, ocg, ck, ck, 1, g * ocg * ck),
+                               alias2(gc, ocg, l, l, 1, ((n0 + i) * OC + g * ocg) * l),
+                               alias2(cv, l, ck, 1, l, i * ckk * l + g * ck * l),
+                               n0 + i == 0 ? 0.0 : 1.0);
+        }
         em__tensor_unref(cv);
     }
     em__tensor_unref(cols);
+    em__tensor_unref(part);
+    em__tensor_unref(tmp);
     return st;
 }
 
