@@ -56,6 +56,7 @@ check "the trace file holds trace events of the three phases ($backend)" \
 if [ -f "$fm/train-images-idx3-ubyte.gz" ]; then
     ini profile
     "$top/examples/fashion_mnist" --data "$fm" --train-limit 2000 --test-limit 1000 --epochs 1 \
+        --checkpoint "$tmp/fm" \
         --quiet > "$tmp/fm.out" 2> "$tmp/fm.err"
     rc=$?
     check "fashion_mnist with layers = profile trains and prints the table ($backend)" \
