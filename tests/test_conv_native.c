@@ -154,7 +154,8 @@ static void run_case(const ncase *c, em_dtype dt)
     double tol = dt == EM_F32 ? 1e-5 : 1e-12;
     for (int i = 0; i < 4; i++) {
         if (!want.v[i] != !got.v[i] || want.n[i] != got.n[i])
-            fail_msg("%s [%s]: %s present on one backend only", c->name, em_dtype_name(dt), what[i]);
+            fail_msg("%s [%s]: %s present on one backend only", c->name, em_dtype_name(dt),
+                     what[i]);
         for (int64_t j = 0; j < want.n[i]; j++)
             if (!close_enough(got.v[i][j], want.v[i][j], tol))
                 fail_msg("%s [%s]: %s element %lld: tconv %.17g, cpu %.17g", c->name,

@@ -12,10 +12,11 @@
  *
  * Each device gets one cuDNN handle, created at its first convolution and bound to the
  * device's stream, so the calls queue behind the kernels and copies before them like every
- * other op. The algorithm is cuDNN's heuristic choice (cudnnGet*Algorithm_v7), the first that
- * succeeds within the workspace limit; the workspace is one device allocation kept and grown
- * per device. f32 uses CUDNN_FMA_MATH (full fp32, no TF32, as the gemm does). Every other
- * cuDNN failure becomes an ember status with the API name and cudnnGetErrorString's text. */
+ * other op. The algorithm is cuDNN's heuristic choice (cudnnGet*Algorithm_v7), the first
+ * deterministic one that succeeds within the workspace limit; the workspace is one device
+ * allocation kept and grown per device. f32 uses CUDNN_FMA_MATH (full fp32, no TF32, as the
+ * gemm does). Every other cuDNN failure becomes an ember status with the API name and
+ * cudnnGetErrorString's text. */
 #include "cuda_backend.h"
 
 #ifdef HAVE_CUDNN
@@ -332,21 +333,30 @@ static void *ptr(const em_kview *v)
 struct dnn_scale {
     float f[2];
     double g[2];
-    const void *one(cudnnDataType_t t) const { return t == CUDNN_DATA_FLOAT ? (const void *)&f[0] : (const void *)&g[0]; }
-    const void *zero(cudnnDataType_t t) const { return t == CUDNN_DATA_FLOAT ? (const void *)&f[1] : (const void *)&g[1]; }
+    const void *one(cudnnDataType_t t) const
+    {
+        return t == CUDNN_DATA_FLOAT ? (const void *)&f[0] : (const void *)&g[0];
+    }
+    const void *zero(cudnnDataType_t t) const
+    {
+        return t == CUDNN_DATA_FLOAT ? (const void *)&f[1] : (const void *)&g[1];
+    }
 };
 static const dnn_scale k_scale = {{1.0f, 0.0f}, {1.0, 0.0}};
 
-/* the first of cuDNN's ranked choices that succeeds within the limit */
+/* The first of cuDNN's ranked choices that succeeds within the limit and is deterministic (the
+ * same result run after run, as the plugin's own kernels give), else the first that succeeds. */
 template <class P>
 static bool pick(const P *perf, int n, decltype(perf->algo) *algo, size_t *ws)
 {
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= CU_DNN_WS_LIMIT) {
-            *algo = perf[i].algo;
-            *ws = perf[i].memory;
-            return true;
-        }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= CU_DNN_WS_LIMIT &&
+                (pass || perf[i].determinism == CUDNN_DETERMINISTIC)) {
+                *algo = perf[i].algo;
+                *ws = perf[i].memory;
+                return true;
+            }
     return false;
 }
 
