@@ -449,11 +449,12 @@ typedef struct em_backend_ops {
      * conv2d and its two gradients in one call each, for a backend with a convolution library
      * (cuDNN). Without them (or for an undeclared dtype) the core lowers the convolution to
      * im2col / col2im and gemm as above; they are never run through the cpu fallback. Every
-     * view is 4-D NCHW and contiguous (strides row-major), of one float dtype; outputs are
-     * fresh buffers, never overlapping an input, written whole (never read). Every view has
-     * at least one element. ip[] (n_ip = 11): the window of im2col (ip[0..9], with kh, kw the
-     * weight's last two dims and oh, ow the output's) and ip[10] the groups g (>= 1; C and OC
-     * are multiples of it). The padding is symmetric: the core calls these kernels only when
+     * view is contiguous (strides row-major), 4-D NCHW but for the bias and its gradient
+     * (1-D), and of one float dtype; outputs are fresh buffers, never overlapping an input,
+     * written whole (never read). Every view has at least one element. ip[] (n_ip = 11): the
+     * window of im2col (ip[0..9], with kh, kw the weight's last two dims and oh, ow the
+     * output's) and ip[10] the groups g (>= 1; C and OC are multiples of it). The padding is
+     * symmetric: the core calls these kernels only when
      * oh = (H + 2*ph - dh*(kh - 1) - 1) / sh + 1, and ow alike (the lowering serves the
      * one-sided padding of padding="same" with an even kernel extent).
      * conv2d: ins[0] x (N, C, H, W), ins[1] w (OC, C/g, kh, kw), ins[2] the bias, a 1-D
