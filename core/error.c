@@ -97,6 +97,26 @@ em_status em__error(em_context *ctx, em_status st, const char *fmt, ...)
     return st;
 }
 
+_Static_assert(sizeof(((em_context *)0)->errmsg) == sizeof(((em__errstate *)0)->errmsg) &&
+                   sizeof tls_error == sizeof(((em__errstate *)0)->last),
+               "em__errstate holds what em__error writes");
+
+void em__error_save(const em_context *ctx, em__errstate *s)
+{
+    s->status = ctx->status;
+    s->failed = ctx->failed;
+    memcpy(s->errmsg, ctx->errmsg, sizeof s->errmsg);
+    memcpy(s->last, tls_error, sizeof s->last);
+}
+
+void em__error_restore(em_context *ctx, const em__errstate *s)
+{
+    ctx->status = s->status;
+    ctx->failed = s->failed;
+    memcpy(ctx->errmsg, s->errmsg, sizeof ctx->errmsg);
+    memcpy(tls_error, s->last, sizeof tls_error);
+}
+
 em_status em__error_global(em_status st, const char *fmt, ...)
 {
     va_list ap;

@@ -19,6 +19,15 @@
 /* ------------------------------------------------------------------ errors (error.c) */
 /* Record an error in ctx (kept only if none is pending). Returns st. */
 EM_INTERNAL em_status em__error(em_context *ctx, em_status st, const char *fmt, ...) EM_PRINTF(3, 4);
+/* What em__error changes (ctx's status, last failure and message, the thread's
+ * em_last_error), saved so that a failure the core recovers from itself (a whole-convolution
+ * kernel declining a call, conv_native.c) leaves no trace. */
+typedef struct em__errstate {
+    em_status status, failed;
+    char errmsg[1024], last[1024];
+} em__errstate;
+EM_INTERNAL void em__error_save(const em_context *ctx, em__errstate *s);
+EM_INTERNAL void em__error_restore(em_context *ctx, const em__errstate *s);
 /* Record an error for calls with no context (thread-local; em_last_error). Returns st. */
 EM_INTERNAL em_status em__error_global(em_status st, const char *fmt, ...) EM_PRINTF(2, 3);
 EM_INTERNAL void em__log(em_context *ctx, em_log_level lvl, const char *fmt, ...) EM_PRINTF(3, 4);

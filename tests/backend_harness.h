@@ -29,12 +29,18 @@ static inline const char *test_backend_name(void)
     return b && *b ? b : EM_TEST_BACKEND;
 }
 
+/* The variable naming the plugins' directory: the build's backends, or (for a test plugin
+ * under test) EMBER_TEST_PLUGIN_DIR. */
+#ifndef EM_TEST_BACKEND_DIR_ENV
+#define EM_TEST_BACKEND_DIR_ENV "EMBER_TEST_BACKEND_DIR"
+#endif
+
 /* A config for backend `name` with plugins from the build tree. */
 static inline em_config *test_config(const char *name)
 {
     em_config *cfg = em_config_create();
     em_config_set(cfg, "device", "backend", name);
-    const char *dir = getenv("EMBER_TEST_BACKEND_DIR");
+    const char *dir = getenv(EM_TEST_BACKEND_DIR_ENV);
     if (dir && *dir)
         em_config_set(cfg, "backends", "path", dir);
     return cfg;

@@ -6,7 +6,9 @@
 # ABI 1.0, 1.1 and 1.2 headers (ember-backend-tabi10.so, -tabi11.so, -tabi12.so), which must
 # load and conform unchanged; and the cpu backend wrapped with one clause of the ops table's
 # contract broken (tests/plugins/tbroken.c: copy offsets, gemm's beta, offsets, leading
-# dimensions, k = 0), which must fail abi.copy_offsets or abi.gemm.
+# dimensions, k = 0), which must fail abi.copy_offsets or abi.gemm; and the cpu backend with
+# the optional whole-convolution kernels of ABI 1.4 (tests/plugins/tconv.c), whose conv rows
+# must pass through them.
 set -u
 top=${EMBER_TEST_BUILD_DIR:-.}
 plugins=${EMBER_TEST_PLUGIN_DIR:-$top/tests/plugins/.libs}
@@ -121,6 +123,26 @@ for clause in "h2d_offset:abi.copy_offsets:copy_h2d of 40 bytes at dst_offset 24
     report "a plugin breaking '$how' fails $want_row, naming the clause" $r
 done
 unset EMBER_TBROKEN_CPU
+
+# the whole convolutions of ABI 1.4 (optional): the cpu backend plus direct-loop conv2d,
+# conv2d_grad_input and conv2d_grad_weight (tests/plugins/tconv.c) passes the conv rows with
+# its kernels listed as its own; the cpu backend itself has none (marked ~: lowered)
+export EMBER_TCONV_CPU="${EMBER_TEST_BACKEND_DIR:-$top/.libs}/ember-backend-cpu.so"
+conform ember-backend-tconv.so "" --filter conv
+rc=$?
+r=1; [ $rc -eq 0 ] && [ "$(row conv2d)" = pass ] && [ "$(row conv1d)" = pass ] &&
+    [ "$(row conv2d.grad)" = pass ] && [ "$(row conv1d.grad)" = pass ] &&
+    grep -qE "^conv2d +conv2d im2col gemm " "$tmp/out" &&
+    grep -qE "^conv2d.grad +conv2d_grad_input conv2d_grad_weight im2col" "$tmp/out" && r=0
+report "whole-convolution kernels (tconv): the conv rows pass through them" $r
+unset EMBER_TCONV_CPU
+printf '[backends]\npath = %s\n' "${EMBER_TEST_BACKEND_DIR:-$top/.libs}" > "$tmp/device.ini"
+"$top/tools/ember-conform" --config "$tmp/device.ini" \
+    --library "${EMBER_TEST_BACKEND_DIR:-$top/.libs}/ember-backend-cpu.so" --filter conv2d \
+    > "$tmp/out" 2>&1
+rc=$?
+r=1; [ $rc -eq 0 ] && [ "$(row conv2d)" = pass ] && grep -qE "^conv2d +conv2d~ im2col gemm " "$tmp/out" && r=0
+report "without them (cpu) conv2d is lowered (conv2d marked ~) and passes" $r
 
 echo "1..$n"
 [ $fails -eq 0 ]

@@ -291,9 +291,11 @@ void cf_run_conv(void)
         for (size_t i = 0; i < NELEMS(conv_cases); i++) {
             const conv_case *k = &conv_cases[i];
             const char *name = k->sd == 2 ? "conv2d" : "conv1d";
-            cf_row *r = cf_row_get(name, "im2col gemm");
+            /* conv2d and its gradients (optional, ABI 1.4) where the plugin has them, the
+             * lowering otherwise */
+            cf_row *r = cf_row_get(name, "conv2d im2col gemm");
             cf_row *rg = cf_row_get(k->sd == 2 ? "conv2d.grad" : "conv1d.grad",
-                                    "im2col col2im gemm sum");
+                                    "conv2d_grad_input conv2d_grad_weight im2col col2im gemm sum");
             if (r)
                 run_conv(r, rg, k, dt);
         }

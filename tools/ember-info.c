@@ -274,7 +274,7 @@ static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
         }
     }
     if (opt_have)
-        snprintf(buf, sizeof buf, "implements %d of %d ops (and %d of %d optional backward helpers)",
+        snprintf(buf, sizeof buf, "implements %d of %d ops (and %d of %d optional kernels)",
                  nh, total, opt_have, opt_total);
     else
         snprintf(buf, sizeof buf, "implements %d of %d ops", nh, total);
@@ -297,7 +297,7 @@ static void print_kernels(const em_plugin_info *pi, const char *op_fallback)
     }
     if (lc) {
         char text[1024 + 100];
-        snprintf(text, sizeof text, "%s\n(optional: the core composes them from other ops)", comp);
+        snprintf(text, sizeof text, "%s\n(optional: the core composes them from other kernels)", comp);
         wrapped(11, "composed:", text);
     }
     print_dtypes(pi);

@@ -174,9 +174,10 @@ if [ $? -eq 77 ]; then
             lib=$cu/lib64; [ -d "$lib" ] || lib=$cu/lib
             rm -rf "$dst" "$dst.obj"
             mkdir -p "$dst" "$dst.obj"
+            dnn=""; [ -f "$cu/include/cudnn.h" ] && dnn=-DHAVE_CUDNN   # convolutions on cuDNN
             ls "$srcd"/backends/cuda/*.cu | xargs -P "$(nproc)" -I{} sh -c "
                 \"$nvcc\" -Xcompiler -fPIC -gencode arch=compute_90,code=[sm_90,compute_90] -O3 \
-                    -std=c++17 --fmad=false -I\"$srcd/include\" -D_GNU_SOURCE \
+                    -std=c++17 --fmad=false -I\"$srcd/include\" -D_GNU_SOURCE $dnn \
                     -DCU_CUDA_LIBDIR=\\\"$lib\\\" -DCU_NVCC_TARGETS=\\\"sm_90,compute_90\\\" \
                     -Xcompiler=-fvisibility=hidden -c {} -o \"$dst.obj/\$(basename {} .cu).o\""
             "$nvcc" -shared -o "$dst/ember-backend-cuda.so" "$dst".obj/*.o -L"$lib" -lcudart_static \
@@ -213,7 +214,7 @@ cd "$out" || exit 2   # suites that write files write them here
 for t in test_cuda test_cuda_gpu test_ops_cuda test_autograd_cuda test_optim_cuda \
          test_dtypes_cuda test_math_cuda test_views_cuda test_index_cuda test_inplace_views_cuda \
          test_stats_cuda test_activation_cuda test_loss_cuda test_nn_cuda test_checkpoint_cuda \
-         test_data_cuda; do
+         test_data_cuda test_conv_cuda; do
     step "$t" 60 "$here/bin/$t"
 done
 step test_threads_cuda 60 env EMBER_TEST_BACKEND_OVERRIDE=cuda "$here/bin/test_threads"

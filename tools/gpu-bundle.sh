@@ -39,7 +39,7 @@ tests="tests/test_cuda tests/test_cuda_gpu tests/test_threads tests/cuda_probe
 tests/test_ops_cuda tests/test_autograd_cuda tests/test_dtypes_cuda tests/test_math_cuda
 tests/test_views_cuda tests/test_index_cuda tests/test_inplace_views_cuda tests/test_stats_cuda
 tests/test_activation_cuda tests/test_loss_cuda tests/test_optim_cuda tests/test_nn_cuda
-tests/test_checkpoint_cuda tests/test_data_cuda"
+tests/test_checkpoint_cuda tests/test_data_cuda tests/test_conv_cuda"
 tools="tools/ember-info tools/ember-conform tools/ember-bench"
 examples="examples/clamp examples/autograd_basics examples/two_layer_numpy
 examples/two_layer_autograd examples/classifier"

@@ -3,7 +3,7 @@
  * device, one non-blocking stream, a cuBLAS handle bound to it), buffers, copies and
  * synchronisation. Kernels are in cuda_kernels.cu, cuda_reduce.cu, cuda_math.cu, cuda_dim.cu
  * and cuda_gather.cu, gemm and the loading of cuBLAS in cuda_blas.cu, streams and events in
- * cuda_async.cu. Built by nvcc as ember-backend-cuda.so with the CUDA runtime linked in
+ * cuda_async.cu, whole convolutions on cuDNN (when configure found it) in cuda_dnn.cu. Built by nvcc as ember-backend-cuda.so with the CUDA runtime linked in
  * statically and no libcuda link, so it loads quickly, and also on machines without the
  * NVIDIA driver, where it reports "no usable CUDA device: <reason>".
  *
@@ -169,6 +169,20 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
         cb.get_property(MINOR_VERSION, &blas_minor);
         snprintf(blas, sizeof blas, "%d.%d (%s)", blas_major, blas_minor, cb.path);
     }
+#ifdef HAVE_CUDNN
+    /* like cuBLAS's, a missing cuDNN shows here; convolutions are then lowered */
+    const char *dnn_path = nullptr, *dnn_why = nullptr;
+    char conv[200];
+    if (cu_dnn_load(&dnn_path, &dnn_why)) {
+        const size_t dnn = cu_dnn_version();
+        snprintf(conv, sizeof conv, "cuDNN %zu.%zu.%zu (%s)", dnn / 10000, (dnn / 100) % 100,
+                 dnn % 100, dnn_path);
+    } else {
+        snprintf(conv, sizeof conv, "im2col + cuBLAS gemm (cuDNN cannot be loaded: %s)", dnn_why);
+    }
+#else
+    const char *conv = "im2col + cuBLAS gemm (built without cuDNN)";
+#endif
     char dv[16], rv[16];
     version_text(drv, dv, sizeof dv);
     version_text(rt, rv, sizeof rv);
@@ -191,11 +205,12 @@ static em_status cu_device_props(void *bctx, int index, em_device_props *props)
                  "SM clock: %d MHz, memory clock: %d MHz, bus width: %d bits\n"
                  "L2 cache: %d KiB, shared memory per block: %zu KiB\n"
                  "PCI: %04x:%02x:%02x.0\n"
+                 "convolution: %s\n"
                  "gemm: cuBLAS %s%s\n",
                  p.major, p.minor, ok ? "" : " (below 7.5: not supported by this plugin)",
                  clock_khz / 1000, mem_khz / 1000, p.memoryBusWidth, p.l2CacheSize / 1024,
                  p.sharedMemPerBlock / 1024, (unsigned)p.pciDomainID, (unsigned)p.pciBusID,
-                 (unsigned)p.pciDeviceID,
+                 (unsigned)p.pciDeviceID, conv,
                  have_blas ? blas : "cannot be loaded, so devices cannot open: ",
                  have_blas ? ", f32: full fp32, no TF32" : why);
     if (len >= (int)sizeof r.extra)   /* only a long cuBLAS failure reason gets here */
@@ -212,6 +227,9 @@ static void dev_release(cu_dev *d)
     if (d->stream)
         cudaStreamSynchronize(d->stream);
     cu_streams_release(d);
+#ifdef HAVE_CUDNN
+    cu_dnn_release(d);
+#endif
     if (d->blas)
         d->cb.destroy(d->blas);
     for (int i = 0; i < CU_STAGE_SLOTS; i++)
@@ -617,6 +635,10 @@ static em_kernel_dtypes make_dtypes(void)
     t.avg_pool2d = t.avg_pool2d_grad = F;
     /* ---- ABI 1.4: convolution ---- */
     t.im2col = t.col2im = t.max_pool2d = F;
+#ifdef HAVE_CUDNN
+    /* ---- ABI 1.4: whole convolutions (optional) ---- */
+    t.conv2d = t.conv2d_grad_input = t.conv2d_grad_weight = F;
+#endif
     return t;
 }
 
@@ -717,6 +739,13 @@ static em_backend_ops make_ops(void)
     o.im2col = cu_k_im2col;
     o.col2im = cu_k_col2im;
     o.max_pool2d = cu_k_max_pool2d;
+#ifdef HAVE_CUDNN
+    /* ---- ABI 1.4: whole convolutions (optional): cuDNN; without it the core lowers
+     * convolutions to im2col / col2im and cuBLAS's gemm ---- */
+    o.conv2d = cu_k_conv2d;
+    o.conv2d_grad_input = cu_k_conv2d_grad_input;
+    o.conv2d_grad_weight = cu_k_conv2d_grad_weight;
+#endif
     return o;
 }
 

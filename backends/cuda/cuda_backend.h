@@ -1,8 +1,8 @@
 /* backends/cuda/cuda_backend.h — what the cuda backend's translation units share: the
  * instance and device structs, the error helpers (every CUDA / cuBLAS failure becomes an
  * ember status with the API name and CUDA's own error name and text), the current-device
- * guard, the cuBLAS function table, and the entry points the kernel files, cuda_async.cu and
- * cuda_blas.cu define for the ops table in cuda_backend.cu. Private to the plugin: nothing
+ * guard, the cuBLAS function table, and the entry points the kernel files, cuda_async.cu,
+ * cuda_blas.cu and (with cuDNN) cuda_dnn.cu define for the ops table in cuda_backend.cu. Private to the plugin: nothing
  * here is exported. */
 #ifndef EMBER_BACKEND_CUDA_H
 #define EMBER_BACKEND_CUDA_H
@@ -11,6 +11,10 @@
 #include <ember/plugin_kit.h>
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+/* HAVE_CUDNN: set on nvcc's command line when configure found cudnn.h (--without-cudnn) */
+#ifdef HAVE_CUDNN
+#include <cudnn.h>
+#endif
 
 /* Belt and braces next to -fvisibility=hidden: cross-file symbols must never leak. */
 #define CU_HIDDEN __attribute__((visibility("hidden")))
@@ -95,6 +99,14 @@ typedef struct cu_dev {
      * for the rest of the process, so every later op is refused (cu_enter) with this. */
     cudaError_t sticky;
     char sticky_where[160];      /* "<what>: <api>" of the call that reported it */
+#ifdef HAVE_CUDNN
+    /* cuDNN (cuda_dnn.cu): the handle, bound to stream, made at the first convolution
+     * (NULL before); the workspace its algorithms share, grown on demand */
+    cudnnHandle_t dnn;
+    bool dnn_broken;             /* cudnnCreate failed here: convolutions are lowered */
+    void *dnn_ws;
+    size_t dnn_ws_bytes;
+#endif
 } cu_dev;
 
 #define CU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -199,6 +211,18 @@ CU_KERNEL(adam);
 CU_KERNEL(avg_pool2d); CU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cuda_conv.cu) ---- */
 CU_KERNEL(im2col); CU_KERNEL(col2im); CU_KERNEL(max_pool2d);
+#ifdef HAVE_CUDNN
+/* ---- ABI 1.4: whole convolutions (optional; cuda_dnn.cu, on cuDNN loaded at run time;
+ * a call it cannot run is declined and lowered by the core) ---- */
+CU_KERNEL(conv2d); CU_KERNEL(conv2d_grad_input); CU_KERNEL(conv2d_grad_weight);
+/* Device close: the cuDNN handle and workspace, if made. */
+CU_HIDDEN void cu_dnn_release(cu_dev *d);
+/* Load cuDNN if no call has tried yet (once per process); false, with every file tried and
+ * dlerror()'s reason in *why, if it cannot be. *path: the file loaded. Thread-safe. */
+CU_HIDDEN bool cu_dnn_load(const char **path, const char **why);
+/* cudnnGetVersion() of the library loaded (e.g. 91400), 0 if none */
+CU_HIDDEN size_t cu_dnn_version(void);
+#endif
 #undef CU_KERNEL
 
 #endif

@@ -2,8 +2,8 @@
  * as numbers or "same"/"valid", dilation, groups, optional bias), their checks with
  * PyTorch's messages and their one autograd node, ConvolutionBackward0. conv1d is conv2d
  * over a height of 1: the same kernels, the same node. An unbatched input (no N) goes
- * through unsqueeze/squeeze as in PyTorch. The lowering is in conv_lower.c; max_pool2d in
- * pool_max.c. */
+ * through unsqueeze/squeeze as in PyTorch. The lowering is in conv_lower.c, the backend's
+ * whole-convolution kernels in conv_native.c; max_pool2d in pool_max.c. */
 #include "config.h"
 #include "conv.h"
 
@@ -59,11 +59,17 @@ static em_status bw_conv(em_bw *b)
         return em__failed(ctx) != EM_OK ? em__failed(ctx) : EM_ERR_FREED;
     em__win win;
     win_of(b->p, w->shape, sd, &win);
-    em__tensor *x4 = as4d(x), *w4 = as4d(w), *g4 = as4d(g), *gx = NULL, *gw = NULL;
-    em_status st = x4 && w4 && g4 ? em__conv_backward(x4, w4, g4, &win, b->p->i[0],
-                                                      b->needs[0] ? &gx : NULL,
-                                                      b->needs[1] ? &gw : NULL)
+    em__tensor *x4 = as4d(x), *w4 = as4d(w), *g4 = as4d(g), *gx = NULL, *gw = NULL, *gb = NULL;
+    bool native = false;
+    em_status st = x4 && w4 && g4 ? em__conv_native_backward(x4, w4, g4, &win, b->p->i[0],
+                                                             b->needs[0] ? &gx : NULL,
+                                                             b->needs[1] ? &gw : NULL,
+                                                             b->needs[1] && b->needs[2] ? &gb : NULL,
+                                                             &native)
                                   : em__failed(ctx);
+    if (st == EM_OK && !native)
+        st = em__conv_backward(x4, w4, g4, &win, b->p->i[0], b->needs[0] ? &gx : NULL,
+                               b->needs[1] ? &gw : NULL);
     em__tensor_unref(x4);
     em__tensor_unref(w4);
     em__tensor_unref(g4);
@@ -79,7 +85,9 @@ static em_status bw_conv(em_bw *b)
         em__tensor_unref(gw);
         b->grad_in[1] = em__give(r);
     }
-    if (b->needs[2]) {
+    if (gb) {
+        b->grad_in[2] = em__give(gb);
+    } else if (b->needs[2]) {
         int dims[3] = {0, 2, 3};
         if (sd == 1)
             dims[1] = 2;
@@ -234,7 +242,10 @@ static em_tensor *conv_nd(int sd, em_tensor *xh, em_tensor *wh, em_tensor *bh, c
     if (conv_check(name, sd, x, w, bias, stride, padding, mode, dilation, groups, &win) != EM_OK)
         return NULL;
     em__tensor *x4 = as4d(x), *w4 = as4d(w), *out4 = NULL;
+    bool native = false;
     if (x4 && w4)
+        out4 = em__conv_native_forward(x4, w4, bias, &win, groups, &native);
+    if (x4 && w4 && !native)
         out4 = em__conv_forward(x4, w4, bias, &win, groups);
     em__tensor_unref(x4);
     em__tensor_unref(w4);

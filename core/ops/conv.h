@@ -1,7 +1,8 @@
 /* core/ops/conv.h — what the convolution files share: the geometry of one convolution or
  * pooling window over 4-D (N, C, H, W) tensors, and its lowering to the im2col, col2im and
  * max_pool2d kernels of ABI 1.4 plus gemm (conv.c: forward, backward and the public calls;
- * conv_lower.c: the kernel launches). */
+ * conv_lower.c: the kernel launches), or the backend's whole-convolution kernels
+ * (conv_native.c). */
 #ifndef EMBER_CORE_OPS_CONV_H
 #define EMBER_CORE_OPS_CONV_H
 
@@ -22,6 +23,16 @@ EM_INTERNAL em__tensor *em__conv_forward(em__tensor *x, em__tensor *w, em__tenso
 EM_INTERNAL em_status em__conv_backward(em__tensor *x, em__tensor *w, em__tensor *g,
                                         const em__win *win, int64_t groups, em__tensor **gx,
                                         em__tensor **gw);
+/* The same through the backend's whole-convolution kernels (conv_native.c), when it declares
+ * them natively for the dtype and the padding is symmetric: *used false (and nothing done,
+ * nothing recorded) otherwise, or when a kernel declined the call. The backward also gives gb
+ * (the bias's gradient, (OC)) when asked for. */
+EM_INTERNAL em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
+                                                const em__win *win, int64_t groups, bool *used);
+EM_INTERNAL em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g,
+                                               const em__win *win, int64_t groups,
+                                               em__tensor **gx, em__tensor **gw,
+                                               em__tensor **gb, bool *used);
 /* PyTorch's name of a dtype as its messages print it: "Float" (lower: "float"), "Long", ... */
 EM_INTERNAL const char *em__torch_type(em_dtype dt, bool lower);
 /* An alias of contiguous t with another shape of the same element count (+1 ref). */

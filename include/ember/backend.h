@@ -445,6 +445,32 @@ typedef struct em_backend_ops {
      *   beats an earlier one (PyTorch's cpu kernel); a window of -inf gives its first tap.
      * Float dtypes when undeclared; the indices' dtype is fixed. */
     em_kernel_fn im2col, col2im, max_pool2d;
+    /* ---- ABI 1.4: whole convolutions (optional) ----
+     * conv2d and its two gradients in one call each, for a backend with a convolution library
+     * (cuDNN). Without them (or for an undeclared dtype) the core lowers the convolution to
+     * im2col / col2im and gemm as above; they are never run through the cpu fallback. Every
+     * view is contiguous (strides row-major), 4-D NCHW but for the bias and its gradient
+     * (1-D), and of one float dtype; outputs are fresh buffers, never overlapping an input,
+     * written whole (never read). Every view has at least one element. ip[] (n_ip = 11): the
+     * window of im2col (ip[0..9], with kh, kw the weight's last two dims and oh, ow the
+     * output's) and ip[10] the groups g (>= 1; C and OC are multiples of it). The padding is
+     * symmetric: the core calls these kernels only when
+     * oh = (H + 2*ph - dh*(kh - 1) - 1) / sh + 1, and ow alike (the lowering serves the
+     * one-sided padding of padding="same" with an even kernel extent).
+     * conv2d: ins[0] x (N, C, H, W), ins[1] w (OC, C/g, kh, kw), ins[2] the bias, a 1-D
+     *   view (OC), when there is one (n_in = 3; else n_in = 2); out y (N, OC, oh, ow):
+     *   y[n, o, y, x] = bias[o] + sum over c < C/g, i < kh, j < kw of
+     *   w[o, c, i, j] * (tap (i, j) of (y, x) in channel (o / (OC/g)) * (C/g) + c of image n).
+     * conv2d_grad_input: ins[0] dy (N, OC, oh, ow), ins[1] w; out dx (N, C, H, W), the
+     *   adjoint of conv2d (no bias) in x.
+     * conv2d_grad_weight: ins[0] x, ins[1] dy; outs[0] dw (OC, C/g, kh, kw), the adjoint in
+     *   w (summed over the batch); with n_out = 2, outs[1] db (OC), dy summed over n, y, x.
+     * A kernel may decline a call it cannot run (its library has no algorithm for it, a size
+     * past the library's limits, the library cannot be loaded): it returns
+     * EM_ERR_UNSUPPORTED having written nothing, and the core forgets the message and lowers
+     * that convolution (forward, or the whole backward) instead.
+     * Accumulate f32 in at least f32. Float dtypes when undeclared. */
+    em_kernel_fn conv2d, conv2d_grad_input, conv2d_grad_weight;
 
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
@@ -499,6 +525,8 @@ struct em_kernel_dtypes {
     em_dtype_mask avg_pool2d, avg_pool2d_grad;
     /* ---- ABI 1.4: convolution ---- */
     em_dtype_mask im2col, col2im, max_pool2d;
+    /* ---- ABI 1.4: whole convolutions (optional) ---- */
+    em_dtype_mask conv2d, conv2d_grad_input, conv2d_grad_weight;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 

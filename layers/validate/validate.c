@@ -375,7 +375,8 @@ static em_status judge(val *p, const call *c, mirrors *ms, bool compared, double
 }
 
 /* The layer's view of a kernel: its outputs, inputs and the tolerance rule. */
-enum { TOL_ELEMENTWISE, TOL_SUM, TOL_PROD, TOL_SOFTMAX, TOL_SCATTER, TOL_WINDOW, TOL_NONE };
+enum { TOL_ELEMENTWISE, TOL_SUM, TOL_PROD, TOL_SOFTMAX, TOL_SCATTER, TOL_WINDOW, TOL_CONV,
+       TOL_NONE };
 
 static int tol_kind(const char *name)
 {
@@ -391,6 +392,10 @@ static int tol_kind(const char *name)
     if (!strcmp(name, "avg_pool2d") || !strcmp(name, "avg_pool2d_grad") ||
         !strcmp(name, "col2im"))
         return TOL_WINDOW;
+    /* whole convolutions: sums of products over windows, channels (and the batch) */
+    if (!strcmp(name, "conv2d") || !strcmp(name, "conv2d_grad_input") ||
+        !strcmp(name, "conv2d_grad_weight"))
+        return TOL_CONV;
     return TOL_ELEMENTWISE;   /* im2col and max_pool2d copy: exact, as elementwise */
 }
 
@@ -399,7 +404,8 @@ static bool is_elementwise(const char *name)
     static const char *const not_ew[] = {"sum", "prod", "max_dim", "min_dim", "softmax",
                                          "log_softmax", "index_select", "gather", "scatter_add",
                                          "avg_pool2d", "avg_pool2d_grad", "im2col", "col2im",
-                                         "max_pool2d", NULL};
+                                         "max_pool2d", "conv2d", "conv2d_grad_input",
+                                         "conv2d_grad_weight", NULL};
     for (int i = 0; not_ew[i]; i++)
         if (!strcmp(name, not_ew[i]))
             return false;
@@ -521,6 +527,19 @@ static em_status check_kernel(val *p, const char *name, size_t off, void *dev, c
         if (a->ip && a->n_ip >= 2 && (double)(a->ip[0] * a->ip[1]) > terms)
             terms = (double)(a->ip[0] * a->ip[1]);
         tol = u * e * (terms + 4) * (1 + in_scan.maxabs);
+        break;
+    }
+    case TOL_CONV: {
+        /* products summed per output: C/g * kh * kw (conv2d), OC/g * kh * kw (the input's
+         * gradient), N * oh * ow (the weight's) */
+        const em_kview *w1 = a->n_in >= 2 ? a->ins[1] : NULL;
+        double terms = 1;
+        if (w1 && w1->ndim == 4 && a->ip && a->n_ip >= 11 && a->ip[10] > 0)
+            terms = !strcmp(name, "conv2d") ? (double)(w1->shape[1] * w1->shape[2] * w1->shape[3])
+                    : !strcmp(name, "conv2d_grad_input")
+                        ? (double)(w1->shape[0] / a->ip[10] * w1->shape[2] * w1->shape[3])
+                        : (double)(w1->shape[0] * w1->shape[2] * w1->shape[3]);
+        tol = u * e * (terms + 4) * (1 + in_scan.maxabs * in_scan.maxabs);
         break;
     }
     default:
