@@ -546,7 +546,16 @@ em_status em__layer_describe(const char *name, const char *path, uint32_t *abi_m
     bool oom = !*version || !*description || !*keys || !*wraps || !*bypass;
     for (int i = 0; *keys && i < nk; i++)
         oom |= !(*keys)[i];
-    if (oom) {
+    if (oom) {   /* the caller gets nothing: free what was made */
+        for (int i = 0; *keys && i < nk; i++)
+            free((*keys)[i]);
+        free(*keys);
+        free(*version);
+        free(*description);
+        free(*wraps);
+        free(*bypass);
+        *keys = NULL;
+        *version = *description = *wraps = *bypass = NULL;
         em__snprintf(msg, msglen, "out of memory describing layer '%s'", name);
         return EM_ERR_OOM;
     }
