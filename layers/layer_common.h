@@ -6,9 +6,12 @@
 #define EMBER_LAYER_COMMON_H
 
 #include <ember/layer.h>
+#include <ember/plugin_kit.h>
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Every kernel entry (em_kargs signature) of em_backend_ops up to ABI 1.4, in order. Kernels
  * of later minors are not listed: they pass through these layers untouched. */
@@ -70,6 +73,27 @@ static inline void layer_map_del(layer_map *m, const void *dev, const void *inst
             atomic_store(&m->claimed[i], 0);
             return;
         }
+}
+
+/* The value of a layer's own device.ini key among names (NULL-terminated): its index into
+ * *out (left as it was when the key is absent), else EM_ERR_CONFIG listing the choices. */
+static inline em_status layer_config_choice(const em_host *host, em_host_ctx *hc,
+                                            const em_config_kv *config, size_t n, const char *key,
+                                            const char *const *names, int *out)
+{
+    const char *v = emk_config_value(config, n, key);
+    if (!v)
+        return EM_OK;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            return EM_OK;
+        }
+    char list[128] = "";
+    size_t used = 0;
+    for (int i = 0; names[i] && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+    return host->error(hc, EM_ERR_CONFIG, "%s: expected one of %s, got '%s'", key, list, v);
 }
 
 #endif

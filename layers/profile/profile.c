@@ -357,24 +357,6 @@ static void destroy(void *ctx)
 
 /* ------------------------------------------------------------------ entry */
 
-static em_status choice(const em_host *host, em_host_ctx *hc, const em_config_kv *config,
-                        size_t n, const char *key, const char *const *names, int *out)
-{
-    const char *v = emk_config_value(config, n, key);
-    if (!v)
-        return EM_OK;
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(v, names[i])) {
-            *out = i;
-            return EM_OK;
-        }
-    char list[128] = "";
-    size_t used = 0;
-    for (int i = 0; names[i] && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
-    return host->error(hc, EM_ERR_CONFIG, "%s: expected one of %s, got '%s'", key, list, v);
-}
-
 EM_LAYER_ENTRY
 {
     out->abi_major = EM_LAYER_ABI_MAJOR;
@@ -394,8 +376,8 @@ EM_LAYER_ENTRY
     static const char *const sort_names[] = {"total", "self", "calls", "mean", "max", "name", NULL};
     int sync = 0, table = 1, sort = 0;
     em_status st;
-    if ((st = choice(host, hc, config, n_config, "sync", sync_names, &sync)) != EM_OK ||
-        (st = choice(host, hc, config, n_config, "sort", sort_names, &sort)) != EM_OK)
+    if ((st = layer_config_choice(host, hc, config, n_config, "sync", sync_names, &sync)) != EM_OK ||
+        (st = layer_config_choice(host, hc, config, n_config, "sort", sort_names, &sort)) != EM_OK)
         return st;
     const char *tv = emk_config_value(config, n_config, "table");
     if (tv && !*tv)

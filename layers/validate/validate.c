@@ -711,23 +711,16 @@ static void destroy(void *ctx)
     p->host->free(p->hc, p);
 }
 
+/* layer_config_choice, mapped through values */
 static em_status choice(const em_host *host, em_host_ctx *hc, const em_config_kv *config,
                         size_t n, const char *key, const char *const *names, const int *values,
                         int *out)
 {
-    const char *v = emk_config_value(config, n, key);
-    if (!v)
-        return EM_OK;
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(v, names[i])) {
-            *out = values[i];
-            return EM_OK;
-        }
-    char list[128] = "";
-    size_t used = 0;
-    for (int i = 0; names[i] && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
-    return host->error(hc, EM_ERR_CONFIG, "%s: expected one of %s, got '%s'", key, list, v);
+    int i = -1;
+    em_status st = layer_config_choice(host, hc, config, n, key, names, &i);
+    if (st == EM_OK && i >= 0)
+        *out = values[i];
+    return st;
 }
 
 EM_LAYER_ENTRY
