@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+#include <cpuid.h>
+#endif
 #include <unistd.h>
 
 #define CPU_VERSION "0.1.0"
@@ -477,14 +480,45 @@ static int simd_usable(int level, const char **missing)
 #endif
 }
 
-/* The `auto` choice of [cpu] isa: AVX2 where the CPU and OS run it, else the portable
- * kernels. AVX-512 only when asked for: on the AMD EPYC (Zen 4) it was measured on, which
- * runs a 512-bit FMA as two 256-bit halves, its kernels reach the same FMA peak as the AVX2
+/* Whether the CPU runs a 512-bit FMA at full width (two 512-bit FMAs per cycle on the
+ * server parts), so that the AVX-512 kernels have twice the AVX2 ones' peak. cpuid's vendor
+ * and family decide, as BLAS libraries do: Intel's AVX-512 cores, and AMD from family 1Ah
+ * (Zen 5, 512-bit datapaths); not AMD family 19h (Zen 4), which splits a 512-bit FMA into
+ * its two 256-bit halves. */
+static int wide_fma512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return 0;
+    char vendor[13];
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    vendor[12] = 0;
+    if (!strcmp(vendor, "GenuineIntel"))
+        return 1;
+    if (strcmp(vendor, "AuthenticAMD") || !__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    unsigned family = (a >> 8) & 0xf;
+    if (family == 0xf)
+        family += (a >> 20) & 0xff;
+    return family >= 0x1a;
+#else
+    return 0;
+#endif
+}
+
+/* The `auto` choice of [cpu] isa: AVX-512 where the CPU and OS run it at full width
+ * (wide_fma512), else AVX2 where they run it, else the portable kernels. On the AMD EPYC
+ * (Zen 4) the AVX-512 kernels were measured on, they reach the same FMA peak as the AVX2
  * ones and were no faster (sgemm 1024 and 2048 on one thread 2-3% slower; see
- * docs/benchmarks.md); it has not been measured on a CPU with full-width 512-bit units. */
+ * docs/benchmarks.md), so that CPU keeps AVX2. */
 static int detect_simd(void)
 {
     const char *missing;
+    if (wide_fma512() && simd_usable(CPU_SIMD_AVX512, &missing))
+        return CPU_SIMD_AVX512;
     if (simd_usable(CPU_SIMD_AVX2, &missing))
         return CPU_SIMD_AVX2;
     return CPU_SIMD_GENERIC;
