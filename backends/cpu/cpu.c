@@ -273,13 +273,17 @@ static void cpu_shutdown(void *bctx)
             cpu_scratch_release(inst, &inst->work[i]);
         if (inst->pack_b)
             cpu_scratch_release(inst, &inst->pack_b[i]);
+        if (inst->conv)
+            cpu_scratch_release(inst, &inst->conv[i]);
     }
     cpu_scratch_release(inst, &inst->ksum);
+    cpu_scratch_release(inst, &inst->conv_part);
     const em_host *host = inst->host;
     em_host_ctx *hc = inst->hc;
     host->free(hc, inst->work);
     host->free(hc, inst->pack_b);
     host->free(hc, inst->apacked);
+    host->free(hc, inst->conv);
     host->free(hc, inst);
 }
 
@@ -313,6 +317,7 @@ static const em_kernel_dtypes cpu_dtypes = {
     .avg_pool2d = CPU_FLOAT, .avg_pool2d_grad = CPU_FLOAT,
     /* ---- ABI 1.4: convolution ---- */
     .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
+    .conv2d_grad_weight = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -396,6 +401,7 @@ static const em_backend_ops cpu_ops = {
     .im2col = cpu_k_im2col,
     .col2im = cpu_k_col2im,
     .max_pool2d = cpu_k_max_pool2d,
+    .conv2d_grad_weight = cpu_k_conv2d_grad_weight,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */
@@ -627,15 +633,18 @@ EM_BACKEND_ENTRY
     inst->work = host->alloc(hc, sb);
     inst->pack_b = inst->work ? host->alloc(hc, sb) : NULL;
     inst->apacked = inst->pack_b ? host->alloc(hc, sizeof(int64_t) * (size_t)threads) : NULL;
-    if (!inst->work || !inst->pack_b || !inst->apacked) {
+    inst->conv = inst->apacked ? host->alloc(hc, sb) : NULL;
+    if (!inst->work || !inst->pack_b || !inst->apacked || !inst->conv) {
         host->free(hc, inst->work);
         host->free(hc, inst->pack_b);
+        host->free(hc, inst->apacked);
         host->free(hc, inst);
         return host->error(hc, EM_ERR_OOM, "cpu: cannot allocate %zu bytes for the instance",
-                           2 * sb);
+                           3 * sb);
     }
     memset(inst->work, 0, sb);
     memset(inst->pack_b, 0, sb);
+    memset(inst->conv, 0, sb);
 
     out->ops = &cpu_ops;
     out->ctx = inst;

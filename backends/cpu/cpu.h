@@ -95,6 +95,8 @@ typedef struct cpu_inst {
     cpu_scratch *pack_b;         /* nthreads entries: packed B panels (0 = shared one) */
     cpu_scratch ksum;            /* gemm split along k: the slices' partial sums */
     int64_t *apacked;            /* nthreads entries: packed gemm, the A block each holds */
+    cpu_scratch *conv;           /* nthreads entries: conv2d_grad_weight's columns */
+    cpu_scratch conv_part;       /* conv2d_grad_weight: the image groups' partial sums */
 } cpu_inst;
 
 #define CPU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -141,8 +143,16 @@ CPU_KERNEL(adam);
 CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cpu_conv.c) ---- */
 CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
+/* ABI 1.4: whole convolutions (cpu_conv_wgrad.c) */
+CPU_KERNEL(conv2d_grad_weight);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
+/* A product (batch 1, arguments as cpu_gemm's, already checked) run whole by one pool
+ * worker from inside a cpu_parallel task, for kernels that make their operands in the same
+ * task. Before cpu_parallel, cpu_gemm_worker_prepare sizes the scratch of workers
+ * [0, nworkers) for the largest such product. */
+CPU_HIDDEN em_status cpu_gemm_worker_prepare(cpu_inst *inst, const em_gemm_args *g, int nworkers);
+CPU_HIDDEN void cpu_gemm_worker(cpu_inst *inst, int worker, const em_gemm_args *g);
 
 #endif

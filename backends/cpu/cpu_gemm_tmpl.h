@@ -591,6 +591,61 @@ static void G(task_batch)(void *arg, int64_t b, int worker)
     }
 }
 
+/* The job of one product (batch 1) run whole by one worker, and the scratch it needs per
+ * worker: *abytes in work[], *bbytes in pack_b[] (the direct path's transposed B packed
+ * whole, or the packed path's B panels). */
+static void G(one_job)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_args *g, G(gjob) *j,
+                       size_t *abytes, size_t *bbytes)
+{
+    const size_t esz = sizeof(GT);
+    memset(j, 0, sizeof *j);
+    j->inst = inst;
+    j->kr = kr;
+    j->A = (const GT *)g->a + g->a_offset;
+    j->B = (const GT *)g->b + g->b_offset;
+    j->C = (GT *)g->c + g->c_offset;
+    j->m = g->m;
+    j->n = g->n;
+    j->k = g->k;
+    j->lda = g->lda;
+    j->ldb = g->ldb;
+    j->ldc = g->ldc;
+    j->ta = g->trans_a != 0;
+    j->tb = g->trans_b != 0;
+    j->alpha = (GT)g->alpha;
+    j->beta = (GT)g->beta;
+    j->apacked = inst->apacked;
+    const int64_t kc = g->k < kr->kc ? g->k : kr->kc;
+    const int64_t mc = g->m < kr->mc ? g->m : kr->mc;
+    const int64_t nc = g->n < kr->nc ? g->n : kr->nc;
+    const int64_t npad = (g->n + kr->nr - 1) / kr->nr * kr->nr;
+    if (cpu_gemm_direct(inst, g->m, g->n, g->k, j->ta, j->tb, esz)) {
+        *abytes = esz * (size_t)(kr->kc * kr->nr + kr->mc * kr->kc);
+        *bbytes = j->tb ? esz * (size_t)npad * (size_t)g->k : 0;
+        j->npad = npad;
+        j->direct = 1;
+        j->packa = j->ta && (g->n + kr->nr - 1) / kr->nr >= GEMM_DIRECT_PACKA_PANELS;
+    } else {
+        *abytes = esz * (size_t)(((mc + kr->mr - 1) / kr->mr) * kr->mr) * (size_t)kc;
+        *bbytes = esz * (size_t)(((nc + kr->nr - 1) / kr->nr) * kr->nr) * (size_t)kc;
+    }
+}
+
+/* One product on `worker` alone, its scratch already sized (cpu_gemm_worker_prepare). The
+ * same calls as a batch entry of gemm_run run one per thread, so the same bits. */
+static void G(gemm_worker)(cpu_inst *inst, const G(gkern) *kr, int worker,
+                           const em_gemm_args *g)
+{
+    G(gjob) j;
+    size_t abytes, bbytes;
+    G(one_job)(inst, kr, g, &j, &abytes, &bbytes);
+    if (g->k == 0 || g->alpha == 0) {
+        G(scale_c)(g, j.C);
+        return;
+    }
+    G(task_batch)(&j, 0, worker);
+}
+
 static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_args *g)
 {
     const size_t esz = sizeof(GT);

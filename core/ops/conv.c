@@ -60,21 +60,31 @@ static em_status bw_conv(em_bw *b)
     em__win win;
     win_of(b->p, w->shape, sd, &win);
     em__tensor *x4 = as4d(x), *w4 = as4d(w), *g4 = as4d(g), *gx = NULL, *gw = NULL, *gb = NULL;
-    bool native = false;
+    /* the backend's kernels for the gradients they serve, the lowering for the rest */
     em_status st = x4 && w4 && g4 ? em__conv_native_backward(x4, w4, g4, &win, b->p->i[0],
                                                              b->needs[0] ? &gx : NULL,
                                                              b->needs[1] ? &gw : NULL,
-                                                             b->needs[1] && b->needs[2] ? &gb : NULL,
-                                                             &native)
+                                                             b->needs[1] && b->needs[2] ? &gb : NULL)
                                   : em__failed(ctx);
-    if (st == EM_OK && !native)
-        st = em__conv_backward(x4, w4, g4, &win, b->p->i[0], b->needs[0] ? &gx : NULL,
-                               b->needs[1] ? &gw : NULL);
+    bool lower_x = b->needs[0] && !gx, lower_w = b->needs[1] && !gw;
+    if (st == EM_OK && (lower_x || lower_w)) {
+        em__tensor *lx = NULL, *lw = NULL;
+        st = em__conv_backward(x4, w4, g4, &win, b->p->i[0], lower_x ? &lx : NULL,
+                               lower_w ? &lw : NULL);
+        if (lx)
+            gx = lx;
+        if (lw)
+            gw = lw;
+    }
     em__tensor_unref(x4);
     em__tensor_unref(w4);
     em__tensor_unref(g4);
-    if (st != EM_OK)
+    if (st != EM_OK) {   /* nothing handed back: the native results go too */
+        em__tensor_unref(gx);
+        em__tensor_unref(gw);
+        em__tensor_unref(gb);
         return st;
+    }
     if (gx) {
         em__tensor *r = em__conv_reshape(gx, b->in_ndim[0], b->in_shape[0]);
         em__tensor_unref(gx);

@@ -24,15 +24,17 @@ EM_INTERNAL em_status em__conv_backward(em__tensor *x, em__tensor *w, em__tensor
                                         const em__win *win, int64_t groups, em__tensor **gx,
                                         em__tensor **gw);
 /* The same through the backend's whole-convolution kernels (conv_native.c), when it declares
- * them natively for the dtype and the padding is symmetric: *used false (and nothing done,
- * nothing recorded) otherwise, or when a kernel declined the call. The backward also gives gb
- * (the bias's gradient, (OC)) when asked for. */
+ * them natively for the dtype and the padding is symmetric: the forward sets *used false (and
+ * does nothing, records nothing) otherwise, or when the kernel declined the call. The
+ * backward makes, of the gradients asked for, those whose kernel applies and does not
+ * decline: gx, and gw with gb (the bias's gradient, (OC)) when asked for; the others stay
+ * NULL for the caller to lower. On an error nothing is made. */
 EM_INTERNAL em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
                                                 const em__win *win, int64_t groups, bool *used);
 EM_INTERNAL em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g,
                                                const em__win *win, int64_t groups,
                                                em__tensor **gx, em__tensor **gw,
-                                               em__tensor **gb, bool *used);
+                                               em__tensor **gb);
 /* PyTorch's name of a dtype as its messages print it: "Float" (lower: "float"), "Long", ... */
 EM_INTERNAL const char *em__torch_type(em_dtype dt, bool lower);
 /* An alias of contiguous t with another shape of the same element count (+1 ref). */

@@ -91,27 +91,26 @@ em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bi
 
 em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, const em__win *win,
                                    int64_t groups, em__tensor **gx, em__tensor **gw,
-                                   em__tensor **gb, bool *used)
+                                   em__tensor **gb)
 {
-    *used = false;
-    if ((gx && !applies(x, w, win, K(conv2d_grad_input))) ||
-        ((gw || gb) && !applies(x, w, win, K(conv2d_grad_weight))) || em__numel(4, g->shape) == 0)
+    bool want_x = gx && applies(x, w, win, K(conv2d_grad_input));
+    bool want_w = gw && applies(x, w, win, K(conv2d_grad_weight));
+    if ((!want_x && !want_w) || em__numel(4, g->shape) == 0)
         return EM_OK;
-    *used = true;
     em_context *ctx = x->ctx;
     int64_t ip[11];
     win_ip(win, groups, ip);
-    bool declined = false;
-    em__tensor *gc = contiguous(g), *xc = gw || gb ? contiguous(x) : NULL;
-    em__tensor *wc = gx ? contiguous(w) : NULL, *rx = NULL, *rw = NULL, *rb = NULL;
-    em_status st = gc && (xc || !(gw || gb)) && (wc || !gx) ? EM_OK : failed(ctx);
-    if (st == EM_OK && gx) {
+    bool declined_x = false, declined_w = false;
+    em__tensor *gc = contiguous(g), *xc = want_w ? contiguous(x) : NULL;
+    em__tensor *wc = want_x ? contiguous(w) : NULL, *rx = NULL, *rw = NULL, *rb = NULL;
+    em_status st = gc && (xc || !want_w) && (wc || !want_x) ? EM_OK : failed(ctx);
+    if (st == EM_OK && want_x) {
         em__tensor *in[2] = {gc, wc};
         st = (rx = em__tensor_new(ctx, x->dtype, 4, x->shape))
-                 ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, &declined)
+                 ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, &declined_x)
                  : failed(ctx);
     }
-    if (st == EM_OK && !declined && (gw || gb)) {
+    if (st == EM_OK && want_w) {
         /* dw is always computed (outs[0]); db rides along when asked for */
         em__tensor *in[2] = {xc, gc};
         int64_t bs[1] = {w->shape[0]};
@@ -120,25 +119,27 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
             st = failed(ctx);
         else {
             em__tensor *outs[2] = {rw, rb};
-            st = launch(ctx, K(conv2d_grad_weight), outs, gb ? 2 : 1, in, 2, ip, &declined);
+            st = launch(ctx, K(conv2d_grad_weight), outs, gb ? 2 : 1, in, 2, ip, &declined_w);
         }
     }
     em__tensor_unref(gc);
     em__tensor_unref(xc);
     em__tensor_unref(wc);
-    if (st != EM_OK || declined) {   /* declined: the caller lowers the whole backward */
-        *used = !declined;
+    if (st != EM_OK || declined_x) {
         em__tensor_unref(rx);
+        rx = NULL;
+    }
+    if (st != EM_OK || declined_w) {   /* declined: the caller lowers that gradient */
         em__tensor_unref(rw);
         em__tensor_unref(rb);
-        return st;
+        rw = rb = NULL;
     }
+    if (st != EM_OK)
+        return st;
     if (gx)
         *gx = rx;
     if (gw)
         *gw = rw;
-    else
-        em__tensor_unref(rw);
     if (gb)
         *gb = rb;
     return EM_OK;

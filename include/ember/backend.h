@@ -468,7 +468,8 @@ typedef struct em_backend_ops {
      * A kernel may decline a call it cannot run (its library has no algorithm for it, a size
      * past the library's limits, the library cannot be loaded): it returns
      * EM_ERR_UNSUPPORTED having written nothing, and the core forgets the message and lowers
-     * that convolution (forward, or the whole backward) instead.
+     * what that kernel would have made instead (the forward, dx, or dw with db); each gradient
+     * is served by its own kernel, so a backend may have any subset of the three.
      * Accumulate f32 in at least f32. Float dtypes when undeclared. */
     em_kernel_fn conv2d, conv2d_grad_input, conv2d_grad_weight;
 
