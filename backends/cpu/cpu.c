@@ -310,6 +310,8 @@ static const em_kernel_dtypes cpu_dtypes = {
     .avg_pool2d = CPU_FLOAT, .avg_pool2d_grad = CPU_FLOAT,
     /* ---- ABI 1.4: convolution ---- */
     .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -393,6 +395,8 @@ static const em_backend_ops cpu_ops = {
     .im2col = cpu_k_im2col,
     .col2im = cpu_k_col2im,
     .max_pool2d = cpu_k_max_pool2d,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = cpu_k_max_pool2d_grad,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */
