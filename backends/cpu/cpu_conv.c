@@ -256,46 +256,60 @@ static void pool22_double(const double *r0, const double *r1, double *o, int64_t
     POOL22_SCALAR(double, 0)
 }
 
+#if defined(__SSE2__)
+/* windows ox0 .. ox0 + 3 of the f32 row pair: the scalar scan's comparisons, four at a time */
+static inline void pool22_sse(const float *r0, const float *r1, float *o, int64_t *ix,
+                              int64_t base, int64_t ox0, __m128i wv, __m128i w1)
+{
+    const __m128i one = _mm_set1_epi32(1);
+    const __m128 a0 = _mm_loadu_ps(r0 + 2 * ox0), a1 = _mm_loadu_ps(r0 + 2 * ox0 + 4);
+    const __m128 b0 = _mm_loadu_ps(r1 + 2 * ox0), b1 = _mm_loadu_ps(r1 + 2 * ox0 + 4);
+    const __m128 v0 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 v1 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m128 v2 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 v3 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+    __m128 m = v0, t;
+    __m128i off = _mm_setzero_si128(), ti;
+    t = _mm_or_ps(_mm_cmpgt_ps(v1, m), _mm_cmpunord_ps(v1, v1));
+    ti = _mm_castps_si128(t);
+    m = _mm_or_ps(_mm_and_ps(t, v1), _mm_andnot_ps(t, m));
+    off = _mm_or_si128(_mm_and_si128(ti, one), _mm_andnot_si128(ti, off));
+    t = _mm_or_ps(_mm_cmpgt_ps(v2, m), _mm_cmpunord_ps(v2, v2));
+    ti = _mm_castps_si128(t);
+    m = _mm_or_ps(_mm_and_ps(t, v2), _mm_andnot_ps(t, m));
+    off = _mm_or_si128(_mm_and_si128(ti, wv), _mm_andnot_si128(ti, off));
+    t = _mm_or_ps(_mm_cmpgt_ps(v3, m), _mm_cmpunord_ps(v3, v3));
+    ti = _mm_castps_si128(t);
+    m = _mm_or_ps(_mm_and_ps(t, v3), _mm_andnot_ps(t, m));
+    off = _mm_or_si128(_mm_and_si128(ti, w1), _mm_andnot_si128(ti, off));
+    _mm_storeu_ps(o + ox0, m);
+    /* the indices base + 2 * (ox0 + q) + off[q], widened to 64 bits (off >= 0) */
+    const __m128i c01 = _mm_set_epi64x(base + 2 * ox0 + 2, base + 2 * ox0);
+    const __m128i c23 = _mm_add_epi64(c01, _mm_set1_epi64x(4));
+    _mm_storeu_si128((__m128i *)(ix + ox0),
+                     _mm_add_epi64(c01, _mm_unpacklo_epi32(off, _mm_setzero_si128())));
+    _mm_storeu_si128((__m128i *)(ix + ox0 + 2),
+                     _mm_add_epi64(c23, _mm_unpackhi_epi32(off, _mm_setzero_si128())));
+}
+#endif
+
 static void pool22_float(const float *r0, const float *r1, float *o, int64_t *ix, int64_t base,
                          int64_t w, int64_t ow)
 {
     int64_t ox0 = 0;
 #if defined(__SSE2__)
-    const __m128i one = _mm_set1_epi32(1), wv = _mm_set1_epi32((int)w);
-    const __m128i w1 = _mm_set1_epi32((int)w + 1);
-    if (w < INT32_MAX) {
-        for (; ox0 + 4 <= ow; ox0 += 4) {
-            const __m128 a0 = _mm_loadu_ps(r0 + 2 * ox0), a1 = _mm_loadu_ps(r0 + 2 * ox0 + 4);
-            const __m128 b0 = _mm_loadu_ps(r1 + 2 * ox0), b1 = _mm_loadu_ps(r1 + 2 * ox0 + 4);
-            const __m128 v0 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-            const __m128 v1 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
-            const __m128 v2 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
-            const __m128 v3 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
-            __m128 m = v0, t;
-            __m128i off = _mm_setzero_si128(), ti;
-            t = _mm_or_ps(_mm_cmpgt_ps(v1, m), _mm_cmpunord_ps(v1, v1));
-            ti = _mm_castps_si128(t);
-            m = _mm_or_ps(_mm_and_ps(t, v1), _mm_andnot_ps(t, m));
-            off = _mm_or_si128(_mm_and_si128(ti, one), _mm_andnot_si128(ti, off));
-            t = _mm_or_ps(_mm_cmpgt_ps(v2, m), _mm_cmpunord_ps(v2, v2));
-            ti = _mm_castps_si128(t);
-            m = _mm_or_ps(_mm_and_ps(t, v2), _mm_andnot_ps(t, m));
-            off = _mm_or_si128(_mm_and_si128(ti, wv), _mm_andnot_si128(ti, off));
-            t = _mm_or_ps(_mm_cmpgt_ps(v3, m), _mm_cmpunord_ps(v3, v3));
-            ti = _mm_castps_si128(t);
-            m = _mm_or_ps(_mm_and_ps(t, v3), _mm_andnot_ps(t, m));
-            off = _mm_or_si128(_mm_and_si128(ti, w1), _mm_andnot_si128(ti, off));
-            int32_t offs[4];
-            _mm_storeu_ps(o + ox0, m);
-            _mm_storeu_si128((__m128i *)offs, off);
-            for (int q = 0; q < 4; q++)
-                ix[ox0 + q] = base + 2 * (ox0 + q) + offs[q];
-        }
+    if (w < INT32_MAX && ow >= 4) {
+        const __m128i wv = _mm_set1_epi32((int)w), w1 = _mm_set1_epi32((int)w + 1);
+        for (; ox0 + 4 <= ow; ox0 += 4)
+            pool22_sse(r0, r1, o, ix, base, ox0, wv, w1);
+        /* the last windows: the last four again (the same results rewritten) */
+        if (ox0 < ow)
+            pool22_sse(r0, r1, o, ix, base, ow - 4, wv, w1);
+        return;
     }
 #endif
     POOL22_SCALAR(float, ox0)
 }
-
 
 #define MAXPOOL(T, U)                                                                      \
     static void maxpool_##T(void *arg, int64_t task, int worker)                           \
@@ -430,33 +444,45 @@ static void mpg22_double(double *r0, double *r1, const double *gy, int64_t gs, c
     MPG22_SCALAR(double, 0)
 }
 
+#if defined(__SSE2__)
+/* outputs ox0 .. ox0 + 3: the offsets of their indices in their windows (low 32 bits: an index
+ * of the window is one of 0, 1, w, w + 1 from its corner) select +0 + g or 0 for each tap */
+static inline void mpg22_sse(float *r0, float *r1, const float *gy, int64_t gs, const int64_t *ix,
+                             int64_t base, int64_t ox0, __m128i wv, __m128i w1)
+{
+    /* +0 + g: a -0 gradient gives +0, as the sum from zero does */
+    const __m128 v = _mm_add_ps(_mm_setzero_ps(),
+                                gs ? _mm_loadu_ps(gy + ox0) : _mm_set1_ps(gy[0]));
+    const __m128i c01 = _mm_set_epi64x(base + 2 * ox0 + 2, base + 2 * ox0);
+    const __m128i c23 = _mm_add_epi64(c01, _mm_set1_epi64x(4));
+    const __m128i d01 = _mm_sub_epi64(_mm_loadu_si128((const __m128i *)(ix + ox0)), c01);
+    const __m128i d23 = _mm_sub_epi64(_mm_loadu_si128((const __m128i *)(ix + ox0 + 2)), c23);
+    const __m128i d = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(d01), _mm_castsi128_ps(d23),
+                                                      _MM_SHUFFLE(2, 0, 2, 0)));
+    const __m128 t0 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, _mm_setzero_si128())), v);
+    const __m128 t1 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, _mm_set1_epi32(1))), v);
+    const __m128 t2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, wv)), v);
+    const __m128 t3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, w1)), v);
+    _mm_storeu_ps(r0 + 2 * ox0, _mm_unpacklo_ps(t0, t1));
+    _mm_storeu_ps(r0 + 2 * ox0 + 4, _mm_unpackhi_ps(t0, t1));
+    _mm_storeu_ps(r1 + 2 * ox0, _mm_unpacklo_ps(t2, t3));
+    _mm_storeu_ps(r1 + 2 * ox0 + 4, _mm_unpackhi_ps(t2, t3));
+}
+#endif
+
 static void mpg22_float(float *r0, float *r1, const float *gy, int64_t gs, const int64_t *ix,
                         int64_t base, int64_t w, int64_t ow)
 {
     int64_t ox0 = 0;
 #if defined(__SSE2__)
-    if (w < INT32_MAX && (gs == 0 || gs == 1)) {
-        const __m128 zero = _mm_setzero_ps();
-        const __m128i one = _mm_set1_epi32(1), wv = _mm_set1_epi32((int)w);
-        const __m128i w1 = _mm_set1_epi32((int)w + 1);
-        for (; ox0 + 4 <= ow; ox0 += 4) {
-            /* +0 + g: a -0 gradient gives +0, as the sum from zero does */
-            const __m128 v = _mm_add_ps(zero, gs ? _mm_loadu_ps(gy + ox0) : _mm_set1_ps(gy[0]));
-            int32_t dd[4];
-            for (int q = 0; q < 4; q++) {
-                int64_t d = ix[ox0 + q] - (base + 2 * (ox0 + q));
-                dd[q] = d >= 0 && d <= w + 1 ? (int32_t)d : -1;
-            }
-            const __m128i d = _mm_loadu_si128((const __m128i *)dd);
-            const __m128 t0 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, _mm_setzero_si128())), v);
-            const __m128 t1 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, one)), v);
-            const __m128 t2 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, wv)), v);
-            const __m128 t3 = _mm_and_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(d, w1)), v);
-            _mm_storeu_ps(r0 + 2 * ox0, _mm_unpacklo_ps(t0, t1));
-            _mm_storeu_ps(r0 + 2 * ox0 + 4, _mm_unpackhi_ps(t0, t1));
-            _mm_storeu_ps(r1 + 2 * ox0, _mm_unpacklo_ps(t2, t3));
-            _mm_storeu_ps(r1 + 2 * ox0 + 4, _mm_unpackhi_ps(t2, t3));
-        }
+    if (w < INT32_MAX && (gs == 0 || gs == 1) && ow >= 4) {
+        const __m128i wv = _mm_set1_epi32((int)w), w1 = _mm_set1_epi32((int)w + 1);
+        for (; ox0 + 4 <= ow; ox0 += 4)
+            mpg22_sse(r0, r1, gy, gs, ix, base, ox0, wv, w1);
+        /* the last outputs: the last four again (the same values rewritten) */
+        if (ox0 < ow)
+            mpg22_sse(r0, r1, gy, gs, ix, base, ow - 4, wv, w1);
+        return;
     }
 #endif
     MPG22_SCALAR(float, ox0)
