@@ -407,8 +407,8 @@ em_status cpu_k_max_pool2d(void *dev, const em_kargs *a)
         !plane_ok(pl.o2, N, pl.C, pl.oh, pl.ow) || !contiguous(pl.o) || !contiguous(pl.o2) ||
         pl.H < 1 || pl.W < 1)
         return CPU_ERR(inst, EM_ERR_INVALID, "max_pool2d: the views do not match the window");
-    run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
-               x->dtype == EM_F32 ? maxpool_float : maxpool_double, &pl);
+    run_plane_chunks(inst, N * pl.C, pl.kh * pl.kw * pl.oh * pl.ow,
+                     x->dtype == EM_F32 ? maxpool_float : maxpool_double, &pl);
     return EM_OK;
 }
 
