@@ -311,7 +311,7 @@ static void test_describe_calls_no_opencl(void **state)
 /* ------------------------------------------------------------------ dtypes */
 
 enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY, K_ARGDIM, K_DIM, K_ISEL,
-       K_GATHER, K_SCATTER, K_ADAM, K_AVGPOOL, K_IM2COL, K_COL2IM, K_MAXPOOL };
+       K_GATHER, K_SCATTER, K_ADAM, K_AVGPOOL, K_IM2COL, K_COL2IM, K_MAXPOOL, K_MAXPOOLGRAD };
 
 /* what the plugin declares: floats (and bool) where 1.0 promised them, integer dtypes where
  * the core calls a kernel with them (core/plugin/kernels.c) */
@@ -357,6 +357,8 @@ static const struct kcase {
     /* ABI 1.4 */
     K(avg_pool2d, K_AVGPOOL, FL), K(avg_pool2d_grad, K_AVGPOOL, FL),
     K(im2col, K_IM2COL, FL), K(col2im, K_COL2IM, FL), K(max_pool2d, K_MAXPOOL, FL),
+    /* ABI 1.5 */
+    K(max_pool2d_grad, K_MAXPOOLGRAD, FL),
 };
 #define NKERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
 /* kernels the plugin leaves out (NULL entry, mask 0): the optional whole convolutions of ABI
@@ -484,6 +486,8 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     case K_COL2IM: o = as_4d(o); v0 = as_3d(v0, NE); v0.shape[0] = v0.shape[1] = 1;
         v0.shape[2] = NE; v0.strides[0] = v0.strides[1] = NE; i0 = &v0; break;
     case K_MAXPOOL: o = as_4d(o); ix = as_4d(ix); v0 = as_4d(v0); i0 = &v0; break;
+    case K_MAXPOOLGRAD: o = as_4d(o); ix = as_4d(ix); v0 = as_4d(v0); i0 = &v0; i1 = &ix;
+        break;
     }
     em_kargs a;
     kargs(&a, &o, i0, i1, i2, 1.0);
@@ -502,7 +506,8 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
         a.n_ip = 9;
     }
     static const int64_t wip[10] = {1, 1, 1, 1, 0, 0, 1, 1, 1, NE};
-    if (kc->kind == K_IM2COL || kc->kind == K_COL2IM || kc->kind == K_MAXPOOL) {
+    if (kc->kind == K_IM2COL || kc->kind == K_COL2IM || kc->kind == K_MAXPOOL ||
+        kc->kind == K_MAXPOOLGRAD) {
         a.ip = wip;
         a.n_ip = 10;
     }

@@ -1,5 +1,5 @@
 /* tools/conform_conv.c — ember-conform cases for convolution and pooling (ABI 1.4: im2col,
- * col2im, max_pool2d): conv2d and conv1d (strides, padding, "same", dilation, groups, bias
+ * col2im, max_pool2d; ABI 1.5: max_pool2d_grad): conv2d and conv1d (strides, padding, "same", dilation, groups, bias
  * or none, a transposed input, a batch past the column budget, 1x1 kernels) and max_pool2d
  * (stride, padding, dilation, ceil_mode, ties on a grid, NaN), forward and the gradients of
  * sum(out * r), against host loops in double; em_gradcheck on small cases. */
@@ -191,6 +191,12 @@ static const pool_case pool_cases[] = {
     {"ties on a grid, transposed input", 2, 3, 6, 6, {2, 2}, {1, 1}, {0, 0}, {1, 1}, false, true,
      CF_GRID},
     {"NaN", 1, 2, 6, 6, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false, false, CF_UNIFORM | CF_NAN},
+    {"2x2, odd sizes, transposed input", 2, 3, 7, 9, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false, true,
+     CF_UNIFORM},
+    {"3x3 stride 1 pad 1, ties (overlap)", 2, 2, 7, 6, {3, 3}, {1, 1}, {1, 1}, {1, 1}, false,
+     false, CF_GRID},
+    {"2x2 stride 3 dilation 2", 1, 3, 9, 10, {2, 2}, {3, 3}, {0, 0}, {2, 2}, false, false,
+     CF_UNIFORM},
     {"batch 64 of 32x28x28", 64, 32, 28, 28, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false, false,
      CF_UNIFORM},
 };
@@ -301,7 +307,10 @@ void cf_run_conv(void)
         }
         for (size_t i = 0; i < NELEMS(pool_cases); i++) {
             cf_row *r = cf_row_get("max_pool2d", "max_pool2d");
-            cf_row *rg = cf_row_get("max_pool2d.grad", "max_pool2d scatter_add fill");
+            /* the gradient: max_pool2d_grad (optional, ABI 1.5) where the plugin has it,
+             * a fill and a scatter_add otherwise */
+            cf_row *rg = cf_row_get("max_pool2d.grad",
+                                    "max_pool2d max_pool2d_grad scatter_add fill");
             if (r)
                 run_pool(r, rg, &pool_cases[i], dt);
         }

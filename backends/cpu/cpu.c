@@ -318,6 +318,8 @@ static const em_kernel_dtypes cpu_dtypes = {
     /* ---- ABI 1.4: convolution ---- */
     .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
     .conv2d_grad_weight = CPU_FLOAT,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -402,6 +404,8 @@ static const em_backend_ops cpu_ops = {
     .col2im = cpu_k_col2im,
     .max_pool2d = cpu_k_max_pool2d,
     .conv2d_grad_weight = cpu_k_conv2d_grad_weight,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = cpu_k_max_pool2d_grad,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

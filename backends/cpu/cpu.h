@@ -145,6 +145,8 @@ CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
 CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
 /* ABI 1.4: whole convolutions (cpu_conv_wgrad.c) */
 CPU_KERNEL(conv2d_grad_weight);
+/* ---- ABI 1.5: max_pool2d backward (cpu_conv.c) ---- */
+CPU_KERNEL(max_pool2d_grad);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);

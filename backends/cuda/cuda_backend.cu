@@ -639,6 +639,8 @@ static em_kernel_dtypes make_dtypes(void)
     /* ---- ABI 1.4: whole convolutions (optional) ---- */
     t.conv2d = t.conv2d_grad_input = t.conv2d_grad_weight = F;
 #endif
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    t.max_pool2d_grad = F;
     return t;
 }
 
@@ -746,6 +748,8 @@ static em_backend_ops make_ops(void)
     o.conv2d_grad_input = cu_k_conv2d_grad_input;
     o.conv2d_grad_weight = cu_k_conv2d_grad_weight;
 #endif
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    o.max_pool2d_grad = cu_k_max_pool2d_grad;
     return o;
 }
 

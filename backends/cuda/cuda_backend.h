@@ -211,6 +211,8 @@ CU_KERNEL(adam);
 CU_KERNEL(avg_pool2d); CU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cuda_conv.cu) ---- */
 CU_KERNEL(im2col); CU_KERNEL(col2im); CU_KERNEL(max_pool2d);
+/* ---- ABI 1.5: max_pool2d backward (cuda_conv.cu) ---- */
+CU_KERNEL(max_pool2d_grad);
 #ifdef HAVE_CUDNN
 /* ---- ABI 1.4: whole convolutions (optional; cuda_dnn.cu, on cuDNN loaded at run time;
  * a call it cannot run is declined and lowered by the core) ---- */

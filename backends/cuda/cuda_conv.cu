@@ -1,8 +1,9 @@
 /* backends/cuda/cuda_conv.cu — the cuda backend's convolution kernels of ABI 1.4: im2col,
- * col2im and max_pool2d (definitions in ember/backend.h), grid-stride loops with one thread per
- * output element; col2im gathers, per input pixel, the column entries im2col copied from it
- * (no atomics, a fixed order); max_pool2d compares as PyTorch's cpu kernel does (a NaN wins,
- * the last one). conv2d itself is these and cuBLAS's gemm (the core's lowering). */
+ * col2im and max_pool2d, and max_pool2d_grad of ABI 1.5 (definitions in ember/backend.h),
+ * grid-stride loops with one thread per output element; col2im and max_pool2d_grad gather, per
+ * input pixel, the column entries im2col copied from it or the gradients of the outputs whose
+ * argmax it is (no atomics, a fixed order); max_pool2d compares as PyTorch's cpu kernel does
+ * (a NaN wins, the last one). conv2d itself is these and cuBLAS's gemm (the core's lowering). */
 #include "cuda_ew.cuh"
 
 #include <math.h>
@@ -82,6 +83,38 @@ __global__ void __launch_bounds__(EW_THREADS)
             }
         out[i] = m;
         ix[i] = best;
+    }
+}
+
+/* g.xs[] holds the strides of the output's gradient gy; the outputs whose window has the pixel
+ * as a tap, in row-major order (oy rises as ki falls), summed from +0 where their index is the
+ * pixel: the order of the fill + scatter_add it replaces */
+template <class T>
+__global__ void __launch_bounds__(EW_THREADS)
+    k_max_pool2d_grad(cu_win g, int64_t n, T *out, const T *gy, const int64_t *ix)
+{
+    const int64_t stride = (int64_t)gridDim.x * EW_THREADS;
+    for (int64_t i = (int64_t)blockIdx.x * EW_THREADS + threadIdx.x; i < n; i += stride) {
+        const int64_t x = i % g.w, y = (i / g.w) % g.h, plane = i / (g.w * g.h);
+        const int64_t c = plane % g.c, img = plane / g.c, pos = y * g.w + x;
+        const T *gp = gy + img * g.xs[0] + c * g.xs[1];
+        const int64_t *ip = ix + plane * g.oh * g.ow;
+        T acc = (T)0;
+        for (int64_t ki = g.kh - 1; ki >= 0; ki--) {
+            const int64_t ty = y + g.ph - ki * g.dh;
+            if (ty < 0 || ty % g.sh || ty / g.sh >= g.oh)
+                continue;
+            const int64_t oy = ty / g.sh;
+            for (int64_t kj = g.kw - 1; kj >= 0; kj--) {
+                const int64_t tx = x + g.pw - kj * g.dw;
+                if (tx < 0 || tx % g.sw || tx / g.sw >= g.ow)
+                    continue;
+                const int64_t ox = tx / g.sw;
+                if (ip[oy * g.ow + ox] == pos)
+                    acc += gp[oy * g.xs[2] + ox * g.xs[3]];
+            }
+        }
+        out[i] = acc;
     }
 }
 
@@ -217,4 +250,43 @@ em_status cu_k_max_pool2d(void *dev, const em_kargs *ka)
         k_max_pool2d<double><<<grid, EW_THREADS, 0, d->stream>>>(g, n, ptr<double>(o),
                                                                  ptr<int64_t>(ix), ptr<double>(x));
     return launched(d, "max_pool2d");
+}
+
+em_status cu_k_max_pool2d_grad(void *dev, const em_kargs *ka)
+{
+    cu_dev *d = (cu_dev *)dev;
+    cu_win g;
+    if (ka->n_in < 2 || !ka->ins)
+        return CU_ERR(d->inst, EM_ERR_INVALID, "max_pool2d_grad: expected 2 inputs");
+    em_status st = setup(d, "max_pool2d_grad", ka, 1, ka->outs ? ka->outs[0] : nullptr, &g);
+    if (st != EM_OK)
+        return st;
+    const em_kview *o = ka->outs[0], *gy = ka->ins[0], *ix = ka->ins[1];
+    if ((st = check_view(d, "max_pool2d_grad", "ins[1]", ix)) != EM_OK)
+        return st;
+    if (ix->dtype != EM_I64)
+        return mismatch(d, "max_pool2d_grad", "ins[1]", ix->dtype, EM_I64);
+    for (int k = 0; k < 2; k++) {
+        const em_kview *v = k ? ix : gy;
+        if (v->ndim != 4 || v->shape[0] != o->shape[0] || v->shape[1] != g.c ||
+            v->shape[2] != g.oh || v->shape[3] != g.ow || (k && !contiguous(v)) ||
+            !contiguous(o) || g.h < 1 || g.w < 1)
+            return CU_ERR(d->inst, EM_ERR_INVALID, "max_pool2d_grad: the views do not match the "
+                          "window");
+    }
+    for (int i = 0; i < 4; i++)
+        g.xs[i] = gy->strides[i];
+    const int64_t n = o->shape[0] * g.c * g.h * g.w;
+    if (n == 0)
+        return EM_OK;
+    if ((st = cu_enter(d)) != EM_OK)
+        return st;
+    const unsigned grid = cu_blocks(d, n, EW_THREADS);
+    if (o->dtype == EM_F32)
+        k_max_pool2d_grad<float><<<grid, EW_THREADS, 0, d->stream>>>(
+            g, n, ptr<float>(o), ptr<float>(gy), ptr<int64_t>(ix));
+    else
+        k_max_pool2d_grad<double><<<grid, EW_THREADS, 0, d->stream>>>(
+            g, n, ptr<double>(o), ptr<double>(gy), ptr<int64_t>(ix));
+    return launched(d, "max_pool2d_grad");
 }

@@ -1,7 +1,9 @@
-/* backends/opencl/kernels_conv.cl — the convolution kernels of ABI 1.4 (opencl_conv.c launches
- * them; definitions in ember/backend.h): im2col and max_pool2d read a strided (N, C, H, W)
- * input, one work-item per output element; col2im gathers, one work-item per input pixel,
- * the column entries that im2col copied from it (no atomics, a fixed order). The window is
+/* backends/opencl/kernels_conv.cl — the convolution kernels of ABI 1.4 and max_pool2d_grad of
+ * ABI 1.5 (opencl_conv.c launches them; definitions in ember/backend.h): im2col and max_pool2d
+ * read a strided (N, C, H, W) input, one work-item per output element; col2im and
+ * max_pool2d_grad gather, one work-item per input pixel, the column entries that im2col copied
+ * from it, or the gradients of the outputs whose argmax it is (no atomics, a fixed order;
+ * xs[] then holds the strides of the output's gradient). The window is
  * the em_win struct: kernel, stride, padding, dilation and output size, then the input's
  * channels, height and width and its four strides. */
 
@@ -94,11 +96,47 @@ typedef struct em_win {
         ix[io + i] = best;                                                                \
     }
 
+/* the outputs whose window has the pixel as a tap, in row-major order (oy rises as ki falls),
+ * summed from +0 where their index is the pixel: the order of the fill + scatter_add */
+#define MAX_POOL2D_GRAD(T, S)                                                             \
+    __kernel void em_max_pool2d_grad_##S(long n, em_win g, __global T *out, long oo,      \
+                                         __global const T *gy, long go,                   \
+                                         __global const long *ix, long io)                \
+    {                                                                                     \
+        const long i = (long)get_global_id(0);                                            \
+        if (i >= n)                                                                       \
+            return;                                                                       \
+        const long x = i % g.w, y = (i / g.w) % g.h, plane = i / (g.w * g.h);             \
+        const long c = plane % g.c, img = plane / g.c, pos = y * g.w + x;                 \
+        __global const T *gp = gy + go + img * g.xs[0] + c * g.xs[1];                     \
+        __global const long *ip = ix + io + plane * g.oh * g.ow;                          \
+        T acc = (T)0;                                                                     \
+        for (long ki = g.kh - 1; ki >= 0; ki--) {                                         \
+            const long ty = y + g.ph - ki * g.dh;                                         \
+            if (ty < 0 || ty % g.sh)                                                      \
+                continue;                                                                 \
+            const long oy = ty / g.sh;                                                    \
+            if (oy >= g.oh)                                                               \
+                continue;                                                                 \
+            for (long kj = g.kw - 1; kj >= 0; kj--) {                                     \
+                const long tx = x + g.pw - kj * g.dw;                                     \
+                if (tx < 0 || tx % g.sw)                                                  \
+                    continue;                                                             \
+                const long ox = tx / g.sw;                                                \
+                if (ox < g.ow && ip[oy * g.ow + ox] == pos)                               \
+                    acc += gp[oy * g.xs[2] + ox * g.xs[3]];                               \
+            }                                                                             \
+        }                                                                                 \
+        out[oo + i] = acc;                                                                \
+    }
+
 IM2COL(float, f32)
 COL2IM(float, f32)
 MAX_POOL2D(float, f32)
+MAX_POOL2D_GRAD(float, f32)
 #ifdef EM_FP64
 IM2COL(double, f64)
 COL2IM(double, f64)
 MAX_POOL2D(double, f64)
+MAX_POOL2D_GRAD(double, f64)
 #endif

@@ -1100,6 +1100,8 @@ static const em_backend_ops ocl_ops = {
     .im2col = ocl_k_im2col,
     .col2im = ocl_k_col2im,
     .max_pool2d = ocl_k_max_pool2d,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = ocl_k_max_pool2d_grad,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -58,6 +58,8 @@ typedef enum ocl_xk {
     OCL_XK_AVG_POOL, OCL_XK_AVG_POOL_BW,   /* ABI 1.4 (opencl_pool.c) */
     /* ---- ABI 1.4: convolution (opencl_conv.c) ---- */
     OCL_XK_IM2COL, OCL_XK_COL2IM, OCL_XK_MAX_POOL2D,
+    /* ---- ABI 1.5: max_pool2d backward (opencl_conv.c) ---- */
+    OCL_XK_MAX_POOL2D_GRAD,
     OCL_XK_COUNT
 } ocl_xk;
 
@@ -266,6 +268,8 @@ OCL_KERNEL(adam);
 OCL_KERNEL(avg_pool2d); OCL_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution ---- */
 OCL_KERNEL(im2col); OCL_KERNEL(col2im); OCL_KERNEL(max_pool2d);
+/* ---- ABI 1.5: max_pool2d backward ---- */
+OCL_KERNEL(max_pool2d_grad);
 #undef OCL_KERNEL
 
 OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);

@@ -1,6 +1,7 @@
 /* backends/opencl/opencl_conv.c — the OpenCL backend's convolution kernels of ABI 1.4:
- * im2col, col2im and max_pool2d (kernels_conv.cl), one work-item per output element. The
- * window (ip[0..9]) and the input's geometry go to the kernel as one struct. */
+ * im2col, col2im and max_pool2d, and max_pool2d_grad of ABI 1.5 (kernels_conv.cl), one
+ * work-item per output element. The window (ip[0..9]) and the input's geometry go to the
+ * kernel as one struct. */
 #include "opencl.h"
 
 #include <stddef.h>
@@ -134,4 +135,33 @@ em_status ocl_k_max_pool2d(void *dev, const em_kargs *ka)
     const em_kview *v[3] = {o, ix, x};
     return go(d, OCL_XK_MAX_POOL2D, x->dtype, "max_pool2d", x->shape[0] * g.c * g.oh * g.ow, &g,
               v, 3);
+}
+
+em_status ocl_k_max_pool2d_grad(void *dev, const em_kargs *ka)
+{
+    ocl_dev *d = dev;
+    ocl_win g;
+    if (ka->n_in < 2 || !ka->ins)
+        return OCL_ERR(d, EM_ERR_INVALID, "max_pool2d_grad: expected 2 inputs");
+    em_status st = setup(d, "max_pool2d_grad", ka, 1, ka->outs ? ka->outs[0] : NULL, &g);
+    if (st != EM_OK)
+        return st;
+    const em_kview *o = ka->outs[0], *gy = ka->ins[0], *ix = ka->ins[1];
+    if ((st = ocl_check_view(d, "max_pool2d_grad", "ins[1]", ix)) != EM_OK)
+        return st;
+    if (ix->dtype != EM_I64)
+        return ocl_mismatch(d, "max_pool2d_grad", "ins[1]", ix->dtype, EM_I64);
+    for (int k = 0; k < 2; k++) {
+        const em_kview *v = k ? ix : gy;
+        if (v->ndim != 4 || v->shape[0] != o->shape[0] || v->shape[1] != g.c ||
+            v->shape[2] != g.oh || v->shape[3] != g.ow || (k && !contiguous(v)) ||
+            !contiguous(o) || g.h < 1 || g.w < 1)
+            return OCL_ERR(d, EM_ERR_INVALID, "max_pool2d_grad: the views do not match the "
+                           "window");
+    }
+    for (int i = 0; i < 4; i++)
+        g.xs[i] = gy->strides[i];
+    const em_kview *v[3] = {o, gy, ix};
+    return go(d, OCL_XK_MAX_POOL2D_GRAD, o->dtype, "max_pool2d_grad",
+              o->shape[0] * g.c * g.h * g.w, &g, v, 3);
 }

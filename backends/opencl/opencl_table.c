@@ -43,6 +43,8 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .avg_pool2d = FL, .avg_pool2d_grad = FL,
     /* ---- ABI 1.4: convolution ---- */
     .im2col = FL, .col2im = FL, .max_pool2d = FL,
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    .max_pool2d_grad = FL,
 };
 #undef FL
 #undef FN
@@ -137,6 +139,8 @@ static const struct {
     X(OCL_XK_IM2COL, "em_im2col", im2col, 0),
     X(OCL_XK_COL2IM, "em_col2im", col2im, 0),
     X(OCL_XK_MAX_POOL2D, "em_max_pool2d", max_pool2d, 0),
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    X(OCL_XK_MAX_POOL2D_GRAD, "em_max_pool2d_grad", max_pool2d_grad, 0),
 #undef X
 };
 

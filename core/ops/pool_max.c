@@ -1,21 +1,67 @@
 /* core/ops/pool_max.c — max_pool2d (PyTorch's F.max_pool2d with return_indices): kernel, stride
  * (default: the kernel), padding, dilation, ceil_mode, PyTorch's output-size rule and
  * messages; one max_pool2d kernel call (ABI 1.4) gives the values and the i64 indices of
- * the maxima in their planes. Its node, MaxPool2DWithIndicesBackward0, scatters the
- * gradient to those indices (scatter_add), so a window's gradient goes to its argmax. */
+ * the maxima in their planes. Its node, MaxPool2DWithIndicesBackward0, sends each window's
+ * gradient to its argmax: one max_pool2d_grad call (ABI 1.5) where the backend has it, else
+ * a zero gradient and a scatter_add of the output's gradient at those indices (the same sums
+ * in the same order). */
 #include "config.h"
 #include "conv.h"
 
 #include <string.h>
+
+/* params: shape[0..7] = kh, kw, sh, sw, ph, pw, dh, dw (the output size is the gradient's) */
+
+/* The gradient through max_pool2d_grad: gi (x's shape, contiguous) from g (any strides) and the
+ * saved indices, as 4-D views. */
+static em_status bw_kernel(em_bw *b, em__tensor *g, em__tensor *ix)
+{
+    int nd = b->in_ndim[0];
+    const int64_t *xs = b->in_shape[0];
+    em__tensor *gi = em__tensor_new(b->ctx, b->in_dtype[0], nd, xs);
+    if (!gi)
+        return em__failed(b->ctx);
+    int64_t x4[4], g4[4], g4s[4], i4s[4];
+    for (int i = 0; i < 4; i++) {
+        int d = nd - 4 + i;
+        x4[i] = d >= 0 ? xs[d] : 1;
+        g4[i] = d >= 0 ? g->shape[d] : 1;
+        g4s[i] = d >= 0 ? g->strides[d] : 0;
+    }
+    em__contiguous_strides(4, g4, i4s);
+    em__tensor *gi4 = em__conv_reshape(gi, 4, x4);
+    em__tensor *ix4 = em__tensor_alias(ix, 4, g4, i4s, ix->offset);
+    em__tensor *g44 = em__tensor_alias(g, 4, g4, g4s, g->offset);
+    em_status st = gi4 && ix4 && g44 ? EM_OK : em__failed(b->ctx);
+    if (st == EM_OK) {
+        int64_t ip[10];
+        for (int i = 0; i < 8; i++)
+            ip[i] = b->p->shape[i];
+        ip[8] = g4[2];
+        ip[9] = g4[3];
+        em__tensor *ins[2] = {g44, ix4};
+        st = em__launch_views(b->ctx, EM_K(max_pool2d_grad), &gi4, 1, ins, 2, NULL, ip, 10);
+    }
+    em__tensor_unref(gi4);
+    em__tensor_unref(ix4);
+    em__tensor_unref(g44);
+    if (st == EM_OK && !(b->grad_in[0] = em__give(em__tensor_ref(gi))))
+        st = em__failed(b->ctx);
+    em__tensor_unref(gi);
+    return st;
+}
 
 static em_status bw_max_pool(em_bw *b)
 {
     int nd = b->in_ndim[0];
     const int64_t *xs = b->in_shape[0];
     int64_t hw = xs[nd - 2] * xs[nd - 1], planes = em__numel(nd, xs) / (hw ? hw : 1);
-    em__tensor *g = em__obj(b->grad_out);
-    if (!g)
+    em__tensor *g = em__obj(b->grad_out), *ix = em__obj(b->saved[1]);
+    if (!g || !ix)
         return em__failed(b->ctx);
+    if (em__numel(nd, xs) > 0 && em__is_contiguous(ix) &&
+        em__kernel_native(b->ctx, EM_K(max_pool2d_grad), b->in_dtype[0]))
+        return bw_kernel(b, g, ix);
     int64_t ohw = g->shape[g->ndim - 2] * g->shape[g->ndim - 1];
     int64_t zs[2] = {planes, hw}, gs[2] = {planes, ohw};
     em_tensor *z = em_zeros(b->ctx, b->in_dtype[0], 2, zs);
@@ -139,6 +185,12 @@ EMBER_API em_status em_max_pool2d_with_indices(em_tensor *xh, const int *kernel,
     if (st == EM_OK) {
         em_op_params pp;
         memset(&pp, 0, sizeof pp);
+        for (int i = 0; i < 2; i++) {
+            pp.shape[i] = k[i];
+            pp.shape[2 + i] = s[i];
+            pp.shape[4 + i] = p[i];
+            pp.shape[6 + i] = d[i];
+        }
         em__tensor *in[2] = {x, ix};
         if (out)
             st = em__record_for(&op_max_pool, in, 2, &pp, v);

@@ -41,6 +41,8 @@
  * What changed in 1.4 (appended; 1.0 to 1.3 plugins load and conform unchanged, the new ops
  *  running through the cpu fallback for them): the kernels of each block headed
  *  "ABI 1.4" below, with their masks.
+ * What changed in 1.5 (appended; 1.0 to 1.4 plugins load and conform unchanged): the
+ *  optional kernels of each block headed "ABI 1.5" below, with their masks.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -53,7 +55,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 4
+#define EM_ABI_MINOR 5
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -473,6 +475,22 @@ typedef struct em_backend_ops {
      * Accumulate f32 in at least f32. Float dtypes when undeclared. */
     em_kernel_fn conv2d, conv2d_grad_input, conv2d_grad_weight;
 
+    /* ---- ABI 1.5: max_pool2d backward ----
+     * max_pool2d_grad (optional): the input's gradient of max_pool2d in one pass. ins[0] the
+     *   output's gradient (N, C, oh, ow), any strides; ins[1] the i64 indices max_pool2d
+     *   wrote for that window (N, C, oh, ow), contiguous; out (N, C, H, W) contiguous, of
+     *   ins[0]'s dtype, written whole (never read); n_in = 2, n_out = 1, ip[] the window of
+     *   max_pool2d (n_ip = 10). Each index is the position r*W + c of a tap of its window
+     *   inside the input (the core passes only indices its max_pool2d made, unmodified).
+     *   Per plane: out[p] = ((0 + ins[0][o1]) + ins[0][o2]) + ... over the outputs o1, o2, ...
+     *   whose index is p, in row-major order of the outputs, each sum rounded to the dtype
+     *   (0 where none; a single -0 gradient gives +0) — the order of PyTorch's cpu kernel and
+     *   of the fill + scatter_add it replaces, so the result has their bits. Without it (or
+     *   for an undeclared dtype) the core fills a zero gradient and scatter_adds into it on
+     *   the same device; it is never run through the cpu fallback. Float dtypes when
+     *   undeclared; the indices' dtype is fixed. */
+    em_kernel_fn max_pool2d_grad;
+
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
 } em_backend_ops;
@@ -528,6 +546,8 @@ struct em_kernel_dtypes {
     em_dtype_mask im2col, col2im, max_pool2d;
     /* ---- ABI 1.4: whole convolutions (optional) ---- */
     em_dtype_mask conv2d, conv2d_grad_input, conv2d_grad_weight;
+    /* ---- ABI 1.5: max_pool2d backward ---- */
+    em_dtype_mask max_pool2d_grad;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 

@@ -390,7 +390,7 @@ static int tol_kind(const char *name)
         return TOL_SCATTER;
     /* sums over pooling windows, or over the column entries of one pixel */
     if (!strcmp(name, "avg_pool2d") || !strcmp(name, "avg_pool2d_grad") ||
-        !strcmp(name, "col2im"))
+        !strcmp(name, "col2im") || !strcmp(name, "max_pool2d_grad"))
         return TOL_WINDOW;
     /* whole convolutions: sums of products over windows, channels (and the batch) */
     if (!strcmp(name, "conv2d") || !strcmp(name, "conv2d_grad_input") ||
@@ -405,7 +405,7 @@ static bool is_elementwise(const char *name)
                                          "log_softmax", "index_select", "gather", "scatter_add",
                                          "avg_pool2d", "avg_pool2d_grad", "im2col", "col2im",
                                          "max_pool2d", "conv2d", "conv2d_grad_input",
-                                         "conv2d_grad_weight", NULL};
+                                         "conv2d_grad_weight", "max_pool2d_grad", NULL};
     for (int i = 0; not_ew[i]; i++)
         if (!strcmp(name, not_ew[i]))
             return false;
