@@ -95,6 +95,7 @@ typedef struct cpu_inst {
     cpu_scratch *pack_b;         /* nthreads entries: packed B panels (0 = shared one) */
     cpu_scratch ksum;            /* gemm split along k: the slices' partial sums */
     int64_t *apacked;            /* nthreads entries: packed gemm, the A block each holds */
+    cpu_scratch wino;            /* Winograd convolution: transformed weights, input, products */
 } cpu_inst;
 
 #define CPU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -141,8 +142,18 @@ CPU_KERNEL(adam);
 CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cpu_conv.c) ---- */
 CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
+/* whole convolutions (cpu_winograd.c, cpu_conv_direct.c) */
+CPU_KERNEL(conv2d); CPU_KERNEL(conv2d_grad_input);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
+
+/* The direct forward convolution (cpu_conv_direct.c) for conv2d's checked views x, w, the
+ * bias b (or NULL) and y with window ip[] (conv2d's 11 integers): whether it takes the call
+ * (by shape alone), and the call. */
+CPU_HIDDEN int cpu_conv_direct_applies(const cpu_inst *inst, const em_kview *x,
+                                       const em_kview *w, const int64_t *ip);
+CPU_HIDDEN em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
+                                     const em_kview *b, const em_kview *y, const int64_t *ip);
 
 #endif

@@ -26,7 +26,10 @@ EM_INTERNAL em_status em__conv_backward(em__tensor *x, em__tensor *w, em__tensor
 /* The same through the backend's whole-convolution kernels (conv_native.c), when it declares
  * them natively for the dtype and the padding is symmetric: *used false (and nothing done,
  * nothing recorded) otherwise, or when a kernel declined the call. The backward also gives gb
- * (the bias's gradient, (OC)) when asked for. */
+ * (the bias's gradient, (OC)) when asked for and the weight's gradient was native; with a
+ * native input gradient and a weight gradient that is not (or declines), it lowers gw itself
+ * and leaves *gb NULL (the caller sums dy). All or nothing: on an error nothing is handed
+ * back. */
 EM_INTERNAL em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
                                                 const em__win *win, int64_t groups, bool *used);
 EM_INTERNAL em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g,

@@ -3,7 +3,9 @@
  * the dtype and the window fits their contract (symmetric padding); conv.c falls back to the
  * lowering (conv_lower.c) otherwise, and also when a kernel declines the call
  * (EM_ERR_UNSUPPORTED: its library has no algorithm for it, cannot be loaded, ...). Inputs are
- * made contiguous first; every result is a fresh contiguous tensor. */
+ * made contiguous first; every result is a fresh contiguous tensor. A backend with a native
+ * input gradient but no weight gradient (or one that declines the call) keeps its input
+ * gradient: only the weight's is lowered, and the bias's left to the caller (a sum of dy). */
 #include "config.h"
 #include "conv.h"
 
@@ -94,24 +96,28 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
                                    em__tensor **gb, bool *used)
 {
     *used = false;
-    if ((gx && !applies(x, w, win, K(conv2d_grad_input))) ||
-        ((gw || gb) && !applies(x, w, win, K(conv2d_grad_weight))) || em__numel(4, g->shape) == 0)
+    const bool want_w = gw || gb;
+    const bool native_x = gx && applies(x, w, win, K(conv2d_grad_input));
+    bool native_w = want_w && applies(x, w, win, K(conv2d_grad_weight));
+    /* native when every gradient asked for is, or when the input's is (the weight's then
+     * lowered); else (and when the input's declines) the caller lowers the whole backward */
+    if ((gx && !native_x) || (!gx && !native_w) || em__numel(4, g->shape) == 0)
         return EM_OK;
     *used = true;
     em_context *ctx = x->ctx;
     int64_t ip[11];
     win_ip(win, groups, ip);
     bool declined = false;
-    em__tensor *gc = contiguous(g), *xc = gw || gb ? contiguous(x) : NULL;
+    em__tensor *gc = contiguous(g), *xc = native_w ? contiguous(x) : NULL;
     em__tensor *wc = gx ? contiguous(w) : NULL, *rx = NULL, *rw = NULL, *rb = NULL;
-    em_status st = gc && (xc || !(gw || gb)) && (wc || !gx) ? EM_OK : failed(ctx);
+    em_status st = gc && (xc || !native_w) && (wc || !gx) ? EM_OK : failed(ctx);
     if (st == EM_OK && gx) {
         em__tensor *in[2] = {gc, wc};
         st = (rx = em__tensor_new(ctx, x->dtype, 4, x->shape))
                  ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, &declined)
                  : failed(ctx);
     }
-    if (st == EM_OK && !declined && (gw || gb)) {
+    if (st == EM_OK && !declined && native_w) {
         /* dw is always computed (outs[0]); db rides along when asked for */
         em__tensor *in[2] = {xc, gc};
         int64_t bs[1] = {w->shape[0]};
@@ -122,6 +128,18 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
             em__tensor *outs[2] = {rw, rb};
             st = launch(ctx, K(conv2d_grad_weight), outs, gb ? 2 : 1, in, 2, ip, &declined);
         }
+        if (st == EM_OK && declined && rx) {
+            /* the input's gradient stands: only the weight's is lowered (below) */
+            declined = false;
+            native_w = false;
+            em__tensor_unref(rw);
+            em__tensor_unref(rb);
+            rw = rb = NULL;
+        }
+    }
+    if (st == EM_OK && !declined && want_w && !native_w && gw) {
+        /* the weight's gradient through the lowering; the bias's is left to the caller */
+        st = em__conv_backward(x, w, g, win, groups, NULL, &rw);
     }
     em__tensor_unref(gc);
     em__tensor_unref(xc);

@@ -1,0 +1,300 @@
+/* backends/cpu/cpu_winograd.c — the cpu backend's whole-convolution kernels of ABI 1.4
+ * (conv2d, conv2d_grad_input; definitions in ember/backend.h). A 3x3 convolution with stride
+ * 1, dilation 1, one group and padding 0..2 runs as Winograd F(2x2, 3x3): the weights go
+ * through G g G^T into 16 (OC x C) matrices, the input, a chunk of tile rows at a time, through
+ * B^T d B into 16 (C x tiles) matrices in the instance's scratch, the 16 products are one
+ * batched call of the backend's own gemm, and A^T m A gives 2x2 outputs per tile with the bias
+ * added in the same pass. The input gradient of such a convolution is the same convolution of
+ * the output gradient with the weights flipped and transposed and padding 2 - p, through the
+ * same code. conv2d with a small C*kh*kw goes to the direct kernel (cpu_conv_direct.c) instead.
+ * Anything else is declined (EM_ERR_UNSUPPORTED, nothing written) and the core lowers it.
+ * Each transform task writes its own elements and the gemm's result does not depend on the
+ * thread count, so neither does the convolution's. */
+#include "cpu_ew.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Bytes of transformed input and products per chunk of tile rows (~L2 sized: the product of
+ * a chunk is read back by the output transform while still in cache). Chunks are sized from
+ * the shape alone, never the thread count. */
+#ifndef WINO_CHUNK_BYTES
+#define WINO_CHUNK_BYTES (1u << 20)
+#endif
+
+/* Winograd below this many input channels (of the convolution it runs: C for conv2d, OC for
+ * the input gradient) loses to the lowering: its products are too shallow (see
+ * docs/benchmarks.md). */
+#ifndef WINO_MIN_C
+#define WINO_MIN_C 4
+#endif
+
+/* tiles per vector block of the transforms */
+#define WINO_TB 8
+
+typedef struct wino_plan {
+    int64_t N, C, H, W;       /* the convolution's input (x, or dy for the input gradient) */
+    int64_t OC, oh, ow;       /* its output */
+    int64_t ph, pw;           /* its padding (top and left) */
+    int64_t th, tw;           /* tiles per image, down and across */
+    int64_t wp;               /* a padded row's length: 2 * tw + 2 */
+    int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * tw */
+    const void *x, *w, *bias;
+    void *y;
+    /* the weight (o, c, i, j) of this convolution is w[w_base + o*w_so + c*w_sc + i*w_si +
+     * j*w_sj] */
+    int64_t w_base, w_so, w_sc, w_si, w_sj;
+    void *U, *V, *M, *rows;
+} wino_plan;
+
+#define WATTR
+#define WT float
+#define WS f32
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#define WT double
+#define WS f64
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#undef WATTR
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+/* the same transforms compiled for AVX2+FMA, for instances that have it */
+#define WINO_AVX2 1
+#define WATTR __attribute__((target("avx2,fma")))
+#define WT float
+#define WS f32_avx2
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#define WT double
+#define WS f64_avx2
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#undef WATTR
+#endif
+
+/* the three transforms of one dtype and ISA */
+typedef struct wino_fns {
+    cpu_task_fn weights, input, output;
+} wino_fns;
+
+static wino_fns wino_pick(const cpu_inst *inst, int f64)
+{
+#ifdef WINO_AVX2
+    if (inst->simd >= CPU_SIMD_AVX2)
+        return f64 ? (wino_fns){wino_weights_f64_avx2, wino_input_f64_avx2, wino_output_f64_avx2}
+                   : (wino_fns){wino_weights_f32_avx2, wino_input_f32_avx2, wino_output_f32_avx2};
+#endif
+    (void)inst;
+    return f64 ? (wino_fns){wino_weights_f64, wino_input_f64, wino_output_f64}
+               : (wino_fns){wino_weights_f32, wino_input_f32, wino_output_f32};
+}
+
+static size_t align64(size_t b)
+{
+    return (b + 63) & ~(size_t)63;
+}
+
+/* Run fn over ntasks on the pool, inline when the work is too small to fork for. */
+static void run_tasks(cpu_inst *inst, int64_t ntasks, double work, cpu_task_fn fn, void *arg)
+{
+    if (work < PAR_CHEAP || ntasks < 2) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(arg, t, 0);
+        return;
+    }
+    cpu_parallel(inst, ntasks, fn, arg);
+}
+
+/* The Winograd convolution the plan describes (its geometry, x, w and the weight strides
+ * filled in). Scratch is taken before anything is written; the gemm can only fail (out of
+ * memory for its packing) in the first chunk, the largest, before any output is written. */
+static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
+{
+    const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
+    p->th = (p->oh + 1) / 2;
+    p->tw = (p->ow + 1) / 2;
+    p->wp = 2 * p->tw + 2;
+    const int64_t rows_total = p->N * p->th;
+    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->tw * (double)esz;
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
+    if (nr < 1)
+        nr = 1;
+    if (nr > rows_total)
+        nr = rows_total;
+    const int64_t ldmax = nr * p->tw;
+    const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
+    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
+    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
+    const size_t rb = esz * 4 * (size_t)p->wp * (size_t)nr * (size_t)inst->nthreads;
+    char *s = cpu_scratch_get(inst, &inst->wino, ub + vb + mb + rb);
+    if (!s)
+        return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of Winograd "
+                       "workspace", ub + vb + mb + rb);
+    p->U = s;
+    p->V = s + ub;
+    p->M = s + ub + vb;
+    p->rows = s + ub + vb + mb;
+    const wino_fns fn = wino_pick(inst, dt == EM_F64);
+    run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, fn.weights, p);
+    for (int64_t r0 = 0; r0 < rows_total; r0 += nr) {
+        p->r0 = r0;
+        p->nr = rows_total - r0 < nr ? rows_total - r0 : nr;
+        p->ld = p->nr * p->tw;
+        const double tiles = (double)p->ld;
+        run_tasks(inst, p->C, 16.0 * (double)p->C * tiles,
+                  fn.input, p);
+        em_gemm_args g;
+        memset(&g, 0, sizeof g);
+        g.struct_size = sizeof g;
+        g.dtype = dt;
+        g.m = p->OC;
+        g.n = p->ld;
+        g.k = p->C;
+        g.batch = 16;
+        g.alpha = 1.0;
+        g.beta = 0.0;
+        g.a = p->U;
+        g.lda = p->C;
+        g.a_batch_stride = p->OC * p->C;
+        g.b = p->V;
+        g.ldb = p->ld;
+        g.b_batch_stride = p->C * p->ld;
+        g.c = p->M;
+        g.ldc = p->ld;
+        g.c_batch_stride = p->OC * p->ld;
+        em_status st = cpu_gemm(inst, &g);
+        if (st != EM_OK)
+            return st;
+        run_tasks(inst, p->OC, 16.0 * (double)p->OC * tiles,
+                  fn.output, p);
+    }
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ argument checks */
+
+static int contiguous4(const em_kview *v)
+{
+    if (v->ndim != 4)
+        return 0;
+    int64_t s = 1;
+    for (int d = 3; d >= 0; d--) {
+        if (v->shape[d] != 1 && v->strides[d] != s)
+            return 0;
+        s *= v->shape[d];
+    }
+    return 1;
+}
+
+/* The views and parameters of a conv2d / conv2d_grad_input call: n_in inputs (a, b, and the
+ * bias when n_in is 3), one output, 11 integers; every view contiguous and of one float
+ * dtype (f32 or f64). */
+static em_status check_call(cpu_inst *inst, const char *k, const em_kargs *a, int max_in)
+{
+    if (!a->ins || !a->outs || a->n_out < 1 || a->n_in < 2 || a->n_in > (uint32_t)max_in ||
+        a->n_ip < 11 || !a->ip)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: expected 1 output, 2%s inputs and 11 integer "
+                       "parameters", k, max_in > 2 ? " or 3" : "");
+    const em_kview *o = a->outs[0];
+    em_status st = cpu_check_view(inst, k, "output", o);
+    for (uint32_t i = 0; st == EM_OK && i < a->n_in; i++)
+        st = cpu_check_view(inst, k, "input", a->ins[i]);
+    if (st != EM_OK)
+        return st;
+    if (o->dtype != EM_F32 && o->dtype != EM_F64)
+        return cpu_unsupported(inst, k, o->dtype);
+    for (uint32_t i = 0; i < a->n_in; i++)
+        if (a->ins[i]->dtype != o->dtype)
+            return cpu_mismatch(inst, k, "input", a->ins[i]->dtype, o->dtype);
+    if (!contiguous4(o) || !contiguous4(a->ins[0]) || !contiguous4(a->ins[1]) ||
+        (a->n_in > 2 && (a->ins[2]->ndim != 1 || (a->ins[2]->shape[0] > 1 &&
+                                                   a->ins[2]->strides[0] != 1))))
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: views must be contiguous 4-D NCHW (the bias "
+                       "1-D)", k);
+    for (int i = 0; i < 11; i++)
+        if (a->ip[i] < ((i == 4 || i == 5) ? 0 : 1))
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: parameter %d is %lld", k, i,
+                           (long long)a->ip[i]);
+    return EM_OK;
+}
+
+/* Whether the window is Winograd's: 3x3, stride 1, dilation 1, one group, padding 0..2. */
+static int wino_window(const int64_t *ip)
+{
+    return ip[0] == 3 && ip[1] == 3 && ip[2] == 1 && ip[3] == 1 && ip[4] <= 2 && ip[5] <= 2 &&
+           ip[6] == 1 && ip[7] == 1 && ip[10] == 1;
+}
+
+static em_status decline(cpu_inst *inst, const char *k, const int64_t *ip)
+{
+    return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: the cpu backend runs only 3x3 convolutions "
+                   "with stride 1, dilation 1, one group and padding up to 2 (got kernel "
+                   "%lldx%lld, stride %lld,%lld, padding %lld,%lld, dilation %lld,%lld, groups "
+                   "%lld)", k, (long long)ip[0], (long long)ip[1], (long long)ip[2],
+                   (long long)ip[3], (long long)ip[4], (long long)ip[5], (long long)ip[6],
+                   (long long)ip[7], (long long)ip[10]);
+}
+
+em_status cpu_k_conv2d(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    em_status st = check_call(inst, "conv2d", a, 3);
+    if (st != EM_OK)
+        return st;
+    const em_kview *x = a->ins[0], *w = a->ins[1], *b = a->n_in > 2 ? a->ins[2] : NULL;
+    const em_kview *y = a->outs[0];
+    const int64_t *ip = a->ip;
+    if (w->shape[0] != y->shape[1] || x->shape[0] != y->shape[0] || w->shape[2] != ip[0] ||
+        w->shape[3] != ip[1] || y->shape[2] != ip[8] || y->shape[3] != ip[9] ||
+        x->shape[1] != w->shape[1] * ip[10] || (b && b->shape[0] != w->shape[0]) ||
+        y->shape[2] != (x->shape[2] + 2 * ip[4] - ip[6] * (ip[0] - 1) - 1) / ip[2] + 1 ||
+        y->shape[3] != (x->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
+        return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d: views do not match the window");
+    if (cpu_conv_direct_applies(inst, x, w, ip))
+        return cpu_conv_direct(inst, x, w, b, y, ip);
+    if (!wino_window(ip) || x->shape[1] < WINO_MIN_C)
+        return decline(inst, "conv2d", ip);
+    const int64_t C = x->shape[1], OC = w->shape[0];
+    wino_plan p = {.N = x->shape[0], .C = C, .H = x->shape[2], .W = x->shape[3], .OC = OC,
+                   .oh = ip[8], .ow = ip[9], .ph = ip[4], .pw = ip[5],
+                   .x = (const char *)x->buf + (size_t)x->offset * (x->dtype == EM_F64 ? 8 : 4),
+                   .w = (const char *)w->buf + (size_t)w->offset * (w->dtype == EM_F64 ? 8 : 4),
+                   .bias = b ? (const char *)b->buf + (size_t)b->offset * (b->dtype == EM_F64 ? 8 : 4)
+                             : NULL,
+                   .y = (char *)y->buf + (size_t)y->offset * (y->dtype == EM_F64 ? 8 : 4),
+                   .w_base = 0, .w_so = C * 9, .w_sc = 9, .w_si = 3, .w_sj = 1};
+    return wino_run(inst, y->dtype, &p);
+}
+
+/* dx = the convolution of dy (N, OC, oh, ow) with w'[c, o, i, j] = w[o, c, 2 - i, 2 - j]
+ * and padding 2 - p: (oh + 2 (2 - p) - 2) = H. */
+em_status cpu_k_conv2d_grad_input(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    em_status st = check_call(inst, "conv2d_grad_input", a, 2);
+    if (st != EM_OK)
+        return st;
+    const em_kview *dy = a->ins[0], *w = a->ins[1], *dx = a->outs[0];
+    const int64_t *ip = a->ip;
+    if (w->shape[0] != dy->shape[1] || dx->shape[0] != dy->shape[0] || w->shape[2] != ip[0] ||
+        w->shape[3] != ip[1] || dy->shape[2] != ip[8] || dy->shape[3] != ip[9] ||
+        dx->shape[1] != w->shape[1] * ip[10] ||
+        ip[8] != (dx->shape[2] + 2 * ip[4] - ip[6] * (ip[0] - 1) - 1) / ip[2] + 1 ||
+        ip[9] != (dx->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
+        return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d_grad_input: views do not match the window");
+    if (!wino_window(ip) || w->shape[0] < WINO_MIN_C)
+        return decline(inst, "conv2d_grad_input", ip);
+    const int64_t C = dx->shape[1], OC = w->shape[0];
+    const size_t esz = dx->dtype == EM_F64 ? 8 : 4;
+    wino_plan p = {.N = dy->shape[0], .C = OC, .H = ip[8], .W = ip[9], .OC = C,
+                   .oh = dx->shape[2], .ow = dx->shape[3], .ph = 2 - ip[4], .pw = 2 - ip[5],
+                   .x = (const char *)dy->buf + (size_t)dy->offset * esz,
+                   .w = (const char *)w->buf + (size_t)w->offset * esz, .bias = NULL,
+                   .y = (char *)dx->buf + (size_t)dx->offset * esz,
+                   .w_base = 8, .w_so = 9, .w_sc = C * 9, .w_si = -3, .w_sj = -1};
+    return wino_run(inst, dx->dtype, &p);
+}
