@@ -29,7 +29,7 @@
 #define WINO_MIN_C 4
 #endif
 
-/* tiles per vector block of the transforms */
+/* tile rows are padded to a multiple of this many tiles (whole vectors) */
 #define WINO_TB 8
 
 typedef struct wino_plan {
@@ -37,14 +37,16 @@ typedef struct wino_plan {
     int64_t OC, oh, ow;       /* its output */
     int64_t ph, pw;           /* its padding (top and left) */
     int64_t th, tw;           /* tiles per image, down and across */
-    int64_t wp;               /* a padded row's length: 2 * tw + 2 */
-    int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * tw */
+    int64_t twp;              /* tw rounded up to WINO_TB: tile rows' stride in V and M */
+    int64_t wp;               /* a padded row's length: 2 * twp + 2 */
+    int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * twp */
     const void *x, *w, *bias;
     void *y;
     /* the weight (o, c, i, j) of this convolution is w[w_base + o*w_so + c*w_sc + i*w_si +
      * j*w_sj] */
     int64_t w_base, w_so, w_sc, w_si, w_sj;
     void *U, *V, *M, *rows;
+    int64_t rows_per_worker;  /* elements of rows per worker */
 } wino_plan;
 
 #define WATTR
@@ -117,19 +119,22 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
     p->th = (p->oh + 1) / 2;
     p->tw = (p->ow + 1) / 2;
-    p->wp = 2 * p->tw + 2;
+    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
+    p->wp = 2 * p->twp + 2;
     const int64_t rows_total = p->N * p->th;
-    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->tw * (double)esz;
+    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
     int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
     if (nr < 1)
         nr = 1;
     if (nr > rows_total)
         nr = rows_total;
-    const int64_t ldmax = nr * p->tw;
+    const int64_t ldmax = nr * p->twp;
     const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
     const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
     const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    const size_t rb = esz * 4 * (size_t)p->wp * (size_t)nr * (size_t)inst->nthreads;
+    /* per worker: the input transform's 16 ld + wp + 2 (tw + 1), the output's 12 ld */
+    p->rows_per_worker = (16 * ldmax + p->wp + 2 * (p->twp + 1) + 15) / 16 * 16;
+    const size_t rb = esz * (size_t)p->rows_per_worker * (size_t)inst->nthreads;
     char *s = cpu_scratch_get(inst, &inst->wino, ub + vb + mb + rb);
     if (!s)
         return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of Winograd "
@@ -143,7 +148,7 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     for (int64_t r0 = 0; r0 < rows_total; r0 += nr) {
         p->r0 = r0;
         p->nr = rows_total - r0 < nr ? rows_total - r0 : nr;
-        p->ld = p->nr * p->tw;
+        p->ld = p->nr * p->twp;
         const double tiles = (double)p->ld;
         run_tasks(inst, p->C, 16.0 * (double)p->C * tiles,
                   fn.input, p);

@@ -38,136 +38,136 @@ WATTR static void W(wino_weights)(void *arg, int64_t task, int worker)
     }
 }
 
-/* V[xi][c][t] = (B^T d B)[xi] for every tile t of the chunk in input channel `task`. The
- * four input rows of each tile row are copied, zero-padded, into the worker's buffer first
- * (rows[(4 r + i) * wp + k] = input column k - pw of row 2 ty - ph + i), so the transform
- * needs no bounds checks; it runs WINO_TB tiles at a time along the vector lanes, the tiles'
- * values gathered first. */
+/* d B along one input row x (W columns, pw columns of zeros on the left, zeros past the
+ * right edge) for tw tiles: the row split into its even and odd columns E, O (tile tx's
+ * columns 2tx..2tx+3 are E[tx], O[tx], E[tx+1], O[tx+1]), read straight from x between the
+ * edges. restrict (and out of line, so that it stays so): the buffers never overlap, so the
+ * loops vectorise without alias checks. */
+WATTR static __attribute__((noinline)) void W(row_h)(const WT *restrict x, int64_t Wd, int64_t pw,
+                                  WT *restrict E, WT *restrict O, WT *restrict h0,
+                                  WT *restrict h1, WT *restrict h2, WT *restrict h3, int64_t tw)
+{
+    /* k in [kl, kr): columns 2k - pw and 2k + 1 - pw both inside the row */
+    int64_t kl = (pw + 1) / 2, kr = (Wd + pw) / 2;
+    if (kr > tw + 1)
+        kr = tw + 1;
+    if (kl > kr)
+        kl = kr;
+    for (int64_t k = 0; k <= tw; k++) {
+        if (k == kl && kr > kl) {
+            const WT *src = x + 2 * kl - pw;
+            for (int64_t i = 0; i < kr - kl; i++) {
+                E[kl + i] = src[2 * i];
+                O[kl + i] = src[2 * i + 1];
+            }
+            k = kr - 1;
+            continue;
+        }
+        const int64_t ce = 2 * k - pw, co = ce + 1;
+        E[k] = ce >= 0 && ce < Wd ? x[ce] : (WT)0;
+        O[k] = co >= 0 && co < Wd ? x[co] : (WT)0;
+    }
+    for (int64_t tx = 0; tx < tw; tx++) {
+        h0[tx] = E[tx] - E[tx + 1];
+        h1[tx] = O[tx] + E[tx + 1];
+        h2[tx] = E[tx + 1] - O[tx];
+        h3[tx] = O[tx] - O[tx + 1];
+    }
+}
+
+/* B^T down four rows d0..d3 of n tiles into v0..v3 (restrict, kept out of line so that it
+ * stays so: the loop vectorises without alias checks) */
+WATTR static __attribute__((noinline)) void
+W(col_bt)(const WT *restrict d0, const WT *restrict d1, const WT *restrict d2,
+          const WT *restrict d3, WT *restrict v0, WT *restrict v1, WT *restrict v2,
+          WT *restrict v3, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++) {
+        v0[t] = d0[t] - d2[t];
+        v1[t] = d1[t] + d2[t];
+        v2[t] = d2[t] - d1[t];
+        v3[t] = d1[t] - d3[t];
+    }
+}
+
+/* (Tile rows are twp tiles apart in V, M and the buffers: tw rounded up to a whole vector
+ * block, so that every loop below runs on whole vectors; the tiles past tw see zeros.)
+ *
+ * V[xi][c][t] = (B^T d B)[xi] for every tile t of the chunk in input channel `task`, in
+ * two passes that run along whole vectors: d B for each input row of each tile row (the
+ * row split into its even and odd columns, row_h) into h[4i + j][t], then B^T of h over
+ * every tile of the chunk at once. The worker's buffer holds h (16 ld) and E, O. */
 WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
 {
     const wino_plan *p = arg;
-    const int64_t c = task, tw = p->tw, wp = p->wp, ld = p->ld;
-    WT *buf = (WT *)p->rows + (int64_t)worker * 4 * wp * p->nr;
+    const int64_t c = task, tw = p->twp, ld = p->ld;
+    WT *h = (WT *)p->rows + (int64_t)worker * p->rows_per_worker;
+    WT *E = h + 16 * ld, *O = E + tw + 1;
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         const WT *x = (const WT *)p->x + (n * p->C + c) * p->H * p->W;
         for (int i = 0; i < 4; i++) {
-            WT *b = buf + (4 * r + i) * wp;
+            WT *h0 = h + (int64_t)(4 * i) * ld + r * tw, *h1 = h0 + ld, *h2 = h1 + ld,
+               *h3 = h2 + ld;
             const int64_t iy = 2 * ty - p->ph + i;
             if (iy < 0 || iy >= p->H) {
-                memset(b, 0, sizeof(WT) * (size_t)wp);
+                for (int64_t tx = 0; tx < tw; tx++)
+                    h0[tx] = h1[tx] = h2[tx] = h3[tx] = 0;
                 continue;
             }
-            int64_t lo = p->pw, hi = p->pw + p->W < wp ? p->pw + p->W : wp;
-            memset(b, 0, sizeof(WT) * (size_t)lo);
-            memcpy(b + lo, x + iy * p->W, sizeof(WT) * (size_t)(hi - lo));
-            memset(b + hi, 0, sizeof(WT) * (size_t)(wp - hi));
+            W(row_h)(x + iy * p->W, p->W, p->pw, E, O, h0, h1, h2, h3, tw);
         }
     }
-    const int64_t step = p->C * ld;   /* between consecutive xi */
+    const int64_t step = p->C * ld;   /* between consecutive xi in V */
     WT *v = (WT *)p->V + c * ld;
-    int64_t r = 0, tx = 0;   /* the tile row and column of tile t */
-    for (int64_t t = 0; t < ld; t += WINO_TB) {
-        const int cnt = ld - t < WINO_TB ? (int)(ld - t) : WINO_TB;
-        WT d[4][4][WINO_TB];   /* [row][column][tile] */
-        for (int u = 0; u < WINO_TB; u++) {
-            if (u < cnt) {
-                const WT *q = buf + 4 * r * wp + 2 * tx;
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        d[i][j][u] = q[i * wp + j];
-                if (++tx == tw) {
-                    tx = 0;
-                    r++;
-                }
-            } else {
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        d[i][j][u] = 0;
-            }
-        }
-        WT e[4][4][WINO_TB];   /* e = B^T d */
-        for (int j = 0; j < 4; j++)
-            for (int u = 0; u < WINO_TB; u++) {
-                e[0][j][u] = d[0][j][u] - d[2][j][u];
-                e[1][j][u] = d[1][j][u] + d[2][j][u];
-                e[2][j][u] = d[2][j][u] - d[1][j][u];
-                e[3][j][u] = d[1][j][u] - d[3][j][u];
-            }
-        for (int i = 0; i < 4; i++) {   /* V = e B */
-            WT o[4][WINO_TB];
-            for (int u = 0; u < WINO_TB; u++) {
-                o[0][u] = e[i][0][u] - e[i][2][u];
-                o[1][u] = e[i][1][u] + e[i][2][u];
-                o[2][u] = e[i][2][u] - e[i][1][u];
-                o[3][u] = e[i][1][u] - e[i][3][u];
-            }
-            for (int j = 0; j < 4; j++) {
-                WT *vj = v + (int64_t)(4 * i + j) * step + t;
-                if (cnt == WINO_TB)
-                    for (int u = 0; u < WINO_TB; u++)
-                        vj[u] = o[j][u];
-                else
-                    for (int u = 0; u < cnt; u++)
-                        vj[u] = o[j][u];
-            }
-        }
+    for (int j = 0; j < 4; j++) {
+        const WT *d0 = h + (int64_t)j * ld;
+        WT *v0 = v + (int64_t)j * step;
+        W(col_bt)(d0, d0 + 4 * ld, d0 + 8 * ld, d0 + 12 * ld, v0, v0 + 4 * step,
+                  v0 + 8 * step, v0 + 12 * step, ld);
     }
 }
 
-/* y = A^T m A (+ bias) for every tile of the chunk in output channel `task`, WINO_TB tiles
- * at a time along the vector lanes, then scattered to the tiles' 2x2 outputs. Tiles cut by
- * the bottom or right edge write only their rows and columns inside the output. */
+/* y = A^T m A (+ bias) for every tile of the chunk in output channel `task`: A^T m over
+ * every tile at once into s[4a + j][t] (a < 2), then (. A) + bias into q[2a + b][t], then
+ * each tile row's two output rows interleaved from q (columns below ow only, the second row
+ * only when inside the output). The worker's buffer holds s and q (12 ld) and a row. */
 WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
 {
-    (void)worker;
     const wino_plan *p = arg;
-    const int64_t o = task, tw = p->tw, ld = p->ld;
+    const int64_t o = task, tw = p->twp, ld = p->ld;
     const int64_t step = p->OC * ld, oh = p->oh, ow = p->ow;
     const WT *m = (const WT *)p->M + o * ld;
     const WT bias = p->bias ? ((const WT *)p->bias)[o] : (WT)0;
-    int64_t R = p->r0, tx = 0;
-    WT *y = (WT *)p->y + ((R / p->th * p->OC + o) * oh + 2 * (R % p->th)) * ow;
-    int64_t ty = R % p->th;
-    for (int64_t t = 0; t < ld; t += WINO_TB) {
-        const int cnt = ld - t < WINO_TB ? (int)(ld - t) : WINO_TB;
-        WT mm[16][WINO_TB];
-        if (cnt == WINO_TB)
-            for (int k = 0; k < 16; k++)
-                for (int u = 0; u < WINO_TB; u++)
-                    mm[k][u] = m[k * step + t + u];
-        else
-            for (int k = 0; k < 16; k++)
-                for (int u = 0; u < WINO_TB; u++)
-                    mm[k][u] = u < cnt ? m[k * step + t + u] : (WT)0;
-        WT s[4][2][WINO_TB];   /* s = m A: [row][column][tile] */
-        for (int i = 0; i < 4; i++)
-            for (int u = 0; u < WINO_TB; u++) {
-                s[i][0][u] = mm[4 * i][u] + mm[4 * i + 1][u] + mm[4 * i + 2][u];
-                s[i][1][u] = mm[4 * i + 1][u] - mm[4 * i + 2][u] - mm[4 * i + 3][u];
+    WT *s = (WT *)p->rows + (int64_t)worker * p->rows_per_worker, *q = s + 8 * ld;
+    for (int j = 0; j < 4; j++) {
+        const WT *m0 = m + (int64_t)j * step, *m1 = m0 + 4 * step, *m2 = m1 + 4 * step,
+                 *m3 = m2 + 4 * step;
+        WT *s0 = s + (int64_t)j * ld, *s1 = s0 + 4 * ld;
+        for (int64_t t = 0; t < ld; t++) {
+            s0[t] = m0[t] + m1[t] + m2[t];
+            s1[t] = m1[t] - m2[t] - m3[t];
+        }
+    }
+    for (int a = 0; a < 2; a++) {
+        const WT *s0 = s + (int64_t)(4 * a) * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        WT *q0 = q + (int64_t)(2 * a) * ld, *q1 = q0 + ld;
+        for (int64_t t = 0; t < ld; t++) {
+            q0[t] = bias + (s0[t] + s1[t] + s2[t]);
+            q1[t] = bias + (s1[t] - s2[t] - s3[t]);
+        }
+    }
+    WT *row = q + 4 * ld;   /* one output row, interleaved whole, then cut to ow */
+    for (int64_t r = 0; r < p->nr; r++) {
+        const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
+        WT *y = (WT *)p->y + ((n * p->OC + o) * oh + 2 * ty) * ow;
+        for (int a = 0; a < 2 && 2 * ty + a < oh; a++, y += ow) {
+            const WT *q0 = q + (int64_t)(2 * a) * ld + r * tw, *q1 = q0 + ld;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                row[2 * tx] = q0[tx];
+                row[2 * tx + 1] = q1[tx];
             }
-        WT yv[2][2][WINO_TB];
-        for (int j = 0; j < 2; j++)
-            for (int u = 0; u < WINO_TB; u++) {
-                yv[0][j][u] = bias + (s[0][j][u] + s[1][j][u] + s[2][j][u]);
-                yv[1][j][u] = bias + (s[1][j][u] - s[2][j][u] - s[3][j][u]);
-            }
-        for (int u = 0; u < cnt; u++) {
-            const int64_t x0 = 2 * tx;
-            y[x0] = yv[0][0][u];
-            if (x0 + 1 < ow)
-                y[x0 + 1] = yv[0][1][u];
-            if (2 * ty + 1 < oh) {
-                y[ow + x0] = yv[1][0][u];
-                if (x0 + 1 < ow)
-                    y[ow + x0 + 1] = yv[1][1][u];
-            }
-            if (++tx == tw) {   /* next tile row: next two output rows, or next image */
-                tx = 0;
-                R++;
-                ty = R % p->th;
-                y = (WT *)p->y + ((R / p->th * p->OC + o) * oh + 2 * ty) * ow;
-            }
+            memcpy(y, row, sizeof(WT) * (size_t)ow);
         }
     }
 }
