@@ -60,16 +60,22 @@ typedef struct ccase {
     bool bias;
 } ccase;
 
-/* Winograd (3x3, C >= 4) and direct (C*kh*kw <= 16) shapes */
+/* Winograd (3x3, C >= 5; the input gradient from C >= 16) and direct (C*kh*kw <= 36) shapes:
+ * padding 0, 1, 2 (and unequal), odd sizes, outputs smaller than a tile, batch 1, several
+ * chunks of tile rows (C = OC = 64 on 30x30) */
 static const ccase g_cases[] = {
-    {2, 4, 6, 6, 5, 3, 3, 1, 1, true},     {1, 5, 7, 5, 3, 3, 3, 0, 0, false},
-    {2, 6, 5, 9, 4, 3, 3, 2, 2, true},     {1, 4, 3, 3, 2, 3, 3, 0, 0, true},
-    {3, 8, 1, 1, 4, 3, 3, 1, 1, false},    {1, 4, 2, 3, 3, 3, 3, 2, 1, true},
+    {2, 5, 6, 6, 5, 3, 3, 1, 1, true},     {1, 5, 7, 5, 3, 3, 3, 0, 0, false},
+    {2, 6, 5, 9, 4, 3, 3, 2, 2, true},     {1, 5, 3, 3, 2, 3, 3, 0, 0, true},
+    {3, 8, 1, 1, 4, 3, 3, 1, 1, false},    {1, 5, 2, 3, 3, 3, 3, 2, 1, true},
     {2, 7, 4, 4, 6, 3, 3, 1, 2, false},    {3, 64, 30, 30, 64, 3, 3, 1, 1, true},
-    {2, 32, 14, 14, 64, 3, 3, 1, 1, true}, {2, 1, 28, 28, 32, 3, 3, 1, 1, true},
-    {1, 1, 5, 7, 3, 3, 3, 0, 0, false},    {1, 1, 2, 2, 5, 3, 3, 2, 2, true},
-    {3, 1, 9, 20, 6, 3, 3, 1, 1, true},    {2, 16, 5, 6, 7, 1, 1, 0, 0, true},
-    {2, 1, 6, 9, 5, 3, 5, 1, 2, false},    {1, 1, 1, 40, 9, 1, 3, 0, 1, true},
+    {2, 32, 14, 14, 64, 3, 3, 1, 1, true}, {1, 16, 3, 3, 4, 3, 3, 0, 0, false},
+    {2, 16, 5, 9, 6, 3, 3, 2, 2, true},    {1, 17, 1, 1, 4, 3, 3, 1, 1, true},
+    {2, 16, 7, 5, 5, 3, 3, 0, 1, false},   {1, 20, 2, 2, 7, 3, 3, 2, 2, true},
+    {2, 1, 28, 28, 32, 3, 3, 1, 1, true},  {1, 1, 5, 7, 3, 3, 3, 0, 0, false},
+    {1, 1, 2, 2, 5, 3, 3, 2, 2, true},     {3, 1, 9, 20, 6, 3, 3, 1, 1, true},
+    {2, 4, 6, 6, 5, 3, 3, 1, 1, true},     {1, 4, 2, 3, 3, 3, 3, 2, 1, false},
+    {2, 16, 5, 6, 7, 1, 1, 0, 0, true},    {2, 1, 6, 9, 5, 3, 5, 1, 2, false},
+    {1, 1, 1, 40, 9, 1, 3, 0, 1, true},
 };
 
 static int64_t out_dim(int64_t in, int64_t k, int64_t p)
@@ -229,7 +235,7 @@ static void run_case(inst *in, const ccase *c, int32_t dt, void **yout, void **d
                      dt == EM_F64 ? "f64" : "f32", (long long)i, elem(by, dt, i), ry[i]);
     *yout = by;
     *dxout = NULL;
-    if (c->kh == 3 && c->kw == 3 && c->oc >= 4) {
+    if (c->kh == 3 && c->kw == 3 && c->c >= 16 && c->oc >= 4) {
         double *rx = malloc(sizeof *rx * (size_t)nx), *mx = malloc(sizeof *mx * (size_t)nx);
         ref_grad_input(c, dy, w, rx, mx);
         void *bdy = conv_buf(dy, ny, dt), *bdx = conv_buf(NULL, nx, dt);
@@ -313,11 +319,13 @@ static void test_declines(void **state)
         {0, 8, 4, 3, 1, 1, 1, 2},   /* groups 2 */
         {0, 8, 4, 3, 1, 3, 1, 1},   /* padding 3 */
         {0, 4, 4, 5, 1, 2, 1, 1},   /* 5x5, 100 taps */
-        {0, 2, 4, 3, 1, 1, 1, 1},   /* 3x3 with 2 channels: too few for Winograd */
+        {0, 2, 4, 3, 1, 1, 2, 1},   /* direct-sized, dilation 2 */
+        {0, 5, 4, 5, 1, 2, 1, 1},   /* 5x5 with 5 channels (125 taps) */
         {0, 1, 4, 3, 2, 1, 1, 1},   /* direct-sized, stride 2 */
-        {1, 8, 2, 3, 1, 1, 1, 1},   /* input gradient of 2 output channels */
-        {1, 8, 4, 3, 2, 1, 1, 1},   /* input gradient, stride 2 */
-        {1, 8, 4, 5, 1, 2, 1, 1},   /* input gradient, 5x5 */
+        {1, 16, 2, 3, 1, 1, 1, 1},  /* input gradient of 2 output channels */
+        {1, 8, 4, 3, 1, 1, 1, 1},   /* input gradient into 8 channels */
+        {1, 16, 4, 3, 2, 1, 1, 1},  /* input gradient, stride 2 */
+        {1, 16, 4, 5, 1, 2, 1, 1},  /* input gradient, 5x5 */
     };
     for (size_t k = 0; k < sizeof ds / sizeof ds[0]; k++)
         for (int d = 0; d < 2; d++) {
@@ -359,7 +367,7 @@ static void test_declines(void **state)
 static void test_through_core(void **state)
 {
     (void)state;
-    static const ccase cs[] = {{2, 8, 7, 6, 5, 3, 3, 1, 1, true}, {3, 1, 9, 10, 6, 3, 3, 1, 1, true}};
+    static const ccase cs[] = {{2, 16, 7, 6, 5, 3, 3, 1, 1, true}, {3, 1, 9, 10, 6, 3, 3, 1, 1, true}};
     for (size_t k = 0; k < 2; k++) {
         const ccase *c = &cs[k];
         const int64_t oh = out_dim(c->h, 3, c->ph), ow = out_dim(c->w, 3, c->pw);

@@ -14,7 +14,7 @@
 /* The direct kernel takes convolutions with C*kh*kw at most this (and the lowering the
  * rest): measured crossover, see docs/benchmarks.md. */
 #ifndef DIRECT_MAX_TAPS
-#define DIRECT_MAX_TAPS 16
+#define DIRECT_MAX_TAPS 36
 #endif
 
 #define DOB 4    /* output channels per task */

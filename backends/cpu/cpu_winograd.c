@@ -15,18 +15,26 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Bytes of transformed input and products per chunk of tile rows (~L2 sized: the product of
- * a chunk is read back by the output transform while still in cache). Chunks are sized from
- * the shape alone, never the thread count. */
+/* Bytes of transformed input and products per chunk of tile rows and thread (~L2 sized: the
+ * product of a chunk is read back by the output transform while still in cache). The chunk
+ * size changes no result: every output is computed the same way in any chunk. */
 #ifndef WINO_CHUNK_BYTES
 #define WINO_CHUNK_BYTES (1u << 20)
 #endif
 
-/* Winograd below this many input channels (of the convolution it runs: C for conv2d, OC for
- * the input gradient) loses to the lowering: its products are too shallow (see
- * docs/benchmarks.md). */
+/* Where Winograd beats the lowering (measured, see docs/benchmarks.md): conv2d from this many
+ * input channels (below, the direct kernel or the lowering is faster: its products are too
+ * shallow); the input gradient from this many of the forward's input channels (the outputs
+ * of its Winograd convolution: fewer make a gemm of few rows, while the lowering's product
+ * W^T dy is then small and cheap) and this many output channels. */
 #ifndef WINO_MIN_C
 #define WINO_MIN_C 4
+#endif
+#ifndef WINO_GRAD_MIN_C
+#define WINO_GRAD_MIN_C 16
+#endif
+#ifndef WINO_GRAD_MIN_OC
+#define WINO_GRAD_MIN_OC 4
 #endif
 
 /* tile rows are padded to a multiple of this many tiles (whole vectors) */
@@ -123,7 +131,10 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     p->wp = 2 * p->twp + 2;
     const int64_t rows_total = p->N * p->th;
     const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
-    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
+    /* each thread takes a share of the chunk's channels and of its 16 products: WINO_CHUNK_BYTES
+     * per thread (fewer, larger chunks: fewer forks) */
+    const int nt = inst->nthreads < 8 ? inst->nthreads : 8;
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES * nt / per_row);
     if (nr < 1)
         nr = 1;
     if (nr > rows_total)
@@ -237,7 +248,8 @@ static int wino_window(const int64_t *ip)
 static em_status decline(cpu_inst *inst, const char *k, const int64_t *ip)
 {
     return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: the cpu backend runs only 3x3 convolutions "
-                   "with stride 1, dilation 1, one group and padding up to 2 (got kernel "
+                   "with stride 1, dilation 1, one group, padding up to 2 and enough channels "
+                   "(got kernel "
                    "%lldx%lld, stride %lld,%lld, padding %lld,%lld, dilation %lld,%lld, groups "
                    "%lld)", k, (long long)ip[0], (long long)ip[1], (long long)ip[2],
                    (long long)ip[3], (long long)ip[4], (long long)ip[5], (long long)ip[6],
@@ -291,7 +303,7 @@ em_status cpu_k_conv2d_grad_input(void *dev, const em_kargs *a)
         ip[8] != (dx->shape[2] + 2 * ip[4] - ip[6] * (ip[0] - 1) - 1) / ip[2] + 1 ||
         ip[9] != (dx->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
         return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d_grad_input: views do not match the window");
-    if (!wino_window(ip) || w->shape[0] < WINO_MIN_C)
+    if (!wino_window(ip) || w->shape[0] < WINO_GRAD_MIN_OC || dx->shape[1] < WINO_GRAD_MIN_C)
         return decline(inst, "conv2d_grad_input", ip);
     const int64_t C = dx->shape[1], OC = w->shape[0];
     const size_t esz = dx->dtype == EM_F64 ? 8 : 4;
