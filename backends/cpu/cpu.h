@@ -147,6 +147,13 @@ CPU_KERNEL(conv2d); CPU_KERNEL(conv2d_grad_input);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
+/* The same product on the calling thread alone, for a task of a parallel job, with worker
+ * `worker`'s packing scratch: reserve = 1 (before the fork) sizes that scratch for the
+ * product's shape and does nothing else; reserve = 0 runs it, failing with EM_ERR_INTERNAL
+ * when the scratch was not reserved (it never allocates inside the job). The result is the
+ * same bits as cpu_gemm's. */
+CPU_HIDDEN em_status cpu_gemm_worker(cpu_inst *inst, const em_gemm_args *g, int worker,
+                                     int reserve);
 
 /* The direct forward convolution (cpu_conv_direct.c) for conv2d's checked views x, w, the
  * bias b (or NULL) and y with window ip[] (conv2d's 11 integers): whether it takes the call

@@ -481,9 +481,8 @@ static void blocking(const cpu_inst *inst, int mr, int nr, int64_t kc, size_t es
     }
 }
 
-em_status cpu_gemm(void *dev, const em_gemm_args *g)
+static em_status gemm_any(cpu_inst *inst, const em_gemm_args *g, int worker, int reserve)
 {
-    cpu_inst *inst = dev;
     int empty;
     em_status st = emk_gemm_check(inst->host, inst->hc, "cpu",
                                   EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64), g, &empty);
@@ -499,7 +498,7 @@ em_status cpu_gemm(void *dev, const em_gemm_args *g)
             kr = kern_f32_avx2;
 #endif
         blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(float), &kr.mc, &kr.nc);
-        return gemm_run_f32(inst, &kr, g);
+        return gemm_run_f32(inst, &kr, g, worker, reserve);
     }
     gkern_f64 kr = kern_f64_generic;
 #ifdef CPU_HAVE_AVX2
@@ -509,5 +508,15 @@ em_status cpu_gemm(void *dev, const em_gemm_args *g)
         kr = kern_f64_avx2;
 #endif
     blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(double), &kr.mc, &kr.nc);
-    return gemm_run_f64(inst, &kr, g);
+    return gemm_run_f64(inst, &kr, g, worker, reserve);
+}
+
+em_status cpu_gemm(void *dev, const em_gemm_args *g)
+{
+    return gemm_any(dev, g, -1, 0);
+}
+
+em_status cpu_gemm_worker(cpu_inst *inst, const em_gemm_args *g, int worker, int reserve)
+{
+    return gemm_any(inst, g, worker, reserve);
 }

@@ -12,11 +12,12 @@
  * thread count, so neither does the convolution's. */
 #include "cpu_ew.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
-/* Bytes of transformed input and products per chunk of tile rows and thread (~L2 sized: the
- * product of a chunk is read back by the output transform while still in cache). The chunk
+/* Bytes of transformed input and products per chunk of tile rows (~L2 sized: a chunk's
+ * products are read back by the output transform while still in the core's cache). The chunk
  * size changes no result: every output is computed the same way in any chunk. */
 #ifndef WINO_CHUNK_BYTES
 #define WINO_CHUNK_BYTES (1u << 20)
@@ -119,9 +120,72 @@ static void run_tasks(cpu_inst *inst, int64_t ntasks, double work, cpu_task_fn f
     cpu_parallel(inst, ntasks, fn, arg);
 }
 
+/* The 16 products of one chunk: M[xi] (OC x ld) = U[xi] (OC x C) V[xi] (C x ld). */
+static em_gemm_args chunk_gemm(const wino_plan *p, int32_t dt, int64_t ld, void *V, void *M)
+{
+    em_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.struct_size = sizeof g;
+    g.dtype = dt;
+    g.m = p->OC;
+    g.n = ld;
+    g.k = p->C;
+    g.batch = 16;
+    g.alpha = 1.0;
+    g.beta = 0.0;
+    g.a = p->U;
+    g.lda = p->C;
+    g.a_batch_stride = p->OC * p->C;
+    g.b = V;
+    g.ldb = ld;
+    g.b_batch_stride = p->C * ld;
+    g.c = M;
+    g.ldc = ld;
+    g.c_batch_stride = p->OC * ld;
+    return g;
+}
+
+/* The whole job: the plan, the chunking and each worker's part of the scratch. */
+typedef struct wino_job {
+    const wino_plan *p;
+    wino_fns fn;
+    int32_t dt;
+    int64_t rows_total, nr;          /* tile rows in all, per chunk */
+    char *work;                      /* per worker: V, M, the transforms' buffers */
+    size_t per_worker, vb, mb;       /* bytes */
+    cpu_inst *inst;
+    atomic_int failed;               /* a chunk's gemm failed (not reserved: a bug) */
+} wino_job;
+
+/* Chunk `task` whole on this worker: its input transform over every channel, its 16
+ * products, its output transform over every output channel. */
+static void wino_chunk(void *arg, int64_t task, int worker)
+{
+    wino_job *jb = arg;
+    wino_plan q = *jb->p;
+    char *w = jb->work + (size_t)worker * jb->per_worker;
+    q.r0 = task * jb->nr;
+    q.nr = jb->rows_total - q.r0 < jb->nr ? jb->rows_total - q.r0 : jb->nr;
+    q.ld = q.nr * q.twp;
+    q.V = w;
+    q.M = w + jb->vb;
+    q.rows = w + jb->vb + jb->mb;
+    for (int64_t c = 0; c < q.C; c++)
+        jb->fn.input(&q, c, worker);
+    em_gemm_args g = chunk_gemm(&q, jb->dt, q.ld, q.V, q.M);
+    if (cpu_gemm_worker(jb->inst, &g, worker, 0) != EM_OK) {
+        atomic_store(&jb->failed, 1);
+        return;
+    }
+    for (int64_t o = 0; o < q.OC; o++)
+        jb->fn.output(&q, o, worker);
+}
+
 /* The Winograd convolution the plan describes (its geometry, x, w and the weight strides
- * filled in). Scratch is taken before anything is written; the gemm can only fail (out of
- * memory for its packing) in the first chunk, the largest, before any output is written. */
+ * filled in): chunks of tile rows, one task each, spread over the pool in one fork; each
+ * worker keeps its chunk's transformed input and products in its own part of the instance's
+ * scratch (WINO_CHUNK_BYTES, about its share of the L2). All scratch (the gemm's packing
+ * space included) is taken before the fork, so nothing fails after the output is touched. */
 static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
 {
     const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
@@ -131,63 +195,45 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     p->wp = 2 * p->twp + 2;
     const int64_t rows_total = p->N * p->th;
     const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
-    /* each thread takes a share of the chunk's channels and of its 16 products: WINO_CHUNK_BYTES
-     * per thread (fewer, larger chunks: fewer forks) */
-    const int nt = inst->nthreads < 8 ? inst->nthreads : 8;
-    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES * nt / per_row);
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
     if (nr < 1)
         nr = 1;
     if (nr > rows_total)
         nr = rows_total;
-    const int64_t ldmax = nr * p->twp;
+    const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
+    const int nw = inst->nthreads;
     const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
     const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
     const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    /* per worker: the input transform's 16 ld + wp + 2 (tw + 1), the output's 12 ld */
-    p->rows_per_worker = (16 * ldmax + p->wp + 2 * (p->twp + 1) + 15) / 16 * 16;
-    const size_t rb = esz * (size_t)p->rows_per_worker * (size_t)inst->nthreads;
-    char *s = cpu_scratch_get(inst, &inst->wino, ub + vb + mb + rb);
+    /* the transforms' buffers: the input's 16 ld + 2 (twp + 1), the output's 12 ld + 2 twp */
+    p->rows_per_worker = (16 * ldmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
+    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
     if (!s)
         return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of Winograd "
-                       "workspace", ub + vb + mb + rb);
+                       "workspace", ub + per_worker * (size_t)nw);
     p->U = s;
-    p->V = s + ub;
-    p->M = s + ub + vb;
-    p->rows = s + ub + vb + mb;
-    const wino_fns fn = wino_pick(inst, dt == EM_F64);
-    run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, fn.weights, p);
-    for (int64_t r0 = 0; r0 < rows_total; r0 += nr) {
-        p->r0 = r0;
-        p->nr = rows_total - r0 < nr ? rows_total - r0 : nr;
-        p->ld = p->nr * p->twp;
-        const double tiles = (double)p->ld;
-        run_tasks(inst, p->C, 16.0 * (double)p->C * tiles,
-                  fn.input, p);
-        em_gemm_args g;
-        memset(&g, 0, sizeof g);
-        g.struct_size = sizeof g;
-        g.dtype = dt;
-        g.m = p->OC;
-        g.n = p->ld;
-        g.k = p->C;
-        g.batch = 16;
-        g.alpha = 1.0;
-        g.beta = 0.0;
-        g.a = p->U;
-        g.lda = p->C;
-        g.a_batch_stride = p->OC * p->C;
-        g.b = p->V;
-        g.ldb = p->ld;
-        g.b_batch_stride = p->C * p->ld;
-        g.c = p->M;
-        g.ldc = p->ld;
-        g.c_batch_stride = p->OC * p->ld;
-        em_status st = cpu_gemm(inst, &g);
+    /* the gemm's packing space, for both chunk sizes, on every worker */
+    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->twp;
+    for (int w = 0; w < nw; w++) {
+        em_gemm_args g = chunk_gemm(p, dt, ldmax, s, s);
+        em_status st = cpu_gemm_worker(inst, &g, w, 1);
+        if (st == EM_OK && last != ldmax) {
+            g = chunk_gemm(p, dt, last, s, s);
+            st = cpu_gemm_worker(inst, &g, w, 1);
+        }
         if (st != EM_OK)
             return st;
-        run_tasks(inst, p->OC, 16.0 * (double)p->OC * tiles,
-                  fn.output, p);
     }
+    wino_job jb = {.p = p, .fn = wino_pick(inst, dt == EM_F64), .dt = dt,
+                   .rows_total = rows_total, .nr = nr, .work = s + ub,
+                   .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
+    atomic_init(&jb.failed, 0);
+    run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, jb.fn.weights, p);
+    run_tasks(inst, nchunks, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->twp),
+              wino_chunk, &jb);
+    if (atomic_load(&jb.failed))
+        return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d: a Winograd product failed");
     return EM_OK;
 }
 

@@ -99,9 +99,10 @@ W(col_bt)(const WT *restrict d0, const WT *restrict d1, const WT *restrict d2,
  * every tile of the chunk at once. The worker's buffer holds h (16 ld) and E, O. */
 WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
 {
+    (void)worker;
     const wino_plan *p = arg;
     const int64_t c = task, tw = p->twp, ld = p->ld;
-    WT *h = (WT *)p->rows + (int64_t)worker * p->rows_per_worker;
+    WT *h = (WT *)p->rows;   /* this worker's buffer (wino_chunk) */
     WT *E = h + 16 * ld, *O = E + tw + 1;
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
@@ -139,7 +140,7 @@ WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
     const int64_t step = p->OC * ld, oh = p->oh, ow = p->ow;
     const WT *m = (const WT *)p->M + o * ld;
     const WT bias = p->bias ? ((const WT *)p->bias)[o] : (WT)0;
-    WT *s = (WT *)p->rows + (int64_t)worker * p->rows_per_worker, *q = s + 8 * ld;
+    WT *s = (WT *)p->rows, *q = s + 8 * ld;   /* this worker's buffer */
     for (int j = 0; j < 4; j++) {
         const WT *m0 = m + (int64_t)j * step, *m1 = m0 + 4 * step, *m2 = m1 + 4 * step,
                  *m3 = m2 + 4 * step;
