@@ -1,15 +1,16 @@
 /* backends/cpu/cpu_winograd.c — the cpu backend's whole-convolution kernels of ABI 1.4
  * (conv2d, conv2d_grad_input; definitions in ember/backend.h). A 3x3 convolution with stride
  * 1, dilation 1, one group and padding 0..2 runs as Winograd F(2x2, 3x3): the weights go
- * through G g G^T into 16 (OC x C) matrices, the input, a chunk of tile rows at a time, through
- * B^T d B into 16 (C x tiles) matrices in the instance's scratch, the 16 products are one
- * batched call of the backend's own gemm, and A^T m A gives 2x2 outputs per tile with the bias
- * added in the same pass. The input gradient of such a convolution is the same convolution of
+ * through G g G^T into 16 (OC x C) matrices; then each chunk of tile rows, one task on the
+ * pool, goes whole through one worker: B^T d B into 16 (C x tiles) matrices in its part of
+ * the instance's scratch, the 16 products as one batched call of the backend's own gemm on
+ * that thread (cpu_gemm_worker), and A^T m A to 2x2 outputs per tile with the bias added in
+ * the same pass. The input gradient of such a convolution is the same convolution of
  * the output gradient with the weights flipped and transposed and padding 2 - p, through the
  * same code. conv2d with a small C*kh*kw goes to the direct kernel (cpu_conv_direct.c) instead.
  * Anything else is declined (EM_ERR_UNSUPPORTED, nothing written) and the core lowers it.
- * Each transform task writes its own elements and the gemm's result does not depend on the
- * thread count, so neither does the convolution's. */
+ * Each output is computed by one task in a fixed order and the gemm's result does not depend
+ * on the path it takes, so the convolution's does not depend on the thread count. */
 #include "cpu_ew.h"
 
 #include <stdatomic.h>
@@ -47,7 +48,6 @@ typedef struct wino_plan {
     int64_t ph, pw;           /* its padding (top and left) */
     int64_t th, tw;           /* tiles per image, down and across */
     int64_t twp;              /* tw rounded up to WINO_TB: tile rows' stride in V and M */
-    int64_t wp;               /* a padded row's length: 2 * twp + 2 */
     int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * twp */
     const void *x, *w, *bias;
     void *y;
@@ -55,7 +55,7 @@ typedef struct wino_plan {
      * j*w_sj] */
     int64_t w_base, w_so, w_sc, w_si, w_sj;
     void *U, *V, *M, *rows;
-    int64_t rows_per_worker;  /* elements of rows per worker */
+    int64_t rows_per_worker;  /* elements of the transforms' buffer (rows) */
 } wino_plan;
 
 #define WATTR
@@ -192,7 +192,6 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     p->th = (p->oh + 1) / 2;
     p->tw = (p->ow + 1) / 2;
     p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
-    p->wp = 2 * p->twp + 2;
     const int64_t rows_total = p->N * p->th;
     const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
     int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
