@@ -28,6 +28,7 @@ typedef struct direct_plan {
     void *y;
     void *wk;          /* weights as [ob][c][i][j][DOB], 0 past OC */
     void *rows;        /* per worker: C*kh padded rows */
+    size_t rows_bytes; /* between workers' rows: whole cache lines (no false sharing) */
     int f64, avx2;
 } direct_plan;
 
@@ -145,7 +146,7 @@ row_avx2_float(const direct_plan *p, const float *rows, const float *wk, const f
         const T *x = (const T *)p->x + n * p->C * p->H * p->W;                             \
         const T *wk = (const T *)p->wk + ob * taps * DOB;                                  \
         const T *bias = p->b ? (const T *)p->b + o0 : NULL;                                \
-        T *rows = (T *)p->rows + (int64_t)worker * p->C * p->kh * p->wp;                   \
+        T *rows = (T *)((char *)p->rows + (size_t)worker * p->rows_bytes);                 \
         T *y = (T *)p->y + (n * p->OC + o0) * p->oh * p->ow;                               \
         for (int64_t oy = 0; oy < p->oh; oy++) {                                           \
             fill_rows_##T(p, x, oy, rows);                                                 \
@@ -188,7 +189,8 @@ em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
     p.nob = (p.OC + DOB - 1) / DOB;
     const int64_t taps = p.C * p.kh * p.kw;
     const size_t wkb = (esz * (size_t)(p.nob * taps * DOB) + 63) & ~(size_t)63;
-    const size_t rb = esz * (size_t)(p.C * p.kh * p.wp) * (size_t)inst->nthreads;
+    p.rows_bytes = (esz * (size_t)(p.C * p.kh * p.wp) + 63) & ~(size_t)63;
+    const size_t rb = p.rows_bytes * (size_t)inst->nthreads;
     char *s = cpu_scratch_get(inst, &inst->wino, wkb + rb);
     if (!s)
         return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of workspace",
