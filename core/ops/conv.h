@@ -28,7 +28,8 @@ EM_INTERNAL em_status em__conv_backward(em__tensor *x, em__tensor *w, em__tensor
  * nothing recorded) otherwise, or when a kernel declined the call. The backward also gives gb
  * (the bias's gradient, (OC)) when asked for and the weight's gradient was native; with a
  * native input gradient and a weight gradient that is not (or declines), it lowers gw itself
- * and leaves *gb NULL (the caller sums dy). All or nothing: on an error nothing is handed
+ * and leaves *gb NULL (the caller sums dy); when the input gradient's kernel declines, it
+ * lowers the whole backward itself (*gb NULL). All or nothing: on an error nothing is handed
  * back. */
 EM_INTERNAL em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
                                                 const em__win *win, int64_t groups, bool *used);

@@ -5,7 +5,8 @@
  * (EM_ERR_UNSUPPORTED: its library has no algorithm for it, cannot be loaded, ...). Inputs are
  * made contiguous first; every result is a fresh contiguous tensor. A backend with a native
  * input gradient but no weight gradient (or one that declines the call) keeps its input
- * gradient: only the weight's is lowered, and the bias's left to the caller (a sum of dy). */
+ * gradient: only the weight's is lowered, and the bias's left to the caller (a sum of dy).
+ * When the input gradient's kernel declines, the whole backward is lowered here. */
 #include "config.h"
 #include "conv.h"
 
@@ -100,7 +101,8 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
     const bool native_x = gx && applies(x, w, win, K(conv2d_grad_input));
     bool native_w = want_w && applies(x, w, win, K(conv2d_grad_weight));
     /* native when every gradient asked for is, or when the input's is (the weight's then
-     * lowered); else (and when the input's declines) the caller lowers the whole backward */
+     * lowered); else the caller lowers the whole backward; when the input's kernel declines,
+     * the whole backward is lowered here */
     if ((gx && !native_x) || (!gx && !native_w) || em__numel(4, g->shape) == 0)
         return EM_OK;
     *used = true;
@@ -116,6 +118,14 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
         st = (rx = em__tensor_new(ctx, x->dtype, 4, x->shape))
                  ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, &declined)
                  : failed(ctx);
+        if (st == EM_OK && declined) {
+            /* the whole backward through the lowering, from the contiguous dy made above
+             * (an expanded dy is not materialised twice); the bias's left to the caller */
+            em__tensor_unref(rx);
+            rx = NULL;
+            declined = native_w = false;
+            st = em__conv_backward(x, w, gc, win, groups, &rx, gw ? &rw : NULL);
+        }
     }
     if (st == EM_OK && !declined && native_w) {
         /* dw is always computed (outs[0]); db rides along when asked for */
@@ -137,9 +147,9 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
             rw = rb = NULL;
         }
     }
-    if (st == EM_OK && !declined && want_w && !native_w && gw) {
+    if (st == EM_OK && !declined && want_w && !native_w && gw && !rw) {
         /* the weight's gradient through the lowering; the bias's is left to the caller */
-        st = em__conv_backward(x, w, g, win, groups, NULL, &rw);
+        st = em__conv_backward(x, w, gc, win, groups, NULL, &rw);
     }
     em__tensor_unref(gc);
     em__tensor_unref(xc);
