@@ -6,7 +6,8 @@
  * dilation, groups, bias or none, non-contiguous inputs and partial requires_grad; the
  * kernels are called exactly when they apply (counted by the plugin), and never for the
  * one-sided padding of padding="same" with an even kernel extent, which stays lowered; a
- * call the plugin declines is lowered, leaving no error behind. */
+ * call the plugin declines is lowered, leaving no error behind; when only the weight's
+ * gradient declines, the input's stays native and the weight's and bias's are lowered. */
 #include "harness.h"
 #include "backend_harness.h"
 
@@ -16,6 +17,7 @@
 static em_context *g_cpu, *g_tconv;
 static atomic_int *g_calls;   /* tconv_calls_: conv2d, grad_input, grad_weight, with db */
 static atomic_int *g_decline, *g_declined;   /* tconv_decline_, tconv_declined_ */
+static atomic_int *g_decline_weight;         /* tconv_decline_weight_ */
 
 static em_context *open_on(const char *backend, const char *dir)
 {
@@ -195,6 +197,42 @@ static void test_declined(void **state)
     assert_string_equal(em_context_error(g_tconv), "");
 }
 
+/* Only conv2d_grad_weight declines: the input's gradient is still the kernel's (called once
+ * per backward), the weight's and bias's come from the lowering; the same values, no error
+ * left behind. */
+static void test_weight_declined(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        const em_dtype dt = k ? EM_F32 : EM_F64;
+        int before = atomic_load(g_declined), gi = atomic_load(&g_calls[1]);
+        atomic_store(g_decline_weight, 1);
+        ncase c = cases[0];   /* every gradient wanted, with a bias */
+        c.native = false;     /* (run_case's call counts do not apply) */
+        int64_t nx = c.n * c.c * c.h * c.w, nw = c.oc * c.c * c.kh * c.kw;
+        double *data[3] = {rnd_array(nx, -1, 1), rnd_array(nw, -1, 1), rnd_array(c.oc, -1, 1)};
+        result want, got;
+        run_on(g_cpu, &c, dt, (const double *const *)data, &want);
+        run_on(g_tconv, &c, dt, (const double *const *)data, &got);
+        atomic_store(g_decline_weight, 0);
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(want.n[i], got.n[i]);
+            for (int64_t j = 0; j < want.n[i]; j++)
+                if (!close_enough(got.v[i][j], want.v[i][j], dt == EM_F32 ? 1e-5 : 1e-12))
+                    fail_msg("weight declined [%s]: result %d element %lld: tconv %.17g, cpu "
+                             "%.17g", em_dtype_name(dt), i, (long long)j, got.v[i][j],
+                             want.v[i][j]);
+            free(want.v[i]);
+            free(got.v[i]);
+        }
+        for (int i = 0; i < 3; i++)
+            free(data[i]);
+        assert_int_equal(atomic_load(g_declined) - before, 1);
+        assert_int_equal(atomic_load(&g_calls[1]) - gi, 1);
+        assert_string_equal(em_context_error(g_tconv), "");
+    }
+}
+
 static void test_matches_lowering(void **state)
 {
     (void)state;
@@ -219,7 +257,8 @@ int main(void)
     g_calls = dl ? dlsym(dl, "tconv_calls_") : NULL;
     g_decline = dl ? dlsym(dl, "tconv_decline_") : NULL;
     g_declined = dl ? dlsym(dl, "tconv_declined_") : NULL;
-    if (!g_cpu || !g_tconv || !g_calls || !g_decline || !g_declined) {
+    g_decline_weight = dl ? dlsym(dl, "tconv_decline_weight_") : NULL;
+    if (!g_cpu || !g_tconv || !g_calls || !g_decline || !g_declined || !g_decline_weight) {
         printf("1..1\nnot ok 1 - the cpu and tconv backends open and tconv counts its calls\n");
         return 1;
     }
@@ -227,6 +266,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_lowering),
         cmocka_unit_test(test_declined),
+        cmocka_unit_test(test_weight_declined),
     };
     int rc = cmocka_run_group_tests_name("whole-convolution kernels (tconv) against the lowering",
                                          tests, NULL, NULL);

@@ -278,6 +278,7 @@ static void cpu_shutdown(void *bctx)
     }
     cpu_scratch_release(inst, &inst->ksum);
     cpu_scratch_release(inst, &inst->conv_part);
+    cpu_scratch_release(inst, &inst->wino);
     const em_host *host = inst->host;
     em_host_ctx *hc = inst->hc;
     host->free(hc, inst->work);
@@ -317,7 +318,7 @@ static const em_kernel_dtypes cpu_dtypes = {
     .avg_pool2d = CPU_FLOAT, .avg_pool2d_grad = CPU_FLOAT,
     /* ---- ABI 1.4: convolution ---- */
     .im2col = CPU_FLOAT, .col2im = CPU_FLOAT, .max_pool2d = CPU_FLOAT,
-    .conv2d_grad_weight = CPU_FLOAT,
+    .conv2d = CPU_FLOAT, .conv2d_grad_input = CPU_FLOAT, .conv2d_grad_weight = CPU_FLOAT,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = CPU_FLOAT,
 };
@@ -403,6 +404,8 @@ static const em_backend_ops cpu_ops = {
     .im2col = cpu_k_im2col,
     .col2im = cpu_k_col2im,
     .max_pool2d = cpu_k_max_pool2d,
+    .conv2d = cpu_k_conv2d,
+    .conv2d_grad_input = cpu_k_conv2d_grad_input,
     .conv2d_grad_weight = cpu_k_conv2d_grad_weight,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = cpu_k_max_pool2d_grad,

@@ -97,6 +97,7 @@ typedef struct cpu_inst {
     int64_t *apacked;            /* nthreads entries: packed gemm, the A block each holds */
     cpu_scratch *conv;           /* nthreads entries: conv2d_grad_weight's columns */
     cpu_scratch conv_part;       /* conv2d_grad_weight: the image groups' partial sums */
+    cpu_scratch wino;            /* Winograd convolution: transformed weights, input, products */
 } cpu_inst;
 
 #define CPU_ERR(inst, st, ...) ((inst)->host->error((inst)->hc, (st), __VA_ARGS__))
@@ -143,18 +144,27 @@ CPU_KERNEL(adam);
 CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cpu_conv.c) ---- */
 CPU_KERNEL(im2col); CPU_KERNEL(col2im); CPU_KERNEL(max_pool2d);
-/* ABI 1.4: whole convolutions (cpu_conv_wgrad.c) */
-CPU_KERNEL(conv2d_grad_weight);
+/* whole convolutions (cpu_winograd.c, cpu_conv_direct.c, cpu_conv_wgrad.c) */
+CPU_KERNEL(conv2d); CPU_KERNEL(conv2d_grad_input); CPU_KERNEL(conv2d_grad_weight);
 /* ---- ABI 1.5: max_pool2d backward (cpu_conv.c) ---- */
 CPU_KERNEL(max_pool2d_grad);
 #undef CPU_KERNEL
 
 CPU_HIDDEN em_status cpu_gemm(void *dev, const em_gemm_args *g);
-/* A product (batch 1, arguments as cpu_gemm's, already checked) run whole by one pool
- * worker from inside a cpu_parallel task, for kernels that make their operands in the same
- * task. Before cpu_parallel, cpu_gemm_worker_prepare sizes the scratch of workers
- * [0, nworkers) for the largest such product. */
-CPU_HIDDEN em_status cpu_gemm_worker_prepare(cpu_inst *inst, const em_gemm_args *g, int nworkers);
-CPU_HIDDEN void cpu_gemm_worker(cpu_inst *inst, int worker, const em_gemm_args *g);
+/* The same product on the calling thread alone, for a task of a parallel job, with worker
+ * `worker`'s packing scratch: reserve = 1 (before the fork) sizes that scratch for the
+ * product's shape and does nothing else; reserve = 0 runs it, failing with EM_ERR_INTERNAL
+ * when the scratch was not reserved (it never allocates inside the job). The result is the
+ * same bits as cpu_gemm's. */
+CPU_HIDDEN em_status cpu_gemm_worker(cpu_inst *inst, const em_gemm_args *g, int worker,
+                                     int reserve);
+
+/* The direct forward convolution (cpu_conv_direct.c) for conv2d's checked views x, w, the
+ * bias b (or NULL) and y with window ip[] (conv2d's 11 integers): whether it takes the call
+ * (by shape alone), and the call. */
+CPU_HIDDEN int cpu_conv_direct_applies(const cpu_inst *inst, const em_kview *x,
+                                       const em_kview *w, const int64_t *ip);
+CPU_HIDDEN em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
+                                     const em_kview *b, const em_kview *y, const int64_t *ip);
 
 #endif

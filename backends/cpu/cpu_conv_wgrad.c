@@ -17,6 +17,7 @@
  * The groups do not depend on the thread count, so neither do the bits. */
 #include "cpu_ew.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 /* images per partial sum: fewer partial sums to add against enough tasks to share out */
@@ -31,6 +32,7 @@ typedef struct wg_plan {
     const char *x, *dy;
     char *part;                       /* ngroups partial sums of OC x ck */
     int tr;                           /* the partial sums' blocks are transposed (ck x ocg) */
+    atomic_int *failed;               /* set by a task whose product failed */
     int64_t N, C, H, W, OC, g, cg, ocg, ck, ckk, L;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
     int64_t ngroups;
@@ -81,7 +83,7 @@ typedef struct wg_plan {
 /* The product of image n, group g into group t's partial sum (beta 1 after the group's first
  * image). The smaller of the two operands is packed (as B), the other read in place: with
  * pl->tr, block g (ck x ocg) of part[t] = cols_g @ dy_{n,g}^T; else block g (ocg x ck) =
- * dy_{n,g} @ cols_g^T. colv NULL: only the shape, for sizing the scratch. */
+ * dy_{n,g} @ cols_g^T. */
 static const em_gemm_args *product(const wg_plan *pl, em_gemm_args *ga, int64_t t, int64_t n,
                                    int64_t g, void *colv)
 {
@@ -111,8 +113,10 @@ static void group_task(void *arg, int64_t t, int worker)
             IM2COL(float);
         else
             IM2COL(double);
-        for (int64_t g = 0; g < pl->g; g++)
-            cpu_gemm_worker(pl->inst, worker, product(pl, &(em_gemm_args){0}, t, n, g, colv));
+        for (int64_t g = 0; g < pl->g; g++)   /* its packing space was reserved: cannot fail */
+            if (cpu_gemm_worker(pl->inst, product(pl, &(em_gemm_args){0}, t, n, g, colv), worker,
+                                0) != EM_OK)
+                atomic_store(pl->failed, 1);
     }
 }
 
@@ -268,32 +272,38 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
         return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: %lld taps per output channel (fewer than "
                        "%d): lowered", KN, (long long)pl.ck, WG_MIN_TAPS);
 
-    /* scratch first (nothing is written before all of it exists): each worker's columns
-     * and gemm packs, the partial sums */
+    /* scratch first (nothing is written before all of it exists): each worker's columns,
+     * the partial sums (one group's straight into dw when its blocks are not transposed),
+     * every worker's gemm packing space */
     int nt = pl.ngroups > 1 ? cpu_threads(inst) : 1, nw = inst->nthreads;
     size_t colbytes = pl.esz * (size_t)pl.ckk * (size_t)pl.L;
-    pl.tr = pl.ck > pl.ocg;
-    em_gemm_args shape;
-    product(&pl, &shape, 0, 0, 0, NULL);
     for (int w = 0; w < nw; w++)
         if (!cpu_scratch_get(inst, &inst->conv[w], colbytes))
             return CPU_ERR(inst, EM_ERR_OOM, "%s: cannot allocate %zu bytes of columns", KN,
                            colbytes);
-    if ((st = cpu_gemm_worker_prepare(inst, &shape, nw)) != EM_OK)
-        return st;
-    /* the partial sums: one group's straight into dw when its blocks are not transposed */
+    pl.tr = pl.ck > pl.ocg;
     size_t partbytes = pl.esz * (size_t)pl.ngroups * (size_t)pl.wn;
     if (pl.ngroups == 1 && !pl.tr)
         pl.part = data(dw);
     else if (!(pl.part = cpu_scratch_get(inst, &inst->conv_part, partbytes)))
         return CPU_ERR(inst, EM_ERR_OOM, "%s: cannot allocate %zu bytes of partial sums", KN,
                        partbytes);
+    em_gemm_args shape;
+    for (int w = 0; w < nw; w++)
+        if ((st = cpu_gemm_worker(inst, product(&pl, &shape, 0, 0, 0, inst->conv[w].p), w, 1)) !=
+            EM_OK)
+            return st;
+    atomic_int failed = 0;
+    pl.failed = &failed;
 
     if (nt > 1)
         cpu_parallel(inst, pl.ngroups, group_task, &pl);
     else
         for (int64_t t = 0; t < pl.ngroups; t++)
             group_task(&pl, t, 0);
+    if (atomic_load(&failed))
+        return CPU_ERR(inst, EM_ERR_INTERNAL, "%s: a product found its packing space unreserved",
+                       KN);
 
     pl.out = data(dw);
     pl.chunk = 4096;

@@ -481,65 +481,42 @@ static void blocking(const cpu_inst *inst, int mr, int nr, int64_t kc, size_t es
     }
 }
 
-/* The micro-kernel families of this instance, blocked for its caches. */
-static void families(const cpu_inst *inst, gkern_f32 *k32, gkern_f64 *k64)
+static em_status gemm_any(cpu_inst *inst, const em_gemm_args *g, int worker, int reserve)
 {
-    *k32 = kern_f32_generic;
-    *k64 = kern_f64_generic;
-#ifdef CPU_HAVE_AVX2
-    if (inst->simd == CPU_SIMD_AVX512) {
-        *k32 = kern_f32_avx512;
-        *k64 = kern_f64_avx512;
-    } else if (inst->simd == CPU_SIMD_AVX2) {
-        *k32 = kern_f32_avx2;
-        *k64 = kern_f64_avx2;
-    }
-#endif
-    blocking(inst, k32->mr, k32->nr, k32->kc, sizeof(float), &k32->mc, &k32->nc);
-    blocking(inst, k64->mr, k64->nr, k64->kc, sizeof(double), &k64->mc, &k64->nc);
-}
-
-em_status cpu_gemm(void *dev, const em_gemm_args *g)
-{
-    cpu_inst *inst = dev;
     int empty;
     em_status st = emk_gemm_check(inst->host, inst->hc, "cpu",
                                   EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64), g, &empty);
     if (st != EM_OK || empty)
         return st;
-    gkern_f32 k32;
-    gkern_f64 k64;
-    families(inst, &k32, &k64);
-    return g->dtype == EM_F32 ? gemm_run_f32(inst, &k32, g) : gemm_run_f64(inst, &k64, g);
+
+    if (g->dtype == EM_F32) {
+        gkern_f32 kr = kern_f32_generic;
+#ifdef CPU_HAVE_AVX2
+        if (inst->simd == CPU_SIMD_AVX512)
+            kr = kern_f32_avx512;
+        else if (inst->simd == CPU_SIMD_AVX2)
+            kr = kern_f32_avx2;
+#endif
+        blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(float), &kr.mc, &kr.nc);
+        return gemm_run_f32(inst, &kr, g, worker, reserve);
+    }
+    gkern_f64 kr = kern_f64_generic;
+#ifdef CPU_HAVE_AVX2
+    if (inst->simd == CPU_SIMD_AVX512)
+        kr = kern_f64_avx512;
+    else if (inst->simd == CPU_SIMD_AVX2)
+        kr = kern_f64_avx2;
+#endif
+    blocking(inst, kr.mr, kr.nr, kr.kc, sizeof(double), &kr.mc, &kr.nc);
+    return gemm_run_f64(inst, &kr, g, worker, reserve);
 }
 
-em_status cpu_gemm_worker_prepare(cpu_inst *inst, const em_gemm_args *g, int nworkers)
+em_status cpu_gemm(void *dev, const em_gemm_args *g)
 {
-    gkern_f32 k32;
-    gkern_f64 k64;
-    families(inst, &k32, &k64);
-    gjob_f32 j32;
-    gjob_f64 j64;
-    size_t abytes, bbytes;
-    if (g->dtype == EM_F32)
-        one_job_f32(inst, &k32, g, &j32, &abytes, &bbytes);
-    else
-        one_job_f64(inst, &k64, g, &j64, &abytes, &bbytes);
-    for (int w = 0; w < nworkers; w++)
-        if (!cpu_scratch_get(inst, &inst->work[w], abytes) ||
-            (bbytes && !cpu_scratch_get(inst, &inst->pack_b[w], bbytes)))
-            return CPU_ERR(inst, EM_ERR_OOM, "gemm: cannot allocate %zu bytes of packing space",
-                           abytes + bbytes);
-    return EM_OK;
+    return gemm_any(dev, g, -1, 0);
 }
 
-void cpu_gemm_worker(cpu_inst *inst, int worker, const em_gemm_args *g)
+em_status cpu_gemm_worker(cpu_inst *inst, const em_gemm_args *g, int worker, int reserve)
 {
-    gkern_f32 k32;
-    gkern_f64 k64;
-    families(inst, &k32, &k64);
-    if (g->dtype == EM_F32)
-        gemm_worker_f32(inst, &k32, worker, g);
-    else
-        gemm_worker_f64(inst, &k64, worker, g);
+    return gemm_any(inst, g, worker, reserve);
 }

@@ -591,62 +591,13 @@ static void G(task_batch)(void *arg, int64_t b, int worker)
     }
 }
 
-/* The job of one product (batch 1) run whole by one worker, and the scratch it needs per
- * worker: *abytes in work[], *bbytes in pack_b[] (the direct path's transposed B packed
- * whole, or the packed path's B panels). */
-static void G(one_job)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_args *g, G(gjob) *j,
-                       size_t *abytes, size_t *bbytes)
-{
-    const size_t esz = sizeof(GT);
-    memset(j, 0, sizeof *j);
-    j->inst = inst;
-    j->kr = kr;
-    j->A = (const GT *)g->a + g->a_offset;
-    j->B = (const GT *)g->b + g->b_offset;
-    j->C = (GT *)g->c + g->c_offset;
-    j->m = g->m;
-    j->n = g->n;
-    j->k = g->k;
-    j->lda = g->lda;
-    j->ldb = g->ldb;
-    j->ldc = g->ldc;
-    j->ta = g->trans_a != 0;
-    j->tb = g->trans_b != 0;
-    j->alpha = (GT)g->alpha;
-    j->beta = (GT)g->beta;
-    j->apacked = inst->apacked;
-    const int64_t kc = g->k < kr->kc ? g->k : kr->kc;
-    const int64_t mc = g->m < kr->mc ? g->m : kr->mc;
-    const int64_t nc = g->n < kr->nc ? g->n : kr->nc;
-    const int64_t npad = (g->n + kr->nr - 1) / kr->nr * kr->nr;
-    if (cpu_gemm_direct(inst, g->m, g->n, g->k, j->ta, j->tb, esz)) {
-        *abytes = esz * (size_t)(kr->kc * kr->nr + kr->mc * kr->kc);
-        *bbytes = j->tb ? esz * (size_t)npad * (size_t)g->k : 0;
-        j->npad = npad;
-        j->direct = 1;
-        j->packa = j->ta && (g->n + kr->nr - 1) / kr->nr >= GEMM_DIRECT_PACKA_PANELS;
-    } else {
-        *abytes = esz * (size_t)(((mc + kr->mr - 1) / kr->mr) * kr->mr) * (size_t)kc;
-        *bbytes = esz * (size_t)(((nc + kr->nr - 1) / kr->nr) * kr->nr) * (size_t)kc;
-    }
-}
-
-/* One product on `worker` alone, its scratch already sized (cpu_gemm_worker_prepare). The
- * same calls as a batch entry of gemm_run run one per thread, so the same bits. */
-static void G(gemm_worker)(cpu_inst *inst, const G(gkern) *kr, int worker,
-                           const em_gemm_args *g)
-{
-    G(gjob) j;
-    size_t abytes, bbytes;
-    G(one_job)(inst, kr, g, &j, &abytes, &bbytes);
-    if (g->k == 0 || g->alpha == 0) {
-        G(scale_c)(g, j.C);
-        return;
-    }
-    G(task_batch)(&j, 0, worker);
-}
-
-static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_args *g)
+/* The product on the pool (worker < 0), or (worker >= 0) on the calling thread alone with
+ * that worker's scratch, for a caller that is itself one task of a parallel job: then
+ * `reserve` only sizes the worker's scratch (call it before the fork, for every size the
+ * tasks will use), and without it a call finding its scratch too small fails with
+ * EM_ERR_INTERNAL rather than allocate inside the job. Same results either way. */
+static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_args *g,
+                             int worker, int reserve)
 {
     const size_t esz = sizeof(GT);
     GT *C = (GT *)g->c + g->c_offset;
@@ -678,7 +629,7 @@ static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_a
 
     const double mnk = (double)g->m * (double)g->n * (double)g->k;
     const int direct = cpu_gemm_direct(inst, g->m, g->n, g->k, j.ta, j.tb, esz);
-    int nt = mnk * (double)g->batch >= GEMM_PAR_WORK ? cpu_threads(inst) : 1;
+    int nt = worker < 0 && mnk * (double)g->batch >= GEMM_PAR_WORK ? cpu_threads(inst) : 1;
     const int batch_par = nt > 1 && g->batch >= nt && mnk < GEMM_BATCH_PAR_MAX;
     const int64_t kc = g->k < kr->kc ? g->k : kr->kc;
     const int64_t mc = g->m < kr->mc ? g->m : kr->mc;
@@ -697,6 +648,21 @@ static em_status G(gemm_run)(cpu_inst *inst, const G(gkern) *kr, const em_gemm_a
     } else {
         abytes = esz * (size_t)(((mc + kr->mr - 1) / kr->mr) * kr->mr) * (size_t)kc;
         bbytes = esz * (size_t)(((nc + kr->nr - 1) / kr->nr) * kr->nr) * (size_t)kc;
+    }
+    if (worker >= 0) {
+        cpu_scratch *wa = &inst->work[worker], *wb = &inst->pack_b[worker];
+        if (reserve) {
+            if (!cpu_scratch_get(inst, wa, abytes) || (bbytes && !cpu_scratch_get(inst, wb, bbytes)))
+                return CPU_ERR(inst, EM_ERR_OOM, "gemm: cannot allocate %zu bytes of packing "
+                               "space", abytes + bbytes);
+            return EM_OK;
+        }
+        if (wa->cap < abytes || !wa->p || (bbytes && (wb->cap < bbytes || !wb->p)))
+            return CPU_ERR(inst, EM_ERR_INTERNAL, "gemm: worker %d's packing space was not "
+                           "reserved", worker);
+        for (int64_t b = 0; b < g->batch; b++)
+            G(task_batch)(&j, b, worker);
+        return EM_OK;
     }
     /* per-worker A scratch always; B packs per worker only when batches run in parallel */
     int na = nt, nb = bbytes ? (batch_par ? nt : 1) : 0;

@@ -5,7 +5,8 @@
  * (tests/test_conv_native.c, ember-conform's conv rows). The entry opens the cpu plugin
  * (EMBER_TCONV_CPU, else the build tree's), calls its entry and hands the core a copy of its
  * table under the name tconv with the three entries filled in. tconv_calls_ counts the calls
- * of each (read by the test through dlsym), and tconv_decline_ makes every call decline (as
+ * of each (read by the test through dlsym), tconv_decline_weight_ makes conv2d_grad_weight
+ * decline, and tconv_decline_ makes every call decline (as
  * a library without an algorithm for it would); every kernel checks the contract it relies
  * on (contiguous 4-D views of one dtype, the window's geometry) and fails loudly otherwise. */
 #include <ember/backend.h>
@@ -24,6 +25,8 @@
 EM_BACKEND_EXPORT atomic_int tconv_calls_[4];
 /* set by the test: every kernel declines (EM_ERR_UNSUPPORTED, nothing written); counted */
 EM_BACKEND_EXPORT atomic_int tconv_decline_, tconv_declined_;
+/* set by the test: conv2d_grad_weight alone declines; counted in tconv_declined_ too */
+EM_BACKEND_EXPORT atomic_int tconv_decline_weight_;
 
 static em_backend_entry_fn g_cpu_entry;
 static char g_open_error[512];
@@ -203,6 +206,10 @@ static em_status k_conv2d_grad_weight(void *dev, const em_kargs *a)
     (void)dev;
     const em_kview *x = a->n_in == 2 ? a->ins[0] : NULL, *dy = a->n_in == 2 ? a->ins[1] : NULL;
     const em_kview *dw = a->out, *db = a->n_out == 2 ? a->outs[1] : NULL;
+    if (atomic_load(&tconv_decline_weight_)) {
+        atomic_fetch_add(&tconv_declined_, 1);
+        return g_host->error(g_hc, EM_ERR_UNSUPPORTED, "tconv: declined (tconv_decline_weight_)");
+    }
     geo g;
     em_status st = geometry(a, x, dw, dy, &g);
     if (st != EM_OK)

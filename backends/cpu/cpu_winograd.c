@@ -1,0 +1,362 @@
+/* backends/cpu/cpu_winograd.c — the cpu backend's whole-convolution kernels of ABI 1.4
+ * (conv2d, conv2d_grad_input; definitions in ember/backend.h). A 3x3 convolution with stride
+ * 1, dilation 1, one group and padding 0..2 runs as Winograd F(2x2, 3x3): the weights go
+ * through G g G^T into 16 (OC x C) matrices; then each chunk of tile rows, one task on the
+ * pool, goes whole through one worker: B^T d B into 16 (C x tiles) matrices in its part of
+ * the instance's scratch, the 16 products as one batched call of the backend's own gemm on
+ * that thread (cpu_gemm_worker), and A^T m A to 2x2 outputs per tile with the bias added in
+ * the same pass. The input gradient of such a convolution is the same convolution of
+ * the output gradient with the weights flipped and transposed and padding 2 - p, through the
+ * same code. conv2d with a small C*kh*kw goes to the direct kernel (cpu_conv_direct.c) instead.
+ * Anything else is declined (EM_ERR_UNSUPPORTED, nothing written) and the core lowers it.
+ * Each output is computed by one task in a fixed order and the gemm's result does not depend
+ * on the path it takes, so the convolution's does not depend on the thread count. */
+#include "cpu_ew.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Bytes of transformed input and products per chunk of tile rows (~L2 sized: a chunk's
+ * products are read back by the output transform while still in the core's cache). The chunk
+ * size changes no result: every output is computed the same way in any chunk. */
+#ifndef WINO_CHUNK_BYTES
+#define WINO_CHUNK_BYTES (1u << 20)
+#endif
+
+/* Where Winograd beats the lowering (measured, see docs/benchmarks.md): conv2d from this many
+ * input channels (below, the direct kernel or the lowering is faster: its products are too
+ * shallow); the input gradient from this many of the forward's input channels (the outputs
+ * of its Winograd convolution: fewer make a gemm of few rows, while the lowering's product
+ * W^T dy is then small and cheap) and this many output channels. */
+#ifndef WINO_MIN_C
+#define WINO_MIN_C 4
+#endif
+#ifndef WINO_GRAD_MIN_C
+#define WINO_GRAD_MIN_C 16
+#endif
+#ifndef WINO_GRAD_MIN_OC
+#define WINO_GRAD_MIN_OC 4
+#endif
+
+/* tile rows are padded to a multiple of this many tiles (whole vectors) */
+#define WINO_TB 8
+
+typedef struct wino_plan {
+    int64_t N, C, H, W;       /* the convolution's input (x, or dy for the input gradient) */
+    int64_t OC, oh, ow;       /* its output */
+    int64_t ph, pw;           /* its padding (top and left) */
+    int64_t th, tw;           /* tiles per image, down and across */
+    int64_t twp;              /* tw rounded up to WINO_TB: tile rows' stride in V and M */
+    int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * twp */
+    const void *x, *w, *bias;
+    void *y;
+    /* the weight (o, c, i, j) of this convolution is w[w_base + o*w_so + c*w_sc + i*w_si +
+     * j*w_sj] */
+    int64_t w_base, w_so, w_sc, w_si, w_sj;
+    void *U, *V, *M, *rows;
+    int64_t rows_per_worker;  /* elements of the transforms' buffer (rows) */
+} wino_plan;
+
+#define WATTR
+#define WT float
+#define WS f32
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#define WT double
+#define WS f64
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#undef WATTR
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+/* the same transforms compiled for AVX2+FMA, for instances that have it */
+#define WINO_AVX2 1
+#define WATTR __attribute__((target("avx2,fma")))
+#define WT float
+#define WS f32_avx2
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#define WT double
+#define WS f64_avx2
+#include "cpu_winograd_tmpl.h"
+#undef WT
+#undef WS
+#undef WATTR
+#endif
+
+/* the three transforms of one dtype and ISA */
+typedef struct wino_fns {
+    cpu_task_fn weights, input, output;
+} wino_fns;
+
+static wino_fns wino_pick(const cpu_inst *inst, int f64)
+{
+#ifdef WINO_AVX2
+    if (inst->simd >= CPU_SIMD_AVX2)
+        return f64 ? (wino_fns){wino_weights_f64_avx2, wino_input_f64_avx2, wino_output_f64_avx2}
+                   : (wino_fns){wino_weights_f32_avx2, wino_input_f32_avx2, wino_output_f32_avx2};
+#endif
+    (void)inst;
+    return f64 ? (wino_fns){wino_weights_f64, wino_input_f64, wino_output_f64}
+               : (wino_fns){wino_weights_f32, wino_input_f32, wino_output_f32};
+}
+
+static size_t align64(size_t b)
+{
+    return (b + 63) & ~(size_t)63;
+}
+
+/* Run fn over ntasks on the pool, inline when the work is too small to fork for. */
+static void run_tasks(cpu_inst *inst, int64_t ntasks, double work, cpu_task_fn fn, void *arg)
+{
+    if (work < PAR_CHEAP || ntasks < 2) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(arg, t, 0);
+        return;
+    }
+    cpu_parallel(inst, ntasks, fn, arg);
+}
+
+/* The 16 products of one chunk: M[xi] (OC x ld) = U[xi] (OC x C) V[xi] (C x ld). */
+static em_gemm_args chunk_gemm(const wino_plan *p, int32_t dt, int64_t ld, void *V, void *M)
+{
+    em_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.struct_size = sizeof g;
+    g.dtype = dt;
+    g.m = p->OC;
+    g.n = ld;
+    g.k = p->C;
+    g.batch = 16;
+    g.alpha = 1.0;
+    g.beta = 0.0;
+    g.a = p->U;
+    g.lda = p->C;
+    g.a_batch_stride = p->OC * p->C;
+    g.b = V;
+    g.ldb = ld;
+    g.b_batch_stride = p->C * ld;
+    g.c = M;
+    g.ldc = ld;
+    g.c_batch_stride = p->OC * ld;
+    return g;
+}
+
+/* The whole job: the plan, the chunking and each worker's part of the scratch. */
+typedef struct wino_job {
+    const wino_plan *p;
+    wino_fns fn;
+    int32_t dt;
+    int64_t rows_total, nr;          /* tile rows in all, per chunk */
+    char *work;                      /* per worker: V, M, the transforms' buffers */
+    size_t per_worker, vb, mb;       /* bytes */
+    cpu_inst *inst;
+    atomic_int failed;               /* a chunk's gemm failed (not reserved: a bug) */
+} wino_job;
+
+/* Chunk `task` whole on this worker: its input transform over every channel, its 16
+ * products, its output transform over every output channel. */
+static void wino_chunk(void *arg, int64_t task, int worker)
+{
+    wino_job *jb = arg;
+    wino_plan q = *jb->p;
+    char *w = jb->work + (size_t)worker * jb->per_worker;
+    q.r0 = task * jb->nr;
+    q.nr = jb->rows_total - q.r0 < jb->nr ? jb->rows_total - q.r0 : jb->nr;
+    q.ld = q.nr * q.twp;
+    q.V = w;
+    q.M = w + jb->vb;
+    q.rows = w + jb->vb + jb->mb;
+    for (int64_t c = 0; c < q.C; c++)
+        jb->fn.input(&q, c, worker);
+    em_gemm_args g = chunk_gemm(&q, jb->dt, q.ld, q.V, q.M);
+    if (cpu_gemm_worker(jb->inst, &g, worker, 0) != EM_OK) {
+        atomic_store(&jb->failed, 1);
+        return;
+    }
+    for (int64_t o = 0; o < q.OC; o++)
+        jb->fn.output(&q, o, worker);
+}
+
+/* The Winograd convolution the plan describes (its geometry, x, w and the weight strides
+ * filled in): chunks of tile rows, one task each, spread over the pool in one fork; each
+ * worker keeps its chunk's transformed input and products in its own part of the instance's
+ * scratch (WINO_CHUNK_BYTES, about its share of the L2). All scratch (the gemm's packing
+ * space included) is taken before the fork, so nothing fails after the output is touched. */
+static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
+{
+    const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
+    p->th = (p->oh + 1) / 2;
+    p->tw = (p->ow + 1) / 2;
+    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
+    const int64_t rows_total = p->N * p->th;
+    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
+    if (nr < 1)
+        nr = 1;
+    if (nr > rows_total)
+        nr = rows_total;
+    const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
+    const int nw = inst->nthreads;
+    const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
+    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
+    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
+    /* the transforms' buffers: the input's 16 ld + 2 (twp + 1), the output's 12 ld + 2 twp */
+    p->rows_per_worker = (16 * ldmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
+    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
+    if (!s)
+        return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of Winograd "
+                       "workspace", ub + per_worker * (size_t)nw);
+    p->U = s;
+    /* the gemm's packing space, for both chunk sizes, on every worker */
+    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->twp;
+    for (int w = 0; w < nw; w++) {
+        em_gemm_args g = chunk_gemm(p, dt, ldmax, s, s);
+        em_status st = cpu_gemm_worker(inst, &g, w, 1);
+        if (st == EM_OK && last != ldmax) {
+            g = chunk_gemm(p, dt, last, s, s);
+            st = cpu_gemm_worker(inst, &g, w, 1);
+        }
+        if (st != EM_OK)
+            return st;
+    }
+    wino_job jb = {.p = p, .fn = wino_pick(inst, dt == EM_F64), .dt = dt,
+                   .rows_total = rows_total, .nr = nr, .work = s + ub,
+                   .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
+    atomic_init(&jb.failed, 0);
+    run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, jb.fn.weights, p);
+    run_tasks(inst, nchunks, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->twp),
+              wino_chunk, &jb);
+    if (atomic_load(&jb.failed))
+        return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d: a Winograd product failed");
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ argument checks */
+
+static int contiguous4(const em_kview *v)
+{
+    if (v->ndim != 4)
+        return 0;
+    int64_t s = 1;
+    for (int d = 3; d >= 0; d--) {
+        if (v->shape[d] != 1 && v->strides[d] != s)
+            return 0;
+        s *= v->shape[d];
+    }
+    return 1;
+}
+
+/* The views and parameters of a conv2d / conv2d_grad_input call: n_in inputs (a, b, and the
+ * bias when n_in is 3), one output, 11 integers; every view contiguous and of one float
+ * dtype (f32 or f64). */
+static em_status check_call(cpu_inst *inst, const char *k, const em_kargs *a, int max_in)
+{
+    if (!a->ins || !a->outs || a->n_out < 1 || a->n_in < 2 || a->n_in > (uint32_t)max_in ||
+        a->n_ip < 11 || !a->ip)
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: expected 1 output, 2%s inputs and 11 integer "
+                       "parameters", k, max_in > 2 ? " or 3" : "");
+    const em_kview *o = a->outs[0];
+    em_status st = cpu_check_view(inst, k, "output", o);
+    for (uint32_t i = 0; st == EM_OK && i < a->n_in; i++)
+        st = cpu_check_view(inst, k, "input", a->ins[i]);
+    if (st != EM_OK)
+        return st;
+    if (o->dtype != EM_F32 && o->dtype != EM_F64)
+        return cpu_unsupported(inst, k, o->dtype);
+    for (uint32_t i = 0; i < a->n_in; i++)
+        if (a->ins[i]->dtype != o->dtype)
+            return cpu_mismatch(inst, k, "input", a->ins[i]->dtype, o->dtype);
+    if (!contiguous4(o) || !contiguous4(a->ins[0]) || !contiguous4(a->ins[1]) ||
+        (a->n_in > 2 && (a->ins[2]->ndim != 1 || (a->ins[2]->shape[0] > 1 &&
+                                                   a->ins[2]->strides[0] != 1))))
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: views must be contiguous 4-D NCHW (the bias "
+                       "1-D)", k);
+    for (int i = 0; i < 11; i++)
+        if (a->ip[i] < ((i == 4 || i == 5) ? 0 : 1))
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: parameter %d is %lld", k, i,
+                           (long long)a->ip[i]);
+    return EM_OK;
+}
+
+/* Whether the window is Winograd's: 3x3, stride 1, dilation 1, one group, padding 0..2. */
+static int wino_window(const int64_t *ip)
+{
+    return ip[0] == 3 && ip[1] == 3 && ip[2] == 1 && ip[3] == 1 && ip[4] <= 2 && ip[5] <= 2 &&
+           ip[6] == 1 && ip[7] == 1 && ip[10] == 1;
+}
+
+static em_status decline(cpu_inst *inst, const char *k, const int64_t *ip)
+{
+    return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: the cpu backend runs only 3x3 convolutions "
+                   "with stride 1, dilation 1, one group, padding up to 2 and enough channels "
+                   "(got kernel "
+                   "%lldx%lld, stride %lld,%lld, padding %lld,%lld, dilation %lld,%lld, groups "
+                   "%lld)", k, (long long)ip[0], (long long)ip[1], (long long)ip[2],
+                   (long long)ip[3], (long long)ip[4], (long long)ip[5], (long long)ip[6],
+                   (long long)ip[7], (long long)ip[10]);
+}
+
+em_status cpu_k_conv2d(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    em_status st = check_call(inst, "conv2d", a, 3);
+    if (st != EM_OK)
+        return st;
+    const em_kview *x = a->ins[0], *w = a->ins[1], *b = a->n_in > 2 ? a->ins[2] : NULL;
+    const em_kview *y = a->outs[0];
+    const int64_t *ip = a->ip;
+    if (w->shape[0] != y->shape[1] || x->shape[0] != y->shape[0] || w->shape[2] != ip[0] ||
+        w->shape[3] != ip[1] || y->shape[2] != ip[8] || y->shape[3] != ip[9] ||
+        x->shape[1] != w->shape[1] * ip[10] || (b && b->shape[0] != w->shape[0]) ||
+        y->shape[2] != (x->shape[2] + 2 * ip[4] - ip[6] * (ip[0] - 1) - 1) / ip[2] + 1 ||
+        y->shape[3] != (x->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
+        return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d: views do not match the window");
+    if (cpu_conv_direct_applies(inst, x, w, ip))
+        return cpu_conv_direct(inst, x, w, b, y, ip);
+    if (!wino_window(ip) || x->shape[1] < WINO_MIN_C)
+        return decline(inst, "conv2d", ip);
+    const int64_t C = x->shape[1], OC = w->shape[0];
+    wino_plan p = {.N = x->shape[0], .C = C, .H = x->shape[2], .W = x->shape[3], .OC = OC,
+                   .oh = ip[8], .ow = ip[9], .ph = ip[4], .pw = ip[5],
+                   .x = (const char *)x->buf + (size_t)x->offset * (x->dtype == EM_F64 ? 8 : 4),
+                   .w = (const char *)w->buf + (size_t)w->offset * (w->dtype == EM_F64 ? 8 : 4),
+                   .bias = b ? (const char *)b->buf + (size_t)b->offset * (b->dtype == EM_F64 ? 8 : 4)
+                             : NULL,
+                   .y = (char *)y->buf + (size_t)y->offset * (y->dtype == EM_F64 ? 8 : 4),
+                   .w_base = 0, .w_so = C * 9, .w_sc = 9, .w_si = 3, .w_sj = 1};
+    return wino_run(inst, y->dtype, &p);
+}
+
+/* dx = the convolution of dy (N, OC, oh, ow) with w'[c, o, i, j] = w[o, c, 2 - i, 2 - j]
+ * and padding 2 - p: (oh + 2 (2 - p) - 2) = H. */
+em_status cpu_k_conv2d_grad_input(void *dev, const em_kargs *a)
+{
+    cpu_inst *inst = dev;
+    em_status st = check_call(inst, "conv2d_grad_input", a, 2);
+    if (st != EM_OK)
+        return st;
+    const em_kview *dy = a->ins[0], *w = a->ins[1], *dx = a->outs[0];
+    const int64_t *ip = a->ip;
+    if (w->shape[0] != dy->shape[1] || dx->shape[0] != dy->shape[0] || w->shape[2] != ip[0] ||
+        w->shape[3] != ip[1] || dy->shape[2] != ip[8] || dy->shape[3] != ip[9] ||
+        dx->shape[1] != w->shape[1] * ip[10] ||
+        ip[8] != (dx->shape[2] + 2 * ip[4] - ip[6] * (ip[0] - 1) - 1) / ip[2] + 1 ||
+        ip[9] != (dx->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
+        return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d_grad_input: views do not match the window");
+    if (!wino_window(ip) || w->shape[0] < WINO_GRAD_MIN_OC || dx->shape[1] < WINO_GRAD_MIN_C)
+        return decline(inst, "conv2d_grad_input", ip);
+    const int64_t C = dx->shape[1], OC = w->shape[0];
+    const size_t esz = dx->dtype == EM_F64 ? 8 : 4;
+    wino_plan p = {.N = dy->shape[0], .C = OC, .H = ip[8], .W = ip[9], .OC = C,
+                   .oh = dx->shape[2], .ow = dx->shape[3], .ph = 2 - ip[4], .pw = 2 - ip[5],
+                   .x = (const char *)dy->buf + (size_t)dy->offset * esz,
+                   .w = (const char *)w->buf + (size_t)w->offset * esz, .bias = NULL,
+                   .y = (char *)dx->buf + (size_t)dx->offset * esz,
+                   .w_base = 8, .w_so = 9, .w_sc = C * 9, .w_si = -3, .w_sj = -1};
+    return wino_run(inst, dx->dtype, &p);
+}

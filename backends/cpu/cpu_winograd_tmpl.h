@@ -1,0 +1,178 @@
+/* backends/cpu/cpu_winograd_tmpl.h — the three transforms of the Winograd F(2x2, 3x3)
+ * convolution (cpu_winograd.c), written once and included per dtype with WT (element type)
+ * and WS (name suffix) and WATTR (the functions' attributes: the target ISA) defined. B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1]. Every value is
+ * computed by one task in a fixed order, so results do not depend on the thread count. */
+
+#define WJOIN2(a, b) a##_##b
+#define WJOIN(a, b) WJOIN2(a, b)
+#define W(name) WJOIN(name, WS)
+
+/* U[xi][o][c] = (G g G^T)[xi] for output channel `task` (g read through the plan's weight
+ * strides, which flip and transpose it for the input gradient). */
+WATTR static void W(wino_weights)(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    const wino_plan *p = arg;
+    const int64_t o = task, OC = p->OC, C = p->C;
+    const WT *w = (const WT *)p->w + p->w_base + o * p->w_so;
+    WT *U = (WT *)p->U;
+    for (int64_t c = 0; c < C; c++) {
+        const WT *g = w + c * p->w_sc;
+        WT gr[3][3], t[4][3];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                gr[i][j] = g[i * p->w_si + j * p->w_sj];
+        for (int j = 0; j < 3; j++) {   /* t = G g */
+            t[0][j] = gr[0][j];
+            t[1][j] = (WT)0.5 * (gr[0][j] + gr[1][j] + gr[2][j]);
+            t[2][j] = (WT)0.5 * (gr[0][j] - gr[1][j] + gr[2][j]);
+            t[3][j] = gr[2][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* U = t G^T */
+            WT u[4] = {t[i][0], (WT)0.5 * (t[i][0] + t[i][1] + t[i][2]),
+                       (WT)0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+            for (int j = 0; j < 4; j++)
+                U[((int64_t)(i * 4 + j) * OC + o) * C + c] = u[j];
+        }
+    }
+}
+
+/* d B along one input row x (W columns, pw columns of zeros on the left, zeros past the
+ * right edge) for tw tiles: the row split into its even and odd columns E, O (tile tx's
+ * columns 2tx..2tx+3 are E[tx], O[tx], E[tx+1], O[tx+1]), read straight from x between the
+ * edges. restrict (and out of line, so that it stays so): the buffers never overlap, so the
+ * loops vectorise without alias checks. */
+WATTR static __attribute__((noinline)) void W(row_h)(const WT *restrict x, int64_t Wd, int64_t pw,
+                                  WT *restrict E, WT *restrict O, WT *restrict h0,
+                                  WT *restrict h1, WT *restrict h2, WT *restrict h3, int64_t tw)
+{
+    /* k in [kl, kr): columns 2k - pw and 2k + 1 - pw both inside the row */
+    int64_t kl = (pw + 1) / 2, kr = (Wd + pw) / 2;
+    if (kr > tw + 1)
+        kr = tw + 1;
+    if (kl > kr)
+        kl = kr;
+    for (int64_t k = 0; k <= tw; k++) {
+        if (k == kl && kr > kl) {
+            const WT *src = x + 2 * kl - pw;
+            for (int64_t i = 0; i < kr - kl; i++) {
+                E[kl + i] = src[2 * i];
+                O[kl + i] = src[2 * i + 1];
+            }
+            k = kr - 1;
+            continue;
+        }
+        const int64_t ce = 2 * k - pw, co = ce + 1;
+        E[k] = ce >= 0 && ce < Wd ? x[ce] : (WT)0;
+        O[k] = co >= 0 && co < Wd ? x[co] : (WT)0;
+    }
+    for (int64_t tx = 0; tx < tw; tx++) {
+        h0[tx] = E[tx] - E[tx + 1];
+        h1[tx] = O[tx] + E[tx + 1];
+        h2[tx] = E[tx + 1] - O[tx];
+        h3[tx] = O[tx] - O[tx + 1];
+    }
+}
+
+/* B^T down four rows d0..d3 of n tiles into v0..v3 (restrict, kept out of line so that it
+ * stays so: the loop vectorises without alias checks) */
+WATTR static __attribute__((noinline)) void
+W(col_bt)(const WT *restrict d0, const WT *restrict d1, const WT *restrict d2,
+          const WT *restrict d3, WT *restrict v0, WT *restrict v1, WT *restrict v2,
+          WT *restrict v3, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++) {
+        v0[t] = d0[t] - d2[t];
+        v1[t] = d1[t] + d2[t];
+        v2[t] = d2[t] - d1[t];
+        v3[t] = d1[t] - d3[t];
+    }
+}
+
+/* (Tile rows are twp tiles apart in V, M and the buffers: tw rounded up to a whole vector
+ * block, so that every loop below runs on whole vectors; the tiles past tw see zeros.)
+ *
+ * V[xi][c][t] = (B^T d B)[xi] for every tile t of the chunk in input channel `task`, in
+ * two passes that run along whole vectors: d B for each input row of each tile row (the
+ * row split into its even and odd columns, row_h) into h[4i + j][t], then B^T of h over
+ * every tile of the chunk at once. The worker's buffer holds h (16 ld) and E, O. */
+WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    const wino_plan *p = arg;
+    const int64_t c = task, tw = p->twp, ld = p->ld;
+    WT *h = (WT *)p->rows;   /* this worker's buffer (wino_chunk) */
+    WT *E = h + 16 * ld, *O = E + tw + 1;
+    for (int64_t r = 0; r < p->nr; r++) {
+        const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
+        const WT *x = (const WT *)p->x + (n * p->C + c) * p->H * p->W;
+        for (int i = 0; i < 4; i++) {
+            WT *h0 = h + (int64_t)(4 * i) * ld + r * tw, *h1 = h0 + ld, *h2 = h1 + ld,
+               *h3 = h2 + ld;
+            const int64_t iy = 2 * ty - p->ph + i;
+            if (iy < 0 || iy >= p->H) {
+                for (int64_t tx = 0; tx < tw; tx++)
+                    h0[tx] = h1[tx] = h2[tx] = h3[tx] = 0;
+                continue;
+            }
+            W(row_h)(x + iy * p->W, p->W, p->pw, E, O, h0, h1, h2, h3, tw);
+        }
+    }
+    const int64_t step = p->C * ld;   /* between consecutive xi in V */
+    WT *v = (WT *)p->V + c * ld;
+    for (int j = 0; j < 4; j++) {
+        const WT *d0 = h + (int64_t)j * ld;
+        WT *v0 = v + (int64_t)j * step;
+        W(col_bt)(d0, d0 + 4 * ld, d0 + 8 * ld, d0 + 12 * ld, v0, v0 + 4 * step,
+                  v0 + 8 * step, v0 + 12 * step, ld);
+    }
+}
+
+/* y = A^T m A (+ bias) for every tile of the chunk in output channel `task`: A^T m over
+ * every tile at once into s[4a + j][t] (a < 2), then (. A) + bias into q[2a + b][t], then
+ * each tile row's two output rows interleaved from q (columns below ow only, the second row
+ * only when inside the output). The worker's buffer holds s and q (12 ld) and a row. */
+WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
+{
+    const wino_plan *p = arg;
+    const int64_t o = task, tw = p->twp, ld = p->ld;
+    const int64_t step = p->OC * ld, oh = p->oh, ow = p->ow;
+    const WT *m = (const WT *)p->M + o * ld;
+    const WT bias = p->bias ? ((const WT *)p->bias)[o] : (WT)0;
+    WT *s = (WT *)p->rows, *q = s + 8 * ld;   /* this worker's buffer */
+    for (int j = 0; j < 4; j++) {
+        const WT *m0 = m + (int64_t)j * step, *m1 = m0 + 4 * step, *m2 = m1 + 4 * step,
+                 *m3 = m2 + 4 * step;
+        WT *s0 = s + (int64_t)j * ld, *s1 = s0 + 4 * ld;
+        for (int64_t t = 0; t < ld; t++) {
+            s0[t] = m0[t] + m1[t] + m2[t];
+            s1[t] = m1[t] - m2[t] - m3[t];
+        }
+    }
+    for (int a = 0; a < 2; a++) {
+        const WT *s0 = s + (int64_t)(4 * a) * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        WT *q0 = q + (int64_t)(2 * a) * ld, *q1 = q0 + ld;
+        for (int64_t t = 0; t < ld; t++) {
+            q0[t] = bias + (s0[t] + s1[t] + s2[t]);
+            q1[t] = bias + (s1[t] - s2[t] - s3[t]);
+        }
+    }
+    WT *row = q + 4 * ld;   /* one output row, interleaved whole, then cut to ow */
+    for (int64_t r = 0; r < p->nr; r++) {
+        const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
+        WT *y = (WT *)p->y + ((n * p->OC + o) * oh + 2 * ty) * ow;
+        for (int a = 0; a < 2 && 2 * ty + a < oh; a++, y += ow) {
+            const WT *q0 = q + (int64_t)(2 * a) * ld + r * tw, *q1 = q0 + ld;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                row[2 * tx] = q0[tx];
+                row[2 * tx + 1] = q1[tx];
+            }
+            memcpy(y, row, sizeof(WT) * (size_t)ow);
+        }
+    }
+}
+
+#undef W
+#undef WJOIN
+#undef WJOIN2
