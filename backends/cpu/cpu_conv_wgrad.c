@@ -70,7 +70,8 @@ typedef struct wg_plan {
                         for (int64_t ox = 0; ox < x0; ox++)                                    \
                             r[ox] = 0;                                                         \
                         if (pl->sw == 1)                                                       \
-                            memcpy(r + x0, src + x0, sizeof(T) * (size_t)(x1 - x0));           \
+                            for (int64_t ox = x0; ox < x1; ox++)                               \
+                                r[ox] = src[ox];                                               \
                         else                                                                   \
                             for (int64_t ox = x0; ox < x1; ox++)                               \
                                 r[ox] = src[ox * pl->sw];                                      \
@@ -103,6 +104,11 @@ static const em_gemm_args *product(const wg_plan *pl, em_gemm_args *ga, int64_t 
     return ga;
 }
 
+/* no-tree-loop-distribute-patterns: gcc would otherwise turn each row segment's copy (a few
+ * dozen bytes: 14 floats for conv 32->64) into a call of memcpy */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void group_task(void *arg, int64_t t, int worker)
 {
     const wg_plan *pl = arg;
