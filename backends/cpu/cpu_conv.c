@@ -50,24 +50,6 @@ static em_status check_geometry(cpu_inst *inst, const char *k, const em_kargs *a
     return EM_OK;
 }
 
-/* the plane dims of a 4-D view */
-static int plane_ok(const em_kview *v, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    return v->ndim == 4 && v->shape[0] == n && v->shape[1] == c && v->shape[2] == h &&
-           v->shape[3] == w;
-}
-
-static int contiguous(const em_kview *v)
-{
-    int64_t s = 1;
-    for (int d = v->ndim - 1; d >= 0; d--) {
-        if (v->shape[d] != 1 && v->strides[d] != s)
-            return 0;
-        s *= v->shape[d];
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------ im2col */
 
 #define IM2COL(T)                                                                          \
@@ -161,7 +143,7 @@ em_status cpu_k_im2col(void *dev, const em_kargs *a)
     pl.W = x->ndim == 4 ? x->shape[3] : 0;
     int64_t N = x->ndim == 4 ? x->shape[0] : 0;
     if (x->ndim != 4 || o->ndim != 3 || o->shape[0] != N || o->shape[1] != pl.C * pl.kh * pl.kw ||
-        o->shape[2] != pl.oh * pl.ow || !contiguous(o))
+        o->shape[2] != pl.oh * pl.ow || !cpu_view_contiguous(o))
         return CPU_ERR(inst, EM_ERR_INVALID, "im2col: the views do not match the window");
     run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
                x->dtype == EM_F32 ? im2col_float : im2col_double, &pl);
@@ -217,7 +199,7 @@ em_status cpu_k_col2im(void *dev, const em_kargs *a)
     pl.W = o->ndim == 4 ? o->shape[3] : 0;
     int64_t N = o->ndim == 4 ? o->shape[0] : 0;
     if (o->ndim != 4 || x->ndim != 3 || x->shape[0] != N || x->shape[1] != pl.C * pl.kh * pl.kw ||
-        x->shape[2] != pl.oh * pl.ow || !contiguous(o) || !contiguous(x))
+        x->shape[2] != pl.oh * pl.ow || !cpu_view_contiguous(o) || !cpu_view_contiguous(x))
         return CPU_ERR(inst, EM_ERR_INVALID, "col2im: the views do not match the window");
     run_planes(inst, N * pl.C, N * pl.C * pl.kh * pl.kw * pl.oh * pl.ow,
                x->dtype == EM_F32 ? col2im_float : col2im_double, &pl);
@@ -403,8 +385,9 @@ em_status cpu_k_max_pool2d(void *dev, const em_kargs *a)
     pl.C = x->ndim == 4 ? x->shape[1] : 0;
     pl.H = x->ndim == 4 ? x->shape[2] : 0;
     pl.W = x->ndim == 4 ? x->shape[3] : 0;
-    if (x->ndim != 4 || !plane_ok(pl.o, N, pl.C, pl.oh, pl.ow) ||
-        !plane_ok(pl.o2, N, pl.C, pl.oh, pl.ow) || !contiguous(pl.o) || !contiguous(pl.o2) ||
+    if (x->ndim != 4 || !cpu_view_is4(pl.o, N, pl.C, pl.oh, pl.ow) ||
+        !cpu_view_is4(pl.o2, N, pl.C, pl.oh, pl.ow) || !cpu_view_contiguous(pl.o) ||
+        !cpu_view_contiguous(pl.o2) ||
         pl.H < 1 || pl.W < 1)
         return CPU_ERR(inst, EM_ERR_INVALID, "max_pool2d: the views do not match the window");
     run_plane_chunks(inst, N * pl.C, pl.kh * pl.kw * pl.oh * pl.ow,
@@ -564,8 +547,9 @@ em_status cpu_k_max_pool2d_grad(void *dev, const em_kargs *a)
     pl.C = o->ndim == 4 ? o->shape[1] : 0;
     pl.H = o->ndim == 4 ? o->shape[2] : 0;
     pl.W = o->ndim == 4 ? o->shape[3] : 0;
-    if (o->ndim != 4 || !plane_ok(pl.g, N, pl.C, pl.oh, pl.ow) ||
-        !plane_ok(pl.ix, N, pl.C, pl.oh, pl.ow) || !contiguous(o) || !contiguous(pl.ix) ||
+    if (o->ndim != 4 || !cpu_view_is4(pl.g, N, pl.C, pl.oh, pl.ow) ||
+        !cpu_view_is4(pl.ix, N, pl.C, pl.oh, pl.ow) || !cpu_view_contiguous(o) ||
+        !cpu_view_contiguous(pl.ix) ||
         pl.H < 1 || pl.W < 1)
         return CPU_ERR(inst, EM_ERR_INVALID, "%s: the views do not match the window", k);
     pl.disjoint = (pl.kh - 1) * pl.dh + 1 <= pl.sh && (pl.kw - 1) * pl.dw + 1 <= pl.sw;

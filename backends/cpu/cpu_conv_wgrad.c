@@ -196,23 +196,6 @@ static void bias_task(void *arg, int64_t o, int worker)
 
 static const char *KN = "conv2d_grad_weight";
 
-static int is4(const em_kview *v, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    return v->ndim == 4 && v->shape[0] == a && v->shape[1] == b && v->shape[2] == c &&
-           v->shape[3] == d;
-}
-
-static int contiguous(const em_kview *v)
-{
-    int64_t s = 1;
-    for (int d = v->ndim - 1; d >= 0; d--) {
-        if (v->shape[d] != 1 && v->strides[d] != s)
-            return 0;
-        s *= v->shape[d];
-    }
-    return 1;
-}
-
 static void *data(const em_kview *v)
 {
     size_t esz = v->dtype == EM_F32 ? sizeof(float) : sizeof(double);
@@ -253,8 +236,8 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
         pl.OC = dy->shape[1];
         geom_ok = pl.kh >= 1 && pl.kw >= 1 && pl.sh >= 1 && pl.sw >= 1 && pl.ph >= 0 &&
                   pl.pw >= 0 && pl.dh >= 1 && pl.dw >= 1 && pl.C % pl.g == 0 &&
-                  pl.OC % pl.g == 0 && is4(dy, pl.N, pl.OC, pl.oh, pl.ow) &&
-                  is4(dw, pl.OC, pl.C / pl.g, pl.kh, pl.kw) &&
+                  pl.OC % pl.g == 0 && cpu_view_is4(dy, pl.N, pl.OC, pl.oh, pl.ow) &&
+                  cpu_view_is4(dw, pl.OC, pl.C / pl.g, pl.kh, pl.kw) &&
                   pl.oh == (pl.H + 2 * pl.ph - pl.dh * (pl.kh - 1) - 1) / pl.sh + 1 &&
                   pl.ow == (pl.W + 2 * pl.pw - pl.dw * (pl.kw - 1) - 1) / pl.sw + 1 &&
                   (!db || (db->ndim == 1 && db->shape[0] == pl.OC));
@@ -264,7 +247,7 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
                        "%d-D, dw %d-D, groups %lld)", KN, (int)x->ndim, (int)dy->ndim,
                        (int)dw->ndim, (long long)pl.g);
     for (int i = 0; i < 4; i++)
-        if (views[i] && !contiguous(views[i]))
+        if (views[i] && !cpu_view_contiguous(views[i]))
             return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s is not contiguous", KN, names[i]);
     pl.cg = pl.C / pl.g, pl.ocg = pl.OC / pl.g;
     pl.ck = pl.cg * pl.kh * pl.kw, pl.ckk = pl.C * pl.kh * pl.kw, pl.L = pl.oh * pl.ow;

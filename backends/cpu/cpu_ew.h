@@ -67,6 +67,25 @@ CPU_HIDDEN em_status cpu_ew_launch(void *dev, const em_kargs *ka, const char *kn
 
 /* ------------------------------------------------------------------ integer helpers */
 
+/* Whether a view is stored row-major without gaps (dims of size 1 may have any stride). */
+static inline int cpu_view_contiguous(const em_kview *v)
+{
+    int64_t s = 1;
+    for (int d = v->ndim - 1; d >= 0; d--) {
+        if (v->shape[d] != 1 && v->strides[d] != s)
+            return 0;
+        s *= v->shape[d];
+    }
+    return 1;
+}
+
+/* Whether a view is 4-D with exactly these dims. */
+static inline int cpu_view_is4(const em_kview *v, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    return v->ndim == 4 && v->shape[0] == a && v->shape[1] == b && v->shape[2] == c &&
+           v->shape[3] == d;
+}
+
 static inline int cpu_is_int(int32_t dt)
 {
     return dt == EM_I64 || dt == EM_I32 || dt == EM_U8;

@@ -238,19 +238,6 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
 
 /* ------------------------------------------------------------------ argument checks */
 
-static int contiguous4(const em_kview *v)
-{
-    if (v->ndim != 4)
-        return 0;
-    int64_t s = 1;
-    for (int d = 3; d >= 0; d--) {
-        if (v->shape[d] != 1 && v->strides[d] != s)
-            return 0;
-        s *= v->shape[d];
-    }
-    return 1;
-}
-
 /* The views and parameters of a conv2d / conv2d_grad_input call: n_in inputs (a, b, and the
  * bias when n_in is 3), one output, 11 integers; every view contiguous and of one float
  * dtype (f32 or f64). */
@@ -271,7 +258,11 @@ static em_status check_call(cpu_inst *inst, const char *k, const em_kargs *a, in
     for (uint32_t i = 0; i < a->n_in; i++)
         if (a->ins[i]->dtype != o->dtype)
             return cpu_mismatch(inst, k, "input", a->ins[i]->dtype, o->dtype);
-    if (!contiguous4(o) || !contiguous4(a->ins[0]) || !contiguous4(a->ins[1]) ||
+    const em_kview *v4[3] = {o, a->ins[0], a->ins[1]};
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok = ok && v4[i]->ndim == 4 && cpu_view_contiguous(v4[i]);
+    if (!ok ||
         (a->n_in > 2 && (a->ins[2]->ndim != 1 || (a->ins[2]->shape[0] > 1 &&
                                                    a->ins[2]->strides[0] != 1))))
         return CPU_ERR(inst, EM_ERR_INVALID, "%s: views must be contiguous 4-D NCHW (the bias "
