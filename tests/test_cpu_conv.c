@@ -10,8 +10,10 @@
  *  - calls outside what the kernels run (stride, dilation, groups, padding past 2, kernels
  *    other than 3x3 with many taps, too few input channels for Winograd) decline with
  *    EM_ERR_UNSUPPORTED and leave the output as it was.
- * Through the core, the cpu backend's conv2d gradients (the input's native, the weight's and
- * bias's lowered) are checked against the same loops. */
+ * conv2d_grad_weight with few taps per output channel (dot products, not declined) against
+ * loops, on both ISAs and 1 and 2 threads.
+ * Through the core, the cpu backend's conv2d and its gradients (the weight's and bias's
+ * native; the input's native for C >= 16, lowered for C = 1) against the same loops. */
 #include "backend_harness.h"
 
 #include <dlfcn.h>
@@ -75,7 +77,8 @@ static const ccase g_cases[] = {
     {1, 1, 2, 2, 5, 3, 3, 2, 2, true},     {3, 1, 9, 20, 6, 3, 3, 1, 1, true},
     {2, 4, 6, 6, 5, 3, 3, 1, 1, true},     {1, 4, 2, 3, 3, 3, 3, 2, 1, false},
     {2, 16, 5, 6, 7, 1, 1, 0, 0, true},    {2, 1, 6, 9, 5, 3, 5, 1, 2, false},
-    {1, 1, 1, 40, 9, 1, 3, 0, 1, true},
+    {1, 1, 1, 40, 9, 1, 3, 0, 1, true},  {1, 6, 5, 37, 4, 3, 3, 2, 2, true},
+    {2, 16, 4, 33, 5, 3, 3, 0, 0, false}, {1, 5, 3, 17, 3, 3, 3, 1, 1, true},
 };
 
 static int64_t out_dim(int64_t in, int64_t k, int64_t p)
@@ -362,8 +365,8 @@ static void test_declines(void **state)
 }
 
 /* Through the core on the cpu backend: y and the three gradients of a Winograd-shaped and
- * a direct-shaped conv2d against the reference loops (the input's gradient native, the
- * weight's lowered, the bias's a sum). */
+ * a direct-shaped conv2d against the reference loops (the weight's and bias's gradients
+ * native; the input's native for the first, lowered for the second). */
 static void test_through_core(void **state)
 {
     (void)state;
@@ -442,6 +445,109 @@ static void test_through_core(void **state)
     }
 }
 
+/* conv2d_grad_weight with few taps per output channel (C/g*kh*kw < 16: a first layer, a
+ * depthwise one) runs in the kernel as dot products, not declined: dw and db against loops in
+ * double, on the best and the portable ISA, 1 and 2 threads giving the same bits. */
+static void test_wgrad_few_taps(void **state)
+{
+    (void)state;
+    typedef struct fcase {
+        int64_t n, c, h, w, oc, groups, pad;
+    } fcase;
+    static const fcase fs[] = {
+        {20, 1, 28, 28, 32, 1, 1},   /* the example's first layer, three image groups */
+        {9, 1, 5, 7, 3, 1, 0},       /* an odd channel count, a row tail (15 outputs) */
+        {3, 4, 6, 6, 4, 4, 1},       /* depthwise */
+    };
+    for (int isa = 0; isa < 2; isa++)
+        for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++)
+            for (int d = 0; d < 2; d++) {
+                const fcase *c = &fs[k];
+                const int32_t dt = d ? EM_F64 : EM_F32;
+                const int64_t oh = c->h + 2 * c->pad - 2, ow = c->w + 2 * c->pad - 2;
+                const int64_t cg = c->c / c->groups, ocg = c->oc / c->groups;
+                const int64_t nx = c->n * c->c * c->h * c->w, ny = c->n * c->oc * oh * ow;
+                const int64_t nw = c->oc * cg * 9;
+                double *x = rnd_array(nx, -1, 1), *dy = rnd_array(ny, -1, 1);
+                double *rw = calloc((size_t)nw, sizeof *rw), *mw = calloc((size_t)nw, sizeof *mw);
+                double *rb = calloc((size_t)c->oc, sizeof *rb);
+                for (int64_t n = 0; n < c->n; n++)
+                    for (int64_t o = 0; o < c->oc; o++)
+                        for (int64_t oy = 0; oy < oh; oy++)
+                            for (int64_t ox = 0; ox < ow; ox++) {
+                                double g = dy[((n * c->oc + o) * oh + oy) * ow + ox];
+                                rb[o] += g;
+                                for (int64_t ci = 0; ci < cg; ci++)
+                                    for (int64_t t = 0; t < 9; t++) {
+                                        int64_t iy = oy - c->pad + t / 3, ix = ox - c->pad + t % 3;
+                                        if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w)
+                                            continue;
+                                        int64_t xc = (o / ocg) * cg + ci;
+                                        double v = g * x[((n * c->c + xc) * c->h + iy) * c->w + ix];
+                                        rw[(o * cg + ci) * 9 + t] += v;
+                                        mw[(o * cg + ci) * 9 + t] += fabs(v);
+                                    }
+                            }
+                const int64_t sx[4] = {c->n, c->c, c->h, c->w}, sy[4] = {c->n, c->oc, oh, ow};
+                const int64_t sw[4] = {c->oc, cg, 3, 3}, sb[1] = {c->oc};
+                const int64_t ip[11] = {3, 3, 1, 1, c->pad, c->pad, 1, 1, oh, ow, c->groups};
+                void *bx = conv_buf(x, nx, dt), *bdy = conv_buf(dy, ny, dt);
+                void *got[2][2];
+                for (int th = 0; th < 2; th++) {
+                    inst in;
+                    inst_open(&in, th + 1, isa ? "generic" : NULL);
+                    got[th][0] = conv_buf(NULL, nw, dt);
+                    got[th][1] = conv_buf(NULL, c->oc, dt);
+                    em_kview vx = view(bx, dt, 4, sx), vdy = view(bdy, dt, 4, sy);
+                    em_kview vw = view(got[th][0], dt, 4, sw), vb = view(got[th][1], dt, 1, sb);
+                    const em_kview *ins[2] = {&vx, &vdy}, *outs[2] = {&vw, &vb};
+                    em_kargs a;
+                    memset(&a, 0, sizeof a);
+                    a.struct_size = sizeof a;
+                    a.out = &vw;
+                    a.in[0] = &vx;
+                    a.in[1] = &vdy;
+                    a.n_in = 2;
+                    a.n_out = 2;
+                    a.ins = ins;
+                    a.outs = outs;
+                    a.n_ip = 11;
+                    a.ip = ip;
+                    assert_non_null(in.be.ops->conv2d_grad_weight);
+                    em_status st = in.be.ops->conv2d_grad_weight(in.dev, &a);
+                    if (st != EM_OK)
+                        fail_msg("few-tap case %zu [%s]: status %d (%s)", k,
+                                 dt == EM_F64 ? "f64" : "f32", (int)st, g_msg);
+                    inst_close(&in);
+                }
+                const double eps = dt == EM_F64 ? 1.2e-16 : 6e-8;
+                const double depth = (double)(c->n * oh * ow + 16);
+                for (int64_t i = 0; i < nw; i++)
+                    if (!(fabs(elem(got[0][0], dt, i) - rw[i]) <= 2 * eps * depth * mw[i] + 1e-300))
+                        fail_msg("few-tap case %zu [%s, %s]: dw[%lld] = %.17g, want %.17g", k,
+                                 dt == EM_F64 ? "f64" : "f32", isa ? "generic" : "best",
+                                 (long long)i, elem(got[0][0], dt, i), rw[i]);
+                for (int64_t o = 0; o < c->oc; o++)
+                    assert_true(fabs(elem(got[0][1], dt, o) - rb[o]) <=
+                                (dt == EM_F64 ? 1e-12 : 1e-5) * (1 + fabs(rb[o])));
+                const size_t es = d ? 8 : 4;
+                if (memcmp(got[0][0], got[1][0], es * (size_t)nw) ||
+                    memcmp(got[0][1], got[1][1], es * (size_t)c->oc))
+                    fail_msg("few-tap case %zu: 1 and 2 threads differ", k);
+                for (int th = 0; th < 2; th++) {
+                    free(got[th][0]);
+                    free(got[th][1]);
+                }
+                free(bx);
+                free(bdy);
+                free(x);
+                free(dy);
+                free(rw);
+                free(mw);
+                free(rb);
+            }
+}
+
 static int load_plugin(void **state)
 {
     (void)state;
@@ -466,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_values_generic),
         cmocka_unit_test(test_declines),
         cmocka_unit_test(test_through_core),
+        cmocka_unit_test(test_wgrad_few_taps),
     };
     rc = _cmocka_run_group_tests("cpu_conv", tests, sizeof tests / sizeof tests[0], load_plugin,
                                  unload_plugin);

@@ -14,7 +14,13 @@
  * makes one image's columns in its worker's scratch (a few hundred KiB, still in L2 when the
  * product reads them) and accumulates the image's product into the group's partial sum
  * (beta = 1 after the group's first image); then the partial sums are added in group order.
- * The groups do not depend on the thread count, so neither do the bits. */
+ * The groups do not depend on the thread count, so neither do the bits.
+ *
+ * With few taps per output channel (C/g*kh*kw < WG_MIN_TAPS: a first layer over one or two
+ * input channels, a depthwise layer) each image's product is too thin for a gemm call, so
+ * the same groups of images run as dot products instead: each dy row against the column
+ * rows of its group, two output channels and up to WG_KB taps at a time in registers, with
+ * the bias's sum of the same dy rows in the same pass (dy, the big operand, is read once). */
 #include "cpu_ew.h"
 
 #include <stdatomic.h>
@@ -22,8 +28,11 @@
 
 /* images per partial sum: fewer partial sums to add against enough tasks to share out */
 #define WG_IMAGES 8
-/* the fewest C/g*kh*kw this kernel takes (measured: bench/conv_step, docs/benchmarks.md) */
+/* from this many C/g*kh*kw on, each image's product is a gemm call; below, dot products
+ * (measured: bench/conv_step, docs/benchmarks.md) */
 #define WG_MIN_TAPS 16
+/* taps per register block of the dot products (2 channels x WG_KB accumulators) */
+#define WG_KB 5
 
 typedef struct wg_plan {
     cpu_inst *inst;
@@ -31,6 +40,8 @@ typedef struct wg_plan {
     size_t esz;
     const char *x, *dy;
     char *part;                       /* ngroups partial sums of OC x ck */
+    double *bpart;                    /* few taps: ngroups partial sums of db, or NULL */
+    int few, avx2;                    /* dot products (few taps); on AVX2+FMA */
     int tr;                           /* the partial sums' blocks are transposed (ck x ocg) */
     atomic_int *failed;               /* set by a task whose product failed */
     int64_t N, C, H, W, OC, g, cg, ocg, ck, ckk, L;
@@ -102,6 +113,176 @@ static const em_gemm_args *product(const wg_plan *pl, em_gemm_args *ga, int64_t 
         ga->a = (void *)dy, ga->a_offset = bo, ga->b = colv, ga->b_offset = ao;
     }
     return ga;
+}
+
+/* ------------------------------------------------------------------ few taps
+ *
+ *   part[o][k] (+)= sum over l of dy[n][o][l] * cols[g*ck + k][l]    k < ck, l < L
+ *   bpart[o]    += sum over l of dy[n][o][l]                          (when db is asked for)
+ *
+ * for the output channels o of group g, one image n at a time (the group's first image sets,
+ * the others add). Each sum is in a fixed order (lanes, then a fixed tree, then the tail). */
+
+/* Portable: the sums in double, rounded once. */
+#define FEW_GENERIC(T)                                                                         \
+    static void few_image_##T(const wg_plan *pl, const T *cols, const T *dyn, T *part,        \
+                              int first, double *bp)                                           \
+    {                                                                                          \
+        for (int64_t o = 0; o < pl->OC; o++) {                                                 \
+            const T *r = dyn + o * pl->L, *cg = cols + (o / pl->ocg) * pl->ck * pl->L;         \
+            for (int64_t k = 0; k < pl->ck; k++) {                                             \
+                double s = 0;                                                                  \
+                for (int64_t l = 0; l < pl->L; l++)                                            \
+                    s += (double)r[l] * (double)cg[k * pl->L + l];                             \
+                part[o * pl->ck + k] = first ? (T)s : part[o * pl->ck + k] + (T)s;             \
+            }                                                                                  \
+            if (bp) {                                                                          \
+                double s = 0;                                                                  \
+                for (int64_t l = 0; l < pl->L; l++)                                            \
+                    s += (double)r[l];                                                         \
+                bp[o] += s;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+    }
+FEW_GENERIC(float)
+FEW_GENERIC(double)
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
+#include <immintrin.h>
+#define WG_FEW_AVX2 1
+
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* Rows r0, r1 (two output channels; the same row twice for a last odd one) against NK column
+ * rows c (L apart): o0[k], o1[k]; with b, their plain sums into b[0], b[1]. */
+#define FEW_DOTS(NK)                                                                           \
+    __attribute__((target("avx2,fma"))) static void few_dots_##NK(                             \
+        const float *r0, const float *r1, const float *c, int64_t L, float *o0, float *o1,     \
+        float *b)                                                                              \
+    {                                                                                          \
+        __m256 a0[NK], a1[NK], s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();            \
+        for (int k = 0; k < NK; k++)                                                           \
+            a0[k] = a1[k] = _mm256_setzero_ps();                                               \
+        int64_t l = 0;                                                                         \
+        for (; l + 8 <= L; l += 8) {                                                           \
+            const __m256 d0 = _mm256_loadu_ps(r0 + l), d1 = _mm256_loadu_ps(r1 + l);           \
+            for (int k = 0; k < NK; k++) {                                                     \
+                const __m256 v = _mm256_loadu_ps(c + k * L + l);                               \
+                a0[k] = _mm256_fmadd_ps(d0, v, a0[k]);                                         \
+                a1[k] = _mm256_fmadd_ps(d1, v, a1[k]);                                         \
+            }                                                                                  \
+            if (b) {                                                                           \
+                s0 = _mm256_add_ps(s0, d0);                                                    \
+                s1 = _mm256_add_ps(s1, d1);                                                    \
+            }                                                                                  \
+        }                                                                                      \
+        for (int k = 0; k < NK; k++) {                                                         \
+            float t0 = hsum8(a0[k]), t1 = hsum8(a1[k]);                                        \
+            for (int64_t m = l; m < L; m++) {                                                  \
+                t0 += r0[m] * c[k * L + m];                                                    \
+                t1 += r1[m] * c[k * L + m];                                                    \
+            }                                                                                  \
+            o0[k] = t0;                                                                        \
+            o1[k] = t1;                                                                        \
+        }                                                                                      \
+        if (b) {                                                                               \
+            float t0 = hsum8(s0), t1 = hsum8(s1);                                              \
+            for (int64_t m = l; m < L; m++) {                                                  \
+                t0 += r0[m];                                                                   \
+                t1 += r1[m];                                                                   \
+            }                                                                                  \
+            b[0] = t0;                                                                         \
+            b[1] = t1;                                                                         \
+        }                                                                                      \
+    }
+FEW_DOTS(1)
+FEW_DOTS(2)
+FEW_DOTS(3)
+FEW_DOTS(4)
+FEW_DOTS(5)
+
+typedef void (*few_dots_fn)(const float *, const float *, const float *, int64_t, float *,
+                            float *, float *);
+static const few_dots_fn g_few_dots[WG_KB + 1] = {NULL, few_dots_1, few_dots_2, few_dots_3,
+                                                   few_dots_4, few_dots_5};
+
+static void few_image_avx2(const wg_plan *pl, const float *cols, const float *dyn, float *part,
+                           int first, double *bp)
+{
+    const int64_t ck = pl->ck, L = pl->L;
+    float v0[WG_KB], v1[WG_KB], b[2];
+    for (int64_t g = 0; g < pl->g; g++) {
+        const float *cg = cols + g * ck * L;
+        for (int64_t q = 0; q < pl->ocg; q += 2) {
+            const int64_t o = g * pl->ocg + q, o1 = q + 1 < pl->ocg ? o + 1 : o;
+            const float *r0 = dyn + o * L, *r1 = dyn + o1 * L;
+            for (int64_t k0 = 0; k0 < ck; k0 += WG_KB) {
+                const int nk = (int)(ck - k0 < WG_KB ? ck - k0 : WG_KB);
+                g_few_dots[nk](r0, r1, cg + k0 * L, L, v0, v1, bp && k0 == 0 ? b : NULL);
+                for (int k = 0; k < nk; k++) {
+                    float *p0 = part + o * ck + k0 + k, *p1 = part + o1 * ck + k0 + k;
+                    *p0 = first ? v0[k] : *p0 + v0[k];
+                    if (o1 != o)
+                        *p1 = first ? v1[k] : *p1 + v1[k];
+                }
+            }
+            if (bp) {
+                bp[o] += (double)b[0];
+                if (o1 != o)
+                    bp[o1] += (double)b[1];
+            }
+        }
+    }
+}
+#endif
+
+/* Group t of images by dot products: each image's columns, then its sums. */
+static void few_task(void *arg, int64_t t, int worker)
+{
+    const wg_plan *pl = arg;
+    void *colv = pl->inst->conv[worker].p;
+    int64_t n0 = t * WG_IMAGES, n1 = n0 + WG_IMAGES < pl->N ? n0 + WG_IMAGES : pl->N;
+    double *bp = pl->bpart ? pl->bpart + t * pl->OC : NULL;
+    if (bp)
+        for (int64_t o = 0; o < pl->OC; o++)
+            bp[o] = 0;
+    for (int64_t n = n0; n < n1; n++) {
+        const int first = n == n0;
+        if (pl->dt == EM_F32) {
+            IM2COL(float);
+            const float *dyn = (const float *)pl->dy + n * pl->OC * pl->L;
+            float *part = (float *)pl->part + t * pl->wn;
+#ifdef WG_FEW_AVX2
+            if (pl->avx2)
+                few_image_avx2(pl, colv, dyn, part, first, bp);
+            else
+#endif
+                few_image_float(pl, colv, dyn, part, first, bp);
+        } else {
+            IM2COL(double);
+            few_image_double(pl, colv, (const double *)pl->dy + n * pl->OC * pl->L,
+                             (double *)pl->part + t * pl->wn, first, bp);
+        }
+    }
+}
+
+/* db[o] = the groups' partial sums of dy, added in group order */
+static void few_bias(const wg_plan *pl, void *db)
+{
+    for (int64_t o = 0; o < pl->OC; o++) {
+        double s = 0;
+        for (int64_t t = 0; t < pl->ngroups; t++)
+            s += pl->bpart[t * pl->OC + o];
+        if (pl->dt == EM_F32)
+            ((float *)db)[o] = (float)s;
+        else
+            ((double *)db)[o] = s;
+    }
 }
 
 /* no-tree-loop-distribute-patterns: gcc would otherwise turn each row segment's copy (a few
@@ -255,11 +436,10 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
     pl.ngroups = (pl.N + WG_IMAGES - 1) / WG_IMAGES;
     pl.x = data(x);
     pl.dy = data(dy);
-    /* few taps per output channel (a first layer over one or two input channels): each
-     * image's product is too thin to repay its own call; the core's batched lowering wins */
-    if (pl.ck < WG_MIN_TAPS)
-        return CPU_ERR(inst, EM_ERR_UNSUPPORTED, "%s: %lld taps per output channel (fewer than "
-                       "%d): lowered", KN, (long long)pl.ck, WG_MIN_TAPS);
+    pl.few = pl.ck < WG_MIN_TAPS;
+#ifdef WG_FEW_AVX2
+    pl.avx2 = pl.dt == EM_F32 && inst->simd >= CPU_SIMD_AVX2;
+#endif
 
     /* scratch first (nothing is written before all of it exists): each worker's columns,
      * the partial sums (one group's straight into dw when its blocks are not transposed),
@@ -270,26 +450,32 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
         if (!cpu_scratch_get(inst, &inst->conv[w], colbytes))
             return CPU_ERR(inst, EM_ERR_OOM, "%s: cannot allocate %zu bytes of columns", KN,
                            colbytes);
-    pl.tr = pl.ck > pl.ocg;
+    pl.tr = !pl.few && pl.ck > pl.ocg;
+    const int direct = pl.ngroups == 1 && !pl.tr;   /* the one partial sum is dw itself */
     size_t partbytes = pl.esz * (size_t)pl.ngroups * (size_t)pl.wn;
-    if (pl.ngroups == 1 && !pl.tr)
-        pl.part = data(dw);
-    else if (!(pl.part = cpu_scratch_get(inst, &inst->conv_part, partbytes)))
+    partbytes = direct ? 0 : (partbytes + 63) & ~(size_t)63;   /* bpart after it, aligned */
+    size_t bbytes = pl.few && db ? sizeof(double) * (size_t)pl.ngroups * (size_t)pl.OC : 0;
+    char *ps = partbytes + bbytes ? cpu_scratch_get(inst, &inst->conv_part, partbytes + bbytes)
+                                  : NULL;
+    if (partbytes + bbytes && !ps)
         return CPU_ERR(inst, EM_ERR_OOM, "%s: cannot allocate %zu bytes of partial sums", KN,
-                       partbytes);
+                       partbytes + bbytes);
+    pl.part = direct ? data(dw) : ps;
+    pl.bpart = bbytes ? (double *)(void *)(ps + partbytes) : NULL;
     em_gemm_args shape;
-    for (int w = 0; w < nw; w++)
+    for (int w = 0; w < nw && !pl.few; w++)
         if ((st = cpu_gemm_worker(inst, product(&pl, &shape, 0, 0, 0, inst->conv[w].p), w, 1)) !=
             EM_OK)
             return st;
     atomic_int failed = 0;
     pl.failed = &failed;
 
+    cpu_task_fn task = pl.few ? few_task : group_task;
     if (nt > 1)
-        cpu_parallel(inst, pl.ngroups, group_task, &pl);
+        cpu_parallel(inst, pl.ngroups, task, &pl);
     else
         for (int64_t t = 0; t < pl.ngroups; t++)
-            group_task(&pl, t, 0);
+            task(&pl, t, 0);
     if (atomic_load(&failed))
         return CPU_ERR(inst, EM_ERR_INTERNAL, "%s: a product found its packing space unreserved",
                        KN);
@@ -297,14 +483,16 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
     pl.out = data(dw);
     pl.chunk = 4096;
     int64_t nchunks = (pl.wn + pl.chunk - 1) / pl.chunk;
-    if (pl.ngroups == 1 && !pl.tr)
+    if (direct)
         ;   /* already there */
     else if (nt > 1 && nchunks > 1 && pl.wn * pl.ngroups >= PAR_COSTLY)
         cpu_parallel(inst, nchunks, reduce_task, &pl);
     else
         for (int64_t c = 0; c < nchunks; c++)
             reduce_task(&pl, c, 0);
-    if (db) {
+    if (db && pl.few) {
+        few_bias(&pl, data(db));
+    } else if (db) {
         pl.out = data(db);
         if (nt > 1 && pl.N * pl.OC * pl.L >= PAR_COSTLY)
             cpu_parallel(inst, pl.OC, bias_task, &pl);

@@ -73,10 +73,89 @@ typedef struct wino_plan {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_CPU_NO_SIMD)
 /* the same transforms compiled for AVX2+FMA, for instances that have it */
 #define WINO_AVX2 1
+#include <immintrin.h>
+#include <stdint.h>
+
+/* The even and odd elements of the 16 in a, b, in order. */
+__attribute__((target("avx2,fma"))) static inline __m256 even8(__m256 a, __m256 b)
+{
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 odd8(__m256 a, __m256 b)
+{
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* Eight elements of the row x (Wd long) from column o on (o may be negative or run past the
+ * end): those outside the row are 0 and are not read (a masked load reads no masked lane). */
+__attribute__((target("avx2,fma"))) static inline __m256 row8(const float *x, int64_t Wd,
+                                                                int64_t o)
+{
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)o),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                                           _mm256_cmpgt_epi32(_mm256_set1_epi32((int)Wd), idx));
+    return _mm256_maskload_ps((const float *)((uintptr_t)x + (uintptr_t)(o * 4)), in);
+}
+
+/* row_h for f32 on AVX2, 8 tiles at a time over all twp of them (the tiles past tw get the
+ * zeros past the row): the same operations on the same values as the portable row_h, so the
+ * same bits, without its scalar split of the row into even and odd columns, which cost more
+ * than the rest of the input transform on the narrow rows of a small image. E and O unused. */
+__attribute__((target("avx2,fma"))) static void
+row_h_f32_vec(const float *restrict x, int64_t Wd, int64_t pw, float *restrict E,
+              float *restrict O, float *restrict h0, float *restrict h1, float *restrict h2,
+              float *restrict h3, int64_t tw)
+{
+    (void)E;
+    (void)O;
+    for (int64_t t = 0; t < tw; t += 8) {
+        const int64_t o = 2 * t - pw;   /* tile t's first column */
+        const __m256 a = row8(x, Wd, o), b = row8(x, Wd, o + 8);
+        const __m256 c = row8(x, Wd, o + 2), d = row8(x, Wd, o + 10);
+        const __m256 e0 = even8(a, b), o0 = odd8(a, b), e1 = even8(c, d), o1 = odd8(c, d);
+        _mm256_storeu_ps(h0 + t, _mm256_sub_ps(e0, e1));
+        _mm256_storeu_ps(h1 + t, _mm256_add_ps(o0, e1));
+        _mm256_storeu_ps(h2 + t, _mm256_sub_ps(e1, o0));
+        _mm256_storeu_ps(h3 + t, _mm256_sub_ps(o0, o1));
+    }
+}
+
+/* An output row of ow columns: q0[tx], q1[tx] interleaved (columns 2tx, 2tx + 1) straight
+ * into y, 16 columns at a time, the last block through a masked store (q0, q1 hold whole
+ * blocks of 8 tiles). */
+__attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *restrict q0,
+                                                                const float *restrict q1,
+                                                                float *restrict y, int64_t ow)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t tx = 0; 2 * tx < ow; tx += 8) {
+        const __m256 a = _mm256_loadu_ps(q0 + tx), b = _mm256_loadu_ps(q1 + tx);
+        const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+        const __m256 v[2] = {_mm256_permute2f128_ps(lo, hi, 0x20),
+                             _mm256_permute2f128_ps(lo, hi, 0x31)};
+        for (int h = 0; h < 2; h++) {
+            const int64_t col = 2 * tx + 8 * h, left = ow - col;
+            if (left >= 8)
+                _mm256_storeu_ps(y + col, v[h]);
+            else if (left > 0)
+                _mm256_maskstore_ps(y + col,
+                                    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane), v[h]);
+        }
+    }
+}
+
 #define WATTR __attribute__((target("avx2,fma")))
 #define WT float
 #define WS f32_avx2
+#define WROW_H row_h_f32_vec
+#define WOUT_ROW out_row_f32_vec
 #include "cpu_winograd_tmpl.h"
+#undef WOUT_ROW
+#undef WROW_H
 #undef WT
 #undef WS
 #define WT double

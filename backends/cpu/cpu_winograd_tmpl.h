@@ -38,6 +38,7 @@ WATTR static void W(wino_weights)(void *arg, int64_t task, int worker)
     }
 }
 
+#ifndef WROW_H   /* else the includer's own, of the same operations */
 /* d B along one input row x (W columns, pw columns of zeros on the left, zeros past the
  * right edge) for tw tiles: the row split into its even and odd columns E, O (tile tx's
  * columns 2tx..2tx+3 are E[tx], O[tx], E[tx+1], O[tx+1]), read straight from x between the
@@ -74,6 +75,7 @@ WATTR static __attribute__((noinline)) void W(row_h)(const WT *restrict x, int64
         h3[tx] = O[tx] - O[tx + 1];
     }
 }
+#endif
 
 /* B^T down four rows d0..d3 of n tiles into v0..v3 (restrict, kept out of line so that it
  * stays so: the loop vectorises without alias checks) */
@@ -107,6 +109,17 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         const WT *x = (const WT *)p->x + (n * p->C + c) * p->H * p->W;
+        if (r + 2 < p->nr) {   /* the rows two tile rows on: planes of other images are far */
+            const int64_t n2 = (R + 2) / p->th, ty2 = (R + 2) % p->th;
+            const WT *x2 = (const WT *)p->x + (n2 * p->C + c) * p->H * p->W;
+            for (int i = 0; i < 4; i++) {
+                const int64_t iy = 2 * ty2 - p->ph + i;
+                if (iy >= 0 && iy < p->H) {
+                    __builtin_prefetch(x2 + iy * p->W);
+                    __builtin_prefetch(x2 + iy * p->W + p->W - 1);
+                }
+            }
+        }
         for (int i = 0; i < 4; i++) {
             WT *h0 = h + (int64_t)(4 * i) * ld + r * tw, *h1 = h0 + ld, *h2 = h1 + ld,
                *h3 = h2 + ld;
@@ -116,7 +129,11 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
                     h0[tx] = h1[tx] = h2[tx] = h3[tx] = 0;
                 continue;
             }
+#ifdef WROW_H
+            WROW_H(x + iy * p->W, p->W, p->pw, E, O, h0, h1, h2, h3, tw);
+#else
             W(row_h)(x + iy * p->W, p->W, p->pw, E, O, h0, h1, h2, h3, tw);
+#endif
         }
     }
     const int64_t step = p->C * ld;   /* between consecutive xi in V */
@@ -164,11 +181,16 @@ WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
         WT *y = (WT *)p->y + ((n * p->OC + o) * oh + 2 * ty) * ow;
         for (int a = 0; a < 2 && 2 * ty + a < oh; a++, y += ow) {
             const WT *q0 = q + (int64_t)(2 * a) * ld + r * tw, *q1 = q0 + ld;
+#ifdef WOUT_ROW
+            (void)row;
+            WOUT_ROW(q0, q1, y, ow);
+#else
             for (int64_t tx = 0; tx < tw; tx++) {
                 row[2 * tx] = q0[tx];
                 row[2 * tx + 1] = q1[tx];
             }
             memcpy(y, row, sizeof(WT) * (size_t)ow);
+#endif
         }
     }
 }
