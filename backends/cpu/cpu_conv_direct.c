@@ -1,9 +1,9 @@
 /* backends/cpu/cpu_conv_direct.c — direct forward convolution for conv2d with few input
  * taps (C*kh*kw small: the first layer of an image net, where im2col's K = C*kh*kw makes a
  * shallow, poor gemm). Stride 1, dilation 1, one group, any kernel size and padding. One task
- * is one image and a block of 4 output channels: for each output row the C*kh input rows it
- * reads are copied, zero-padded, into the worker's scratch, and each output is bias + the sum
- * over c, i, j in that order, 16 outputs of 4 channels at a time in registers (AVX2+FMA on
+ * is one image: it copies the image, zero-padded, into the worker's scratch once, then for
+ * each block of 4 output channels and each output row, each output is bias + the sum over
+ * c, i, j in that order, 16 outputs of 4 channels at a time in registers (AVX2+FMA on
  * instances that have it, a portable loop otherwise). Every output is computed by one task,
  * so results do not depend on the thread count. */
 #include "cpu_ew.h"
@@ -23,40 +23,29 @@
 typedef struct direct_plan {
     int64_t N, C, H, W, OC, oh, ow, kh, kw, ph, pw;
     int64_t wp;        /* a padded input row: round_up(ow, DXB) + kw - 1 */
+    int64_t hp;        /* padded rows per channel: H + 2 ph */
     int64_t nob;       /* output channel blocks */
     const void *x, *b;
     void *y;
     void *wk;          /* weights as [ob][c][i][j][DOB], 0 past OC */
-    void *rows;        /* per worker: C*kh padded rows */
+    void *rows;        /* per worker: the padded image, C x hp rows of wp */
     size_t rows_bytes; /* between workers' rows: whole cache lines (no false sharing) */
     int f64, avx2;
 } direct_plan;
 
-/* copy the C*kh input rows of output row oy (zero-padded) into rows[(c*kh + i) * wp] */
-#define FILL_ROWS(T)                                                                       \
-    static void fill_rows_##T(const direct_plan *p, const T *x, int64_t oy, T *rows)       \
+/* the image x (C, H, W) zero-padded into img[(c*hp + ph + iy) * wp + pw + ix] */
+#define PAD_IMAGE(T)                                                                       \
+    static void pad_image_##T(const direct_plan *p, const T *x, T *img)                   \
     {                                                                                      \
+        memset(img, 0, sizeof(T) * (size_t)(p->C * p->hp * p->wp));                        \
+        const int64_t n = p->W < p->wp - p->pw ? p->W : p->wp - p->pw;                     \
         for (int64_t c = 0; c < p->C; c++)                                                 \
-            for (int64_t i = 0; i < p->kh; i++) {                                          \
-                T *r = rows + (c * p->kh + i) * p->wp;                                     \
-                const int64_t iy = oy - p->ph + i;                                         \
-                if (iy < 0 || iy >= p->H) {                                                \
-                    memset(r, 0, sizeof(T) * (size_t)p->wp);                               \
-                    continue;                                                              \
-                }                                                                          \
-                const T *src = x + (c * p->H + iy) * p->W;                                 \
-                int64_t lo = p->pw < p->wp ? p->pw : p->wp;                                \
-                int64_t hi = p->pw + p->W < p->wp ? p->pw + p->W : p->wp;                  \
-                memset(r, 0, sizeof(T) * (size_t)lo);                                      \
-                if (hi > lo)                                                               \
-                    memcpy(r + lo, src, sizeof(T) * (size_t)(hi - lo));                    \
-                else                                                                       \
-                    hi = lo;                                                               \
-                memset(r + hi, 0, sizeof(T) * (size_t)(p->wp - hi));                       \
-            }                                                                              \
+            for (int64_t iy = 0; iy < p->H; iy++)                                          \
+                memcpy(img + (c * p->hp + p->ph + iy) * p->wp + p->pw,                     \
+                       x + (c * p->H + iy) * p->W, sizeof(T) * (size_t)n);               \
     }
-FILL_ROWS(float)
-FILL_ROWS(double)
+PAD_IMAGE(float)
+PAD_IMAGE(double)
 
 /* Portable: one row of DOB channels' outputs, each bias + sum over (c, i, j) in order. */
 #define ROW_GENERIC(T)                                                                     \
@@ -70,8 +59,8 @@ FILL_ROWS(double)
                 for (int u = 0; u < DXB; u++)                                              \
                     acc[q][u] = q < nq && bias ? bias[q] : (T)0;                           \
             for (int64_t t = 0; t < taps; t++) {                                           \
-                const int64_t j = t % p->kw, ci = t / p->kw;                               \
-                const T *r = rows + ci * p->wp + x0 + j;                                   \
+                const int64_t j = t % p->kw, i = t / p->kw % p->kh, c = t / (p->kw * p->kh); \
+                const T *r = rows + (c * p->hp + i) * p->wp + x0 + j;                      \
                 const T *wt = wk + t * DOB;                                                \
                 for (int q = 0; q < DOB; q++)                                              \
                     for (int u = 0; u < DXB; u++)                                          \
@@ -103,7 +92,7 @@ row_avx2_float(const direct_plan *p, const float *rows, const float *wk, const f
         a30 = a31 = _mm256_set1_ps(bias && nq > 3 ? bias[3] : 0.0f);
         const float *wt = wk;
         for (int64_t ci = 0; ci < taps / kw; ci++) {
-            const float *r = rows + ci * wp + x0;
+            const float *r = rows + (ci / p->kh * p->hp + ci % p->kh) * wp + x0;
             for (int64_t j = 0; j < kw; j++, wt += DOB) {
                 const __m256 v0 = _mm256_loadu_ps(r + j), v1 = _mm256_loadu_ps(r + j + 8);
                 __m256 w = _mm256_broadcast_ss(wt);
@@ -120,18 +109,22 @@ row_avx2_float(const direct_plan *p, const float *rows, const float *wk, const f
                 a31 = _mm256_fmadd_ps(w, v1, a31);
             }
         }
-        float acc[DOB][DXB];
-        _mm256_storeu_ps(acc[0], a00);
-        _mm256_storeu_ps(acc[0] + 8, a01);
-        _mm256_storeu_ps(acc[1], a10);
-        _mm256_storeu_ps(acc[1] + 8, a11);
-        _mm256_storeu_ps(acc[2], a20);
-        _mm256_storeu_ps(acc[2] + 8, a21);
-        _mm256_storeu_ps(acc[3], a30);
-        _mm256_storeu_ps(acc[3] + 8, a31);
+        const __m256 v[DOB][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
         const int64_t n = p->ow - x0 < DXB ? p->ow - x0 : DXB;
-        for (int64_t q = 0; q < nq; q++)
-            memcpy(out[q] + x0, acc[q], sizeof(float) * (size_t)n);
+        for (int64_t q = 0; q < nq; q++) {
+            /* whole vectors straight out, the row's last few through a copy: a call of
+             * memcpy per block cost as much as the sums on a first layer's short rows */
+            float *o = out[q] + x0;
+            int64_t u = 0;
+            for (int h = 0; h < 2 && u + 8 <= n; h++, u += 8)
+                _mm256_storeu_ps(o + u, v[q][h]);
+            if (u < n) {
+                float tail[8];
+                _mm256_storeu_ps(tail, v[q][u / 8]);
+                for (int64_t e = u; e < n; e++)
+                    o[e] = tail[e - u];
+            }
+        }
     }
 }
 #endif
@@ -140,20 +133,20 @@ row_avx2_float(const direct_plan *p, const float *rows, const float *wk, const f
     static void direct_task_##T(void *arg, int64_t task, int worker)                       \
     {                                                                                      \
         const direct_plan *p = arg;                                                        \
-        const int64_t n = task / p->nob, ob = task % p->nob, o0 = ob * DOB;                \
-        const int64_t nq = p->OC - o0 < DOB ? p->OC - o0 : DOB;                            \
-        const int64_t taps = p->C * p->kh * p->kw;                                         \
-        const T *x = (const T *)p->x + n * p->C * p->H * p->W;                             \
-        const T *wk = (const T *)p->wk + ob * taps * DOB;                                  \
-        const T *bias = p->b ? (const T *)p->b + o0 : NULL;                                \
-        T *rows = (T *)((char *)p->rows + (size_t)worker * p->rows_bytes);                 \
-        T *y = (T *)p->y + (n * p->OC + o0) * p->oh * p->ow;                               \
-        for (int64_t oy = 0; oy < p->oh; oy++) {                                           \
-            fill_rows_##T(p, x, oy, rows);                                                 \
-            T *out[DOB];                                                                   \
-            for (int64_t q = 0; q < DOB; q++)                                              \
-                out[q] = q < nq ? y + (q * p->oh + oy) * p->ow : NULL;                     \
-            DIRECT_ROW_##T(p, rows, wk, bias, nq, out);                                    \
+        const int64_t n = task, taps = p->C * p->kh * p->kw;                               \
+        T *img = (T *)((char *)p->rows + (size_t)worker * p->rows_bytes);                  \
+        pad_image_##T(p, (const T *)p->x + n * p->C * p->H * p->W, img);                   \
+        for (int64_t ob = 0; ob < p->nob; ob++) {                                          \
+            const int64_t o0 = ob * DOB, nq = p->OC - o0 < DOB ? p->OC - o0 : DOB;         \
+            const T *wk = (const T *)p->wk + ob * taps * DOB;                              \
+            const T *bias = p->b ? (const T *)p->b + o0 : NULL;                            \
+            T *y = (T *)p->y + (n * p->OC + o0) * p->oh * p->ow;                           \
+            for (int64_t oy = 0; oy < p->oh; oy++) {                                       \
+                T *out[DOB];                                                               \
+                for (int64_t q = 0; q < DOB; q++)                                          \
+                    out[q] = q < nq ? y + (q * p->oh + oy) * p->ow : NULL;                 \
+                DIRECT_ROW_##T(p, img + oy * p->wp, wk, bias, nq, out);                    \
+            }                                                                              \
         }                                                                                  \
     }
 #ifdef DIRECT_AVX2
@@ -187,9 +180,10 @@ em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
 #endif
     p.wp = (p.ow + DXB - 1) / DXB * DXB + p.kw - 1;
     p.nob = (p.OC + DOB - 1) / DOB;
+    p.hp = p.H + 2 * p.ph;
     const int64_t taps = p.C * p.kh * p.kw;
     const size_t wkb = (esz * (size_t)(p.nob * taps * DOB) + 63) & ~(size_t)63;
-    p.rows_bytes = (esz * (size_t)(p.C * p.kh * p.wp) + 63) & ~(size_t)63;
+    p.rows_bytes = (esz * (size_t)(p.C * p.hp * p.wp) + 63) & ~(size_t)63;
     const size_t rb = p.rows_bytes * (size_t)inst->nthreads;
     char *s = cpu_scratch_get(inst, &inst->wino, wkb + rb);
     if (!s)
@@ -211,8 +205,9 @@ em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
                 else
                     ((float *)p.wk)[d] = o < p.OC ? ((const float *)wsrc)[o * taps + t] : 0.0f;
             }
-    const int64_t ntasks = p.N * p.nob;
-    const double work = (double)ntasks * DOB * (double)(p.oh * p.ow) * (double)taps;
+    const int64_t ntasks = p.N;
+    const double work = (double)ntasks * (double)(p.nob * DOB) * (double)(p.oh * p.ow) *
+                        (double)taps;
     cpu_task_fn fn = f64 ? direct_task_double : direct_task_float;
     if (work < PAR_CHEAP || ntasks < 2)
         for (int64_t t = 0; t < ntasks; t++)

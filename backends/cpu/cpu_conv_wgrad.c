@@ -375,6 +375,17 @@ static void bias_task(void *arg, int64_t o, int worker)
         BIAS(double);
 }
 
+/* db on its own pass over dy */
+static void bias_pass(cpu_inst *inst, wg_plan *pl, void *db)
+{
+    pl->out = db;
+    if (pl->N > 1 && cpu_threads(inst) > 1 && pl->N * pl->OC * pl->L >= PAR_COSTLY)
+        cpu_parallel(inst, pl->OC, bias_task, pl);
+    else
+        for (int64_t o = 0; o < pl->OC; o++)
+            bias_task(pl, o, 0);
+}
+
 static const char *KN = "conv2d_grad_weight";
 
 static void *data(const em_kview *v)
@@ -436,6 +447,15 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
     pl.ngroups = (pl.N + WG_IMAGES - 1) / WG_IMAGES;
     pl.x = data(x);
     pl.dy = data(dy);
+    /* a 3x3 window of stride 1 over enough channels: Winograd (cpu_winograd.c) */
+    if (cpu_wino_grad_weight_applies(ip, pl.C, pl.OC)) {
+        if ((st = cpu_wino_grad_weight(inst, pl.dt, pl.x, pl.dy, data(dw), x->shape, pl.OC,
+                                       ip)) != EM_OK)
+            return st;
+        if (db)
+            bias_pass(inst, &pl, data(db));
+        return EM_OK;
+    }
     pl.few = pl.ck < WG_MIN_TAPS;
 #ifdef WG_FEW_AVX2
     pl.avx2 = pl.dt == EM_F32 && inst->simd >= CPU_SIMD_AVX2;
@@ -490,15 +510,9 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
     else
         for (int64_t c = 0; c < nchunks; c++)
             reduce_task(&pl, c, 0);
-    if (db && pl.few) {
+    if (db && pl.few)
         few_bias(&pl, data(db));
-    } else if (db) {
-        pl.out = data(db);
-        if (nt > 1 && pl.N * pl.OC * pl.L >= PAR_COSTLY)
-            cpu_parallel(inst, pl.OC, bias_task, &pl);
-        else
-            for (int64_t o = 0; o < pl.OC; o++)
-                bias_task(&pl, o, 0);
-    }
+    else if (db)
+        bias_pass(inst, &pl, data(db));
     return EM_OK;
 }

@@ -39,6 +39,18 @@
 #define WINO_GRAD_MIN_OC 4
 #endif
 
+/* The weight's gradient by Winograd from this many input and output channels (its 16
+ * products per chunk are OC x C; fewer make them too small to repay the transforms). */
+#ifndef WINO_WG_MIN_C
+#define WINO_WG_MIN_C 16
+#endif
+#ifndef WINO_WG_MIN_OC
+#define WINO_WG_MIN_OC 16
+#endif
+
+/* elements per task of the weight gradient's sum of its groups' partial sums */
+#define WINO_SUM_BLOCK 4096
+
 /* tile rows are padded to a multiple of this many tiles (whole vectors) */
 #define WINO_TB 8
 
@@ -56,6 +68,10 @@ typedef struct wino_plan {
     int64_t w_base, w_so, w_sc, w_si, w_sj;
     void *U, *V, *M, *rows;
     int64_t rows_per_worker;  /* elements of the transforms' buffer (rows) */
+    /* the weight's gradient: dy (N, OC, oh, ow) and the groups of chunks whose products
+     * add into one partial sum (U: ngroups of them, each 16 x OC x C) */
+    const void *dy;
+    int64_t ngroups;
 } wino_plan;
 
 #define WATTR
@@ -125,13 +141,12 @@ row_h_f32_vec(const float *restrict x, int64_t Wd, int64_t pw, float *restrict E
 }
 
 /* An output row of ow columns: q0[tx], q1[tx] interleaved (columns 2tx, 2tx + 1) straight
- * into y, 16 columns at a time, the last block through a masked store (q0, q1 hold whole
- * blocks of 8 tiles). */
+ * into y, 16 columns at a time, the last few one by one (q0, q1 hold whole blocks of 8
+ * tiles). */
 __attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *restrict q0,
                                                                 const float *restrict q1,
                                                                 float *restrict y, int64_t ow)
 {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int64_t tx = 0; 2 * tx < ow; tx += 8) {
         const __m256 a = _mm256_loadu_ps(q0 + tx), b = _mm256_loadu_ps(q1 + tx);
         const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
@@ -139,12 +154,32 @@ __attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *res
                              _mm256_permute2f128_ps(lo, hi, 0x31)};
         for (int h = 0; h < 2; h++) {
             const int64_t col = 2 * tx + 8 * h, left = ow - col;
-            if (left >= 8)
+            if (left >= 8) {
                 _mm256_storeu_ps(y + col, v[h]);
-            else if (left > 0)
-                _mm256_maskstore_ps(y + col,
-                                    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane), v[h]);
+            } else if (left > 0) {   /* not a masked store: microcoded and slow on some CPUs */
+                float tail[8];
+                _mm256_storeu_ps(tail, v[h]);
+                for (int64_t j = 0; j < left; j++)
+                    y[col + j] = tail[j];
+            }
         }
+    }
+}
+
+/* dy_split for f32 on AVX2: a row's even and odd columns, 8 tiles at a time */
+__attribute__((target("avx2,fma"))) static void dy_split_f32_vec(const float *restrict row,
+                                                                 int64_t ow, float *restrict E,
+                                                                 float *restrict O, int64_t twp)
+{
+    for (int64_t t = 0; t < twp; t += 8) {
+        if (!row) {
+            _mm256_storeu_ps(E + t, _mm256_setzero_ps());
+            _mm256_storeu_ps(O + t, _mm256_setzero_ps());
+            continue;
+        }
+        const __m256 a = row8(row, ow, 2 * t), b = row8(row, ow, 2 * t + 8);
+        _mm256_storeu_ps(E + t, even8(a, b));
+        _mm256_storeu_ps(O + t, odd8(a, b));
     }
 }
 
@@ -153,7 +188,9 @@ __attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *res
 #define WS f32_avx2
 #define WROW_H row_h_f32_vec
 #define WOUT_ROW out_row_f32_vec
+#define WSPLIT dy_split_f32_vec
 #include "cpu_winograd_tmpl.h"
+#undef WSPLIT
 #undef WOUT_ROW
 #undef WROW_H
 #undef WT
@@ -168,19 +205,21 @@ __attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *res
 
 /* the three transforms of one dtype and ISA */
 typedef struct wino_fns {
-    cpu_task_fn weights, input, output;
+    cpu_task_fn weights, input, output, dy, wsum, wout;
 } wino_fns;
+
+#define WINO_FNS(S)                                                                        \
+    (wino_fns){wino_weights_##S, wino_input_##S, wino_output_##S, wino_dy_##S, wino_wsum_##S, \
+               wino_wout_##S}
 
 static wino_fns wino_pick(const cpu_inst *inst, int f64)
 {
 #ifdef WINO_AVX2
     if (inst->simd >= CPU_SIMD_AVX2)
-        return f64 ? (wino_fns){wino_weights_f64_avx2, wino_input_f64_avx2, wino_output_f64_avx2}
-                   : (wino_fns){wino_weights_f32_avx2, wino_input_f32_avx2, wino_output_f32_avx2};
+        return f64 ? WINO_FNS(f64_avx2) : WINO_FNS(f32_avx2);
 #endif
     (void)inst;
-    return f64 ? (wino_fns){wino_weights_f64, wino_input_f64, wino_output_f64}
-               : (wino_fns){wino_weights_f32, wino_input_f32, wino_output_f32};
+    return f64 ? WINO_FNS(f64) : WINO_FNS(f32);
 }
 
 static size_t align64(size_t b)
@@ -276,6 +315,8 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
     int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
     if (nr < 1)
         nr = 1;
+    if (nr > 1 && p->twp % 16)   /* ld a whole number of the gemm's 16-column blocks */
+        nr &= ~(int64_t)1;
     if (nr > rows_total)
         nr = rows_total;
     const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
@@ -312,6 +353,144 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
               wino_chunk, &jb);
     if (atomic_load(&jb.failed))
         return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d: a Winograd product failed");
+    return EM_OK;
+}
+
+/* ------------------------------------------------------------------ the weight's gradient
+ *
+ *   dw[o][c] = G^T ( sum over tiles t of DY[xi][o][t] * X[xi][c][t] ) G
+ *   X = B^T d B (the forward's input transform), DY = A dy A^T (wino_dy)
+ *
+ * Chunks of tile rows as in the forward; the 16 products of a chunk (OC x C each, over its
+ * tiles) add into the partial sum of its group of WINO_WG_CHUNKS chunks (one pool task per
+ * group); the groups' sums are added in group order by the output transform. Chunks and
+ * groups follow from the shapes alone, so the bits do not depend on the thread count. */
+
+static int wino_window(const int64_t *ip);
+
+/* Chunks per partial sum: fewer sums to add against enough tasks to share out. */
+#define WINO_WG_CHUNKS 2
+
+/* The 16 products of one chunk: part[xi] (OC x C) (+)= DY[xi] (OC x ld) X[xi]^T (ld x C). */
+static em_gemm_args wg_gemm(const wino_plan *p, int32_t dt, int64_t ld, void *V, void *M,
+                            void *part, double beta)
+{
+    em_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.struct_size = sizeof g;
+    g.dtype = dt;
+    g.trans_b = 1;
+    g.m = p->OC;
+    g.n = p->C;
+    g.k = ld;
+    g.batch = 16;
+    g.alpha = 1.0;
+    g.beta = beta;
+    g.a = M;
+    g.lda = ld;
+    g.a_batch_stride = p->OC * ld;
+    g.b = V;
+    g.ldb = ld;
+    g.b_batch_stride = p->C * ld;
+    g.c = part;
+    g.ldc = p->C;
+    g.c_batch_stride = p->OC * p->C;
+    return g;
+}
+
+/* Group `task` of chunks whole on this worker: per chunk, both transforms and the products
+ * into the group's partial sum. */
+static void wino_wg_group(void *arg, int64_t task, int worker)
+{
+    wino_job *jb = arg;
+    wino_plan q = *jb->p;
+    char *w = jb->work + (size_t)worker * jb->per_worker;
+    const size_t esz = jb->dt == EM_F64 ? sizeof(double) : sizeof(float);
+    char *part = (char *)q.U + (size_t)(task * 16 * q.OC * q.C) * esz;
+    q.V = w;
+    q.M = w + jb->vb;
+    q.rows = w + jb->vb + jb->mb;
+    const int64_t nchunks = (jb->rows_total + jb->nr - 1) / jb->nr;
+    const int64_t c0 = task * WINO_WG_CHUNKS;
+    const int64_t c1 = c0 + WINO_WG_CHUNKS < nchunks ? c0 + WINO_WG_CHUNKS : nchunks;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        q.r0 = ch * jb->nr;
+        q.nr = jb->rows_total - q.r0 < jb->nr ? jb->rows_total - q.r0 : jb->nr;
+        q.ld = q.nr * q.twp;
+        for (int64_t c = 0; c < q.C; c++)
+            jb->fn.input(&q, c, worker);
+        for (int64_t o = 0; o < q.OC; o++)
+            jb->fn.dy(&q, o, worker);
+        em_gemm_args g = wg_gemm(&q, jb->dt, q.ld, q.V, q.M, part, ch == c0 ? 0.0 : 1.0);
+        if (cpu_gemm_worker(jb->inst, &g, worker, 0) != EM_OK) {
+            atomic_store(&jb->failed, 1);
+            return;
+        }
+    }
+}
+
+int cpu_wino_grad_weight_applies(const int64_t *ip, int64_t C, int64_t OC)
+{
+    return wino_window(ip) && C >= WINO_WG_MIN_C && OC >= WINO_WG_MIN_OC;
+}
+
+em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const void *dy,
+                               void *dw, const int64_t *xshape, int64_t OC, const int64_t *ip)
+{
+    const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
+    wino_plan pl = {.N = xshape[0], .C = xshape[1], .H = xshape[2], .W = xshape[3], .OC = OC,
+                    .oh = ip[8], .ow = ip[9], .ph = ip[4], .pw = ip[5], .x = x, .dy = dy,
+                    .y = dw};
+    wino_plan *p = &pl;
+    p->th = (p->oh + 1) / 2;
+    p->tw = (p->ow + 1) / 2;
+    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
+    const int64_t rows_total = p->N * p->th;
+    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
+    if (nr < 1)
+        nr = 1;
+    if (nr > 1 && p->twp % 16)   /* ld a whole number of the gemm's 16-column blocks */
+        nr &= ~(int64_t)1;
+    if (nr > rows_total)
+        nr = rows_total;
+    const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
+    p->ngroups = (nchunks + WINO_WG_CHUNKS - 1) / WINO_WG_CHUNKS;
+    const int nw = inst->nthreads;
+    const size_t ub = align64(esz * (size_t)(p->ngroups * 16 * p->OC * p->C));
+    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
+    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
+    /* the input transform's 16 ld + 2 (twp + 1); the output gradient's 4 ld */
+    p->rows_per_worker = (16 * ldmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
+    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
+    if (!s)
+        return CPU_ERR(inst, EM_ERR_OOM, "conv2d_grad_weight: cannot allocate %zu bytes of "
+                       "Winograd workspace", ub + per_worker * (size_t)nw);
+    p->U = s;
+    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->twp;
+    for (int w = 0; w < nw; w++) {
+        em_gemm_args g = wg_gemm(p, dt, ldmax, s, s, s, 1.0);
+        em_status st = cpu_gemm_worker(inst, &g, w, 1);
+        if (st == EM_OK && last != ldmax) {
+            g = wg_gemm(p, dt, last, s, s, s, 1.0);
+            st = cpu_gemm_worker(inst, &g, w, 1);
+        }
+        if (st != EM_OK)
+            return st;
+    }
+    wino_job jb = {.p = p, .fn = wino_pick(inst, dt == EM_F64), .dt = dt,
+                   .rows_total = rows_total, .nr = nr, .work = s + ub,
+                   .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
+    atomic_init(&jb.failed, 0);
+    run_tasks(inst, p->ngroups, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->twp),
+              wino_wg_group, &jb);
+    if (atomic_load(&jb.failed))
+        return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d_grad_weight: a Winograd product failed");
+    const int64_t blk = 16 * p->OC * p->C;
+    run_tasks(inst, (blk + WINO_SUM_BLOCK - 1) / WINO_SUM_BLOCK, (double)(p->ngroups * blk),
+              jb.fn.wsum, p);
+    run_tasks(inst, p->OC, 16.0 * (double)blk, jb.fn.wout, p);
     return EM_OK;
 }
 

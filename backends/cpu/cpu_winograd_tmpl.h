@@ -195,6 +195,113 @@ WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
     }
 }
 
+/* ---- the weight's gradient: dw = G^T [sum over tiles (A dy A^T) . (B^T d B)] G ---- */
+
+/* The even and odd columns of an output-gradient row (ow long; NULL: a row past the
+ * output) for twp tiles, zeros past the row. */
+#ifndef WSPLIT
+WATTR static void W(dy_split)(const WT *restrict row, int64_t ow, WT *restrict E,
+                              WT *restrict O, int64_t twp)
+{
+    for (int64_t tx = 0; tx < twp; tx++) {
+        const int64_t c0 = 2 * tx, c1 = c0 + 1;
+        E[tx] = row && c0 < ow ? row[c0] : (WT)0;
+        O[tx] = row && c1 < ow ? row[c1] : (WT)0;
+    }
+}
+#endif
+
+/* A g A^T for every tile t of the chunk in output channel `task`, into M[xi][o][t]
+ * (A^T = [1 1 1 0; 0 1 -1 -1]: a pair (g0, g1) becomes (g0, g0 + g1, g0 - g1, -g1), along
+ * the tile's two columns, then its two rows). Tiles past the output see zeros. First the
+ * even and odd columns of both rows of every tile row of the chunk into the worker's buffer
+ * (E0, O0, E1, O1: ld each), then the 16 values of every tile in one pass along them. */
+WATTR static void W(wino_dy)(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    const wino_plan *p = arg;
+    const int64_t o = task, tw = p->twp, ld = p->ld, step = p->OC * ld;
+    const int64_t oh = p->oh, ow = p->ow;
+    WT *restrict E0 = (WT *)p->rows, *restrict O0 = E0 + ld, *restrict E1 = O0 + ld,
+       *restrict O1 = E1 + ld;
+    for (int64_t r = 0; r < p->nr; r++) {
+        const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
+        const WT *g = (const WT *)p->dy + ((n * p->OC + o) * oh + 2 * ty) * ow;
+#ifdef WSPLIT
+        WSPLIT(g, ow, E0 + r * tw, O0 + r * tw, tw);
+        WSPLIT(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * tw, O1 + r * tw, tw);
+#else
+        W(dy_split)(g, ow, E0 + r * tw, O0 + r * tw, tw);
+        W(dy_split)(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * tw, O1 + r * tw, tw);
+#endif
+    }
+    WT *restrict d = (WT *)p->M + o * ld;
+#pragma GCC ivdep
+    for (int64_t t = 0; t < ld; t++) {
+        const WT a0 = E0[t], a1 = E0[t] + O0[t], a2 = E0[t] - O0[t], a3 = -O0[t];
+        const WT b0 = E1[t], b1 = E1[t] + O1[t], b2 = E1[t] - O1[t], b3 = -O1[t];
+        d[0 * step + t] = a0;
+        d[1 * step + t] = a1;
+        d[2 * step + t] = a2;
+        d[3 * step + t] = a3;
+        d[4 * step + t] = a0 + b0;
+        d[5 * step + t] = a1 + b1;
+        d[6 * step + t] = a2 + b2;
+        d[7 * step + t] = a3 + b3;
+        d[8 * step + t] = a0 - b0;
+        d[9 * step + t] = a1 - b1;
+        d[10 * step + t] = a2 - b2;
+        d[11 * step + t] = a3 - b3;
+        d[12 * step + t] = -b0;
+        d[13 * step + t] = -b1;
+        d[14 * step + t] = -b2;
+        d[15 * step + t] = -b3;
+    }
+}
+
+/* The groups' partial sums part[grp][e] added in group order into part[0][e], for one
+ * block of WINO_SUM_BLOCK elements e of the 16 OC x C products `task`. */
+WATTR static void W(wino_wsum)(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    const wino_plan *p = arg;
+    const int64_t blk = 16 * p->OC * p->C, e0 = task * WINO_SUM_BLOCK;
+    const int64_t e1 = e0 + WINO_SUM_BLOCK < blk ? e0 + WINO_SUM_BLOCK : blk;
+    WT *restrict s = (WT *)p->U;
+    for (int64_t grp = 1; grp < p->ngroups; grp++) {
+        const WT *restrict q = (const WT *)p->U + grp * blk;
+        for (int64_t e = e0; e < e1; e++)
+            s[e] += q[e];
+    }
+}
+
+/* dw[o][c] = G^T m G for output channel `task`, m[xi] = part[0][xi][o][c] (the groups'
+ * sum, wino_wsum) (G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]). */
+WATTR static void W(wino_wout)(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    const wino_plan *p = arg;
+    const int64_t o = task, OC = p->OC, C = p->C;
+    const WT *part = (const WT *)p->U;
+    WT *dw = (WT *)p->y + o * C * 9;
+    for (int64_t c = 0; c < C; c++) {
+        WT m[16], t[3][4];
+        for (int xi = 0; xi < 16; xi++)
+            m[xi] = part[((int64_t)xi * OC + o) * C + c];
+        for (int v = 0; v < 4; v++) {   /* t = G^T m */
+            t[0][v] = m[v] + (WT)0.5 * (m[4 + v] + m[8 + v]);
+            t[1][v] = (WT)0.5 * (m[4 + v] - m[8 + v]);
+            t[2][v] = (WT)0.5 * (m[4 + v] + m[8 + v]) + m[12 + v];
+        }
+        for (int i = 0; i < 3; i++) {   /* dw = t G */
+            WT *row = dw + c * 9 + i * 3;
+            row[0] = t[i][0] + (WT)0.5 * (t[i][1] + t[i][2]);
+            row[1] = (WT)0.5 * (t[i][1] - t[i][2]);
+            row[2] = (WT)0.5 * (t[i][1] + t[i][2]) + t[i][3];
+        }
+    }
+}
+
 #undef W
 #undef WJOIN
 #undef WJOIN2
