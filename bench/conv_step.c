@@ -5,6 +5,7 @@
  * torch.nn.functional on the same shapes. A measuring program, not a test:
  *
  *   ./bench/conv_step [repeats]        (built by make; EMBER_CONFIG picks the backend)
+ *   ./bench/conv_step repeats C OC HW  (one 3x3 padding-1 convolution of batch 128 instead)
  */
 #include <ember/ember.h>
 
@@ -68,6 +69,14 @@ int main(int argc, char **argv)
     if (em_context_create(&ctx, NULL) != EM_OK) {
         fprintf(stderr, "conv_step: %s\n", em_last_error());
         return 1;
+    }
+    if (argc > 4) {
+        int64_t c = atoll(argv[2]), oc = atoll(argv[3]), hw = atoll(argv[4]);
+        printf("conv %lld->%lld %lldx%lld fwd+bwd ms %.3f\n", (long long)c, (long long)oc,
+               (long long)hw, (long long)hw, run(ctx, c, oc, hw, 0, reps));
+        int rc = em_context_status(ctx) == EM_OK ? 0 : 1;
+        em_context_free(ctx);
+        return rc;
     }
     printf("conv1 1->32 28x28 fwd+bwd ms %.3f\n", run(ctx, 1, 32, 28, 0, reps));
     printf("conv2 32->64 14x14 fwd+bwd ms %.3f\n", run(ctx, 32, 64, 14, 0, reps));

@@ -20,12 +20,14 @@ static const wcase cases[] = {
     {17, 6, 5, 5, 6, 1, 1, 1, 1, 0, 0, 1, 1, 3},
     {3, 2, 11, 7, 3, 5, 3, 2, 3, 2, 1, 1, 1, 1},
     {2, 4, 6, 6, 4, 3, 3, 1, 1, 2, 2, 2, 2, 4},
-    /* Winograd's shapes (3x3, stride 1, 16+ channels each way): unequal padding and odd
-     * outputs, an output of one tile, several chunks in two groups */
-    {5, 16, 9, 7, 16, 3, 3, 1, 1, 0, 2, 1, 1, 1},
-    {3, 20, 5, 6, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1},
-    {2, 16, 1, 1, 16, 3, 3, 1, 1, 2, 2, 1, 1, 1},
-    {30, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    /* Winograd's shapes (3x3, stride 1, 32+ channels each way): unequal padding and odd
+     * outputs, odd channel counts, two tile rows per image, several chunks in three groups;
+     * and one it leaves to the column matrices (a 7-wide output: half its tile row padding) */
+    {3, 32, 9, 13, 32, 3, 3, 1, 1, 0, 2, 1, 1, 1},
+    {2, 33, 5, 14, 34, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {2, 32, 2, 14, 32, 3, 3, 1, 1, 2, 2, 1, 1, 1},
+    {24, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {3, 32, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1},
 };
 
 static const char *g_isa;   /* [cpu] isa for the contexts, NULL: the default */
@@ -133,11 +135,11 @@ static void check_case(const wcase *c, em_dtype dt)
     run(c, dt, 1, xv, wv, bv, rv, &ref);
     double eps = dt == EM_F32 ? 6e-8 : 1.2e-16;
     int64_t depth = (int64_t)c->n * oh * ow + 8;
-    /* Winograd (3x3, stride 1, 16+ channels each way) rounds tile sums that include
+    /* Winograd (3x3, stride 1, 32+ channels each way) rounds tile sums that include
      * products of other taps, so its error is bounded by the magnitudes of the nine taps of
      * the same (o, c) together, not by each tap's own */
     const bool wino = c->kh == 3 && c->kw == 3 && c->sh == 1 && c->sw == 1 && c->dh == 1 &&
-                      c->dw == 1 && c->groups == 1 && c->c >= 16 && c->oc >= 16;
+                      c->dw == 1 && c->groups == 1 && c->c >= 32 && c->oc >= 32;
     for (int64_t i = 0; i < nw; i++) {
         double m = mw[i];
         if (wino) {

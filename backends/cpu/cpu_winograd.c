@@ -40,12 +40,14 @@
 #endif
 
 /* The weight's gradient by Winograd from this many input and output channels (its 16
- * products per chunk are OC x C; fewer make them too small to repay the transforms). */
+ * products per chunk are OC x C; fewer make them too small to repay the transforms), and
+ * only where at most a quarter of each tile row is padding (a 7-wide output, 4 tiles in a
+ * row of 8, measured slower than the column matrices: docs/benchmarks.md). */
 #ifndef WINO_WG_MIN_C
-#define WINO_WG_MIN_C 16
+#define WINO_WG_MIN_C 32
 #endif
 #ifndef WINO_WG_MIN_OC
-#define WINO_WG_MIN_OC 16
+#define WINO_WG_MIN_OC 32
 #endif
 
 /* elements per task of the weight gradient's sum of its groups' partial sums */
@@ -431,7 +433,8 @@ static void wino_wg_group(void *arg, int64_t task, int worker)
 
 int cpu_wino_grad_weight_applies(const int64_t *ip, int64_t C, int64_t OC)
 {
-    return wino_window(ip) && C >= WINO_WG_MIN_C && OC >= WINO_WG_MIN_OC;
+    const int64_t tw = (ip[9] + 1) / 2, twp = (tw + WINO_TB - 1) / WINO_TB * WINO_TB;
+    return wino_window(ip) && C >= WINO_WG_MIN_C && OC >= WINO_WG_MIN_OC && 4 * tw >= 3 * twp;
 }
 
 em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const void *dy,
