@@ -166,12 +166,12 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
         float *b)                                                                              \
     {                                                                                          \
         __m256 a0[NK], a1[NK], s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();            \
-        for (int k = 0; k < NK; k++)                                                           \
+        _Pragma("GCC unroll 8") for (int k = 0; k < NK; k++)                                   \
             a0[k] = a1[k] = _mm256_setzero_ps();                                               \
         int64_t l = 0;                                                                         \
         for (; l + 8 <= L; l += 8) {                                                           \
             const __m256 d0 = _mm256_loadu_ps(r0 + l), d1 = _mm256_loadu_ps(r1 + l);           \
-            for (int k = 0; k < NK; k++) {                                                     \
+            _Pragma("GCC unroll 8") for (int k = 0; k < NK; k++) {                             \
                 const __m256 v = _mm256_loadu_ps(c + k * L + l);                               \
                 a0[k] = _mm256_fmadd_ps(d0, v, a0[k]);                                         \
                 a1[k] = _mm256_fmadd_ps(d1, v, a1[k]);                                         \
@@ -181,7 +181,7 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
                 s1 = _mm256_add_ps(s1, d1);                                                    \
             }                                                                                  \
         }                                                                                      \
-        for (int k = 0; k < NK; k++) {                                                         \
+        _Pragma("GCC unroll 8") for (int k = 0; k < NK; k++) {                                 \
             float t0 = hsum8(a0[k]), t1 = hsum8(a1[k]);                                        \
             for (int64_t m = l; m < L; m++) {                                                  \
                 t0 += r0[m] * c[k * L + m];                                                    \
