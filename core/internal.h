@@ -633,6 +633,13 @@ EM_OP(permute); EM_OP(slice); EM_OP(select); EM_OP(split); EM_OP(split_with_size
 EM_OP(index_select); EM_OP(gather); EM_OP(scatter_add); EM_OP(cat); EM_OP(stack);
 #undef EM_OP
 
+/* ops/conv.c: relu(conv2d(x, w, bias, ...)) with em_relu's values and graph (ReluBackward0 over
+ * ConvolutionBackward0), the ReLU applied by the backend's conv2d kernel where it can (ABI
+ * 1.6) instead of by a pass of its own over the output: nn.Sequential's Conv2d then ReLU. */
+EM_INTERNAL em_tensor *em__conv2d_relu(em_tensor *x, em_tensor *w, em_tensor *bias,
+                                       const int *stride, const int *padding, const int *dilation,
+                                       int groups);
+
 /* ---------------------------------------------------------------- transactions (tensor/txn.c) */
 /* All-or-nothing writes of several tensors: stage (may fail), then commit (cannot fail) or
  * abort. See txn.c. */

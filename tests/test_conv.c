@@ -2,8 +2,8 @@
  * PyTorch 1.13: values, pooling indices, grad_fn names and the gradients of sum(out * r) from
  * tests/data/ref_conv.h (tests/data/gen_conv.py) in f64 and f32, em_gradcheck in f64; a
  * batch big enough to be cut into chunks against a direct loop; strided inputs; empty
- * batches; the modules; allocation failures injected into a step; and PyTorch's error
- * messages. */
+ * batches; the modules, a Sequential's Conv2d then ReLU in one call against the two apart;
+ * allocation failures injected into a step; and PyTorch's error messages. */
 #include "harness.h"
 #include "backend_harness.h"
 
@@ -375,6 +375,73 @@ static em_status fault_step(em_tensor *x, em_tensor *w, em_tensor *b)
 
 /* For N = 1, 2, ... the Nth allocation fails during a step: an error with a message, no
  * device memory held afterwards, and the next step succeeds (ASan/LSan: no leak) */
+/* The bits of every tensor in a (n of them), b: equal */
+static void same_bits(em_tensor *const *a, em_tensor *const *b, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        assert_non_null(a[i]);
+        assert_non_null(b[i]);
+        size_t bytes = (size_t)em_tensor_numel(a[i]) * 4;
+        assert_int_equal(em_tensor_numel(a[i]), em_tensor_numel(b[i]));
+        unsigned char *x = malloc(bytes), *y = malloc(bytes);
+        assert_int_equal(em_tensor_to_host(a[i], x, bytes), EM_OK);
+        assert_int_equal(em_tensor_to_host(b[i], y, bytes), EM_OK);
+        if (memcmp(x, y, bytes))
+            fail_msg("%s: tensor %d differs from relu(conv2d(...))", what, i);
+        free(x);
+        free(y);
+    }
+}
+
+/* A Sequential's Conv2d then ReLU run as one call (the ReLU applied by the backend's conv2d
+ * kernel where it has ABI 1.6's ip[11]): the same bits as relu(conv2d(...)) called apart, in
+ * the output and in every gradient, the same grad_fn (ReluBackward0 over
+ * ConvolutionBackward0), with and without grad; a first layer (the cpu backend's direct
+ * kernel) and a wider one (its Winograd kernel), inputs with negatives so that ReLU cuts. */
+static void test_conv_relu(void **state)
+{
+    (void)state;
+    const int k3[2] = {3, 3}, pad1[2] = {1, 1};
+    em_manual_seed(g_ctx, 11);
+    em_module *net = em_sequential(g_ctx, (em_module *[]){
+        em_conv2d_module(g_ctx, 1, 8, k3, NULL, pad1, NULL, 1, true), em_relu_module(g_ctx),
+        em_conv2d_module(g_ctx, 8, 16, k3, NULL, NULL, NULL, 1, true), em_relu_module(g_ctx)}, 4);
+    assert_non_null(net);
+    em_tensor *p[4];
+    assert_int_equal(em_module_parameters(net, NULL, p, 4), 4);
+    em_scope_begin(g_ctx);
+    em_tensor *x = em_randn(g_ctx, EM_F32, EM_SHAPE(3, 1, 9, 11));
+    em_tensor_set_requires_grad(x, true);
+    em_tensor *y = em_module_forward(net, x);
+    assert_non_null(y);
+    assert_string_equal(em_tensor_grad_fn_name(y), "ReluBackward0");
+    em_tensor *r = em_randn(g_ctx, EM_F32, EM_SHAPE(3, 16, 7, 9));
+    assert_int_equal(em_backward(em_sum(em_mul(y, r))), EM_OK);
+    em_tensor *got[6] = {y, em_clone(em_grad(x)), em_clone(em_grad(p[0])),
+                         em_clone(em_grad(p[1])), em_clone(em_grad(p[2])),
+                         em_clone(em_grad(p[3]))};
+    for (int i = 0; i < 4; i++)
+        em_tensor_clear_grad(p[i]);
+    em_tensor_clear_grad(x);
+    em_tensor *h = em_conv2d(x, p[0], p[1], NULL, pad1, NULL, 1);
+    assert_string_equal(em_tensor_grad_fn_name(h), "ConvolutionBackward0");
+    em_tensor *yr = em_relu(em_conv2d(em_relu(h), p[2], p[3], NULL, NULL, NULL, 1));
+    assert_int_equal(em_backward(em_sum(em_mul(yr, r))), EM_OK);
+    em_tensor *want[6] = {yr, em_grad(x), em_grad(p[0]), em_grad(p[1]), em_grad(p[2]),
+                          em_grad(p[3])};
+    same_bits(got, want, 6, "with grad");
+    /* without grad: the same values */
+    em_no_grad_begin(g_ctx);
+    em_tensor *y0 = em_module_forward(net, x);
+    em_no_grad_end(g_ctx);
+    same_bits(&y0, &yr, 1, "no grad");
+    em_scope_end(g_ctx);
+    for (int i = 0; i < 4; i++)
+        em_tensor_clear_grad(p[i]);
+    em_module_free(net);
+    assert_ok_ctx();
+}
+
 static void test_faults(void **state)
 {
     (void)state;
@@ -504,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         EM_TEST(test_reference), EM_TEST(test_chunks), EM_TEST(test_empty), EM_TEST(test_modules),
         EM_TEST(test_faults), EM_TEST(test_errors), EM_TEST(test_pool_paths),
+        EM_TEST(test_conv_relu),
     };
     char name[64];
     snprintf(name, sizeof name, "convolution and pooling on %s", test_backend_name());

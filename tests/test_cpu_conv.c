@@ -10,6 +10,7 @@
  *  - calls outside what the kernels run (stride, dilation, groups, padding past 2, kernels
  *    other than 3x3 with many taps, too few input channels for Winograd) decline with
  *    EM_ERR_UNSUPPORTED and leave the output as it was.
+ * conv2d with ABI 1.6's relu (ip[11]): relu of the plain output, bit for bit.
  * conv2d_grad_weight with few taps per output channel (dot products, not declined) against
  * loops, on both ISAs and 1 and 2 threads.
  * Through the core, the cpu backend's conv2d and its gradients (the weight's and bias's
@@ -171,6 +172,8 @@ static em_kview view(void *buf, int32_t dt, int nd, const int64_t *shape)
 
 /* One kernel call: grad = 0 conv2d (ins x, w[, b]), 1 conv2d_grad_input (ins dy, w). ip[]
  * as the core builds it, with stride, dilation and groups given. */
+static int g_n_ip = 11;   /* 12: conv2d's ABI 1.6 relu in ip[11] */
+
 static em_status call(inst *in, int grad, int32_t dt, const int64_t *s0, void *a0,
                       const int64_t *sw, void *w, const int64_t *sb, void *b,
                       const int64_t *so, void *out, const int64_t *ip)
@@ -189,7 +192,7 @@ static em_status call(inst *in, int grad, int32_t dt, const int64_t *s0, void *a
     a.n_in = b ? 3 : 2;
     a.outs = outs;
     a.ins = ins;
-    a.n_ip = 11;
+    a.n_ip = (uint32_t)g_n_ip;
     a.ip = ip;
     em_kernel_fn k = grad ? in->be.ops->conv2d_grad_input : in->be.ops->conv2d;
     assert_non_null(k);
@@ -445,6 +448,75 @@ static void test_through_core(void **state)
     }
 }
 
+/* conv2d with ABI 1.6's ip[11] = 1: relu of the plain call's output, bit for bit (v < 0 ? 0 :
+ * v, so a NaN passes, as the relu kernel passes it), through the direct and the Winograd
+ * kernels, on both ISAs; ip[11] = 2 is refused with the output untouched. */
+static void test_conv_relu_flag(void **state)
+{
+    (void)state;
+    static const ccase cs[] = {{2, 1, 9, 10, 6, 3, 3, 1, 1, true}, {2, 8, 7, 6, 5, 3, 3, 1, 1, true}};
+    for (int isa = 0; isa < 2; isa++)
+        for (size_t k = 0; k < 2; k++)
+            for (int d = 0; d < 2; d++) {
+                const ccase *c = &cs[k];
+                const int32_t dt = d ? EM_F64 : EM_F32;
+                const size_t es = d ? 8 : 4;
+                const int64_t oh = out_dim(c->h, 3, c->ph), ow = out_dim(c->w, 3, c->pw);
+                const int64_t nx = c->n * c->c * c->h * c->w, nw = c->oc * c->c * 9;
+                const int64_t ny = c->n * c->oc * oh * ow;
+                double *x = rnd_array(nx, -1, 1), *w = rnd_array(nw, -1, 1);
+                double *b = rnd_array(c->oc, -1, 1);
+                x[nx / 2] = NAN;
+                const int64_t sx[4] = {c->n, c->c, c->h, c->w}, sw[4] = {c->oc, c->c, 3, 3};
+                const int64_t sy[4] = {c->n, c->oc, oh, ow}, sb[1] = {c->oc};
+                int64_t ip[12] = {3, 3, 1, 1, c->ph, c->pw, 1, 1, oh, ow, 1, 0};
+                void *bx = conv_buf(x, nx, dt), *bw = conv_buf(w, nw, dt);
+                void *bb = conv_buf(b, c->oc, dt), *plain = conv_buf(NULL, ny, dt);
+                void *fused = conv_buf(NULL, ny, dt), *bad = conv_buf(NULL, ny, dt);
+                void *untouched = conv_buf(NULL, ny, dt);
+                inst in;
+                inst_open(&in, 2, isa ? "generic" : NULL);
+                assert_int_equal(call(&in, 0, dt, sx, bx, sw, bw, sb, bb, sy, plain, ip), EM_OK);
+                g_n_ip = 12;
+                ip[11] = 1;
+                assert_int_equal(call(&in, 0, dt, sx, bx, sw, bw, sb, bb, sy, fused, ip), EM_OK);
+                ip[11] = 2;
+                assert_int_equal(call(&in, 0, dt, sx, bx, sw, bw, sb, bb, sy, bad, ip),
+                                 EM_ERR_INVALID);
+                g_n_ip = 11;
+                assert_memory_equal(bad, untouched, es * (size_t)ny);
+                int cut = 0, nans = 0;
+                for (int64_t i = 0; i < ny; i++) {
+                    double v = elem(plain, dt, i);
+                    cut += v < 0;
+                    nans += isnan(v);
+                    unsigned char want[8];
+                    if (d) {
+                        double r = v < 0 ? 0.0 : v;
+                        memcpy(want, &r, 8);
+                    } else {
+                        float r = (float)v < 0 ? 0.0f : ((const float *)plain)[i];
+                        memcpy(want, &r, 4);
+                    }
+                    if (memcmp((const char *)fused + es * (size_t)i, want, es))
+                        fail_msg("relu case %zu [%s]: y[%lld] = %.9g, plain %.9g", k,
+                                 d ? "f64" : "f32", (long long)i, elem(fused, dt, i), v);
+                }
+                assert_true(cut > 0 && nans > 0);   /* the cases do cut, and carry a NaN */
+                inst_close(&in);
+                free(x);
+                free(w);
+                free(b);
+                free(bx);
+                free(bw);
+                free(bb);
+                free(plain);
+                free(fused);
+                free(bad);
+                free(untouched);
+            }
+}
+
 /* conv2d_grad_weight with few taps per output channel (C/g*kh*kw < 16: a first layer, a
  * depthwise one) runs in the kernel as dot products, not declined: dw and db against loops in
  * double, on the best and the portable ISA, 1 and 2 threads giving the same bits. */
@@ -573,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_declines),
         cmocka_unit_test(test_through_core),
         cmocka_unit_test(test_wgrad_few_taps),
+        cmocka_unit_test(test_conv_relu_flag),
     };
     rc = _cmocka_run_group_tests("cpu_conv", tests, sizeof tests / sizeof tests[0], load_plugin,
                                  unload_plugin);

@@ -160,12 +160,13 @@ CPU_HIDDEN em_status cpu_gemm_worker(cpu_inst *inst, const em_gemm_args *g, int 
                                      int reserve);
 
 /* The direct forward convolution (cpu_conv_direct.c) for conv2d's checked views x, w, the
- * bias b (or NULL) and y with window ip[] (conv2d's 11 integers): whether it takes the call
- * (by shape alone), and the call. */
+ * bias b (or NULL) and y with window ip[] (conv2d's 11 integers), y through ReLU when relu:
+ * whether it takes the call (by shape alone), and the call. */
 CPU_HIDDEN int cpu_conv_direct_applies(const cpu_inst *inst, const em_kview *x,
                                        const em_kview *w, const int64_t *ip);
 CPU_HIDDEN em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
-                                     const em_kview *b, const em_kview *y, const int64_t *ip);
+                                     const em_kview *b, const em_kview *y, const int64_t *ip,
+                                     int relu);
 
 /* conv2d_grad_weight's dw by Winograd F(2x2, 3x3) (cpu_winograd.c), for contiguous x (xshape
  * NCHW), dy (N, OC, oh, ow) and dw (OC, C, 3, 3) of dtype dt and the window ip[] (11

@@ -27,6 +27,7 @@ typedef struct direct_plan {
     int64_t nob;       /* output channel blocks */
     const void *x, *b;
     void *y;
+    int relu;          /* y through ReLU (ABI 1.6) */
     void *wk;          /* weights as [ob][c][i][j][DOB], 0 past OC */
     void *rows;        /* per worker: the padded image, C x hp rows of wp */
     size_t rows_bytes; /* between workers' rows: whole cache lines (no false sharing) */
@@ -67,6 +68,9 @@ PAD_IMAGE(double)
                         acc[q][u] += wt[q] * r[u];                                         \
             }                                                                              \
             const int64_t n = p->ow - x0 < DXB ? p->ow - x0 : DXB;                         \
+            for (int q = 0; q < DOB && p->relu; q++)                                       \
+                for (int u = 0; u < DXB; u++)                                              \
+                    acc[q][u] = acc[q][u] < 0 ? (T)0 : acc[q][u];                          \
             for (int64_t q = 0; q < nq; q++)                                               \
                 memcpy(out[q] + x0, acc[q], sizeof(T) * (size_t)n);                        \
         }                                                                                  \
@@ -109,7 +113,12 @@ row_avx2_float(const direct_plan *p, const float *rows, const float *wk, const f
                 a31 = _mm256_fmadd_ps(w, v1, a31);
             }
         }
-        const __m256 v[DOB][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+        __m256 v[DOB][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+        if (p->relu)   /* x < 0 ? 0 : x, as the relu kernel (NaN and -0 pass) */
+            for (int q = 0; q < DOB; q++)
+                for (int h = 0; h < 2; h++)
+                    v[q][h] = _mm256_andnot_ps(
+                        _mm256_cmp_ps(v[q][h], _mm256_setzero_ps(), _CMP_LT_OQ), v[q][h]);
         const int64_t n = p->ow - x0 < DXB ? p->ow - x0 : DXB;
         for (int64_t q = 0; q < nq; q++) {
             /* whole vectors straight out, the row's last few through a copy: a call of
@@ -168,13 +177,13 @@ int cpu_conv_direct_applies(const cpu_inst *inst, const em_kview *x, const em_kv
 }
 
 em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em_kview *w,
-                          const em_kview *b, const em_kview *y, const int64_t *ip)
+                          const em_kview *b, const em_kview *y, const int64_t *ip, int relu)
 {
     const int f64 = y->dtype == EM_F64;
     const size_t esz = f64 ? sizeof(double) : sizeof(float);
     direct_plan p = {.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
                      .OC = w->shape[0], .oh = ip[8], .ow = ip[9], .kh = ip[0], .kw = ip[1],
-                     .ph = ip[4], .pw = ip[5], .f64 = f64};
+                     .ph = ip[4], .pw = ip[5], .f64 = f64, .relu = relu};
 #ifdef DIRECT_AVX2
     p.avx2 = !f64 && inst->simd >= CPU_SIMD_AVX2;
 #endif

@@ -74,6 +74,7 @@ typedef struct wino_plan {
      * add into one partial sum (U: ngroups of them, each 16 x OC x C) */
     const void *dy;
     int64_t ngroups;
+    int relu;                 /* the forward's output through ReLU (ABI 1.6) */
 } wino_plan;
 
 #define WATTR
@@ -562,6 +563,11 @@ em_status cpu_k_conv2d(void *dev, const em_kargs *a)
     const em_kview *x = a->ins[0], *w = a->ins[1], *b = a->n_in > 2 ? a->ins[2] : NULL;
     const em_kview *y = a->outs[0];
     const int64_t *ip = a->ip;
+    /* ABI 1.6: ip[11] = 1 asks for relu(y) */
+    const int64_t relu = a->n_ip > 11 ? ip[11] : 0;
+    if (relu != 0 && relu != 1)
+        return CPU_ERR(inst, EM_ERR_INVALID, "conv2d: parameter 11 (relu) is %lld, not 0 or 1",
+                       (long long)relu);
     if (w->shape[0] != y->shape[1] || x->shape[0] != y->shape[0] || w->shape[2] != ip[0] ||
         w->shape[3] != ip[1] || y->shape[2] != ip[8] || y->shape[3] != ip[9] ||
         x->shape[1] != w->shape[1] * ip[10] || (b && b->shape[0] != w->shape[0]) ||
@@ -569,7 +575,7 @@ em_status cpu_k_conv2d(void *dev, const em_kargs *a)
         y->shape[3] != (x->shape[3] + 2 * ip[5] - ip[7] * (ip[1] - 1) - 1) / ip[3] + 1)
         return CPU_ERR(inst, EM_ERR_SHAPE, "conv2d: views do not match the window");
     if (cpu_conv_direct_applies(inst, x, w, ip))
-        return cpu_conv_direct(inst, x, w, b, y, ip);
+        return cpu_conv_direct(inst, x, w, b, y, ip, (int)relu);
     if (!wino_window(ip) || x->shape[1] < WINO_MIN_C)
         return decline(inst, "conv2d", ip);
     const int64_t C = x->shape[1], OC = w->shape[0];
@@ -580,7 +586,8 @@ em_status cpu_k_conv2d(void *dev, const em_kargs *a)
                    .bias = b ? (const char *)b->buf + (size_t)b->offset * (b->dtype == EM_F64 ? 8 : 4)
                              : NULL,
                    .y = (char *)y->buf + (size_t)y->offset * (y->dtype == EM_F64 ? 8 : 4),
-                   .w_base = 0, .w_so = C * 9, .w_sc = 9, .w_si = 3, .w_sj = 1};
+                   .w_base = 0, .w_so = C * 9, .w_sc = 9, .w_si = 3, .w_sj = 1,
+                   .relu = (int)relu};
     return wino_run(inst, y->dtype, &p);
 }
 

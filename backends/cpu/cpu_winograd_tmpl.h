@@ -175,6 +175,9 @@ WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
             q1[t] = bias + (s1[t] - s2[t] - s3[t]);
         }
     }
+    if (p->relu)   /* the backend's relu: x < 0 ? 0 : x (NaN and -0 pass) */
+        for (int64_t t = 0; t < 4 * ld; t++)
+            q[t] = q[t] < 0 ? (WT)0 : q[t];
     WT *row = q + 4 * ld;   /* one output row, interleaved whole, then cut to ow */
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;

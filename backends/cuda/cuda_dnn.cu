@@ -370,6 +370,9 @@ static em_status conv_forward(dnn_call *c, const em_kargs *a)
     const em_kview *b = a->n_in == 3 ? a->ins[2] : nullptr, *y = a->out;
     if (!x || !w || !y || a->n_out != 1 || a->n_in > 3 || (a->n_in == 3 && !b))
         return CU_ERR(d->inst, EM_ERR_INVALID, "conv2d: expected 1 output and 2 or 3 inputs");
+    /* ABI 1.6's ReLU (ip[11] = 1) is not fused here: declined, the core asks again without */
+    if (a->n_ip > 11 && a->ip && a->ip[11] != 0)
+        return CU_ERR(d->inst, EM_ERR_UNSUPPORTED, "conv2d: ReLU not fused on cuda");
     em_status st = call_setup(c, a, x, w, y, b);
     if (st != EM_OK)
         return st;

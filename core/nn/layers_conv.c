@@ -84,10 +84,12 @@ EMBER_API em_module *em_conv2d_module(em_context *ctx, int64_t in_channels, int6
     return m;
 }
 
-em_tensor *em__conv2d_forward(em_module *m, em_tensor *x)
+em_tensor *em__conv2d_forward(em_module *m, em_tensor *x, bool relu)
 {
-    return em_conv2d(x, m->params[0], m->n_params > 1 ? m->params[1] : NULL, m->stride, m->padding,
-                     m->dilation, m->groups);
+    em_tensor *b = m->n_params > 1 ? m->params[1] : NULL;
+    if (relu)
+        return em__conv2d_relu(x, m->params[0], b, m->stride, m->padding, m->dilation, m->groups);
+    return em_conv2d(x, m->params[0], b, m->stride, m->padding, m->dilation, m->groups);
 }
 
 EMBER_API em_module *em_max_pool2d_module(em_context *ctx, const int *kernel, const int *stride,

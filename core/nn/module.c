@@ -125,7 +125,7 @@ EMBER_API em_tensor *em_module_forward(em_module *m, em_tensor *x)
     case EM__MOD_ADAPTIVE_AVG_POOL:
         return em__norm_layer_forward(m, x);
     case EM__MOD_CONV2D:
-        return em__conv2d_forward(m, x);
+        return em__conv2d_forward(m, x, false);
     case EM__MOD_MAXPOOL2D:
         return em__max_pool2d_forward(m, x);
     case EM__MOD_SEQUENTIAL:
@@ -135,7 +135,14 @@ EMBER_API em_tensor *em_module_forward(em_module *m, em_tensor *x)
         return em__obj(x) ? em__dup(x) : NULL;
     em_tensor *h = x;
     for (int i = 0; i < m->n_children; i++) {
-        em_tensor *next = em_module_forward(m->children[i], h);
+        em_module *c = m->children[i];
+        /* Conv2d then ReLU: one call, relu(conv) with the same values and graph, so that the
+         * backend's kernel can apply the ReLU as it writes the output */
+        bool relu = c->kind == EM__MOD_CONV2D && i + 1 < m->n_children &&
+                    m->children[i + 1]->kind == EM__MOD_FUNCTION &&
+                    m->children[i + 1]->fn == em_relu;
+        em_tensor *next = relu ? em__conv2d_forward(c, h, true) : em_module_forward(c, h);
+        i += relu;
         if (h != x)
             em_tensor_free(h);
         if (!next)

@@ -60,8 +60,9 @@ EM_INTERNAL em_tensor *em__norm_layer_forward(em_module *m, em_tensor *x);
 /* The state_dict's keys and tensors: each module's parameters, then its buffers, then its
  * children's (malloc'd arrays of *n entries; each name malloc'd). */
 EM_INTERNAL em_status em__module_state(em_module *m, char ***names, em_tensor ***tensors, int *n);
-/* Conv2d and MaxPool2d (layers_conv.c). */
-EM_INTERNAL em_tensor *em__conv2d_forward(em_module *m, em_tensor *x);
+/* Conv2d (followed by ReLU when relu: one module pair of a Sequential, the ReLU applied by
+ * the backend's convolution kernel where it can) and MaxPool2d (layers_conv.c). */
+EM_INTERNAL em_tensor *em__conv2d_forward(em_module *m, em_tensor *x, bool relu);
 EM_INTERNAL em_tensor *em__max_pool2d_forward(em_module *m, em_tensor *x);
 /* A kept f32 leaf requiring grad of shape (ndim, shape) from U(-bound, bound), drawn from the
  * context's generator (layers.c); NULL with the error recorded. */

@@ -219,8 +219,30 @@ static em_status conv_check(const char *name, int sd, em__tensor *x, em__tensor 
     return EM_OK;
 }
 
+/* relu(out), out (the convolution's output, its node recorded) holding relu's values
+ * already (the kernel applied it): relu's node is recorded over out with an alias of out
+ * as its result, so the graph is em_relu's. Takes out's reference. */
+static em_tensor *relu_applied(em__tensor *out)
+{
+    em_context *ctx = out->ctx;
+    em__tensor *r = em__tensor_alias(out, out->ndim, out->shape, out->strides, out->offset);
+    em_op_params p;
+    memset(&p, 0, sizeof p);
+    em_status st = r ? em__record_for(&em__op_relu, &out, 1, &p, r) : EM_ERR_OOM;
+    em__tensor_unref(out);
+    if (st != EM_OK) {
+        if (!r)
+            em__error(ctx, EM_ERR_OOM, "relu: out of memory");
+        em__tensor_unref(r);
+        return NULL;
+    }
+    r->is_view = false;   /* relu's result, not a view: out is never seen again */
+    return em__give(r);
+}
+
 static em_tensor *conv_nd(int sd, em_tensor *xh, em_tensor *wh, em_tensor *bh, const int *stride,
-                          const int *padding, const char *mode, const int *dilation, int groups)
+                          const int *padding, const char *mode, const int *dilation, int groups,
+                          bool relu)
 {
     const char *name = sd == 2 ? "conv2d" : "conv1d";
     if (!xh || !wh)
@@ -245,16 +267,18 @@ static em_tensor *conv_nd(int sd, em_tensor *xh, em_tensor *wh, em_tensor *bh, c
     if (x->ndim == sd + 1) {   /* unbatched: PyTorch's unsqueeze(0) ... squeeze(0) */
         em__local_begin(ctx);
         em_tensor *y = conv_nd(sd, em_unsqueeze(xh, 0), wh, bh, stride, padding, mode, dilation,
-                               groups);
+                               groups, false);
+        if (y && relu)
+            y = em_relu(y);
         return em__local_end(ctx, y ? em_squeeze(y, 0) : NULL);
     }
     em__win win;
     if (conv_check(name, sd, x, w, bias, stride, padding, mode, dilation, groups, &win) != EM_OK)
         return NULL;
     em__tensor *x4 = as4d(x), *w4 = as4d(w), *out4 = NULL;
-    bool native = false;
+    bool native = false, fused = relu && sd == 2;
     if (x4 && w4)
-        out4 = em__conv_native_forward(x4, w4, bias, &win, groups, &native);
+        out4 = em__conv_native_forward(x4, w4, bias, &win, groups, &fused, &native);
     if (x4 && w4 && !native)
         out4 = em__conv_forward(x4, w4, bias, &win, groups);
     em__tensor_unref(x4);
@@ -279,33 +303,46 @@ static em_tensor *conv_nd(int sd, em_tensor *xh, em_tensor *wh, em_tensor *bh, c
         em__tensor_unref(out);
         return NULL;
     }
-    return em__give(out);
+    if (fused)
+        return relu_applied(out);
+    em_tensor *y = em__give(out);
+    if (!relu || !y)
+        return y;
+    em_tensor *r = em_relu(y);   /* the kernel did not apply it: a pass of its own */
+    em_tensor_free(y);
+    return r;
 }
 
 EMBER_API em_tensor *em_conv2d(em_tensor *x, em_tensor *w, em_tensor *bias, const int *stride,
                                const int *padding, const int *dilation, int groups)
 {
-    return conv_nd(2, x, w, bias, stride, padding, NULL, dilation, groups);
+    return conv_nd(2, x, w, bias, stride, padding, NULL, dilation, groups, false);
 }
 
 EMBER_API em_tensor *em_conv2d_mode(em_tensor *x, em_tensor *w, em_tensor *bias, const int *stride,
                                     const char *padding, const int *dilation, int groups)
 {
     if (!padding)
-        return conv_nd(2, x, w, bias, stride, NULL, NULL, dilation, groups);
-    return conv_nd(2, x, w, bias, stride, NULL, padding, dilation, groups);
+        return conv_nd(2, x, w, bias, stride, NULL, NULL, dilation, groups, false);
+    return conv_nd(2, x, w, bias, stride, NULL, padding, dilation, groups, false);
 }
 
 EMBER_API em_tensor *em_conv1d(em_tensor *x, em_tensor *w, em_tensor *bias, const int *stride,
                                const int *padding, const int *dilation, int groups)
 {
-    return conv_nd(1, x, w, bias, stride, padding, NULL, dilation, groups);
+    return conv_nd(1, x, w, bias, stride, padding, NULL, dilation, groups, false);
 }
 
 EMBER_API em_tensor *em_conv1d_mode(em_tensor *x, em_tensor *w, em_tensor *bias, const int *stride,
                                     const char *padding, const int *dilation, int groups)
 {
     if (!padding)
-        return conv_nd(1, x, w, bias, stride, NULL, NULL, dilation, groups);
-    return conv_nd(1, x, w, bias, stride, NULL, padding, dilation, groups);
+        return conv_nd(1, x, w, bias, stride, NULL, NULL, dilation, groups, false);
+    return conv_nd(1, x, w, bias, stride, NULL, padding, dilation, groups, false);
+}
+
+em_tensor *em__conv2d_relu(em_tensor *x, em_tensor *w, em_tensor *bias, const int *stride,
+                           const int *padding, const int *dilation, int groups)
+{
+    return conv_nd(2, x, w, bias, stride, padding, NULL, dilation, groups, true);
 }

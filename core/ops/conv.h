@@ -25,12 +25,15 @@ EM_INTERNAL em_status em__conv_backward(em__tensor *x, em__tensor *w, em__tensor
                                         em__tensor **gw);
 /* The same through the backend's whole-convolution kernels (conv_native.c), when it declares
  * them natively for the dtype and the padding is symmetric: the forward sets *used false (and
- * does nothing, records nothing) otherwise, or when the kernel declined the call. The
+ * does nothing, records nothing) otherwise, or when the kernel declined the call. With relu
+ * and *relu true it asks the kernel for relu(y) (ABI 1.6) and leaves *relu true only where
+ * the kernel did apply it (relu may be NULL: the plain convolution). The
  * backward makes, of the gradients asked for, those whose kernel applies and does not
  * decline: gx, and gw with gb (the bias's gradient, (OC)) when asked for; the others stay
  * NULL for the caller to lower. On an error nothing is made. */
 EM_INTERNAL em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
-                                                const em__win *win, int64_t groups, bool *used);
+                                                const em__win *win, int64_t groups, bool *relu,
+                                                bool *used);
 EM_INTERNAL em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g,
                                                const em__win *win, int64_t groups,
                                                em__tensor **gx, em__tensor **gw,

@@ -42,11 +42,12 @@ static em_status failed(em_context *ctx)
 /* One kernel call. A kernel may decline (EM_ERR_UNSUPPORTED, nothing written): then the error
  * it recorded is forgotten, *declined is set and the caller lowers the convolution instead. */
 static em_status launch(em_context *ctx, size_t k, em__tensor *const *outs, int n_out,
-                        em__tensor *const *in, int n_in, const int64_t *ip, bool *declined)
+                        em__tensor *const *in, int n_in, const int64_t *ip, int n_ip,
+                        bool *declined)
 {
     em__errstate saved;
     em__error_save(ctx, &saved);
-    em_status st = em__launch_views(ctx, k, outs, n_out, in, n_in, NULL, ip, 11);
+    em_status st = em__launch_views(ctx, k, outs, n_out, in, n_in, NULL, ip, n_ip);
     if (st == EM_ERR_UNSUPPORTED) {
         em__log(ctx, EM_LOG_DEBUG, "%s declined on backend %s (%s): lowered instead",
                 em__kernel_name(k), ctx->backend_name,
@@ -64,21 +65,36 @@ static em__tensor *contiguous(em__tensor *t)
 }
 
 em__tensor *em__conv_native_forward(em__tensor *x, em__tensor *w, em__tensor *bias,
-                                    const em__win *win, int64_t groups, bool *used)
+                                    const em__win *win, int64_t groups, bool *relu, bool *used)
 {
     *used = false;
+    bool want_relu = relu && *relu;
+    if (relu)
+        *relu = false;
     if (!applies(x, w, win, K(conv2d)))
         return NULL;
     *used = true;
     em_context *ctx = x->ctx;
-    int64_t oshape[4] = {x->shape[0], w->shape[0], win->oh, win->ow}, ip[11];
+    int64_t oshape[4] = {x->shape[0], w->shape[0], win->oh, win->ow}, ip[12];
     win_ip(win, groups, ip);
+    ip[11] = 1;
     em__tensor *in[3] = {contiguous(x), contiguous(w), bias ? contiguous(bias) : NULL};
     em__tensor *out = in[0] && in[1] && (in[2] || !bias) ? em__tensor_new(ctx, x->dtype, 4, oshape)
                                                          : NULL;
     bool declined = false;
-    em_status st = out ? launch(ctx, K(conv2d), &out, 1, in, bias ? 3 : 2, ip, &declined)
-                       : failed(ctx);
+    em_status st = EM_OK;
+    /* the ReLU in the kernel (ip[11] = 1) only for a plugin of ABI 1.6 on; a kernel that
+     * declines it is asked again for the plain convolution */
+    if (out && want_relu && ctx->plugin->be.abi_minor >= 6) {
+        st = launch(ctx, K(conv2d), &out, 1, in, bias ? 3 : 2, ip, 12, &declined);
+        if (st == EM_OK && !declined)
+            *relu = true;
+    }
+    if (st == EM_OK && !*relu) {
+        declined = false;
+        st = out ? launch(ctx, K(conv2d), &out, 1, in, bias ? 3 : 2, ip, 11, &declined)
+                 : failed(ctx);
+    }
     for (int i = 0; i < 3; i++)
         em__tensor_unref(in[i]);
     if (st != EM_OK || declined) {
@@ -107,7 +123,7 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
     if (st == EM_OK && want_x) {
         em__tensor *in[2] = {gc, wc};
         st = (rx = em__tensor_new(ctx, x->dtype, 4, x->shape))
-                 ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, &declined_x)
+                 ? launch(ctx, K(conv2d_grad_input), &rx, 1, in, 2, ip, 11, &declined_x)
                  : failed(ctx);
     }
     if (st == EM_OK && want_w) {
@@ -119,7 +135,8 @@ em_status em__conv_native_backward(em__tensor *x, em__tensor *w, em__tensor *g, 
             st = failed(ctx);
         else {
             em__tensor *outs[2] = {rw, rb};
-            st = launch(ctx, K(conv2d_grad_weight), outs, gb ? 2 : 1, in, 2, ip, &declined_w);
+            st = launch(ctx, K(conv2d_grad_weight), outs, gb ? 2 : 1, in, 2, ip, 11,
+                        &declined_w);
         }
     }
     em__tensor_unref(gc);

@@ -43,6 +43,8 @@
  *  "ABI 1.4" below, with their masks.
  * What changed in 1.5 (appended; 1.0 to 1.4 plugins load and conform unchanged): the
  *  optional kernels of each block headed "ABI 1.5" below, with their masks.
+ * What changed in 1.6 (appended; 1.0 to 1.5 plugins load and conform unchanged): conv2d's
+ *  ip[11], the ReLU of the output (see conv2d below).
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -55,7 +57,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 5
+#define EM_ABI_MINOR 6
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -463,6 +465,12 @@ typedef struct em_backend_ops {
      *   view (OC), when there is one (n_in = 3; else n_in = 2); out y (N, OC, oh, ow):
      *   y[n, o, y, x] = bias[o] + sum over c < C/g, i < kh, j < kw of
      *   w[o, c, i, j] * (tap (i, j) of (y, x) in channel (o / (OC/g)) * (C/g) + c of image n).
+     *   ABI 1.6: with n_ip = 12, ip[11] = 1 asks for relu(y) instead, each element
+     *   v < 0 ? 0 : v (NaN and -0 pass unchanged: the relu kernel's values) — a Conv2d
+     *   followed by ReLU, whose output the core then never reads as the plain convolution;
+     *   ip[11] = 0 (or n_ip = 11, as the core calls a plugin older than 1.6) is the plain
+     *   convolution. A kernel that does not apply it declines the call with ip[11] = 1 and the
+     *   core asks again with ip[11] = 0, then runs relu's own kernel over the output.
      * conv2d_grad_input: ins[0] dy (N, OC, oh, ow), ins[1] w; out dx (N, C, H, W), the
      *   adjoint of conv2d (no bias) in x.
      * conv2d_grad_weight: ins[0] x, ins[1] dy; outs[0] dw (OC, C/g, kh, kw), the adjoint in

@@ -98,8 +98,9 @@ static em_status geometry(const em_kargs *a, const em_kview *x, const em_kview *
         atomic_fetch_add(&tconv_declined_, 1);
         return g_host->error(g_hc, EM_ERR_UNSUPPORTED, "tconv: declined (tconv_decline_)");
     }
-    if (a->struct_size < sizeof *a || a->n_ip != 11 || !a->ip)
-        return bad("expected n_ip = 11");
+    if (a->struct_size < sizeof *a || a->n_ip < 11 || a->n_ip > 12 || !a->ip ||
+        (a->n_ip == 12 && (a->ip[11] < 0 || a->ip[11] > 1)))
+        return bad("expected n_ip = 11 (or 12: conv2d's relu, 0 or 1)");
     int32_t dt = x ? x->dtype : -1;
     if (!check_view(x, 4, dt) || !check_view(w, 4, dt) || !check_view(y, 4, dt))
         return bad("views must be contiguous 4-D of one float dtype");
@@ -157,6 +158,8 @@ static em_status k_conv2d(void *dev, const em_kargs *a)
                                     s += get(w, ((o * g.cg + c) * g.kh + i) * g.kw + j) *
                                          get(x, ((n * g.C + c0 + c) * g.H) * g.W + t);
                             }
+                    if (a->n_ip > 11 && a->ip[11] && s < 0)   /* ABI 1.6: relu(y) */
+                        s = 0;
                     set(y, ((n * g.OC + o) * g.oh + yy) * g.ow + xx, s);
                 }
         }
