@@ -1,6 +1,7 @@
 /* tools/conform_conv.c — ember-conform cases for convolution and pooling (ABI 1.4: im2col,
- * col2im, max_pool2d; ABI 1.5: max_pool2d_grad): conv2d and conv1d (strides, padding, "same", dilation, groups, bias
- * or none, a transposed input, a batch past the column budget, 1x1 kernels) and max_pool2d
+ * col2im, max_pool2d; ABI 1.5: max_pool2d_grad; ABI 1.6: conv2d's ReLU): conv2d and conv1d
+ * (strides, padding, "same", dilation, groups, bias or none, a transposed input, a batch
+ * past the column budget, 1x1 kernels), a Sequential's Conv2d then ReLU, and max_pool2d
  * (stride, padding, dilation, ceil_mode, ties on a grid, NaN), forward and the gradients of
  * sum(out * r), against host loops in double; em_gradcheck on small cases. */
 #include "conform.h"
@@ -170,6 +171,63 @@ done:
     cf_case_end();
 }
 
+/* A Sequential's Conv2d then ReLU, f32 (ABI 1.6: the plugin's conv2d may apply the ReLU
+ * itself, asked through ip[11]; a plugin that ignores the ask leaves negatives): relu of the
+ * reference loops. */
+static void run_conv_relu(cf_row *r, const conv_case *k)
+{
+    cf_case_begin();
+    int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->oc, k->c / k->groups, k->kh, k->kw};
+    int64_t oh = (k->h + 2 * k->pad[0] - k->dil[0] * (k->kh - 1) - 1) / k->stride[0] + 1;
+    int64_t ow = (k->w + 2 * k->pad[1] - k->dil[1] * (k->kw - 1) - 1) / k->stride[1] + 1;
+    cf_gen g = {-1, 1, CF_UNIFORM | CF_AWAY};
+    double *xv, *wv, *bv = NULL;
+    em_tensor *x = cf_make(r, EM_F32, 4, xs, CF_CONTIG, &g, &xv, NULL);
+    em_tensor *w = cf_make(r, EM_F32, 4, ws, CF_CONTIG, &g, &wv, NULL);
+    em_tensor *b = k->bias ? cf_make(r, EM_F32, 1, &k->oc, CF_CONTIG, &g, &bv, NULL) : NULL;
+    const int kern[2] = {(int)k->kh, (int)k->kw};
+    em_module *net = em_sequential(cf.ctx, (em_module *[]){
+        em_conv2d_module(cf.ctx, k->c, k->oc, kern, k->stride, k->pad, k->dil, k->groups, k->bias),
+        em_relu_module(cf.ctx)}, 2);
+    em_tensor *prm[2] = {NULL, NULL};
+    if (!x || !w || (k->bias && !b) || !cf_status(r, net ? EM_OK : em_context_status(cf.ctx),
+                                                    "Sequential(Conv2d, ReLU)"))
+        goto done;
+    em_module_parameters(net, NULL, prm, 2);
+    em_no_grad_begin(cf.ctx);
+    em_status st = em_copy_(prm[0], w);
+    if (st == EM_OK && b)
+        st = em_copy_(prm[1], b);
+    em_no_grad_end(cf.ctx);
+    em_tensor_set_requires_grad(x, true);
+    em_tensor *y = st == EM_OK ? em_module_forward(net, x) : NULL;
+    if (!cf_got(r, y, "Sequential(Conv2d, ReLU)"))
+        goto done;
+    int64_t ny = k->n * k->oc * oh * ow, os[4] = {k->n, k->oc, oh, ow};
+    double *want = cf_tmp(sizeof(double) * (size_t)(ny + 1));
+    double *rv = cf_tmp(sizeof(double) * (size_t)(ny + 1));
+    int64_t nx = cf_numel(4, xs), nw = cf_numel(4, ws);
+    double *gx = cf_tmp(sizeof(double) * (size_t)(nx + 1));
+    double *gw = cf_tmp(sizeof(double) * (size_t)(nw + 1));
+    memset(gx, 0, sizeof(double) * (size_t)nx);
+    memset(gw, 0, sizeof(double) * (size_t)nw);
+    for (int64_t i = 0; i < ny; i++)
+        rv[i] = 0;
+    conv_ref(k, k->stride, k->pad, k->dil, oh, ow, xv, wv, bv, want, rv, gx, gw, NULL);
+    for (int64_t i = 0; i < ny; i++)
+        want[i] = want[i] < 0 ? 0 : want[i];
+    double tol = cf_tol(EM_F32) * sqrt((double)(k->c / k->groups * k->kh * k->kw));
+    double *got = cf_check_shape(r, y, 4, os, EM_F32, "conv relu") ? cf_read(r, y, "conv relu")
+                                                                   : NULL;
+    if (got && cf_compare(r, cf_fmt("f32 %s, then ReLU", k->what), cf_bucket(EM_F32), got, want,
+                          NULL, ny, tol))
+        cf_pass(r);
+done:
+    if (net)
+        em_module_free(net);
+    cf_case_end();
+}
+
 /* ------------------------------------------------------------------ max_pool2d */
 
 typedef struct pool_case {
@@ -304,6 +362,12 @@ void cf_run_conv(void)
                                     "conv2d_grad_input conv2d_grad_weight im2col col2im gemm sum");
             if (r)
                 run_conv(r, rg, k, dt);
+        }
+        for (size_t i = 0; i < NELEMS(conv_cases) && dt == EM_F32; i++) {
+            /* ABI 1.6: the ReLU asked of conv2d (ip[11]) where the plugin has it */
+            cf_row *r = cf_row_get("conv2d.relu", "conv2d relu im2col gemm");
+            if (r && conv_cases[i].sd == 2 && !conv_cases[i].same)
+                run_conv_relu(r, &conv_cases[i]);
         }
         for (size_t i = 0; i < NELEMS(pool_cases); i++) {
             cf_row *r = cf_row_get("max_pool2d", "max_pool2d");
