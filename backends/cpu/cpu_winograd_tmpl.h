@@ -230,6 +230,12 @@ WATTR static void W(wino_dy)(void *arg, int64_t task, int worker)
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         const WT *g = (const WT *)p->dy + ((n * p->OC + o) * oh + 2 * ty) * ow;
+        if (r + 2 < p->nr) {   /* the rows two tile rows on (another image's plane is far) */
+            const int64_t n2 = (R + 2) / p->th, ty2 = (R + 2) % p->th;
+            const WT *g2 = (const WT *)p->dy + ((n2 * p->OC + o) * oh + 2 * ty2) * ow;
+            __builtin_prefetch(g2);
+            __builtin_prefetch(g2 + 2 * ow - 1);
+        }
 #ifdef WSPLIT
         WSPLIT(g, ow, E0 + r * tw, O0 + r * tw, tw);
         WSPLIT(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * tw, O1 + r * tw, tw);
