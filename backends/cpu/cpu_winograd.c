@@ -53,7 +53,7 @@
 /* elements per task of the weight gradient's sum of its groups' partial sums */
 #define WINO_SUM_BLOCK 4096
 
-/* tile rows are padded to a multiple of this many tiles (whole vectors) */
+/* the per-row passes of the transforms write whole vectors of this many tiles */
 #define WINO_TB 8
 
 typedef struct wino_plan {
@@ -61,8 +61,10 @@ typedef struct wino_plan {
     int64_t OC, oh, ow;       /* its output */
     int64_t ph, pw;           /* its padding (top and left) */
     int64_t th, tw;           /* tiles per image, down and across */
-    int64_t twp;              /* tw rounded up to WINO_TB: tile rows' stride in V and M */
-    int64_t r0, nr, ld;       /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * twp */
+    int64_t twp;              /* tw rounded up to WINO_TB: the tiles a per-row pass writes */
+    int64_t tws;              /* tiles from one tile row to the next in V, M, buffers: tw */
+    int64_t r0, nr, ld, lp;   /* the chunk: tile rows [r0, r0 + nr) of N * th, ld = nr * tws;
+                                 lp = ld + twp - tws, the transforms' buffers' row pitch */
     const void *x, *w, *bias;
     void *y;
     /* the weight (o, c, i, j) of this convolution is w[w_base + o*w_so + c*w_sc + i*w_si +
@@ -266,6 +268,27 @@ static em_gemm_args chunk_gemm(const wino_plan *p, int32_t dt, int64_t ld, void 
     return g;
 }
 
+/* The plan's tiles (th, tw, twp, tws) and the tile rows of a chunk: about WINO_CHUNK_BYTES
+ * of transformed input and products, and where it can be a whole number of the gemm's
+ * 16-column blocks in ld = nr * tws. */
+static int64_t wino_tiles(wino_plan *p, size_t esz)
+{
+    p->th = (p->oh + 1) / 2;
+    p->tw = (p->ow + 1) / 2;
+    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
+    p->tws = p->tw;
+    const int64_t rows_total = p->N * p->th;
+    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->tws * (double)esz;
+    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row), q16 = 16;
+    while (q16 > 1 && (p->tws * (q16 / 2)) % 16 == 0)
+        q16 /= 2;   /* the fewest tile rows whose tiles fill whole 16-column blocks */
+    if (nr >= q16)
+        nr -= nr % q16;
+    if (nr < 1)
+        nr = 1;
+    return nr > rows_total ? rows_total : nr;
+}
+
 /* The whole job: the plan, the chunking and each worker's part of the scratch. */
 typedef struct wino_job {
     const wino_plan *p;
@@ -287,7 +310,8 @@ static void wino_chunk(void *arg, int64_t task, int worker)
     char *w = jb->work + (size_t)worker * jb->per_worker;
     q.r0 = task * jb->nr;
     q.nr = jb->rows_total - q.r0 < jb->nr ? jb->rows_total - q.r0 : jb->nr;
-    q.ld = q.nr * q.twp;
+    q.ld = q.nr * q.tws;
+    q.lp = q.ld + q.twp - q.tws;
     q.V = w;
     q.M = w + jb->vb;
     q.rows = w + jb->vb + jb->mb;
@@ -310,25 +334,15 @@ static void wino_chunk(void *arg, int64_t task, int worker)
 static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
 {
     const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
-    p->th = (p->oh + 1) / 2;
-    p->tw = (p->ow + 1) / 2;
-    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
-    const int64_t rows_total = p->N * p->th;
-    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
-    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
-    if (nr < 1)
-        nr = 1;
-    if (nr > 1 && p->twp % 16)   /* ld a whole number of the gemm's 16-column blocks */
-        nr &= ~(int64_t)1;
-    if (nr > rows_total)
-        nr = rows_total;
-    const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
+    const int64_t rows_total = p->N * ((p->oh + 1) / 2), nr = wino_tiles(p, esz);
+    const int64_t ldmax = nr * p->tws, nchunks = (rows_total + nr - 1) / nr;
     const int nw = inst->nthreads;
     const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
     const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
     const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    /* the transforms' buffers: the input's 16 ld + 2 (twp + 1), the output's 12 ld + 2 twp */
-    p->rows_per_worker = (16 * ldmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    /* the transforms' buffers: the input's 16 lp + 2 (twp + 1), the output's 12 lp + 2 twp */
+    const int64_t lpmax = ldmax + p->twp - p->tws;
+    p->rows_per_worker = (16 * lpmax + 2 * (p->twp + 1) + 15) / 16 * 16;
     const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
     char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
     if (!s)
@@ -336,7 +350,7 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
                        "workspace", ub + per_worker * (size_t)nw);
     p->U = s;
     /* the gemm's packing space, for both chunk sizes, on every worker */
-    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->twp;
+    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->tws;
     for (int w = 0; w < nw; w++) {
         em_gemm_args g = chunk_gemm(p, dt, ldmax, s, s);
         em_status st = cpu_gemm_worker(inst, &g, w, 1);
@@ -352,7 +366,7 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
                    .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
     atomic_init(&jb.failed, 0);
     run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, jb.fn.weights, p);
-    run_tasks(inst, nchunks, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->twp),
+    run_tasks(inst, nchunks, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->tws),
               wino_chunk, &jb);
     if (atomic_load(&jb.failed))
         return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d: a Winograd product failed");
@@ -419,7 +433,8 @@ static void wino_wg_group(void *arg, int64_t task, int worker)
     for (int64_t ch = c0; ch < c1; ch++) {
         q.r0 = ch * jb->nr;
         q.nr = jb->rows_total - q.r0 < jb->nr ? jb->rows_total - q.r0 : jb->nr;
-        q.ld = q.nr * q.twp;
+        q.ld = q.nr * q.tws;
+        q.lp = q.ld + q.twp - q.tws;
         for (int64_t c = 0; c < q.C; c++)
             jb->fn.input(&q, c, worker);
         for (int64_t o = 0; o < q.OC; o++)
@@ -446,33 +461,23 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
                     .oh = ip[8], .ow = ip[9], .ph = ip[4], .pw = ip[5], .x = x, .dy = dy,
                     .y = dw};
     wino_plan *p = &pl;
-    p->th = (p->oh + 1) / 2;
-    p->tw = (p->ow + 1) / 2;
-    p->twp = (p->tw + WINO_TB - 1) / WINO_TB * WINO_TB;
-    const int64_t rows_total = p->N * p->th;
-    const double per_row = 16.0 * (double)(p->C + p->OC) * (double)p->twp * (double)esz;
-    int64_t nr = (int64_t)((double)WINO_CHUNK_BYTES / per_row);
-    if (nr < 1)
-        nr = 1;
-    if (nr > 1 && p->twp % 16)   /* ld a whole number of the gemm's 16-column blocks */
-        nr &= ~(int64_t)1;
-    if (nr > rows_total)
-        nr = rows_total;
-    const int64_t ldmax = nr * p->twp, nchunks = (rows_total + nr - 1) / nr;
+    const int64_t rows_total = p->N * ((p->oh + 1) / 2), nr = wino_tiles(p, esz);
+    const int64_t ldmax = nr * p->tws, nchunks = (rows_total + nr - 1) / nr;
     p->ngroups = (nchunks + WINO_WG_CHUNKS - 1) / WINO_WG_CHUNKS;
     const int nw = inst->nthreads;
     const size_t ub = align64(esz * (size_t)(p->ngroups * 16 * p->OC * p->C));
     const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
     const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    /* the input transform's 16 ld + 2 (twp + 1); the output gradient's 4 ld */
-    p->rows_per_worker = (16 * ldmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    /* the input transform's 16 lp + 2 (twp + 1); the output gradient's 4 lp */
+    const int64_t lpmax = ldmax + p->twp - p->tws;
+    p->rows_per_worker = (16 * lpmax + 2 * (p->twp + 1) + 15) / 16 * 16;
     const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
     char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
     if (!s)
         return CPU_ERR(inst, EM_ERR_OOM, "conv2d_grad_weight: cannot allocate %zu bytes of "
                        "Winograd workspace", ub + per_worker * (size_t)nw);
     p->U = s;
-    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->twp;
+    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->tws;
     for (int w = 0; w < nw; w++) {
         em_gemm_args g = wg_gemm(p, dt, ldmax, s, s, s, 1.0);
         em_status st = cpu_gemm_worker(inst, &g, w, 1);
@@ -487,7 +492,7 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
                    .rows_total = rows_total, .nr = nr, .work = s + ub,
                    .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
     atomic_init(&jb.failed, 0);
-    run_tasks(inst, p->ngroups, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->twp),
+    run_tasks(inst, p->ngroups, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->tws),
               wino_wg_group, &jb);
     if (atomic_load(&jb.failed))
         return CPU_ERR(inst, EM_ERR_INTERNAL, "conv2d_grad_weight: a Winograd product failed");

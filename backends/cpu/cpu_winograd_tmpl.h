@@ -92,8 +92,11 @@ W(col_bt)(const WT *restrict d0, const WT *restrict d1, const WT *restrict d2,
     }
 }
 
-/* (Tile rows are twp tiles apart in V, M and the buffers: tw rounded up to a whole vector
- * block, so that every loop below runs on whole vectors; the tiles past tw see zeros.)
+/* (Tile rows are tws (= tw) tiles apart in V, M and the buffers, with no gap between them;
+ * the per-row passes write twp tiles (tw rounded up to a whole vector block) and go through
+ * the rows in order, so a row's extra tiles land on the next row's first ones and are then
+ * overwritten by it. The buffers' rows are lp = ld + twp - tws apart, room for the last
+ * row's extra tiles.)
  *
  * V[xi][c][t] = (B^T d B)[xi] for every tile t of the chunk in input channel `task`, in
  * two passes that run along whole vectors: d B for each input row of each tile row (the
@@ -103,9 +106,9 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
 {
     (void)worker;
     const wino_plan *p = arg;
-    const int64_t c = task, tw = p->twp, ld = p->ld;
+    const int64_t c = task, tw = p->twp, ts = p->tws, ld = p->ld, lp = p->lp;
     WT *h = (WT *)p->rows;   /* this worker's buffer (wino_chunk) */
-    WT *E = h + 16 * ld, *O = E + tw + 1;
+    WT *E = h + 16 * lp, *O = E + tw + 1;
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         const WT *x = (const WT *)p->x + (n * p->C + c) * p->H * p->W;
@@ -121,8 +124,8 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
             }
         }
         for (int i = 0; i < 4; i++) {
-            WT *h0 = h + (int64_t)(4 * i) * ld + r * tw, *h1 = h0 + ld, *h2 = h1 + ld,
-               *h3 = h2 + ld;
+            WT *h0 = h + (int64_t)(4 * i) * lp + r * ts, *h1 = h0 + lp, *h2 = h1 + lp,
+               *h3 = h2 + lp;
             const int64_t iy = 2 * ty - p->ph + i;
             if (iy < 0 || iy >= p->H) {
                 for (int64_t tx = 0; tx < tw; tx++)
@@ -139,9 +142,9 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
     const int64_t step = p->C * ld;   /* between consecutive xi in V */
     WT *v = (WT *)p->V + c * ld;
     for (int j = 0; j < 4; j++) {
-        const WT *d0 = h + (int64_t)j * ld;
+        const WT *d0 = h + (int64_t)j * lp;
         WT *v0 = v + (int64_t)j * step;
-        W(col_bt)(d0, d0 + 4 * ld, d0 + 8 * ld, d0 + 12 * ld, v0, v0 + 4 * step,
+        W(col_bt)(d0, d0 + 4 * lp, d0 + 8 * lp, d0 + 12 * lp, v0, v0 + 4 * step,
                   v0 + 8 * step, v0 + 12 * step, ld);
     }
 }
@@ -153,42 +156,42 @@ WATTR static void W(wino_input)(void *arg, int64_t task, int worker)
 WATTR static void W(wino_output)(void *arg, int64_t task, int worker)
 {
     const wino_plan *p = arg;
-    const int64_t o = task, tw = p->twp, ld = p->ld;
+    const int64_t o = task, ts = p->tws, ld = p->ld, lp = p->lp;
     const int64_t step = p->OC * ld, oh = p->oh, ow = p->ow;
     const WT *m = (const WT *)p->M + o * ld;
     const WT bias = p->bias ? ((const WT *)p->bias)[o] : (WT)0;
-    WT *s = (WT *)p->rows, *q = s + 8 * ld;   /* this worker's buffer */
+    WT *s = (WT *)p->rows, *q = s + 8 * lp;   /* this worker's buffer */
     for (int j = 0; j < 4; j++) {
         const WT *m0 = m + (int64_t)j * step, *m1 = m0 + 4 * step, *m2 = m1 + 4 * step,
                  *m3 = m2 + 4 * step;
-        WT *s0 = s + (int64_t)j * ld, *s1 = s0 + 4 * ld;
+        WT *s0 = s + (int64_t)j * lp, *s1 = s0 + 4 * lp;
         for (int64_t t = 0; t < ld; t++) {
             s0[t] = m0[t] + m1[t] + m2[t];
             s1[t] = m1[t] - m2[t] - m3[t];
         }
     }
     for (int a = 0; a < 2; a++) {
-        const WT *s0 = s + (int64_t)(4 * a) * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
-        WT *q0 = q + (int64_t)(2 * a) * ld, *q1 = q0 + ld;
+        const WT *s0 = s + (int64_t)(4 * a) * lp, *s1 = s0 + lp, *s2 = s1 + lp, *s3 = s2 + lp;
+        WT *q0 = q + (int64_t)(2 * a) * lp, *q1 = q0 + lp;
         for (int64_t t = 0; t < ld; t++) {
             q0[t] = bias + (s0[t] + s1[t] + s2[t]);
             q1[t] = bias + (s1[t] - s2[t] - s3[t]);
         }
     }
     if (p->relu)   /* the backend's relu: x < 0 ? 0 : x (NaN and -0 pass) */
-        for (int64_t t = 0; t < 4 * ld; t++)
+        for (int64_t t = 0; t < 4 * lp; t++)
             q[t] = q[t] < 0 ? (WT)0 : q[t];
-    WT *row = q + 4 * ld;   /* one output row, interleaved whole, then cut to ow */
+    WT *row = q + 4 * lp;   /* one output row, interleaved whole, then cut to ow */
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         WT *y = (WT *)p->y + ((n * p->OC + o) * oh + 2 * ty) * ow;
         for (int a = 0; a < 2 && 2 * ty + a < oh; a++, y += ow) {
-            const WT *q0 = q + (int64_t)(2 * a) * ld + r * tw, *q1 = q0 + ld;
+            const WT *q0 = q + (int64_t)(2 * a) * lp + r * ts, *q1 = q0 + lp;
 #ifdef WOUT_ROW
             (void)row;
             WOUT_ROW(q0, q1, y, ow);
 #else
-            for (int64_t tx = 0; tx < tw; tx++) {
+            for (int64_t tx = 0; tx < ts; tx++) {
                 row[2 * tx] = q0[tx];
                 row[2 * tx + 1] = q1[tx];
             }
@@ -223,10 +226,10 @@ WATTR static void W(wino_dy)(void *arg, int64_t task, int worker)
 {
     (void)worker;
     const wino_plan *p = arg;
-    const int64_t o = task, tw = p->twp, ld = p->ld, step = p->OC * ld;
-    const int64_t oh = p->oh, ow = p->ow;
-    WT *restrict E0 = (WT *)p->rows, *restrict O0 = E0 + ld, *restrict E1 = O0 + ld,
-       *restrict O1 = E1 + ld;
+    const int64_t o = task, tw = p->twp, ts = p->tws, ld = p->ld, lp = p->lp;
+    const int64_t step = p->OC * ld, oh = p->oh, ow = p->ow;
+    WT *restrict E0 = (WT *)p->rows, *restrict O0 = E0 + lp, *restrict E1 = O0 + lp,
+       *restrict O1 = E1 + lp;
     for (int64_t r = 0; r < p->nr; r++) {
         const int64_t R = p->r0 + r, n = R / p->th, ty = R % p->th;
         const WT *g = (const WT *)p->dy + ((n * p->OC + o) * oh + 2 * ty) * ow;
@@ -237,11 +240,11 @@ WATTR static void W(wino_dy)(void *arg, int64_t task, int worker)
             __builtin_prefetch(g2 + 2 * ow - 1);
         }
 #ifdef WSPLIT
-        WSPLIT(g, ow, E0 + r * tw, O0 + r * tw, tw);
-        WSPLIT(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * tw, O1 + r * tw, tw);
+        WSPLIT(g, ow, E0 + r * ts, O0 + r * ts, tw);
+        WSPLIT(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * ts, O1 + r * ts, tw);
 #else
-        W(dy_split)(g, ow, E0 + r * tw, O0 + r * tw, tw);
-        W(dy_split)(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * tw, O1 + r * tw, tw);
+        W(dy_split)(g, ow, E0 + r * ts, O0 + r * ts, tw);
+        W(dy_split)(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * ts, O1 + r * ts, tw);
 #endif
     }
     WT *restrict d = (WT *)p->M + o * ld;
