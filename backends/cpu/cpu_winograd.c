@@ -41,8 +41,9 @@
 
 /* The weight's gradient by Winograd from this many input and output channels (its 16
  * products per chunk are OC x C; fewer make them too small to repay the transforms), and
- * only where at most a quarter of each tile row is padding (a 7-wide output, 4 tiles in a
- * row of 8, measured slower than the column matrices: docs/benchmarks.md). */
+ * only where at least three quarters of the tiles the per-row passes write are real (a
+ * 7-wide output, 4 tiles in a vector of 8, measured slower than the column matrices:
+ * docs/benchmarks.md). */
 #ifndef WINO_WG_MIN_C
 #define WINO_WG_MIN_C 32
 #endif
