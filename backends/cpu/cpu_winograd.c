@@ -163,10 +163,20 @@ __attribute__((target("avx2,fma"))) static void out_row_f32_vec(const float *res
             if (left >= 8) {
                 _mm256_storeu_ps(y + col, v[h]);
             } else if (left > 0) {   /* not a masked store: microcoded and slow on some CPUs */
-                float tail[8];
-                _mm256_storeu_ps(tail, v[h]);
-                for (int64_t j = 0; j < left; j++)
-                    y[col + j] = tail[j];
+                __m128 part = _mm256_castps256_ps128(v[h]);
+                float *d = y + col;
+                if (left & 4) {
+                    _mm_storeu_ps(d, part);
+                    part = _mm256_extractf128_ps(v[h], 1);
+                    d += 4;
+                }
+                if (left & 2) {
+                    _mm_storel_pi((__m64 *)(void *)d, part);
+                    part = _mm_movehl_ps(part, part);
+                    d += 2;
+                }
+                if (left & 1)
+                    _mm_store_ss(d, part);
             }
         }
     }
