@@ -454,7 +454,8 @@ static void test_through_core(void **state)
 static void test_conv_relu_flag(void **state)
 {
     (void)state;
-    static const ccase cs[] = {{2, 1, 9, 10, 6, 3, 3, 1, 1, true}, {2, 8, 7, 6, 5, 3, 3, 1, 1, true}};
+    static const ccase cs[] = {{2, 1, 9, 10, 6, 3, 3, 1, 1, true},
+                               {2, 8, 7, 6, 5, 3, 3, 1, 1, true}};
     for (int isa = 0; isa < 2; isa++)
         for (size_t k = 0; k < 2; k++)
             for (int d = 0; d < 2; d++) {

@@ -152,7 +152,9 @@ static void check_case(const wcase *c, em_dtype dt)
                      c->c, c->oc, c->groups, em_dtype_name(dt), (long long)i, ref.gw[i], gw[i]);
     }
     for (int o = 0; o < c->oc; o++)
-        assert_true(close_enough(ref.gb[o], gb[o], dt == EM_F32 ? 1e-5 : 1e-12));
+        if (!close_enough(ref.gb[o], gb[o], dt == EM_F32 ? 1e-5 : 1e-12))
+            fail_msg("case n=%d c=%d oc=%d [%s]: db[%d] = %.17g, loops %.17g", c->n, c->c,
+                     c->oc, em_dtype_name(dt), o, ref.gb[o], gb[o]);
     assert_close_arrays(ref.gx, gx, nx, dt == EM_F32 ? 1e-4 : 1e-12);
     for (int t = 2; t <= 3; t++) {
         run(c, dt, t, xv, wv, bv, rv, &got);

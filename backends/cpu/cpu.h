@@ -168,13 +168,13 @@ CPU_HIDDEN em_status cpu_conv_direct(cpu_inst *inst, const em_kview *x, const em
                                      const em_kview *b, const em_kview *y, const int64_t *ip,
                                      int relu);
 
-/* conv2d_grad_weight's dw by Winograd F(2x2, 3x3) (cpu_winograd.c), for contiguous x (xshape
- * NCHW), dy (N, OC, oh, ow) and dw (OC, C, 3, 3) of dtype dt and the window ip[] (11
- * integers, checked): whether it takes the call (by shape alone), and the call (only dw
- * written, and only once nothing can fail). */
+/* conv2d_grad_weight's dw (and db, when not NULL) by Winograd F(2x2, 3x3) (cpu_winograd.c),
+ * for contiguous x (xshape NCHW), dy (N, OC, oh, ow), dw (OC, C, 3, 3) and db (OC) of dtype
+ * dt and the window ip[] (11 integers, checked): whether it takes the call (by shape alone),
+ * and the call (dw and db written only once nothing can fail). */
 CPU_HIDDEN int cpu_wino_grad_weight_applies(const int64_t *ip, int64_t C, int64_t OC);
 CPU_HIDDEN em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x,
-                                          const void *dy, void *dw, const int64_t *xshape,
-                                          int64_t OC, const int64_t *ip);
+                                          const void *dy, void *dw, void *db,
+                                          const int64_t *xshape, int64_t OC, const int64_t *ip);
 
 #endif

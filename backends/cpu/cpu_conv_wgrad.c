@@ -449,12 +449,8 @@ em_status cpu_k_conv2d_grad_weight(void *dev, const em_kargs *ka)
     pl.dy = data(dy);
     /* a 3x3 window of stride 1 over enough channels: Winograd (cpu_winograd.c) */
     if (cpu_wino_grad_weight_applies(ip, pl.C, pl.OC)) {
-        if ((st = cpu_wino_grad_weight(inst, pl.dt, pl.x, pl.dy, data(dw), x->shape, pl.OC,
-                                       ip)) != EM_OK)
-            return st;
-        if (db)
-            bias_pass(inst, &pl, data(db));
-        return EM_OK;
+        return cpu_wino_grad_weight(inst, pl.dt, pl.x, pl.dy, data(dw), db ? data(db) : NULL,
+                                    x->shape, pl.OC, ip);
     }
     pl.few = pl.ck < WG_MIN_TAPS;
 #ifdef WG_FEW_AVX2

@@ -77,6 +77,7 @@ typedef struct wino_plan {
      * add into one partial sum (U: ngroups of them, each 16 x OC x C) */
     const void *dy;
     int64_t ngroups;
+    double *bsum;             /* the bias's gradient: OC sums of dy for this group, or NULL */
     int relu;                 /* the forward's output through ReLU (ABI 1.6) */
 } wino_plan;
 
@@ -388,6 +389,7 @@ static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
  *
  *   dw[o][c] = G^T ( sum over tiles t of DY[xi][o][t] * X[xi][c][t] ) G
  *   X = B^T d B (the forward's input transform), DY = A dy A^T (wino_dy)
+ *   db[o]    = dy summed over n, y, x, on the way through wino_dy (each element once)
  *
  * Chunks of tile rows as in the forward; the 16 products of a chunk (OC x C each, over its
  * tiles) add into the partial sum of its group of WINO_WG_CHUNKS chunks (one pool task per
@@ -435,6 +437,11 @@ static void wino_wg_group(void *arg, int64_t task, int worker)
     char *w = jb->work + (size_t)worker * jb->per_worker;
     const size_t esz = jb->dt == EM_F64 ? sizeof(double) : sizeof(float);
     char *part = (char *)q.U + (size_t)(task * 16 * q.OC * q.C) * esz;
+    if (q.bsum) {   /* this group's sums of dy, added chunk by chunk in wino_dy */
+        q.bsum += task * q.OC;
+        for (int64_t o = 0; o < q.OC; o++)
+            q.bsum[o] = 0;
+    }
     q.V = w;
     q.M = w + jb->vb;
     q.rows = w + jb->vb + jb->mb;
@@ -465,7 +472,8 @@ int cpu_wino_grad_weight_applies(const int64_t *ip, int64_t C, int64_t OC)
 }
 
 em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const void *dy,
-                               void *dw, const int64_t *xshape, int64_t OC, const int64_t *ip)
+                               void *dw, void *db, const int64_t *xshape, int64_t OC,
+                               const int64_t *ip)
 {
     const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
     wino_plan pl = {.N = xshape[0], .C = xshape[1], .H = xshape[2], .W = xshape[3], .OC = OC,
@@ -476,7 +484,9 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
     const int64_t ldmax = nr * p->tws, nchunks = (rows_total + nr - 1) / nr;
     p->ngroups = (nchunks + WINO_WG_CHUNKS - 1) / WINO_WG_CHUNKS;
     const int nw = inst->nthreads;
-    const size_t ub = align64(esz * (size_t)(p->ngroups * 16 * p->OC * p->C));
+    /* the groups' partial sums of the products, then of dy (db) */
+    const size_t pb = align64(esz * (size_t)(p->ngroups * 16 * p->OC * p->C));
+    const size_t ub = pb + align64(db ? sizeof(double) * (size_t)(p->ngroups * p->OC) : 0);
     const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
     const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
     /* the input transform's 16 lp + 2 (twp + 1); the output gradient's 4 lp */
@@ -488,6 +498,7 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
         return CPU_ERR(inst, EM_ERR_OOM, "conv2d_grad_weight: cannot allocate %zu bytes of "
                        "Winograd workspace", ub + per_worker * (size_t)nw);
     p->U = s;
+    p->bsum = db ? (double *)(void *)(s + pb) : NULL;
     const int64_t last = (rows_total - (nchunks - 1) * nr) * p->tws;
     for (int w = 0; w < nw; w++) {
         em_gemm_args g = wg_gemm(p, dt, ldmax, s, s, s, 1.0);
@@ -511,6 +522,15 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
     run_tasks(inst, (blk + WINO_SUM_BLOCK - 1) / WINO_SUM_BLOCK, (double)(p->ngroups * blk),
               jb.fn.wsum, p);
     run_tasks(inst, p->OC, 16.0 * (double)blk, jb.fn.wout, p);
+    for (int64_t o = 0; db && o < p->OC; o++) {   /* db: the groups' sums in group order */
+        double t = 0;
+        for (int64_t grp = 0; grp < p->ngroups; grp++)
+            t += p->bsum[grp * p->OC + o];
+        if (dt == EM_F64)
+            ((double *)db)[o] = t;
+        else
+            ((float *)db)[o] = (float)t;
+    }
     return EM_OK;
 }
 

@@ -247,6 +247,19 @@ WATTR static void W(wino_dy)(void *arg, int64_t task, int worker)
         W(dy_split)(2 * ty + 1 < oh ? g + ow : NULL, ow, E1 + r * ts, O1 + r * ts, tw);
 #endif
     }
+    if (p->bsum) {   /* db: every element of these rows once, in 8 double lanes */
+        double acc[8] = {0};
+        int64_t t = 0;
+        for (; t + 8 <= ld; t += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += ((double)E0[t + l] + (double)O0[t + l]) +
+                          ((double)E1[t + l] + (double)O1[t + l]);
+        double sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
+                     ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (; t < ld; t++)
+            sum += ((double)E0[t] + (double)O0[t]) + ((double)E1[t] + (double)O1[t]);
+        p->bsum[o] += sum;
+    }
     WT *restrict d = (WT *)p->M + o * ld;
 #pragma GCC ivdep
     for (int64_t t = 0; t < ld; t++) {
