@@ -87,7 +87,9 @@ EMBER_API em_module *em_max_pool2d_module(em_context *ctx, const int *kernel, co
 /* torch.nn.Flatten(): (N, ...) reshaped to (N, -1). */
 EMBER_API em_module *em_flatten_module(em_context *ctx);
 /* torch.nn.Sequential: takes ownership of the n modules (also on failure), children named
- * "0", "1", ...; a module can have one owner only. */
+ * "0", "1", ...; a module can have one owner only. A Conv2d followed by a ReLU runs as one
+ * call (the backend's convolution kernel may apply the ReLU as it writes), with the values
+ * and the graph of the two apart. */
 EMBER_API em_module *em_sequential(em_context *ctx, em_module *const *modules, int n);
 
 /* Runs the module on x. */
