@@ -338,6 +338,55 @@ static void wino_chunk(void *arg, int64_t task, int worker)
         jb->fn.output(&q, o, worker);
 }
 
+static em_gemm_args wg_gemm(const wino_plan *p, int32_t dt, int64_t ld, void *V, void *M,
+                            void *part, double beta);
+
+/* The job of plan p in chunks of nr tile rows (wino_tiles), its workspace taken from the
+ * instance's scratch: ub bytes first (p->U: the transformed weights, or the weight
+ * gradient's partial sums), then each worker's V, M and transforms' buffers; and every
+ * worker's gemm packing space for both chunk sizes (the forward's products, or with wgrad
+ * the weight gradient's), so that nothing fails after the fork. k names the kernel. */
+static em_status wino_setup(cpu_inst *inst, int32_t dt, wino_plan *p, int64_t nr, size_t ub,
+                            int wgrad, const char *k, wino_job *jb)
+{
+    const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
+    const int64_t rows_total = p->N * p->th, nchunks = (rows_total + nr - 1) / nr;
+    const int64_t ldmax = nr * p->tws, last = (rows_total - (nchunks - 1) * nr) * p->tws;
+    const int nw = inst->nthreads;
+    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
+    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
+    /* the transforms' buffers: the input's 16 lp + 2 (twp + 1), the output's 12 lp + 2 twp,
+     * the output gradient's 4 lp */
+    const int64_t lpmax = ldmax + p->twp - p->tws;
+    p->rows_per_worker = (16 * lpmax + 2 * (p->twp + 1) + 15) / 16 * 16;
+    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
+    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
+    if (!s)
+        return CPU_ERR(inst, EM_ERR_OOM, "%s: cannot allocate %zu bytes of Winograd workspace",
+                       k, ub + per_worker * (size_t)nw);
+    p->U = s;
+    for (int w = 0; w < nw; w++)
+        for (int i = 0; i < (last != ldmax ? 2 : 1); i++) {
+            const int64_t ld = i ? last : ldmax;
+            em_gemm_args g = wgrad ? wg_gemm(p, dt, ld, s, s, s, 1.0) : chunk_gemm(p, dt, ld, s, s);
+            em_status st = cpu_gemm_worker(inst, &g, w, 1);
+            if (st != EM_OK)
+                return st;
+        }
+    jb->p = p;
+    jb->fn = wino_pick(inst, dt == EM_F64);
+    jb->dt = dt;
+    jb->rows_total = rows_total;
+    jb->nr = nr;
+    jb->work = s + ub;
+    jb->per_worker = per_worker;
+    jb->vb = vb;
+    jb->mb = mb;
+    jb->inst = inst;
+    atomic_init(&jb->failed, 0);
+    return EM_OK;
+}
+
 /* The Winograd convolution the plan describes (its geometry, x, w and the weight strides
  * filled in): chunks of tile rows, one task each, spread over the pool in one fork; each
  * worker keeps its chunk's transformed input and products in its own part of the instance's
@@ -346,37 +395,13 @@ static void wino_chunk(void *arg, int64_t task, int worker)
 static em_status wino_run(cpu_inst *inst, int32_t dt, wino_plan *p)
 {
     const size_t esz = dt == EM_F64 ? sizeof(double) : sizeof(float);
-    const int64_t rows_total = p->N * ((p->oh + 1) / 2), nr = wino_tiles(p, esz);
-    const int64_t ldmax = nr * p->tws, nchunks = (rows_total + nr - 1) / nr;
-    const int nw = inst->nthreads;
-    const size_t ub = align64(esz * 16 * (size_t)p->OC * (size_t)p->C);
-    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
-    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    /* the transforms' buffers: the input's 16 lp + 2 (twp + 1), the output's 12 lp + 2 twp */
-    const int64_t lpmax = ldmax + p->twp - p->tws;
-    p->rows_per_worker = (16 * lpmax + 2 * (p->twp + 1) + 15) / 16 * 16;
-    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
-    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
-    if (!s)
-        return CPU_ERR(inst, EM_ERR_OOM, "conv2d: cannot allocate %zu bytes of Winograd "
-                       "workspace", ub + per_worker * (size_t)nw);
-    p->U = s;
-    /* the gemm's packing space, for both chunk sizes, on every worker */
-    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->tws;
-    for (int w = 0; w < nw; w++) {
-        em_gemm_args g = chunk_gemm(p, dt, ldmax, s, s);
-        em_status st = cpu_gemm_worker(inst, &g, w, 1);
-        if (st == EM_OK && last != ldmax) {
-            g = chunk_gemm(p, dt, last, s, s);
-            st = cpu_gemm_worker(inst, &g, w, 1);
-        }
-        if (st != EM_OK)
-            return st;
-    }
-    wino_job jb = {.p = p, .fn = wino_pick(inst, dt == EM_F64), .dt = dt,
-                   .rows_total = rows_total, .nr = nr, .work = s + ub,
-                   .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
-    atomic_init(&jb.failed, 0);
+    const int64_t nr = wino_tiles(p, esz), rows_total = p->N * p->th;
+    const int64_t nchunks = (rows_total + nr - 1) / nr;
+    wino_job jb;
+    em_status st = wino_setup(inst, dt, p, nr, align64(esz * 16 * (size_t)p->OC * (size_t)p->C),
+                              0, "conv2d", &jb);
+    if (st != EM_OK)
+        return st;
     run_tasks(inst, p->OC, 16.0 * (double)p->OC * (double)p->C, jb.fn.weights, p);
     run_tasks(inst, nchunks, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->tws),
               wino_chunk, &jb);
@@ -480,40 +505,16 @@ em_status cpu_wino_grad_weight(cpu_inst *inst, int32_t dt, const void *x, const 
                     .oh = ip[8], .ow = ip[9], .ph = ip[4], .pw = ip[5], .x = x, .dy = dy,
                     .y = dw};
     wino_plan *p = &pl;
-    const int64_t rows_total = p->N * ((p->oh + 1) / 2), nr = wino_tiles(p, esz);
-    const int64_t ldmax = nr * p->tws, nchunks = (rows_total + nr - 1) / nr;
-    p->ngroups = (nchunks + WINO_WG_CHUNKS - 1) / WINO_WG_CHUNKS;
-    const int nw = inst->nthreads;
+    const int64_t nr = wino_tiles(p, esz), rows_total = p->N * p->th;
+    p->ngroups = ((rows_total + nr - 1) / nr + WINO_WG_CHUNKS - 1) / WINO_WG_CHUNKS;
     /* the groups' partial sums of the products, then of dy (db) */
     const size_t pb = align64(esz * (size_t)(p->ngroups * 16 * p->OC * p->C));
     const size_t ub = pb + align64(db ? sizeof(double) * (size_t)(p->ngroups * p->OC) : 0);
-    const size_t vb = align64(esz * 16 * (size_t)p->C * (size_t)ldmax);
-    const size_t mb = align64(esz * 16 * (size_t)p->OC * (size_t)ldmax);
-    /* the input transform's 16 lp + 2 (twp + 1); the output gradient's 4 lp */
-    const int64_t lpmax = ldmax + p->twp - p->tws;
-    p->rows_per_worker = (16 * lpmax + 2 * (p->twp + 1) + 15) / 16 * 16;
-    const size_t per_worker = vb + mb + align64(esz * (size_t)p->rows_per_worker);
-    char *s = cpu_scratch_get(inst, &inst->wino, ub + per_worker * (size_t)nw);
-    if (!s)
-        return CPU_ERR(inst, EM_ERR_OOM, "conv2d_grad_weight: cannot allocate %zu bytes of "
-                       "Winograd workspace", ub + per_worker * (size_t)nw);
-    p->U = s;
-    p->bsum = db ? (double *)(void *)(s + pb) : NULL;
-    const int64_t last = (rows_total - (nchunks - 1) * nr) * p->tws;
-    for (int w = 0; w < nw; w++) {
-        em_gemm_args g = wg_gemm(p, dt, ldmax, s, s, s, 1.0);
-        em_status st = cpu_gemm_worker(inst, &g, w, 1);
-        if (st == EM_OK && last != ldmax) {
-            g = wg_gemm(p, dt, last, s, s, s, 1.0);
-            st = cpu_gemm_worker(inst, &g, w, 1);
-        }
-        if (st != EM_OK)
-            return st;
-    }
-    wino_job jb = {.p = p, .fn = wino_pick(inst, dt == EM_F64), .dt = dt,
-                   .rows_total = rows_total, .nr = nr, .work = s + ub,
-                   .per_worker = per_worker, .vb = vb, .mb = mb, .inst = inst};
-    atomic_init(&jb.failed, 0);
+    wino_job jb;
+    em_status st = wino_setup(inst, dt, p, nr, ub, 1, "conv2d_grad_weight", &jb);
+    if (st != EM_OK)
+        return st;
+    p->bsum = db ? (double *)(void *)((char *)p->U + pb) : NULL;
     run_tasks(inst, p->ngroups, 16.0 * (double)(p->C + p->OC) * (double)(rows_total * p->tws),
               wino_wg_group, &jb);
     if (atomic_load(&jb.failed))
