@@ -46,7 +46,8 @@ enum { GEMM_A_PACKED = 0, GEMM_A_ROWS = 1, GEMM_A_COLS = 2 };
     do {                                                                                  \
         const __m256 ai = _mm256_broadcast_ss(A_AT(i));                                   \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                       \
-        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                       \
+        if (nv > 1)                                                                       \
+            c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                   \
     } while (0)
 
 #define S_STORE(i)                                                                        \
@@ -54,13 +55,15 @@ enum { GEMM_A_PACKED = 0, GEMM_A_ROWS = 1, GEMM_A_COLS = 2 };
         float *ci = c + (i) * ldc;                                                        \
         if (beta == 0.0f) {                                                               \
             _mm256_storeu_ps(ci, _mm256_mul_ps(va, c##i##0));                             \
-            _mm256_storeu_ps(ci + 8, _mm256_mul_ps(va, c##i##1));                         \
+            if (nv > 1)                                                                   \
+                _mm256_storeu_ps(ci + 8, _mm256_mul_ps(va, c##i##1));                     \
         } else {                                                                          \
             _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, c##i##0,                             \
                                                  _mm256_mul_ps(vb, _mm256_loadu_ps(ci)))); \
-            _mm256_storeu_ps(ci + 8,                                                      \
-                             _mm256_fmadd_ps(va, c##i##1,                                 \
-                                             _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)))); \
+            if (nv > 1)                                                                   \
+                _mm256_storeu_ps(ci + 8,                                                  \
+                                 _mm256_fmadd_ps(va, c##i##1,                             \
+                                                 _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)))); \
         }                                                                                 \
     } while (0)
 
@@ -70,19 +73,20 @@ enum { GEMM_A_PACKED = 0, GEMM_A_ROWS = 1, GEMM_A_COLS = 2 };
         _mm_prefetch((const char *)(c + i_ * ldc + (nr) - 1), _MM_HINT_T0);               \
     }
 
-AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, int64_t kc, const float *a,
-                                                int64_t lda, const float *b, int64_t ldb,
-                                                float *c, int64_t ldc, float alpha, float beta)
+AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, int64_t kc,
+                                                const float *a, int64_t lda, const float *b,
+                                                int64_t ldb, float *c, int64_t ldc, float alpha,
+                                                float beta)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
     const float *r4 = a + 4 * lda, *r5 = a + 5 * lda;
     (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
-    C_PREFETCH(float, 16);
+    C_PREFETCH(float, 8 * nv);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = nv > 1 ? _mm256_loadu_ps(b + 8) : b0;
         S_ROW(0);
         S_ROW(1);
         S_ROW(2);
@@ -104,7 +108,8 @@ AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, int64_t kc, cons
     do {                                                                                  \
         const __m256d ai = _mm256_broadcast_sd(A_AT(i));                                  \
         c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                                       \
-        c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                       \
+        if (nv > 1)                                                                       \
+            c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                   \
     } while (0)
 
 #define D_STORE(i)                                                                        \
@@ -112,31 +117,33 @@ AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, int64_t kc, cons
         double *ci = c + (i) * ldc;                                                       \
         if (beta == 0.0) {                                                                \
             _mm256_storeu_pd(ci, _mm256_mul_pd(va, c##i##0));                             \
-            _mm256_storeu_pd(ci + 4, _mm256_mul_pd(va, c##i##1));                         \
+            if (nv > 1)                                                                   \
+                _mm256_storeu_pd(ci + 4, _mm256_mul_pd(va, c##i##1));                     \
         } else {                                                                          \
             _mm256_storeu_pd(ci, _mm256_fmadd_pd(va, c##i##0,                             \
                                                  _mm256_mul_pd(vb, _mm256_loadu_pd(ci)))); \
-            _mm256_storeu_pd(ci + 4,                                                      \
-                             _mm256_fmadd_pd(va, c##i##1,                                 \
-                                             _mm256_mul_pd(vb, _mm256_loadu_pd(ci + 4)))); \
+            if (nv > 1)                                                                   \
+                _mm256_storeu_pd(ci + 4,                                                  \
+                                 _mm256_fmadd_pd(va, c##i##1,                             \
+                                                 _mm256_mul_pd(vb, _mm256_loadu_pd(ci + 4)))); \
         }                                                                                 \
     } while (0)
 
 /* 6x8 f64 tile, same register budget as the f32 one. */
-AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, int64_t kc, const double *a,
-                                                int64_t lda, const double *b, int64_t ldb,
-                                                double *c, int64_t ldc, double alpha,
-                                                double beta)
+AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, const int nv, int64_t kc,
+                                                const double *a, int64_t lda, const double *b,
+                                                int64_t ldb, double *c, int64_t ldc,
+                                                double alpha, double beta)
 {
     __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const double *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
     const double *r4 = a + 4 * lda, *r5 = a + 5 * lda;
     (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
-    C_PREFETCH(double, 8);
+    C_PREFETCH(double, 4 * nv);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+        const __m256d b0 = _mm256_loadu_pd(b), b1 = nv > 1 ? _mm256_loadu_pd(b + 4) : b0;
         D_ROW(0);
         D_ROW(1);
         D_ROW(2);
@@ -158,14 +165,27 @@ AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, int64_t kc, cons
     AVX2_FN static void NAME(int64_t kc, const T *a, int64_t lda, const T *b, int64_t ldb, \
                              T *c, int64_t ldc, T alpha, T beta)                          \
     {                                                                                     \
-        avx2_##S##_body(MODE, kc, a, lda, b, ldb, c, ldc, alpha, beta);                   \
+        avx2_##S##_body(MODE, NV, kc, a, lda, b, ldb, c, ldc, alpha, beta);               \
     }
+#define NV 2
 AVX2_UKR(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed)
 AVX2_UKR(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows)
 AVX2_UKR(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols)
 AVX2_UKR(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed)
 AVX2_UKR(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows)
 AVX2_UKR(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols)
+#undef NV
+/* Half width (6x8 f32, 6x4 f64) for a right-edge panel: one vector of B per p. Only 6
+ * independent FMA chains, but it does half the full tile's work where half or more of
+ * that tile would be padding. */
+#define NV 1
+AVX2_UKR(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed_half)
+AVX2_UKR(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows_half)
+AVX2_UKR(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols_half)
+AVX2_UKR(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed_half)
+AVX2_UKR(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows_half)
+AVX2_UKR(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols_half)
+#undef NV
 
 /* Packing that transposes (a row-major A into MR-interleaved panels, a transposed B into
  * NR-wide ones), 8 x 8 blocks at a time in registers rather than one element per load: the
@@ -255,7 +275,8 @@ AVX2_FN static void pack_b16_cols_f32_avx2(const float *B, int64_t ldb, int64_t 
     do {                                                                                  \
         const VT ai = BC(*A_AT(i));                                                       \
         c##i##0 = FMA(ai, b0, c##i##0);                                                   \
-        c##i##1 = FMA(ai, b1, c##i##1);                                                   \
+        if (nv > 1)                                                                       \
+            c##i##1 = FMA(ai, b1, c##i##1);                                               \
     } while (0)
 
 #define ZS_STORE(i)                                                                       \
@@ -263,30 +284,32 @@ AVX2_FN static void pack_b16_cols_f32_avx2(const float *B, int64_t ldb, int64_t 
         float *ci = c + (i) * ldc;                                                        \
         if (beta == 0.0f) {                                                               \
             _mm512_storeu_ps(ci, _mm512_mul_ps(va, c##i##0));                             \
-            _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, c##i##1));                        \
+            if (nv > 1)                                                                   \
+                _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, c##i##1));                    \
         } else {                                                                          \
             _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, c##i##0,                             \
                                                  _mm512_mul_ps(vb, _mm512_loadu_ps(ci)))); \
-            _mm512_storeu_ps(ci + 16,                                                     \
-                             _mm512_fmadd_ps(va, c##i##1,                                 \
-                                             _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16)))); \
+            if (nv > 1)                                                                   \
+                _mm512_storeu_ps(ci + 16,                                                 \
+                                 _mm512_fmadd_ps(va, c##i##1,                             \
+                                                 _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16)))); \
         }                                                                                 \
     } while (0)
 
-AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, int64_t kc, const float *a,
-                                                    int64_t lda, const float *b, int64_t ldb,
-                                                    float *c, int64_t ldc, float alpha,
-                                                    float beta)
+AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv, int64_t kc,
+                                                    const float *a, int64_t lda, const float *b,
+                                                    int64_t ldb, float *c, int64_t ldc,
+                                                    float alpha, float beta)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
     const float *r4 = a + 4 * lda, *r5 = a + 5 * lda;
     (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
-    C_PREFETCH(float, 32);
+    C_PREFETCH(float, 16 * nv);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = nv > 1 ? _mm512_loadu_ps(b + 16) : b0;
         Z_ROW(0, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
         Z_ROW(1, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
         Z_ROW(2, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
@@ -309,17 +332,19 @@ AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, int64_t kc, 
         double *ci = c + (i) * ldc;                                                       \
         if (beta == 0.0) {                                                                \
             _mm512_storeu_pd(ci, _mm512_mul_pd(va, c##i##0));                             \
-            _mm512_storeu_pd(ci + 8, _mm512_mul_pd(va, c##i##1));                         \
+            if (nv > 1)                                                                   \
+                _mm512_storeu_pd(ci + 8, _mm512_mul_pd(va, c##i##1));                     \
         } else {                                                                          \
             _mm512_storeu_pd(ci, _mm512_fmadd_pd(va, c##i##0,                             \
                                                  _mm512_mul_pd(vb, _mm512_loadu_pd(ci)))); \
-            _mm512_storeu_pd(ci + 8,                                                      \
-                             _mm512_fmadd_pd(va, c##i##1,                                 \
-                                             _mm512_mul_pd(vb, _mm512_loadu_pd(ci + 8)))); \
+            if (nv > 1)                                                                   \
+                _mm512_storeu_pd(ci + 8,                                                  \
+                                 _mm512_fmadd_pd(va, c##i##1,                             \
+                                                 _mm512_mul_pd(vb, _mm512_loadu_pd(ci + 8)))); \
         }                                                                                 \
     } while (0)
 
-AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, int64_t kc,
+AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, const int nv, int64_t kc,
                                                     const double *a, int64_t lda,
                                                     const double *b, int64_t ldb, double *c,
                                                     int64_t ldc, double alpha, double beta)
@@ -329,10 +354,10 @@ AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, int64_t kc,
     const double *r0 = a, *r1 = a + lda, *r2 = a + 2 * lda, *r3 = a + 3 * lda;
     const double *r4 = a + 4 * lda, *r5 = a + 5 * lda;
     (void)r0, (void)r1, (void)r2, (void)r3, (void)r4, (void)r5;
-    C_PREFETCH(double, 16);
+    C_PREFETCH(double, 8 * nv);
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+        const __m512d b0 = _mm512_loadu_pd(b), b1 = nv > 1 ? _mm512_loadu_pd(b + 8) : b0;
         Z_ROW(0, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
         Z_ROW(1, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
         Z_ROW(2, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
@@ -354,14 +379,25 @@ AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, int64_t kc,
     AVX512_FN static void NAME(int64_t kc, const T *a, int64_t lda, const T *b,           \
                                int64_t ldb, T *c, int64_t ldc, T alpha, T beta)           \
     {                                                                                     \
-        avx512_##S##_body(MODE, kc, a, lda, b, ldb, c, ldc, alpha, beta);                 \
+        avx512_##S##_body(MODE, NV, kc, a, lda, b, ldb, c, ldc, alpha, beta);             \
     }
+#define NV 2
 AVX512_UKR(float, f32, GEMM_A_PACKED, ukr_avx512_f32_packed)
 AVX512_UKR(float, f32, GEMM_A_ROWS, ukr_avx512_f32_rows)
 AVX512_UKR(float, f32, GEMM_A_COLS, ukr_avx512_f32_cols)
 AVX512_UKR(double, f64, GEMM_A_PACKED, ukr_avx512_f64_packed)
 AVX512_UKR(double, f64, GEMM_A_ROWS, ukr_avx512_f64_rows)
 AVX512_UKR(double, f64, GEMM_A_COLS, ukr_avx512_f64_cols)
+#undef NV
+/* half width: 6x16 f32, 6x8 f64 */
+#define NV 1
+AVX512_UKR(float, f32, GEMM_A_PACKED, ukr_avx512_f32_packed_half)
+AVX512_UKR(float, f32, GEMM_A_ROWS, ukr_avx512_f32_rows_half)
+AVX512_UKR(float, f32, GEMM_A_COLS, ukr_avx512_f32_cols_half)
+AVX512_UKR(double, f64, GEMM_A_PACKED, ukr_avx512_f64_packed_half)
+AVX512_UKR(double, f64, GEMM_A_ROWS, ukr_avx512_f64_rows_half)
+AVX512_UKR(double, f64, GEMM_A_COLS, ukr_avx512_f64_cols_half)
+#undef NV
 
 /* A full 32-column panel of a transposed B as d[p * 32 + j]: the AVX2 8 x 8 transposes
  * (the packer is not on the hot path; moving values gives the same bits any way). */
@@ -439,22 +475,26 @@ static int cpu_gemm_direct(const cpu_inst *inst, int64_t m, int64_t n, int64_t k
  * on the machine's caches. */
 static const gkern_f32 kern_f32_generic = {
     4, 8, 128, 256, 2048, {ukr_generic_packed_f32, ukr_generic_rows_f32, ukr_generic_cols_f32},
-    NULL, NULL};
+    {NULL, NULL, NULL}, NULL, NULL};
 static const gkern_f64 kern_f64_generic = {
     4, 4, 96, 256, 2048, {ukr_generic_packed_f64, ukr_generic_rows_f64, ukr_generic_cols_f64},
-    NULL, NULL};
+    {NULL, NULL, NULL}, NULL, NULL};
 #ifdef CPU_HAVE_AVX2
 static const gkern_f32 kern_f32_avx2 = {
     6, 16, 120, 256, 3072, {ukr_avx2_f32_packed, ukr_avx2_f32_rows, ukr_avx2_f32_cols},
+    {ukr_avx2_f32_packed_half, ukr_avx2_f32_rows_half, ukr_avx2_f32_cols_half},
     pack_a6_rows_f32_avx2, pack_b16_cols_f32_avx2};
 static const gkern_f64 kern_f64_avx2 = {
     6, 8, 96, 256, 2048, {ukr_avx2_f64_packed, ukr_avx2_f64_rows, ukr_avx2_f64_cols},
+    {ukr_avx2_f64_packed_half, ukr_avx2_f64_rows_half, ukr_avx2_f64_cols_half},
     NULL, NULL};
 static const gkern_f32 kern_f32_avx512 = {
     6, 32, 120, 256, 3072, {ukr_avx512_f32_packed, ukr_avx512_f32_rows, ukr_avx512_f32_cols},
+    {ukr_avx512_f32_packed_half, ukr_avx512_f32_rows_half, ukr_avx512_f32_cols_half},
     pack_a6_rows_f32_avx2, pack_b32_cols_f32_avx2};
 static const gkern_f64 kern_f64_avx512 = {
     6, 16, 96, 256, 2048, {ukr_avx512_f64_packed, ukr_avx512_f64_rows, ukr_avx512_f64_cols},
+    {ukr_avx512_f64_packed_half, ukr_avx512_f64_rows_half, ukr_avx512_f64_cols_half},
     NULL, NULL};
 #endif
 

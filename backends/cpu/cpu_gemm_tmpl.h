@@ -38,6 +38,9 @@ typedef struct G(gkern) {
     int mr, nr;
     int64_t mc, kc, nc;
     G(ukr_fn) ukr[3];             /* by GEMM_A_* */
+    /* optional MR x NR/2 kernels (NULL: none) for a right-edge panel at most NR/2 wide, by
+     * GEMM_A_*: the same sums per element as ukr[], on half the vectors */
+    G(ukr_fn) half[3];
     /* optional packers of a full panel, NULL: the loops below. pack_a_rows: MR rows of a
      * row-major A (lda apart) for kc values; pack_b_cols: NR columns of a transposed B
      * (ldb apart) */
@@ -188,13 +191,21 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
     }
 }
 
-/* One MR x NR tile (or the me x ne corner of one, through a buffer). */
-static inline void G(tile)(const G(gkern) *kr, G(ukr_fn) ukr, int64_t kc, const GT *a,
-                           int64_t lda, const GT *b, int64_t ldb, GT *c, int64_t ldc,
-                           int64_t me, int64_t ne, GT alpha, GT beta)
+/* One MR x NR tile (or the me x ne corner of one, through a buffer), op(A) read as `mode`
+ * (GEMM_A_*). A corner at most NR/2 wide runs on the half-width kernel when the family has
+ * one: a right-edge panel of 4 columns (n = 100) would otherwise cost a full 16-wide tile. */
+static inline void G(tile)(const G(gkern) *kr, int mode, int64_t kc, const GT *a, int64_t lda,
+                           const GT *b, int64_t ldb, GT *c, int64_t ldc, int64_t me,
+                           int64_t ne, GT alpha, GT beta)
 {
     const int nr = kr->nr;
-    if (me == kr->mr && ne == nr) {
+    G(ukr_fn) ukr = kr->ukr[mode];
+    int64_t w = nr;
+    if (ne <= nr / 2 && kr->half[mode]) {
+        ukr = kr->half[mode];
+        w = nr / 2;
+    }
+    if (me == kr->mr && ne == w) {
         ukr(kc, a, lda, b, ldb, c, ldc, alpha, beta);
         return;
     }
@@ -218,13 +229,12 @@ static void G(macro)(const G(gkern) *kr, int64_t mc, int64_t kc, int64_t nc, int
                      GT beta)
 {
     const int mr = kr->mr, nr = kr->nr;
-    const G(ukr_fn) ukr = kr->ukr[GEMM_A_PACKED];
     for (int64_t jr = jr0; jr < jr1 && jr < nc; jr += nr) {
         const int64_t ne = nc - jr < nr ? nc - jr : nr;
         for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t me = mc - ir < mr ? mc - ir : mr;
-            G(tile)(kr, ukr, kc, ap + ir * kc, 0, bp + jr * kc, nr, C + ir * ldc + jr, ldc, me,
-                    ne, alpha, beta);
+            G(tile)(kr, GEMM_A_PACKED, kc, ap + ir * kc, 0, bp + jr * kc, nr,
+                    C + ir * ldc + jr, ldc, me, ne, alpha, beta);
         }
     }
 }
@@ -282,7 +292,6 @@ static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT
     const int mr = kr->mr, nr = kr->nr;
     GT *bscr = scr, *ascr = scr + kr->kc * nr;
     const int amode = j->ta ? GEMM_A_COLS : GEMM_A_ROWS;
-    const G(ukr_fn) ukr_direct = kr->ukr[amode], ukr_packed = kr->ukr[GEMM_A_PACKED];
     const int64_t chunk = j->packa ? kr->mc : i1 - i0;
     /* the bottom edge panel, if this block has it */
     const int64_t iedge = i1 == j->m && j->m % mr ? j->m - j->m % mr : -1;
@@ -315,12 +324,12 @@ static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT
                     const int64_t me = j->m - ir < mr ? j->m - ir : mr;
                     if (j->packa || ir == iedge) {
                         const GT *a = ascr + (j->packa ? (ir - ic) * kc : 0);
-                        G(tile)(kr, ukr_packed, kc, a, 0, bp, ldbp, c, ldc, me, ne, j->alpha,
+                        G(tile)(kr, GEMM_A_PACKED, kc, a, 0, bp, ldbp, c, ldc, me, ne, j->alpha,
                                 beta);
                         continue;
                     }
                     const GT *a = j->ta ? A + pc * j->lda + ir : A + ir * j->lda + pc;
-                    G(tile)(kr, ukr_direct, kc, a, j->lda, bp, ldbp, c, ldc, mr, ne, j->alpha,
+                    G(tile)(kr, amode, kc, a, j->lda, bp, ldbp, c, ldc, mr, ne, j->alpha,
                             beta);
                 }
             }
