@@ -324,6 +324,10 @@ struct em__tensor {
     uint8_t view_creation;  /* EM__VIEW_* : how the view was made (PyTorch's CreationMeta) */
     uint8_t view_output_nr; /* which output of a multi-output view op it is */
     em__tensor *grad;       /* accumulated gradient (owned) */
+    /* grad's values stand for zeros: em_tensor_zero_grad on a .grad no one else holds only
+     * marks it. A read fills it first (em__grad_settle); the next backward's gradient
+     * replaces it instead of being added to it. */
+    bool grad_zeroed;
     em_node *grad_fn;       /* producer node (owned ref), NULL for leaves */
     em__tensor *grad_staged;/* during a backward: this tensor's new .grad, not yet committed */
     em__tensor *live_next;  /* the context's live list; the free list while dead */
@@ -718,6 +722,12 @@ EM_INTERNAL em_status em__view_refresh(em__tensor *t);
 EM_INTERNAL bool em__requires_grad(const em__tensor *t);
 EM_INTERNAL const char *em__grad_fn_name(const em__tensor *t);
 EM_INTERNAL bool em__is_leaf(const em__tensor *t);
+/* t->grad as values a reader may use: a .grad marked zeroed is filled with zeros first.
+ * Every reader of t->grad outside the backward calls this before reading. */
+EM_INTERNAL em_status em__grad_settle(em__tensor *t);
+/* Whether t's .grad is referenced by t alone (no handle, view or saved copy): then no one
+ * can read it but through t, and zeroing it may wait until someone does. */
+EM_INTERNAL bool em__grad_private(const em__tensor *t);
 /* em__apply_inplace's autograd checks of self (view rules first, then the leaf rule). */
 EM_INTERNAL em_status em__view_check_inplace(em__tensor *self, const char *opname);
 /* The rebase of an in-place op on a view self: inner is the op's node (ownership taken; freed

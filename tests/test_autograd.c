@@ -539,6 +539,119 @@ static void test_sgd_matches_torch(void **state)
     em_context_clear_error(g_ctx);
 }
 
+/* zero_grad on a .grad nothing else holds only marks it: a read fills it, and the next
+ * backward adds its gradient to the scalar 0 instead of to a zeroed buffer. Every way a
+ * .grad can be seen must show the zeros, and the values after the next backward must be
+ * those of the eager fill + add, -0 included (0 + -0 = +0, as PyTorch's grad += g). */
+static void test_zero_grad_folded(void **state)
+{
+    (void)state;
+    em_tensor *x = em_tensor_keep(from_doubles(EM_F64, EM_SHAPE(3), (double[]){1, 1, 1}));
+    em_tensor *c = em_tensor_keep(from_doubles(EM_F64, EM_SHAPE(3), (double[]){-0.0, 2, -3}));
+    em_tensor_set_requires_grad(x, true);
+    em_scope_begin(g_ctx);
+    /* mul's backward gives g * c = (-0, 2, -3) */
+    assert_int_equal(em_backward(em_sum(em_mul(x, c))), EM_OK);
+    em_scope_end(g_ctx);
+    for (int eager = 0; eager < 2; eager++) {
+        em_scope_begin(g_ctx);
+        em_tensor *held = eager ? em_grad(x) : NULL;   /* a held .grad is zeroed at once */
+        assert_int_equal(em_tensor_zero_grad(x), EM_OK);
+        if (held) {
+            double *hv = to_doubles(held);
+            assert_true(hv[0] == 0 && hv[1] == 0 && hv[2] == 0);
+            free(hv);
+        }
+        assert_int_equal(em_tensor_zero_grad(x), EM_OK);   /* twice: still zeros */
+        em_scope_end(g_ctx);
+        em_scope_begin(g_ctx);
+        assert_int_equal(em_backward(em_sum(em_mul(x, c))), EM_OK);
+        double *gv = to_doubles(em_grad(x));
+        if (!(gv[0] == 0 && !signbit(gv[0]) && gv[1] == 2 && gv[2] == -3))
+            fail_msg("%s zero_grad then backward: (%g, %g, %g), want (+0, 2, -3)",
+                     eager ? "eager" : "folded", gv[0], gv[1], gv[2]);
+        free(gv);
+        em_scope_end(g_ctx);
+    }
+    /* read back before any backward: zeros, through em_grad and through the optimizers */
+    assert_int_equal(em_tensor_zero_grad(x), EM_OK);
+    em_scope_begin(g_ctx);
+    double *zv = to_doubles(em_grad(x));
+    assert_true(zv[0] == 0 && zv[1] == 0 && zv[2] == 0);
+    free(zv);
+    em_scope_end(g_ctx);
+    assert_int_equal(em_tensor_zero_grad(x), EM_OK);
+    em_sgd *sgd = em_sgd_create(&x, 1, &(em_sgd_options){.lr = 0.5, .momentum = 0.9});
+    assert_int_equal(em_sgd_step(sgd), EM_OK);   /* p - 0.5 * 0 */
+    double *xv = to_doubles(x);
+    assert_true(xv[0] == 1 && xv[1] == 1 && xv[2] == 1);
+    free(xv);
+    /* a failed backward leaves a zeroed .grad zeroed */
+    em_tensor *y = em_tensor_keep(em_sum(em_mul(x, c)));
+    assert_int_equal(em_backward(y), EM_OK);
+    assert_int_equal(em_sgd_zero_grad(sgd, false), EM_OK);
+    em_scope_begin(g_ctx);
+    assert_int_equal(em_backward(y), EM_ERR_AUTOGRAD);   /* its graph is freed */
+    em_context_clear_error(g_ctx);
+    zv = to_doubles(em_grad(x));
+    assert_true(zv[0] == 0 && zv[1] == 0 && zv[2] == 0);
+    free(zv);
+    em_scope_end(g_ctx);
+    /* set_to_none after a marked zero: no .grad at all */
+    assert_int_equal(em_tensor_zero_grad(x), EM_OK);
+    em_tensor_clear_grad(x);
+    assert_null(em_grad(x));
+    em_sgd_free(sgd);
+    em_tensor_free(y);
+    em_tensor_free(x);
+    em_tensor_free(c);
+    assert_ok_ctx();
+
+    /* the seed's step with zero_grad inside its scope (the .grad still held: eager) and
+     * after it (folded) gives the same weights, bit for bit, over many steps */
+    em_tensor *xs = em_tensor_keep(em_randn(g_ctx, EM_F32, EM_SHAPE(16, 30)));
+    em_tensor *ys = em_tensor_keep(em_randn(g_ctx, EM_F32, EM_SHAPE(16, 4)));
+    em_tensor *w0 = em_tensor_keep(em_randn(g_ctx, EM_F32, EM_SHAPE(30, 8)));
+    em_tensor *v0 = em_tensor_keep(em_randn(g_ctx, EM_F32, EM_SHAPE(8, 4)));
+    float *res[2];
+    for (int folded = 0; folded < 2; folded++) {
+        em_tensor *w1 = em_tensor_keep(em_clone(w0)), *w2 = em_tensor_keep(em_clone(v0));
+        em_tensor_set_requires_grad(w1, true);
+        em_tensor_set_requires_grad(w2, true);
+        for (int t = 0; t < 20; t++) {
+            em_scope_begin(g_ctx);
+            em_tensor *loss = em_sum(em_pow(em_sub(em_mm(em_clamp(em_mm(xs, w1), 0, INFINITY),
+                                                         w2), ys), 2));
+            assert_int_equal(em_backward(loss), EM_OK);
+            em_no_grad_begin(g_ctx);
+            em_sub_(w1, em_mul_scalar(em_grad(w1), 1e-3));
+            em_sub_(w2, em_mul_scalar(em_grad(w2), 1e-3));
+            if (!folded) {
+                em_tensor_zero_grad(w1);
+                em_tensor_zero_grad(w2);
+            }
+            em_no_grad_end(g_ctx);
+            em_scope_end(g_ctx);
+            if (folded) {
+                em_tensor_zero_grad(w1);
+                em_tensor_zero_grad(w2);
+            }
+        }
+        res[folded] = malloc(sizeof(float) * 30 * 8);
+        assert_int_equal(em_tensor_to_host(w1, res[folded], sizeof(float) * 30 * 8), EM_OK);
+        em_tensor_free(w1);
+        em_tensor_free(w2);
+    }
+    assert_memory_equal(res[0], res[1], sizeof(float) * 30 * 8);
+    free(res[0]);
+    free(res[1]);
+    em_tensor_free(xs);
+    em_tensor_free(ys);
+    em_tensor_free(w0);
+    em_tensor_free(v0);
+    assert_ok_ctx();
+}
+
 /* The seed step for many iterations keeps memory flat (no growth per step). */
 static void test_training_memory(void **state)
 {
@@ -590,6 +703,7 @@ int main(void)
         EM_TEST(test_gradcheck_api),  EM_TEST(test_accumulate_and_retain),
         EM_TEST(test_no_grad_and_inplace), EM_TEST(test_grad_fn_names),
         EM_TEST(test_sgd_matches_torch), EM_TEST(test_training_memory),
+        EM_TEST(test_zero_grad_folded),
     };
     char name[64];
     snprintf(name, sizeof name, "autograd on %s", test_backend_name());

@@ -52,7 +52,9 @@ static double now_us(void)
 
 enum { N = 64, D_IN = 1000, H = 100, D_OUT = 10 };
 
-/* The seed's autograd step: f32, forward mm-clamp-mm, loss, backward, update, zero grads. */
+/* The seed's autograd step: f32, forward mm-clamp-mm, loss, backward, update, zero grads.
+ * The grads are zeroed after the scope that read them ends: a .grad no handle holds is
+ * zeroed by folding it into the next backward (em_tensor_zero_grad), as users are told to. */
 static int setup_seed_autograd(bench_state *b, const workload *w)
 {
     (void)w;
@@ -77,10 +79,10 @@ static void step_seed_autograd(bench_state *b)
     em_no_grad_begin(c);
     em_sub_(w1, em_mul_scalar(em_grad(w1), 1e-6));
     em_sub_(w2, em_mul_scalar(em_grad(w2), 1e-6));
-    em_tensor_zero_grad(w1);
-    em_tensor_zero_grad(w2);
     em_no_grad_end(c);
     em_scope_end(c);
+    em_tensor_zero_grad(w1);
+    em_tensor_zero_grad(w2);
 }
 
 /* The seed's hand-written numpy step in f64. */

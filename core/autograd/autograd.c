@@ -266,7 +266,21 @@ static em_status stage_finish(em_context *ctx)
     for (int k = 0; k < ctx->n_bw_staged; k++) {
         em__tensor *t = ctx->bw_staged[k], *g = t->grad_staged, *r;
         bool own = exclusive(g) && em__is_contiguous(g);
-        if (t->grad && own) {   /* into the engine's own tensor: no extra buffer */
+        if (t->grad_zeroed) {
+            /* zero_grad folded into this accumulation: the zeros are not read but added as
+             * the scalar 0, one pass instead of a fill and an add (g + 0 and 0 + g agree bit
+             * for bit: -0 gives +0, as PyTorch's grad += new_grad) */
+            em__tensor *in[1] = {g};
+            em_op_params zero;
+            memset(&zero, 0, sizeof zero);
+            if (own) {
+                em_status st = em__apply_inplace(&em__op_add_scalar, g, in, 1, &zero);
+                if (st != EM_OK)
+                    return st;
+                continue;
+            }
+            r = em__apply(&em__op_add_scalar, in, 1, &zero);
+        } else if (t->grad && own) {   /* into the engine's own tensor: no extra buffer */
             em__tensor *in[2] = {g, t->grad};
             em_status st = em__apply_inplace(&em__op_add, g, in, 2, NULL);
             if (st != EM_OK)
@@ -297,6 +311,7 @@ static void stage_end(em_context *ctx, bool commit)
         if (commit) {
             em__tensor_unref(t->grad);
             t->grad = t->grad_staged;
+            t->grad_zeroed = false;
         } else {
             em__tensor_unref(t->grad_staged);
         }
@@ -608,11 +623,30 @@ EMBER_API const char *em_tensor_grad_fn_name(const em_tensor *h)
 EMBER_API em_tensor *em_grad(em_tensor *h)
 {
     em__tensor *t = em__obj(h);
-    if (!t || !t->grad)
+    if (!t || !t->grad || em__grad_settle(t) != EM_OK)
         return NULL;
     return em__give(em__tensor_ref(t->grad));
 }
 
+em_status em__grad_settle(em__tensor *t)
+{
+    if (!t->grad || !t->grad_zeroed)
+        return EM_OK;
+    em__tensor *in[1] = {t->grad};
+    em_status st = em__apply_inplace(&em__op_zero_, t->grad, in, 1, NULL);
+    if (st == EM_OK)
+        t->grad_zeroed = false;
+    return st;
+}
+
+bool em__grad_private(const em__tensor *t)
+{
+    return t->grad && exclusive(t->grad);
+}
+
+/* PyTorch's grad.zero_(). A .grad no one else holds is only marked (see em__tensor's
+ * grad_zeroed): the next backward then writes its gradient without a fill and an add, and
+ * a read before that fills it. */
 EMBER_API em_status em_tensor_zero_grad(em_tensor *h)
 {
     if (!h)
@@ -620,8 +654,12 @@ EMBER_API em_status em_tensor_zero_grad(em_tensor *h)
     em__tensor *t = em__obj(h);
     if (!t)
         return EM_ERR_FREED;
-    if (!t->grad)
+    if (!t->grad || t->grad_zeroed)
         return EM_OK;
+    if (em__grad_private(t)) {
+        t->grad_zeroed = true;
+        return EM_OK;
+    }
     em__tensor *in[1] = {t->grad};
     return em__apply_inplace(&em__op_zero_, t->grad, in, 1, NULL);
 }
@@ -633,6 +671,7 @@ EMBER_API void em_tensor_clear_grad(em_tensor *h)
         return;
     em__tensor_unref(t->grad);
     t->grad = NULL;
+    t->grad_zeroed = false;
 }
 
 EMBER_API em_status em_tensor_retain_grad(em_tensor *h)

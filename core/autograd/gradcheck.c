@@ -108,7 +108,7 @@ EMBER_API em_status em_gradcheck(em_gradcheck_fn fn, em_tensor *const *inputs, i
             st = em__error(ctx, EM_ERR_OOM, "em_gradcheck: out of memory");
             break;
         }
-        if (x->grad)
+        if (x->grad && (st = em__grad_settle(x)) == EM_OK)
             st = em__to_host_as(x->grad, EM_F64, analytic);
         else
             memset(analytic, 0, sizeof(double) * (size_t)n);

@@ -273,6 +273,8 @@ static em_status optim_step(em_optim *o, em_context *ctx)
         em__tensor *po = em__obj(o->params[i]);
         if (!po->grad)
             continue;
+        if ((st = em__grad_settle(po)) != EM_OK)
+            break;
         em_tensor *p = em__give(em__tensor_ref(po));
         em_tensor *g = em__give(em__tensor_ref(po->grad));
         em_tensor *out[EM__OPTIM_STATES] = {0};

@@ -147,6 +147,8 @@ EMBER_API em_status em_clip_grad_norm_(em_tensor *const *params, int n_params, d
         em__tensor *g = em__obj(params[i])->grad;
         if (!g)
             continue;
+        if ((st = em__grad_settle(em__obj(params[i]))) != EM_OK)
+            break;
         em_tensor *gh = em__give(em__tensor_ref(g));
         double v;
         if (inf)

@@ -163,6 +163,8 @@ static em_status sgd_step(em_sgd *s, em_context *ctx)
         em__tensor *p = em__obj(s->params[i]);
         if (!p->grad)
             continue;
+        if ((st = em__grad_settle(p)) != EM_OK)
+            break;
         em__tensor *v = new_value(s, i);
         st = v ? em__txn_write(&x, p, v) : em__failed(ctx) ? em__failed(ctx) : EM_ERR_INTERNAL;
     }
@@ -206,13 +208,14 @@ em_status em__zero_grads(em_context *ctx, em_tensor *const *params, int n, bool 
             em_tensor_clear_grad(params[i]);
         return EM_OK;
     }
-    /* all grads zeroed, or none: one transaction */
+    /* all grads zeroed, or none: one transaction. A .grad no one else holds is only marked
+     * zeroed (em_tensor_zero_grad's rule), after the others are written. */
     em__txn x;
     em__txn_begin(&x, ctx);
     em__tensor *zero[EM_DTYPE_COUNT_] = {0};
     for (int i = 0; i < n && st == EM_OK; i++) {
-        em__tensor *g = em__obj(params[i])->grad;
-        if (!g)
+        em__tensor *t = em__obj(params[i]), *g = t->grad;
+        if (!g || t->grad_zeroed || em__grad_private(t))
             continue;
         if (!zero[g->dtype]) {
             double p[4] = {0};
@@ -225,10 +228,16 @@ em_status em__zero_grads(em_context *ctx, em_tensor *const *params, int n, bool 
         }
         st = em__txn_write(&x, g, zero[g->dtype]);
     }
-    if (st == EM_OK)
+    if (st == EM_OK) {
         em__txn_commit(&x);
-    else
+        for (int i = 0; i < n; i++) {
+            em__tensor *t = em__obj(params[i]);
+            if (em__grad_private(t))
+                t->grad_zeroed = true;
+        }
+    } else {
         em__txn_abort(&x);
+    }
     for (int d = 0; d < EM_DTYPE_COUNT_; d++)
         em__tensor_unref(zero[d]);
     return st;
