@@ -21,7 +21,11 @@ EMBER_API const char *em_tensor_grad_fn_name(const em_tensor *t);
 /* The accumulated gradient (a new handle to it), or NULL without an error when there is
  * none yet (PyTorch's None). */
 EMBER_API em_tensor *em_grad(em_tensor *t);
-/* Zero .grad in place (x.grad.zero_()); no-op when there is none. */
+/* Zero .grad (x.grad.zero_()); no-op when there is none. When nothing but t holds the
+ * .grad (no handle from em_grad() is alive: zero after the scope that read it ends), this
+ * costs nothing now: the .grad is marked, the next backward adds its gradient to zero in one
+ * pass instead of a fill and an add, and any read before that sees zeros. The values are
+ * those of the fill and add, bit for bit. */
 EMBER_API em_status em_tensor_zero_grad(em_tensor *t);
 /* Drop .grad (x.grad = None). */
 EMBER_API void em_tensor_clear_grad(em_tensor *t);
