@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Every kernel entry (em_kargs signature) of em_backend_ops up to ABI 1.5, in order. Kernels
+/* Every kernel entry (em_kargs signature) of em_backend_ops up to ABI 1.7, in order. Kernels
  * of later minors are not listed: they pass through these layers untouched. */
 #define LAYER_KERNELS(X)                                                                     \
     X(fill) X(rng_uniform) X(rng_normal) X(copy) X(neg) X(exp) X(log) X(sqrt) X(abs) X(relu) \
@@ -24,7 +24,8 @@
     X(sin) X(cos) X(erf) X(floor) X(ceil) X(round) X(sign) X(pow) X(floor_divide)            \
     X(remainder) X(prod) X(max_dim) X(min_dim) X(softmax) X(log_softmax) X(index_select)     \
     X(gather) X(scatter_add) X(adam) X(avg_pool2d) X(avg_pool2d_grad) X(im2col) X(col2im)   \
-    X(max_pool2d) X(conv2d) X(conv2d_grad_input) X(conv2d_grad_weight) X(max_pool2d_grad)
+    X(max_pool2d) X(conv2d) X(conv2d_grad_input) X(conv2d_grad_weight) X(max_pool2d_grad)    \
+    X(sgd)
 
 /* The kernel at byte offset off of a table. */
 static inline em_kernel_fn layer_kernel_at(const em_backend_ops *ops, size_t off)

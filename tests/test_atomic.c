@@ -12,6 +12,7 @@
 
 void em__test_fail_kernel_after(long n);
 void em__test_fail_alloc_after(long n);
+void em__test_optim_composed(int on);
 
 #define MAX_N 400
 
@@ -183,8 +184,11 @@ static void grads_for(net *n)
     em_scope_end(g_ctx);
 }
 
-static void step_case(const em_sgd_options *o)
+/* composed: the step from elementwise kernels (em__test_optim_composed), else through the
+ * backend's fused sgd kernel (one call per parameter) */
+static void step_case_path(const em_sgd_options *o, int composed)
 {
+    em__test_optim_composed(composed);
     /* reference: three fault-free steps */
     net ref;
     net_init(&ref, o);
@@ -229,13 +233,20 @@ static void step_case(const em_sgd_options *o)
         if (done)
             break;
     }
-    assert_true(failures >= 4);
-    print_message("# sgd step (momentum %g, nesterov %d): failed at each of its %d kernel calls\n",
-                  o->momentum, o->nesterov, failures);
+    em__test_optim_composed(0);
+    assert_true(failures >= (composed ? 4 : 2));
+    print_message("# sgd step (%s, momentum %g, nesterov %d): failed at each of its %d kernel "
+                  "calls\n", composed ? "composed" : "fused", o->momentum, o->nesterov, failures);
     drop(&r1);
     drop(&r2);
     net_free(&ref);
     assert_ok_ctx();
+}
+
+static void step_case(const em_sgd_options *o)
+{
+    step_case_path(o, 0);
+    step_case_path(o, 1);
 }
 
 static void test_sgd_plain(void **state)
@@ -313,10 +324,10 @@ static em_status train_step(net *n)
     return st;
 }
 
-static void test_skipped_step_is_never_run(void **state)
+static void skipped_step_case(int composed)
 {
-    (void)state;
     const em_sgd_options o = {.lr = 0.01, .momentum = 0.9, .nesterov = true};
+    em__test_optim_composed(composed);
     const int steps = 4, faulty = 2;
     net ref;
     net_init(&ref, &o);
@@ -354,12 +365,21 @@ static void test_skipped_step_is_never_run(void **state)
         if (!failed)
             break;
     }
-    assert_true(skipped > 20);   /* every kernel call of a step was hit */
-    print_message("# training step: failed at each of its %d kernel calls, skipped, and the "
-                  "weights equal never running it\n", skipped);
+    em__test_optim_composed(0);
+    assert_true(skipped > (composed ? 20 : 8));   /* every kernel call of a step was hit */
+    print_message("# training step (%s update): failed at each of its %d kernel calls, skipped, "
+                  "and the weights equal never running it\n", composed ? "composed" : "fused",
+                  skipped);
     drop(&r1);
     drop(&r2);
     assert_ok_ctx();
+}
+
+static void test_skipped_step_is_never_run(void **state)
+{
+    (void)state;
+    skipped_step_case(0);
+    skipped_step_case(1);
 }
 
 /* ---- in-place ops ---- */

@@ -56,14 +56,15 @@ rc=$?
 r=1; [ $rc -eq 0 ] && grep -q "ABI 1.1" "$tmp/out" && [ "$(row add)" = pass ] && r=0
 report "a plugin built from the frozen ABI 1.1 headers loads and conforms" $r
 
-# the 1.2 plugin: loads and conforms; its table ends before adam (1.3), so Adam's and
-# AdamW's steps are composed from elementwise kernels (adam marked ~), and pass
+# the 1.2 plugin: loads and conforms; its table ends before adam (1.3) and sgd (1.7), so the
+# Adam, AdamW and SGD steps are composed from elementwise kernels (marked ~), and pass
 conform ember-backend-tabi12.so ""
 rc=$?
 r=1; [ $rc -eq 0 ] && grep -q "ABI 1.2" "$tmp/out" && [ "$(row add)" = pass ] &&
     [ "$(row optim_adam)" = pass ] && [ "$(row optim_adamw)" = pass ] &&
-    grep -qE "^optim_adam +adam~ " "$tmp/out" && r=0
-report "a plugin built from the frozen ABI 1.2 headers loads and conforms, Adam composed" $r
+    [ "$(row optim_sgd)" = pass ] && grep -qE "^optim_adam +adam~ " "$tmp/out" &&
+    grep -qE "^optim_sgd +sgd~ " "$tmp/out" && r=0
+report "a plugin built from the frozen ABI 1.2 headers loads and conforms, Adam and SGD composed" $r
 
 # per-kernel dtypes: f64 of kernels declared f32-only runs on cpu, everything passes
 conform ember-backend-tgood.so f32-only

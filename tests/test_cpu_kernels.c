@@ -37,7 +37,7 @@ static void test_masks(void **state)
     HAS(prod, F | I64);
     HAS(max_dim, F | N); HAS(min_dim, F | N); HAS(softmax, F); HAS(log_softmax, F);
     HAS(index_select, ALL); HAS(gather, ALL); HAS(scatter_add, F | N);
-    HAS(adam, F);
+    HAS(adam, F); HAS(sgd, F);
 #undef HAS
 }
 

@@ -8,7 +8,8 @@
  *  - the float ops of 1.2 (log1p .. sign, pow, floor_divide, remainder) bit for bit on
  *    special values, and a few of PyTorch 1.13's own answers;
  *  - the fused adam kernel of ABI 1.3 (emcu_adam_*) bit for bit against the cpu backend's,
- *    every flag combination, on ordinary and special values.
+ *    every flag combination, on ordinary and special values;
+ *  - the fused sgd kernel of ABI 1.7 (emcu_sgd_*) likewise.
  * Needs neither nvcc nor a GPU. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -422,6 +423,102 @@ static void test_adam(void **state)
     print_message("# %ld adam elements identical to the cpu backend\n", checked);
 }
 
+/* ------------------------------------------------------------------ sgd (ABI 1.7) */
+
+/* flags_in: 1 maximize, 2 weight decay, 4 nesterov; mom: 0 none, 1 first step, 2 later */
+static void sgd_case(int32_t dt, int flags_in, int mom, const double *p4, int64_t n,
+                     long *checked)
+{
+    const int mx = flags_in & 1, nesterov = (flags_in >> 2) & 1;
+    double p[4] = {p4[0], mom ? p4[1] : 0.0, p4[2], (flags_in & 2) ? p4[3] : 0.0};
+    const size_t es = dsize(dt);
+    void *buf[5];
+    em_kview v[5];
+    const em_kview *outs[2], *ins[3];
+    for (int k = 0; k < 5; k++) {
+        buf[k] = calloc((size_t)n, es);
+        v[k] = view1(buf[k], dt, n);
+        if (k >= 2)
+            for (int64_t i = 0; i < n; i++) {
+                double x = adam_value(i, k - 2);
+                if (dt == EM_F32)
+                    ((float *)buf[k])[i] = (float)x;
+                else
+                    ((double *)buf[k])[i] = x;
+            }
+        if (k < 2)
+            outs[k] = &v[k];
+        else
+            ins[k - 2] = &v[k];
+    }
+    const int64_t ip[3] = {nesterov, mx, mom == 1};
+    em_kargs a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
+    a.out = outs[0];
+    a.in[0] = ins[0];
+    a.in[1] = ins[1];
+    a.in[2] = mom == 2 ? ins[2] : NULL;
+    memcpy(a.p, p, sizeof a.p);
+    a.n_out = mom ? 2 : 1;
+    a.outs = outs;
+    a.n_in = mom == 2 ? 3 : 2;
+    a.ins = ins;
+    a.n_ip = 3;
+    a.ip = ip;
+    assert_non_null(g_ops->sgd);
+    if (g_ops->sgd(g_dev, &a) != EM_OK)
+        fail_msg("cpu sgd failed: %s", g_msg);
+    const int flags = emcu_sgd_flags(a.p, ip);
+    double sc[EMCU_SGD_NSC];
+    emcu_sgd_scalars(a.p, sc);
+    for (int64_t i = 0; i < n; i++) {
+        int ok = 1;
+        if (dt == EM_F32) {
+            emcu_sgd_sc_f32 s;
+            for (int k = 0; k < EMCU_SGD_NSC; k++)
+                s.v[k] = (float)sc[k];
+            float o[2] = {0, 0}, in[3];
+            for (int k = 0; k < 3; k++)
+                in[k] = ((float *)buf[2 + k])[i];
+            emcu_sgd_f32(flags, &s, 0, &o[0], &o[1], &in[0], &in[1], &in[2]);
+            for (int k = 0; k < (mom ? 2 : 1); k++)
+                ok = ok && same_f32(o[k], ((float *)buf[k])[i]);
+        } else {
+            emcu_sgd_sc_f64 s;
+            for (int k = 0; k < EMCU_SGD_NSC; k++)
+                s.v[k] = sc[k];
+            double o[2] = {0, 0}, in[3];
+            for (int k = 0; k < 3; k++)
+                in[k] = ((double *)buf[2 + k])[i];
+            emcu_sgd_f64(flags, &s, 0, &o[0], &o[1], &in[0], &in[1], &in[2]);
+            for (int k = 0; k < (mom ? 2 : 1); k++)
+                ok = ok && same_f64(o[k], ((double *)buf[k])[i]);
+        }
+        if (!ok)
+            fail_msg("sgd %s, maximize %d weight_decay %g momentum %d (of 0/first/later) "
+                     "nesterov %d: element %lld differs from the cpu backend",
+                     dt == EM_F32 ? "f32" : "f64", mx, p[3], mom, nesterov, (long long)i);
+        (*checked)++;
+    }
+    for (int k = 0; k < 5; k++)
+        free(buf[k]);
+}
+
+static void test_sgd(void **state)
+{
+    (void)state;
+    static const double hp[2][4] = {{1e-3, 0.9, 0.0, 1e-4}, {0.05, 0.7, 0.1, 0.03}};
+    long checked = 0;
+    for (int d = 0; d < 2; d++)
+        for (int f = 0; f < 8; f++)
+            for (int mom = 0; mom < 3; mom++)
+                for (int h = 0; h < 2; h++)
+                    if (mom || !(f & 4))   /* nesterov needs momentum */
+                        sgd_case(d ? EM_F64 : EM_F32, f, mom, hp[h], 1031, &checked);
+    print_message("# %ld sgd elements identical to the cpu backend\n", checked);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(void)
@@ -431,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_float_to_int),
         cmocka_unit_test(test_float_math),
         cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_sgd),
     };
     return cmocka_run_group_tests_name("cuda elementwise logic of ABI 1.2 on the host", tests,
                                        load_cpu, unload_cpu);

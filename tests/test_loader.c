@@ -666,11 +666,12 @@ static void test_registry_scan(void **state)
     assert_true(kernel_present(pi, "fill"));
     assert_false(kernel_present(pi, "gemm"));
     assert_false(kernel_present(pi, "relu_backward"));
-    /* optional: the fused backward helpers, the fused optimizer step (adam), the whole
+    /* optional: the fused backward helpers, the fused optimizer steps (adam, sgd), the whole
      * convolutions (conv2d, conv2d_grad_input, conv2d_grad_weight) and max_pool2d_grad */
     for (int k = 0; k < pi->kernel_count; k++)
         assert_int_equal(pi->kernel_optional[k], strstr(pi->kernel_names[k], "_backward") != NULL ||
                                                      !strcmp(pi->kernel_names[k], "adam") ||
+                                                     !strcmp(pi->kernel_names[k], "sgd") ||
                                                      !strncmp(pi->kernel_names[k], "conv2d", 6) ||
                                                      !strcmp(pi->kernel_names[k], "max_pool2d_grad"));
 

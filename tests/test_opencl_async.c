@@ -311,7 +311,8 @@ static void test_describe_calls_no_opencl(void **state)
 /* ------------------------------------------------------------------ dtypes */
 
 enum { K_OUT, K_UN, K_BIN, K_CMP, K_WHERE, K_MFILL, K_SUM, K_COPY, K_ARGDIM, K_DIM, K_ISEL,
-       K_GATHER, K_SCATTER, K_ADAM, K_AVGPOOL, K_IM2COL, K_COL2IM, K_MAXPOOL, K_MAXPOOLGRAD };
+       K_GATHER, K_SCATTER, K_ADAM, K_AVGPOOL, K_IM2COL, K_COL2IM, K_MAXPOOL, K_MAXPOOLGRAD,
+       K_SGD };
 
 /* what the plugin declares: floats (and bool) where 1.0 promised them, integer dtypes where
  * the core calls a kernel with them (core/plugin/kernels.c) */
@@ -359,6 +360,8 @@ static const struct kcase {
     K(im2col, K_IM2COL, FL), K(col2im, K_COL2IM, FL), K(max_pool2d, K_MAXPOOL, FL),
     /* ABI 1.5 */
     K(max_pool2d_grad, K_MAXPOOLGRAD, FL),
+    /* ABI 1.7 */
+    K(sgd, K_SGD, FL),
 };
 #define NKERNELS ((int)(sizeof g_kernels / sizeof g_kernels[0]))
 /* kernels the plugin leaves out (NULL entry, mask 0): the optional whole convolutions of ABI
@@ -479,6 +482,7 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
     case K_GATHER: i0 = &v0; i1 = &ix; break;
     case K_SCATTER: i0 = &ix; i1 = &v1; break;
     case K_ADAM: i0 = &v0; i1 = &v1; break;
+    case K_SGD: i0 = &v0; i1 = &v1; break;
     case K_AVGPOOL: v0 = as_3d(v0, NE); o = as_3d(o, NE); i0 = &v0; break;
     /* a 1x1 window over (1, 1, 1, NE): columns (1, 1, NE) */
     case K_IM2COL: v0 = as_4d(v0); o = as_3d(o, NE); o.shape[0] = o.shape[1] = 1;
@@ -535,6 +539,13 @@ static em_status call_kernel(const struct kcase *kc, int32_t dt, int32_t dt2, vo
         a.n_ip = 4;
         a.fp = afp;
         a.n_fp = 3;
+    }
+    /* sgd: a plain step (p and g in, p' out) */
+    static const int64_t sip[3] = {0, 0, 1};
+    if (kc->kind == K_SGD) {
+        a.p[0] = 1e-3, a.p[1] = 0, a.p[2] = 0, a.p[3] = 0;
+        a.ip = sip;
+        a.n_ip = 3;
     }
     em_kernel_fn fn;
     memcpy(&fn, (const char *)g_ops + kc->op, sizeof fn);

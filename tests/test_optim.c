@@ -4,8 +4,8 @@
  * device-fault injection (parameters and state bit for bit unchanged, the retried step equal to
  * PyTorch's), and PyTorch's messages for bad options. Reference numbers: tests/data/ref_optim.h
  * (tests/data/gen_optim.py). Built once per backend. Adam and AdamW run through the backend's
- * fused adam kernel (ABI 1.3): one kernel call per parameter, and on cpu the same bits as the
- * step composed from elementwise kernels. */
+ * fused adam kernel (ABI 1.3), SGD through its sgd kernel (ABI 1.7): one kernel call per
+ * parameter, and on cpu the same bits as the step composed from elementwise kernels. */
 #include "backend_harness.h"
 #include "data/ref_optim.h"
 
@@ -414,15 +414,17 @@ static int step_calls(rig *g, int kind, char *first_msg, size_t n)
     }
 }
 
-/* every Adam / AdamW configuration: one adam call per parameter with a grad, on the first
- * step (no state yet) and later ones, f32 and f64; failures leave everything unchanged */
+/* every SGD, Adam and AdamW configuration: one sgd / adam call per parameter with a grad,
+ * on the first step (no state yet) and later ones, f32 and f64; failures leave everything
+ * unchanged */
 static void test_fused_path(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof opt_refs / sizeof opt_refs[0]; c++) {
         const opt_ref *r = &opt_refs[c];
-        if (r->kind != 1 && r->kind != 2)
+        if (r->kind != 0 && r->kind != 1 && r->kind != 2)
             continue;
+        const char *kname = r->kind == 0 ? "sgd " : "adam ";
         for (int d = 0; d < 2; d++) {
             rig g;
             rig_init_dt(&g, r, d ? EM_F64 : EM_F32);
@@ -430,10 +432,10 @@ static void test_fused_path(void **state)
                 set_grads(&g, opt_g0[s], opt_g1[s], 1.0);
                 char msg[512] = "";
                 int calls = step_calls(&g, r->kind, msg, sizeof msg);
-                if (calls != 2 || strncmp(msg, "adam ", 5))
-                    fail_msg("%s (%s), step %d: %d kernel calls (want 2, one adam per "
+                if (calls != 2 || strncmp(msg, kname, strlen(kname)))
+                    fail_msg("%s (%s), step %d: %d kernel calls (want 2, one %sper "
                              "parameter); first failure: %s", r->name, d ? "f64" : "f32", s + 1,
-                             calls, msg);
+                             calls, kname, msg);
                 if (!d)
                     check_step(&g, r, s);
             }
@@ -561,6 +563,90 @@ static void test_fused_bits(void **state)
                     }
 }
 
+/* n_steps of SGD on parameters of n elements (odd values), fused or composed: the bytes of
+ * the parameters and their momentum buffers */
+static unsigned char *run_odd_sgd(em_dtype dt, int64_t n, const em_sgd_options *so,
+                                  bool composed, size_t *len)
+{
+    em_tensor *p[2];
+    p[0] = em_tensor_keep(odd_tensor(dt, n, 1, 0));
+    p[1] = em_tensor_keep(em_reshape(odd_tensor(dt, 12, 2, 0), 2, (int64_t[]){3, 4}));
+    for (int i = 0; i < 2; i++)
+        em_tensor_set_requires_grad(p[i], true);
+    em_optim *o = em_optim_sgd(p, 2, so);
+    assert_non_null(o);
+    em__test_optim_composed(composed);
+    for (int s = 0; s < 4; s++) {
+        em_tensor_clear_grad(p[0]);
+        em_tensor_clear_grad(p[1]);
+        em_scope_begin(g_ctx);
+        em_tensor *g0 = odd_tensor(dt, n, 100 + (uint64_t)s, 1);
+        em_tensor *g1 = em_reshape(odd_tensor(dt, 12, 200 + (uint64_t)s, 1), 2, (int64_t[]){3, 4});
+        em_tensor *l = em_add(em_sum(em_mul(p[0], g0)), em_sum(em_mul(p[1], g1)));
+        assert_int_equal(em_backward(l), EM_OK);
+        em_scope_end(g_ctx);
+        assert_int_equal(em_optim_step(o), EM_OK);
+    }
+    em__test_optim_composed(0);
+    unsigned char *b = NULL;
+    *len = 0;
+    em_scope_begin(g_ctx);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            em_tensor *t = k ? em_optim_state(o, i, "momentum_buffer") : p[i];
+            if (!t)
+                continue;
+            size_t nb = (size_t)em_tensor_numel(t) * (dt == EM_F64 ? 8 : 4);
+            b = realloc(b, *len + nb);
+            assert_int_equal(em_tensor_to_host(t, b + *len, nb), EM_OK);
+            *len += nb;
+        }
+    em_scope_end(g_ctx);
+    em_optim_free(o);
+    em_tensor_free(p[0]);
+    em_tensor_free(p[1]);
+    assert_ok_ctx();
+    return b;
+}
+
+/* cpu: SGD's fused kernel (ABI 1.7) and its composed step give the same bits, f32 and f64,
+ * every option combination, below and above the threading threshold */
+static void test_sgd_fused_bits(void **state)
+{
+    (void)state;
+    if (strcmp(test_backend_name(), "cpu")) {
+        print_message("# fused vs composed bit equality is checked on cpu only\n");
+        return;
+    }
+    static const int64_t sizes[] = {1, 37, 100003};
+    for (int flags = 0; flags < 32; flags++) {
+        const bool mom = flags & 1, nesterov = flags & 2, wd = flags & 4, mx = flags & 8,
+                   damp = flags & 16;
+        if ((nesterov || damp) && !mom)
+            continue;
+        if (nesterov && damp)
+            continue;   /* PyTorch: Nesterov needs zero dampening */
+        em_sgd_options so = {.lr = 0.013, .momentum = mom ? 0.9 : 0,
+                             .dampening = damp ? 0.1 : 0, .weight_decay = wd ? 0.03 : 0,
+                             .nesterov = nesterov, .maximize = mx};
+        for (int d = 0; d < 2; d++)
+            for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+                em_dtype dt = d ? EM_F64 : EM_F32;
+                size_t la, lb;
+                unsigned char *fb = run_odd_sgd(dt, sizes[z], &so, false, &la);
+                unsigned char *cb = run_odd_sgd(dt, sizes[z], &so, true, &lb);
+                bool same = la == lb && !memcmp(fb, cb, la);
+                free(fb);
+                free(cb);
+                if (!same)
+                    fail_msg("SGD, %s, %lld elements, momentum %g dampening %g nesterov %d "
+                             "weight_decay %g maximize %d: fused and composed steps differ",
+                             d ? "f64" : "f32", (long long)sizes[z], so.momentum, so.dampening,
+                             so.nesterov, so.weight_decay, so.maximize);
+            }
+    }
+}
+
 /* ---- bad options: PyTorch's messages ---- */
 
 static void expect_bad(em_optim *o, const char *msg)
@@ -629,6 +715,7 @@ int main(void)
         EM_TEST(test_reference),     EM_TEST(test_reference_f64), EM_TEST(test_schedulers),   EM_TEST(test_clip),
         EM_TEST(test_atomic_adam),   EM_TEST(test_atomic_adamw), EM_TEST(test_atomic_rmsprop),
         EM_TEST(test_atomic_alloc),  EM_TEST(test_fused_path),    EM_TEST(test_fused_bits),
+        EM_TEST(test_sgd_fused_bits),
         EM_TEST(test_bad_options),
     };
     char name[64];

@@ -51,10 +51,10 @@ r=1
     { echo "not ok 3 - an unusable backend: the reason on stderr, exit 1 (exit $rc)";
       sed 's/^/# /' "$tmp/nodev.out" "$tmp/nodev.err"; }
 
-# a device fault in the first step's backward (the 16th kernel call on cpu): the loop checks
+# a device fault in the second step's backward (the 15th kernel call on cpu): the loop checks
 # each step, so it stops there, updates nothing and reports the fault; a loop checking only
 # at the end would go on updating from a failed step
-EMBER_CONFIG=/dev/null EMBER_FAIL_KERNEL=16 "$tmp/first" > "$tmp/fault.out" 2> "$tmp/fault.err"
+EMBER_CONFIG=/dev/null EMBER_FAIL_KERNEL=15 "$tmp/first" > "$tmp/fault.out" 2> "$tmp/fault.err"
 rc=$?
 r=1
 [ $rc -eq 1 ] && grep -q "^0 [0-9]" "$tmp/fault.out" && ! grep -q "^25 " "$tmp/fault.out" &&

@@ -321,6 +321,8 @@ static const em_kernel_dtypes cpu_dtypes = {
     .conv2d = CPU_FLOAT, .conv2d_grad_input = CPU_FLOAT, .conv2d_grad_weight = CPU_FLOAT,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = CPU_FLOAT,
+    /* ---- ABI 1.7: SGD's step ---- */
+    .sgd = CPU_FLOAT,
 };
 
 static const em_backend_ops cpu_ops = {
@@ -409,6 +411,8 @@ static const em_backend_ops cpu_ops = {
     .conv2d_grad_weight = cpu_k_conv2d_grad_weight,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = cpu_k_max_pool2d_grad,
+    /* ---- ABI 1.7: SGD's step ---- */
+    .sgd = cpu_k_sgd,
 };
 
 /* threads = N: a plain decimal integer, 0 meaning "one per usable core". */

@@ -140,6 +140,8 @@ CPU_KERNEL(max_dim); CPU_KERNEL(min_dim); CPU_KERNEL(softmax); CPU_KERNEL(log_so
 CPU_KERNEL(index_select); CPU_KERNEL(gather); CPU_KERNEL(scatter_add);
 /* ABI 1.3 (cpu_adam.c) */
 CPU_KERNEL(adam);
+/* ABI 1.7 (cpu_sgd.c) */
+CPU_KERNEL(sgd);
 /* ABI 1.4 (cpu_avgpool.c) */
 CPU_KERNEL(avg_pool2d); CPU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cpu_conv.c) ---- */

@@ -631,6 +631,8 @@ static em_kernel_dtypes make_dtypes(void)
     t.scatter_add = FN;
     /* ABI 1.3 */
     t.adam = F;
+    /* ABI 1.7 */
+    t.sgd = F;
     /* ---- ABI 1.4: pooling and normalisation ---- */
     t.avg_pool2d = t.avg_pool2d_grad = F;
     /* ---- ABI 1.4: convolution ---- */
@@ -735,6 +737,7 @@ static em_backend_ops make_ops(void)
     o.gather = cu_k_gather;
     o.scatter_add = cu_k_scatter_add;
     o.adam = cu_k_adam;
+    o.sgd = cu_k_sgd;
     o.avg_pool2d = cu_k_avg_pool2d;
     o.avg_pool2d_grad = cu_k_avg_pool2d_grad;
     /* ---- ABI 1.4: convolution ---- */

@@ -205,8 +205,9 @@ CU_KERNEL(pow); CU_KERNEL(floor_divide); CU_KERNEL(remainder);
 CU_KERNEL(prod);
 CU_KERNEL(max_dim); CU_KERNEL(min_dim); CU_KERNEL(softmax); CU_KERNEL(log_softmax);
 CU_KERNEL(index_select); CU_KERNEL(gather); CU_KERNEL(scatter_add);
-/* ABI 1.3 (cuda_optim.cu) */
+/* ABI 1.3 and 1.7 (cuda_optim.cu) */
 CU_KERNEL(adam);
+CU_KERNEL(sgd);
 /* ABI 1.4 (cuda_pool.cu) */
 CU_KERNEL(avg_pool2d); CU_KERNEL(avg_pool2d_grad);
 /* ---- ABI 1.4: convolution (cuda_conv.cu) ---- */

@@ -381,4 +381,59 @@ EMCU_HD void emcu_adam_scalars(const double *p, const double *fp, double *sc)
 EMCU_DEF_ADAM(f32, float, sqrtf)
 EMCU_DEF_ADAM(f64, double, sqrt)
 
+/* ================================================================== sgd (ABI 1.7)
+ * One element of SGD's fused step, as ember/backend.h defines it (cuda_optim.cu runs it per
+ * element; tests/test_cuda_math_host.c compares it with the cpu backend's kernel). sc: r, m,
+ * c, wd (lr, momentum, 1 - dampening, weight_decay) converted to T. b is read only for a
+ * momentum step after the first; b' is written only with momentum. */
+#define EMCU_SGD_MAXIMIZE 1
+#define EMCU_SGD_DECAY 2
+#define EMCU_SGD_MOMENTUM 4
+#define EMCU_SGD_FIRST 8
+#define EMCU_SGD_NESTEROV 16
+#define EMCU_SGD_NSC 4
+
+/* The flags of a call: p[1] momentum, p[3] weight_decay; ip[0] nesterov, ip[1] maximize,
+ * ip[2] first. */
+EMCU_HD int emcu_sgd_flags(const double *p, const int64_t *ip)
+{
+    const int mom = p[1] != 0;
+    return (ip[1] ? EMCU_SGD_MAXIMIZE : 0) | (p[3] != 0 ? EMCU_SGD_DECAY : 0) |
+           (mom ? EMCU_SGD_MOMENTUM : 0) | (mom && ip[2] ? EMCU_SGD_FIRST : 0) |
+           (mom && ip[0] ? EMCU_SGD_NESTEROV : 0);
+}
+
+/* r = lr, m = momentum, c = 1 - dampening, wd, from p[] = lr, momentum, dampening,
+ * weight_decay; in double */
+EMCU_HD void emcu_sgd_scalars(const double *p, double *sc)
+{
+    sc[0] = p[0];
+    sc[1] = p[1];
+    sc[2] = 1.0 - p[2];
+    sc[3] = p[3];
+}
+
+#define EMCU_DEF_SGD(S, T)                                                                \
+    typedef struct emcu_sgd_sc_##S {                                                      \
+        T v[EMCU_SGD_NSC];                                                                \
+    } emcu_sgd_sc_##S;                                                                    \
+    EMCU_HD void emcu_sgd_##S(int flags, const emcu_sgd_sc_##S *sc, int64_t i, T *po,     \
+                              T *bo, const T *pi, const T *gi, const T *bi)               \
+    {                                                                                     \
+        const T p = pi[i];                                                                \
+        T x = gi[i];                                                                      \
+        if (flags & EMCU_SGD_MAXIMIZE)                                                    \
+            x = -x;                                                                       \
+        if (flags & EMCU_SGD_DECAY)                                                       \
+            x = x + p * sc->v[3];                                                         \
+        if (flags & EMCU_SGD_MOMENTUM) {                                                  \
+            const T b = (flags & EMCU_SGD_FIRST) ? x : bi[i] * sc->v[1] + x * sc->v[2];    \
+            bo[i] = b;                                                                    \
+            x = (flags & EMCU_SGD_NESTEROV) ? x + b * sc->v[1] : b;                       \
+        }                                                                                 \
+        po[i] = p - x * sc->v[0];                                                         \
+    }
+EMCU_DEF_SGD(f32, float)
+EMCU_DEF_SGD(f64, double)
+
 #endif

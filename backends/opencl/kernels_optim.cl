@@ -1,5 +1,5 @@
-/* backends/opencl/kernels_optim.cl — the fused optimizer kernel of ABI 1.3 (opencl_optim.c
- * launches it): em_adam_<dtype>, one work-item per element of a contiguous parameter, its
+/* backends/opencl/kernels_optim.cl — the fused optimizer kernels (opencl_optim.c launches
+ * them). ABI 1.3's adam: em_adam_<dtype>, one work-item per element of a contiguous parameter, its
  * gradient and Adam state, writing the new parameter and state into other buffers. The
  * per-element arithmetic is ember/backend.h's definition of adam, operation for operation,
  * with contraction off (kernels.cl); the scalars come converted to T by the host. flags:
@@ -52,4 +52,42 @@
 ADAM_KERNEL(float, f32)
 #ifdef EM_FP64
 ADAM_KERNEL(double, f64)
+#endif
+
+/* ABI 1.7's sgd: em_sgd_<dtype>, one work-item per element of a contiguous parameter, its
+ * gradient and momentum buffer, writing the new parameter (and buffer) into other buffers;
+ * ember/backend.h's definition of sgd, operation for operation. flags: 1 maximize, 2 weight
+ * decay, 4 momentum (b' written), 8 first step (b unread), 16 nesterov. */
+#define EM_SGD_MAXIMIZE 1
+#define EM_SGD_DECAY 2
+#define EM_SGD_MOMENTUM 4
+#define EM_SGD_FIRST 8
+#define EM_SGD_NESTEROV 16
+
+#define SGD_KERNEL(T, S)                                                                  \
+    __kernel void em_sgd_##S(long n, int flags, T r, T m, T c, T wd, __global T *po,      \
+                             long poo, __global T *bo, long boo, __global const T *pi,    \
+                             long pio, __global const T *gi, long gio,                    \
+                             __global const T *bi, long bio)                              \
+    {                                                                                     \
+        const long i = (long)get_global_id(0);                                            \
+        if (i >= n)                                                                       \
+            return;                                                                       \
+        const T p = pi[pio + i];                                                          \
+        T x = gi[gio + i];                                                                \
+        if (flags & EM_SGD_MAXIMIZE)                                                      \
+            x = -x;                                                                       \
+        if (flags & EM_SGD_DECAY)                                                         \
+            x = x + p * wd;                                                               \
+        if (flags & EM_SGD_MOMENTUM) {                                                    \
+            const T b = (flags & EM_SGD_FIRST) ? x : bi[bio + i] * m + x * c;             \
+            bo[boo + i] = b;                                                              \
+            x = (flags & EM_SGD_NESTEROV) ? x + b * m : b;                                \
+        }                                                                                 \
+        po[poo + i] = p - x * r;                                                          \
+    }
+
+SGD_KERNEL(float, f32)
+#ifdef EM_FP64
+SGD_KERNEL(double, f64)
 #endif

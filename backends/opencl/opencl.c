@@ -1102,6 +1102,8 @@ static const em_backend_ops ocl_ops = {
     .max_pool2d = ocl_k_max_pool2d,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = ocl_k_max_pool2d_grad,
+    /* ---- ABI 1.7: SGD's step ---- */
+    .sgd = ocl_k_sgd,
 };
 
 /* <ember/backend.h> only defines the entry through a macro; declare it for

@@ -60,6 +60,8 @@ typedef enum ocl_xk {
     OCL_XK_IM2COL, OCL_XK_COL2IM, OCL_XK_MAX_POOL2D,
     /* ---- ABI 1.5: max_pool2d backward (opencl_conv.c) ---- */
     OCL_XK_MAX_POOL2D_GRAD,
+    /* ---- ABI 1.7: SGD's step (opencl_optim.c) ---- */
+    OCL_XK_SGD,
     OCL_XK_COUNT
 } ocl_xk;
 
@@ -270,6 +272,8 @@ OCL_KERNEL(avg_pool2d); OCL_KERNEL(avg_pool2d_grad);
 OCL_KERNEL(im2col); OCL_KERNEL(col2im); OCL_KERNEL(max_pool2d);
 /* ---- ABI 1.5: max_pool2d backward ---- */
 OCL_KERNEL(max_pool2d_grad);
+/* ---- ABI 1.7: SGD's step ---- */
+OCL_KERNEL(sgd);
 #undef OCL_KERNEL
 
 OCL_HIDDEN em_status ocl_gemm(void *dev, const em_gemm_args *g);

@@ -1,7 +1,7 @@
-/* backends/opencl/opencl_optim.c — the OpenCL backend's fused optimizer kernel of ABI 1.3,
- * adam (kernels_optim.cl): the views checked (contiguous, one shape and dtype, the count the
- * flags call for), the step's scalars converted to the dtype on the host as the scalar
- * kernels convert theirs, one launch. */
+/* backends/opencl/opencl_optim.c — the OpenCL backend's fused optimizer kernels,
+ * adam (ABI 1.3) and sgd (ABI 1.7) (kernels_optim.cl): the views checked (contiguous, one
+ * shape and dtype, the count the flags call for), the step's scalars converted to the dtype
+ * on the host as the scalar kernels convert theirs, one launch. */
 #include "opencl.h"
 
 #include <math.h>
@@ -9,24 +9,24 @@
 #include <string.h>
 
 /* v holds n contiguous elements of dt (n < 0: take v's count) */
-static em_status flat_view(ocl_dev *d, const em_kview *v, const char *what, int32_t dt,
-                           int64_t *n)
+static em_status flat_view(ocl_dev *d, const char *kname, const em_kview *v, const char *what,
+                           int32_t dt, int64_t *n)
 {
-    em_status st = ocl_check_view(d, "adam", what, v);
+    em_status st = ocl_check_view(d, kname, what, v);
     if (st != EM_OK)
         return st;
     if (v->dtype != dt)
-        return ocl_mismatch(d, "adam", what, v->dtype, dt);
+        return ocl_mismatch(d, kname, what, v->dtype, dt);
     int64_t want = 1;
     for (int k = v->ndim - 1; k >= 0; k--) {
         if (v->shape[k] != 1 && v->strides[k] != want)
-            return OCL_ERR(d, EM_ERR_INVALID, "adam: %s is not contiguous (stride %lld in "
-                           "dim %d)", what, (long long)v->strides[k], k);
+            return OCL_ERR(d, EM_ERR_INVALID, "%s: %s is not contiguous (stride %lld in "
+                           "dim %d)", kname, what, (long long)v->strides[k], k);
         want *= v->shape[k];
     }
     if (*n >= 0 && want != *n)
-        return OCL_ERR(d, EM_ERR_INVALID, "adam: %s has %lld elements, out has %lld", what,
-                       (long long)want, (long long)*n);
+        return OCL_ERR(d, EM_ERR_INVALID, "%s: %s has %lld elements, out has %lld", kname,
+                       what, (long long)want, (long long)*n);
     *n = want;
     return EM_OK;
 }
@@ -60,7 +60,8 @@ em_status ocl_k_adam(void *dev, const em_kargs *ka)
     for (int k = 0; k < 9; k++) {
         const em_kview *v = k < 4 ? (k < (int)n_out ? ka->outs[k] : NULL)
                                   : (k - 4 < (int)n_in ? ka->ins[k - 4] : NULL);
-        if (v && (st = flat_view(d, v, k < 4 ? onames[k] : inames[k - 4], dt, &n)) != EM_OK)
+        if (v && (st = flat_view(d, "adam", v, k < 4 ? onames[k] : inames[k - 4], dt, &n)) !=
+                     EM_OK)
             return st;
         bufs[k] = v ? (cl_mem)v->buf : NULL;
         offs[k] = v ? (cl_long)v->offset : 0;
@@ -95,6 +96,72 @@ em_status ocl_k_adam(void *dev, const em_kargs *ka)
             return st;
     }
     for (int i = 0; i < 9; i++)
+        if ((st = ocl_set_arg(d, k, ai++, sizeof bufs[i], &bufs[i])) != EM_OK ||
+            (st = ocl_set_arg(d, k, ai++, sizeof offs[i], &offs[i])) != EM_OK)
+            return st;
+    size_t local = s->ls, global = ocl_round_up((size_t)n, local);
+    return ocl_enqueue(d, k, 1, &global, &local);
+}
+
+em_status ocl_k_sgd(void *dev, const em_kargs *ka)
+{
+    ocl_dev *d = dev;
+    if (ka->struct_size < offsetof(em_kargs, fp) + sizeof ka->fp || ka->n_ip < 3 || !ka->ip ||
+        !ka->outs || !ka->ins)
+        return OCL_ERR(d, EM_ERR_INVALID, "sgd: expected ip[3] (n_ip %u)", (unsigned)ka->n_ip);
+    const double lr = ka->p[0], momentum = ka->p[1], dampening = ka->p[2], wd = ka->p[3];
+    const int nesterov = ka->ip[0] != 0, mx = ka->ip[1] != 0, first = ka->ip[2] != 0;
+    const int mom = momentum != 0;
+    const uint32_t n_out = mom ? 2u : 1u, n_in = mom && !first ? 3u : 2u;
+    if (ka->n_out != n_out || ka->n_in != n_in)
+        return OCL_ERR(d, EM_ERR_INVALID, "sgd: expected %u outputs and %u inputs (momentum %g, "
+                       "first step %d), got %u and %u", (unsigned)n_out, (unsigned)n_in,
+                       momentum, first, (unsigned)ka->n_out, (unsigned)ka->n_in);
+    const int32_t dt = ka->outs[0] ? ka->outs[0]->dtype : EM_F32;
+    if (dt != EM_F32 && dt != EM_F64)
+        return ocl_no_kernel(d, "sgd", dt);
+    static const char *const names[5] = {"outs[0] (p')", "outs[1] (b')", "ins[0] (p)",
+                                         "ins[1] (g)", "ins[2] (b)"};
+    int64_t n = -1;
+    em_status st;
+    /* operands absent for these flags are bound to p (never read or written) */
+    cl_mem bufs[5];
+    cl_long offs[5];
+    for (int k = 0; k < 5; k++) {
+        const em_kview *v = k < 2 ? (k < (int)n_out ? ka->outs[k] : NULL)
+                                  : (k - 2 < (int)n_in ? ka->ins[k - 2] : NULL);
+        if (v && (st = flat_view(d, "sgd", v, names[k], dt, &n)) != EM_OK)
+            return st;
+        bufs[k] = v ? (cl_mem)v->buf : NULL;
+        offs[k] = v ? (cl_long)v->offset : 0;
+    }
+    for (int k = 0; k < 5; k++)
+        if (!bufs[k]) {
+            bufs[k] = bufs[2];
+            offs[k] = offs[2];
+        }
+    ocl_kslot *s = &d->xk[OCL_XK_SGD][dt];
+    if (!s->k)
+        return ocl_no_kernel(d, "sgd", dt);
+    if (n == 0)
+        return EM_OK;
+    const double sc[4] = {lr, momentum, 1.0 - dampening, wd};
+    cl_int flags = (mx ? 1 : 0) | (wd != 0 ? 2 : 0) | (mom ? 4 : 0) | (first ? 8 : 0) |
+                   (mom && nesterov ? 16 : 0);
+    if ((st = ocl_slot_ls(d, s, d->ls, "sgd")) != EM_OK)
+        return st;
+    cl_kernel k = s->k;
+    cl_uint ai = 0;
+    cl_long nl = n;
+    if ((st = ocl_set_arg(d, k, ai++, sizeof nl, &nl)) != EM_OK ||
+        (st = ocl_set_arg(d, k, ai++, sizeof flags, &flags)) != EM_OK)
+        return st;
+    for (int i = 0; i < 4; i++) {
+        ocl_arg a = ocl_typed_arg(dt, sc[i]);
+        if ((st = ocl_set_arg(d, k, ai++, a.size, &a.v)) != EM_OK)
+            return st;
+    }
+    for (int i = 0; i < 5; i++)
         if ((st = ocl_set_arg(d, k, ai++, sizeof bufs[i], &bufs[i])) != EM_OK ||
             (st = ocl_set_arg(d, k, ai++, sizeof offs[i], &offs[i])) != EM_OK)
             return st;

@@ -45,6 +45,8 @@ const em_kernel_dtypes ocl_kernel_dtypes = {
     .im2col = FL, .col2im = FL, .max_pool2d = FL,
     /* ---- ABI 1.5: max_pool2d backward ---- */
     .max_pool2d_grad = FL,
+    /* ---- ABI 1.7: SGD's step ---- */
+    .sgd = FL,
 };
 #undef FL
 #undef FN
@@ -141,6 +143,8 @@ static const struct {
     X(OCL_XK_MAX_POOL2D, "em_max_pool2d", max_pool2d, 0),
     /* ---- ABI 1.5: max_pool2d backward ---- */
     X(OCL_XK_MAX_POOL2D_GRAD, "em_max_pool2d_grad", max_pool2d_grad, 0),
+    /* ---- ABI 1.7: SGD's step ---- */
+    X(OCL_XK_SGD, "em_sgd", sgd, 0),
 #undef X
 };
 

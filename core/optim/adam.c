@@ -23,13 +23,19 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* Test hook: nonzero makes every step take the composed path (to compare the two). */
+/* Test hook: nonzero makes every step take the composed path (to compare the two), for the
+ * adam kernel here and the sgd kernel in sgd.c. */
 static _Atomic int force_composed;
 
 EMBER_API void em__test_optim_composed(int on);
 EMBER_API void em__test_optim_composed(int on)
 {
     atomic_store(&force_composed, on);
+}
+
+bool em__optim_force_composed(void)
+{
+    return atomic_load(&force_composed) != 0;
 }
 
 static bool flat_like(const em__tensor *t, const em__tensor *p)
@@ -46,7 +52,7 @@ static em_tensor *fused(em_optim *o, int i, em_tensor *ph, em_tensor *gh, int64_
     const em_adam_options *a = &o->adam;
     em_tensor **st = o->state[i];
     *used = false;
-    if (atomic_load(&force_composed))
+    if (em__optim_force_composed())
         return NULL;
     em__tensor *p = em__obj(ph), *g = em__obj(gh);
     if (!p || !g || !em__kernel_native(p->ctx, EM_KERNEL_OFFSET(adam), p->dtype))

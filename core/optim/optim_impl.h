@@ -30,6 +30,10 @@ EM_INTERNAL em_tensor *em__adam_update(em_optim *o, int i, em_tensor *p, em_tens
 EM_INTERNAL em_tensor *em__rmsprop_update(em_optim *o, int i, em_tensor *p, em_tensor *g,
                                           em_tensor **out);
 
+/* Test hook (adam.c, em__test_optim_composed): true while the fused optimizer kernels (adam,
+ * sgd) are to be bypassed, so that tests compare them with the composed steps. */
+EM_INTERNAL bool em__optim_force_composed(void);
+
 /* A double as Python's repr writes it ("-1.0", "0.001", "inf"), for PyTorch's messages. */
 EM_INTERNAL void em__pyfloat(char *buf, size_t n, double v);
 

@@ -9,6 +9,11 @@
  * committed (txn.c: their storages' buffers swapped, which cannot fail) and the buffers
  * replaced. A step that fails anywhere leaves parameters and state exactly as they were.
  *
+ * When the context's backend has the fused kernel sgd (ABI 1.7) for the parameter's dtype,
+ * one launch per parameter reads p, its grad (and buffer) once and writes the new value (and
+ * buffer); otherwise the update is composed from elementwise ops. The kernel's definition
+ * (ember/backend.h) is that composition operation for operation: the same bits on cpu.
+ *
  * The optimizer holds handles of its own to the parameters and buffers (it keeps them alive
  * after the user frees theirs). If the context is freed first those handles go stale: every
  * call then reports EM_ERR_FREED, and em_sgd_free releases only the optimizer's own memory. */
@@ -18,6 +23,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct em_sgd {
     em_sgd_options opt;
@@ -110,10 +116,64 @@ static em_status live_params(em_sgd *s, const char *what, em_context **ctx)
     return EM_OK;
 }
 
-/* The step's computation for parameter i: its new value, and its new momentum buffer into
- * s->scratch[i] (a handle out of any scope). Only new tensors are written. */
+static bool flat_like(const em__tensor *t, const em__tensor *p)
+{
+    return t && t->dtype == p->dtype && em__is_contiguous(t) && t->ndim == p->ndim &&
+           !memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
+}
+
+/* Parameter i's step through the backend's sgd kernel (ABI 1.7): *used false (and nothing
+ * recorded) when it does not apply (an older plugin, an undeclared dtype, a non-contiguous
+ * operand); else the new value (held by the step's scope; NULL on failure, recorded) and the
+ * new momentum buffer into s->scratch[i]. */
+static em__tensor *fused(em_sgd *s, int i, bool *used)
+{
+    const em_sgd_options *o = &s->opt;
+    *used = false;
+    if (em__optim_force_composed())
+        return NULL;
+    em__tensor *p = em__obj(s->params[i]), *g = p->grad;
+    em_context *ctx = p->ctx;
+    if (!em__kernel_native(ctx, EM_KERNEL_OFFSET(sgd), p->dtype) || !flat_like(p, p) ||
+        !flat_like(g, p))
+        return NULL;
+    const bool mom = o->momentum != 0, first = !s->momentum[i];
+    em__tensor *in[3] = {p, g, NULL};
+    if (mom && !first && !flat_like(in[2] = em__obj(s->momentum[i]), p))
+        return NULL;
+    *used = true;
+    em__tensor *res[2] = {NULL, NULL};
+    const int n_out = mom ? 2 : 1;
+    em_status rc = EM_OK;
+    for (int k = 0; k < n_out && rc == EM_OK; k++)
+        if (!(res[k] = em__tensor_new(ctx, p->dtype, p->ndim, p->shape)))
+            rc = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
+    if (rc == EM_OK) {
+        const double pp[4] = {o->lr, o->momentum, o->dampening, o->weight_decay};
+        const int64_t ip[3] = {o->nesterov, o->maximize, first};
+        rc = em__launch_flat(ctx, EM_KERNEL_OFFSET(sgd), res, n_out, in, mom && !first ? 3 : 2,
+                             pp, NULL, 0, ip, 3);
+    }
+    if (rc == EM_OK && mom && !(s->scratch[i] = em__hold(em__tensor_ref(res[1]))))
+        rc = em__failed(ctx) ? em__failed(ctx) : EM_ERR_OOM;
+    em__tensor_unref(res[1]);
+    if (rc != EM_OK) {
+        em__tensor_unref(res[0]);
+        return NULL;
+    }
+    return em__obj_quiet(em__give(res[0]));   /* the step's scope holds it */
+}
+
+/* The step's computation for parameter i: its new value (held by the step's scope), and its
+ * new momentum buffer into s->scratch[i] (a handle out of any scope). Only new tensors
+ * are written: in one pass by the backend's sgd kernel where it has one, else composed from
+ * elementwise ops, operation for operation the kernel's definition (ember/backend.h). */
 static em__tensor *new_value(em_sgd *s, int i)
 {
+    bool used;
+    em__tensor *fr = fused(s, i, &used);
+    if (used)
+        return fr;
     const em_sgd_options *o = &s->opt;
     em__tensor *po = em__obj(s->params[i]);
     em_tensor *p = em__give(em__tensor_ref(po));

@@ -98,6 +98,8 @@ const em__kernel_desc em__kernels[] = {
     K(conv2d_grad_weight, true, F, 0),
     /* ---- ABI 1.5: max_pool2d backward ---- */
     K(max_pool2d_grad, true, F, V_IN(1)),
+    /* ---- ABI 1.7: SGD's step ---- */
+    K(sgd, true, F, 0),
 };
 const int em__n_kernels = (int)(sizeof em__kernels / sizeof em__kernels[0]);
 #undef K
@@ -116,14 +118,14 @@ _Static_assert((offsetof(em_backend_ops, dtypes) - offsetof(em_backend_ops, gemm
 /* The masks are 32-bit after a size_t: with an odd count the struct ends in 4 bytes of
  * padding (sizeof rounds up to size_t's alignment), which the next mask appended fills. */
 #define MASKS_END(last) (offsetof(em_kernel_dtypes, last) + sizeof(em_dtype_mask))
-_Static_assert(MASKS_END(max_pool2d_grad) <= sizeof(em_kernel_dtypes) &&
-                   sizeof(em_kernel_dtypes) - MASKS_END(max_pool2d_grad) < _Alignof(em_kernel_dtypes),
-               "a mask appended to em_kernel_dtypes after max_pool2d_grad needs a line above");
-_Static_assert((MASKS_END(max_pool2d_grad) - offsetof(em_kernel_dtypes, gemm)) / sizeof(em_dtype_mask) ==
+_Static_assert(MASKS_END(sgd) <= sizeof(em_kernel_dtypes) &&
+                   sizeof(em_kernel_dtypes) - MASKS_END(sgd) < _Alignof(em_kernel_dtypes),
+               "a mask appended to em_kernel_dtypes after sgd needs a line above");
+_Static_assert((MASKS_END(sgd) - offsetof(em_kernel_dtypes, gemm)) / sizeof(em_dtype_mask) ==
                    sizeof em__kernels / sizeof em__kernels[0],
                "em_kernel_dtypes must have one mask per kernel entry");
-_Static_assert(offsetof(em_backend_ops, max_pool2d_grad) + sizeof(em_kernel_fn) == sizeof(em_backend_ops),
-               "a kernel appended to em_backend_ops after max_pool2d_grad needs a line above");
+_Static_assert(offsetof(em_backend_ops, sgd) + sizeof(em_kernel_fn) == sizeof(em_backend_ops),
+               "a kernel appended to em_backend_ops after sgd needs a line above");
 #undef MASKS_END
 _Static_assert(sizeof em__kernels / sizeof em__kernels[0] <= EM__MAX_KERNELS,
                "raise EM__MAX_KERNELS");

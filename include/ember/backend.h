@@ -45,6 +45,9 @@
  *  optional kernels of each block headed "ABI 1.5" below, with their masks.
  * What changed in 1.6 (appended; 1.0 to 1.5 plugins load and conform unchanged): conv2d's
  *  ip[11], the ReLU of the output (see conv2d below).
+ * What changed in 1.7 (appended; 1.0 to 1.6 plugins load and conform unchanged): the
+ *  optional kernel sgd (one fused step of SGD for one parameter) and its mask. A plugin
+ *  without it gets the step composed from its elementwise kernels, as before.
  */
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
@@ -57,7 +60,7 @@ extern "C" {
 #endif
 
 #define EM_ABI_MAJOR 1
-#define EM_ABI_MINOR 6
+#define EM_ABI_MINOR 7
 
 #define EM_BACKEND_ENTRY_NAME "ember_backend_entry"
 
@@ -499,6 +502,28 @@ typedef struct em_backend_ops {
      *   undeclared; the indices' dtype is fixed. */
     em_kernel_fn max_pool2d_grad;
 
+    /* ---- ABI 1.7: SGD's step ----
+     * sgd (optional): one step of torch.optim.SGD (PyTorch 1.13's _single_tensor_sgd) for
+     * one parameter, out of place, like adam: every view contiguous, of one shape and one
+     * float dtype T; the outputs are fresh buffers, never overlapping each other or an input.
+     *   ins:  [0] p (parameter), [1] g (gradient), [2] b (momentum buffer: only when momentum
+     *         != 0 and not the first step). n_in = 2 or 3.
+     *   outs: [0] p', [1] b' (only when momentum != 0). n_out = 1 or 2.
+     *   p[0] lr, p[1] momentum, p[2] dampening, p[3] weight_decay (doubles); ip[0]
+     *   nesterov, ip[1] maximize, ip[2] first step (no buffer yet): each 0 or 1 (n_ip = 3).
+     * The scalars are converted to T like the scalar of mul_scalar: r = (T)lr, m =
+     * (T)momentum, c = (T)(1 - dampening) (the difference in double), wd = (T)weight_decay.
+     * Per element, in T, each operation rounded to T (no fused multiply-add contraction):
+     *   x = maximize ? -g : g
+     *   if weight_decay != 0:  x = x + p * wd
+     *   if momentum != 0:      b' = first ? x : b * m + x * c
+     *                          x = nesterov ? x + b' * m : b'
+     *   p' = p - x * r
+     * This is, operation for operation, the composition of elementwise kernels the core uses
+     * without the entry, so a cpu backend gives bit-identical results both ways. Float dtypes
+     * when undeclared. */
+    em_kernel_fn sgd;
+
     /* Kernels added by later minors are appended here; each entry says which views,
      * parameters (ip, fp) and dtypes it takes, and the dtypes assumed when undeclared. */
 } em_backend_ops;
@@ -556,6 +581,8 @@ struct em_kernel_dtypes {
     em_dtype_mask conv2d, conv2d_grad_input, conv2d_grad_weight;
     /* ---- ABI 1.5: max_pool2d backward ---- */
     em_dtype_mask max_pool2d_grad;
+    /* ---- ABI 1.7 ---- */
+    em_dtype_mask sgd;
     /* masks of kernels added by later minors follow, in the order of em_backend_ops */
 };
 
