@@ -1,7 +1,8 @@
-/* bench/adam_step.c — the time of one em_optim_step of Adam (and AdamW) over the parameters of
- * the Fashion-MNIST MLP 784-256-128-10 (235,146 f32 values in six tensors) on a backend, through
- * the backend's fused adam kernel and through the step composed from elementwise kernels
- * (em__test_optim_composed, the libember test hook). A measuring program, not a test:
+/* bench/adam_step.c — the time of one em_optim_step of Adam, AdamW and SGD (plain, and with
+ * Nesterov momentum) over the parameters of the Fashion-MNIST MLP 784-256-128-10 (235,146 f32
+ * values in six tensors) on a backend, through the backend's fused kernel (adam, ABI 1.3; sgd,
+ * ABI 1.7) and through the step composed from elementwise kernels (em__test_optim_composed,
+ * the libember test hook). A measuring program, not a test:
  *
  *   cc -O2 -Iinclude bench/adam_step.c -L.libs -lember -o adam_step
  *   EMBER_BACKEND_PATH=$PWD/.libs LD_LIBRARY_PATH=.libs ./adam_step [backend] [steps]
@@ -21,11 +22,16 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* median of n step times (ms) */
-static double run(em_context *ctx, em_tensor **p, int np, int adamw, int composed, int steps)
+static const char *const kinds[4] = {"Adam", "AdamW", "SGD", "SGD+N"};
+
+/* median of n step times (ms); kind: 0 Adam, 1 AdamW, 2 SGD, 3 SGD with Nesterov momentum */
+static double run(em_context *ctx, em_tensor **p, int np, int kind, int composed, int steps)
 {
-    em_adam_options o = adamw ? em_adamw_defaults() : em_adam_defaults();
-    em_optim *opt = adamw ? em_optim_adamw(p, np, &o) : em_optim_adam(p, np, &o);
+    em_adam_options o = kind == 1 ? em_adamw_defaults() : em_adam_defaults();
+    em_sgd_options so = {.lr = 1e-3, .momentum = kind == 3 ? 0.9 : 0, .nesterov = kind == 3};
+    em_optim *opt = kind == 0   ? em_optim_adam(p, np, &o)
+                    : kind == 1 ? em_optim_adamw(p, np, &o)
+                                : em_optim_sgd(p, np, &so);
     double *t = malloc(sizeof *t * (size_t)steps);
     em__test_optim_composed(composed);
     for (int s = -3; s < steps; s++) {   /* three warm-up steps */
@@ -89,10 +95,9 @@ int main(int argc, char **argv)
     em_scope_end(ctx);
     printf("backend %s, %lld f32 parameters in 6 tensors, median of %d steps\n", backend,
            (long long)total, steps);
-    for (int w = 0; w < 2; w++) {
+    for (int w = 0; w < 4; w++) {
         double c = run(ctx, p, 6, w, 1, steps), f = run(ctx, p, 6, w, 0, steps);
-        printf("%-6s composed %8.3f ms   fused %8.3f ms   (%.1fx)\n", w ? "AdamW" : "Adam", c, f,
-               c / f);
+        printf("%-6s composed %8.3f ms   fused %8.3f ms   (%.1fx)\n", kinds[w], c, f, c / f);
     }
     for (int i = 0; i < 6; i++)
         em_tensor_free(p[i]);
