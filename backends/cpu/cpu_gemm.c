@@ -68,13 +68,14 @@ enum { GEMM_A_PACKED = 0, GEMM_A_ROWS = 1, GEMM_A_COLS = 2 };
     } while (0)
 
 #define C_PREFETCH(T, nr)                                                                 \
-    for (int i_ = 0; i_ < 6; i_++) {                                                      \
+    for (int i_ = 0; i_ < nm; i_++) {                                                     \
         _mm_prefetch((const char *)(c + i_ * ldc), _MM_HINT_T0);                          \
         _mm_prefetch((const char *)(c + i_ * ldc + (nr) - 1), _MM_HINT_T0);               \
     }
 
-AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, int64_t kc,
-                                                const float *a, int64_t lda, const float *b,
+AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, const int nm,
+                                                int64_t kc, const float *a, int64_t lda,
+                                                const float *b,
                                                 int64_t ldb, float *c, int64_t ldc, float alpha,
                                                 float beta)
 {
@@ -91,8 +92,10 @@ AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, in
         S_ROW(1);
         S_ROW(2);
         S_ROW(3);
-        S_ROW(4);
-        S_ROW(5);
+        if (nm > 4) {
+            S_ROW(4);
+            S_ROW(5);
+        }
         b += ldb;
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -100,8 +103,10 @@ AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, in
     S_STORE(1);
     S_STORE(2);
     S_STORE(3);
-    S_STORE(4);
-    S_STORE(5);
+    if (nm > 4) {
+        S_STORE(4);
+        S_STORE(5);
+    }
 }
 
 #define D_ROW(i)                                                                          \
@@ -130,8 +135,9 @@ AVX2_FN static INLINE_ALWAYS void avx2_f32_body(const int mode, const int nv, in
     } while (0)
 
 /* 6x8 f64 tile, same register budget as the f32 one. */
-AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, const int nv, int64_t kc,
-                                                const double *a, int64_t lda, const double *b,
+AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, const int nv, const int nm,
+                                                int64_t kc, const double *a, int64_t lda,
+                                                const double *b,
                                                 int64_t ldb, double *c, int64_t ldc,
                                                 double alpha, double beta)
 {
@@ -148,8 +154,10 @@ AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, const int nv, in
         D_ROW(1);
         D_ROW(2);
         D_ROW(3);
-        D_ROW(4);
-        D_ROW(5);
+        if (nm > 4) {
+            D_ROW(4);
+            D_ROW(5);
+        }
         b += ldb;
     }
     const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
@@ -157,35 +165,32 @@ AVX2_FN static INLINE_ALWAYS void avx2_f64_body(const int mode, const int nv, in
     D_STORE(1);
     D_STORE(2);
     D_STORE(3);
-    D_STORE(4);
-    D_STORE(5);
+    if (nm > 4) {
+        D_STORE(4);
+        D_STORE(5);
+    }
 }
 
-#define AVX2_UKR(T, S, MODE, NAME)                                                        \
+/* The kernels of one family: nv vectors of B per p (2: the full NR-wide tile; 1: half of
+ * it, for a right-edge panel at most NR/2 wide), nm rows (6: the full MR; 4: for a bottom
+ * edge of at most 4 rows). The narrow ones have fewer independent FMA chains, but do a
+ * fraction of the full tile's work where the rest would be padding; each element is summed
+ * by the same fused multiply-adds in the same order, so they give the full tile's bits. */
+#define AVX2_UKR(T, S, MODE, NAME, NV, NM)                                                \
     AVX2_FN static void NAME(int64_t kc, const T *a, int64_t lda, const T *b, int64_t ldb, \
                              T *c, int64_t ldc, T alpha, T beta)                          \
     {                                                                                     \
-        avx2_##S##_body(MODE, NV, kc, a, lda, b, ldb, c, ldc, alpha, beta);               \
+        avx2_##S##_body(MODE, NV, NM, kc, a, lda, b, ldb, c, ldc, alpha, beta);           \
     }
-#define NV 2
-AVX2_UKR(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed)
-AVX2_UKR(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows)
-AVX2_UKR(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols)
-AVX2_UKR(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed)
-AVX2_UKR(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows)
-AVX2_UKR(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols)
-#undef NV
-/* Half width (6x8 f32, 6x4 f64) for a right-edge panel: one vector of B per p. Only 6
- * independent FMA chains, but it does half the full tile's work where half or more of
- * that tile would be padding. */
-#define NV 1
-AVX2_UKR(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed_half)
-AVX2_UKR(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows_half)
-AVX2_UKR(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols_half)
-AVX2_UKR(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed_half)
-AVX2_UKR(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows_half)
-AVX2_UKR(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols_half)
-#undef NV
+#define AVX2_UKR4(T, S, MODE, NAME)                                                       \
+    AVX2_UKR(T, S, MODE, NAME, 2, 6) AVX2_UKR(T, S, MODE, NAME##_half, 1, 6)             \
+    AVX2_UKR(T, S, MODE, NAME##_m4, 2, 4) AVX2_UKR(T, S, MODE, NAME##_m4half, 1, 4)
+AVX2_UKR4(float, f32, GEMM_A_PACKED, ukr_avx2_f32_packed)
+AVX2_UKR4(float, f32, GEMM_A_ROWS, ukr_avx2_f32_rows)
+AVX2_UKR4(float, f32, GEMM_A_COLS, ukr_avx2_f32_cols)
+AVX2_UKR4(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed)
+AVX2_UKR4(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows)
+AVX2_UKR4(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols)
 
 /* Packing that transposes (a row-major A into MR-interleaved panels, a transposed B into
  * NR-wide ones), 8 x 8 blocks at a time in registers rather than one element per load: the
@@ -296,8 +301,9 @@ AVX2_FN static void pack_b16_cols_f32_avx2(const float *B, int64_t ldb, int64_t 
         }                                                                                 \
     } while (0)
 
-AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv, int64_t kc,
-                                                    const float *a, int64_t lda, const float *b,
+AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv, const int nm,
+                                                    int64_t kc, const float *a, int64_t lda,
+                                                    const float *b,
                                                     int64_t ldb, float *c, int64_t ldc,
                                                     float alpha, float beta)
 {
@@ -314,8 +320,10 @@ AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv
         Z_ROW(1, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
         Z_ROW(2, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
         Z_ROW(3, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
-        Z_ROW(4, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
-        Z_ROW(5, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
+        if (nm > 4) {
+            Z_ROW(4, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
+            Z_ROW(5, __m512, _mm512_set1_ps, _mm512_fmadd_ps);
+        }
         b += ldb;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -323,8 +331,10 @@ AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv
     ZS_STORE(1);
     ZS_STORE(2);
     ZS_STORE(3);
-    ZS_STORE(4);
-    ZS_STORE(5);
+    if (nm > 4) {
+        ZS_STORE(4);
+        ZS_STORE(5);
+    }
 }
 
 #define ZD_STORE(i)                                                                       \
@@ -344,8 +354,8 @@ AVX512_FN static INLINE_ALWAYS void avx512_f32_body(const int mode, const int nv
         }                                                                                 \
     } while (0)
 
-AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, const int nv, int64_t kc,
-                                                    const double *a, int64_t lda,
+AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, const int nv, const int nm,
+                                                    int64_t kc, const double *a, int64_t lda,
                                                     const double *b, int64_t ldb, double *c,
                                                     int64_t ldc, double alpha, double beta)
 {
@@ -362,8 +372,10 @@ AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, const int nv
         Z_ROW(1, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
         Z_ROW(2, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
         Z_ROW(3, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
-        Z_ROW(4, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
-        Z_ROW(5, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
+        if (nm > 4) {
+            Z_ROW(4, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
+            Z_ROW(5, __m512d, _mm512_set1_pd, _mm512_fmadd_pd);
+        }
         b += ldb;
     }
     const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
@@ -371,33 +383,27 @@ AVX512_FN static INLINE_ALWAYS void avx512_f64_body(const int mode, const int nv
     ZD_STORE(1);
     ZD_STORE(2);
     ZD_STORE(3);
-    ZD_STORE(4);
-    ZD_STORE(5);
+    if (nm > 4) {
+        ZD_STORE(4);
+        ZD_STORE(5);
+    }
 }
 
-#define AVX512_UKR(T, S, MODE, NAME)                                                      \
+#define AVX512_UKR(T, S, MODE, NAME, NV, NM)                                              \
     AVX512_FN static void NAME(int64_t kc, const T *a, int64_t lda, const T *b,           \
                                int64_t ldb, T *c, int64_t ldc, T alpha, T beta)           \
     {                                                                                     \
-        avx512_##S##_body(MODE, NV, kc, a, lda, b, ldb, c, ldc, alpha, beta);             \
+        avx512_##S##_body(MODE, NV, NM, kc, a, lda, b, ldb, c, ldc, alpha, beta);         \
     }
-#define NV 2
-AVX512_UKR(float, f32, GEMM_A_PACKED, ukr_avx512_f32_packed)
-AVX512_UKR(float, f32, GEMM_A_ROWS, ukr_avx512_f32_rows)
-AVX512_UKR(float, f32, GEMM_A_COLS, ukr_avx512_f32_cols)
-AVX512_UKR(double, f64, GEMM_A_PACKED, ukr_avx512_f64_packed)
-AVX512_UKR(double, f64, GEMM_A_ROWS, ukr_avx512_f64_rows)
-AVX512_UKR(double, f64, GEMM_A_COLS, ukr_avx512_f64_cols)
-#undef NV
-/* half width: 6x16 f32, 6x8 f64 */
-#define NV 1
-AVX512_UKR(float, f32, GEMM_A_PACKED, ukr_avx512_f32_packed_half)
-AVX512_UKR(float, f32, GEMM_A_ROWS, ukr_avx512_f32_rows_half)
-AVX512_UKR(float, f32, GEMM_A_COLS, ukr_avx512_f32_cols_half)
-AVX512_UKR(double, f64, GEMM_A_PACKED, ukr_avx512_f64_packed_half)
-AVX512_UKR(double, f64, GEMM_A_ROWS, ukr_avx512_f64_rows_half)
-AVX512_UKR(double, f64, GEMM_A_COLS, ukr_avx512_f64_cols_half)
-#undef NV
+#define AVX512_UKR4(T, S, MODE, NAME)                                                     \
+    AVX512_UKR(T, S, MODE, NAME, 2, 6) AVX512_UKR(T, S, MODE, NAME##_half, 1, 6)         \
+    AVX512_UKR(T, S, MODE, NAME##_m4, 2, 4) AVX512_UKR(T, S, MODE, NAME##_m4half, 1, 4)
+AVX512_UKR4(float, f32, GEMM_A_PACKED, ukr_avx512_f32_packed)
+AVX512_UKR4(float, f32, GEMM_A_ROWS, ukr_avx512_f32_rows)
+AVX512_UKR4(float, f32, GEMM_A_COLS, ukr_avx512_f32_cols)
+AVX512_UKR4(double, f64, GEMM_A_PACKED, ukr_avx512_f64_packed)
+AVX512_UKR4(double, f64, GEMM_A_ROWS, ukr_avx512_f64_rows)
+AVX512_UKR4(double, f64, GEMM_A_COLS, ukr_avx512_f64_cols)
 
 /* A full 32-column panel of a transposed B as d[p * 32 + j]: the AVX2 8 x 8 transposes
  * (the packer is not on the hot path; moving values gives the same bits any way). */
@@ -475,26 +481,34 @@ static int cpu_gemm_direct(const cpu_inst *inst, int64_t m, int64_t n, int64_t k
  * on the machine's caches. */
 static const gkern_f32 kern_f32_generic = {
     4, 8, 128, 256, 2048, {ukr_generic_packed_f32, ukr_generic_rows_f32, ukr_generic_cols_f32},
-    {NULL, NULL, NULL}, NULL, NULL};
+    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL};
 static const gkern_f64 kern_f64_generic = {
     4, 4, 96, 256, 2048, {ukr_generic_packed_f64, ukr_generic_rows_f64, ukr_generic_cols_f64},
-    {NULL, NULL, NULL}, NULL, NULL};
+    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL};
 #ifdef CPU_HAVE_AVX2
 static const gkern_f32 kern_f32_avx2 = {
     6, 16, 120, 256, 3072, {ukr_avx2_f32_packed, ukr_avx2_f32_rows, ukr_avx2_f32_cols},
     {ukr_avx2_f32_packed_half, ukr_avx2_f32_rows_half, ukr_avx2_f32_cols_half},
+    {ukr_avx2_f32_packed_m4, ukr_avx2_f32_rows_m4, ukr_avx2_f32_cols_m4},
+    {ukr_avx2_f32_packed_m4half, ukr_avx2_f32_rows_m4half, ukr_avx2_f32_cols_m4half},
     pack_a6_rows_f32_avx2, pack_b16_cols_f32_avx2};
 static const gkern_f64 kern_f64_avx2 = {
     6, 8, 96, 256, 2048, {ukr_avx2_f64_packed, ukr_avx2_f64_rows, ukr_avx2_f64_cols},
     {ukr_avx2_f64_packed_half, ukr_avx2_f64_rows_half, ukr_avx2_f64_cols_half},
+    {ukr_avx2_f64_packed_m4, ukr_avx2_f64_rows_m4, ukr_avx2_f64_cols_m4},
+    {ukr_avx2_f64_packed_m4half, ukr_avx2_f64_rows_m4half, ukr_avx2_f64_cols_m4half},
     NULL, NULL};
 static const gkern_f32 kern_f32_avx512 = {
     6, 32, 120, 256, 3072, {ukr_avx512_f32_packed, ukr_avx512_f32_rows, ukr_avx512_f32_cols},
     {ukr_avx512_f32_packed_half, ukr_avx512_f32_rows_half, ukr_avx512_f32_cols_half},
+    {ukr_avx512_f32_packed_m4, ukr_avx512_f32_rows_m4, ukr_avx512_f32_cols_m4},
+    {ukr_avx512_f32_packed_m4half, ukr_avx512_f32_rows_m4half, ukr_avx512_f32_cols_m4half},
     pack_a6_rows_f32_avx2, pack_b32_cols_f32_avx2};
 static const gkern_f64 kern_f64_avx512 = {
     6, 16, 96, 256, 2048, {ukr_avx512_f64_packed, ukr_avx512_f64_rows, ukr_avx512_f64_cols},
     {ukr_avx512_f64_packed_half, ukr_avx512_f64_rows_half, ukr_avx512_f64_cols_half},
+    {ukr_avx512_f64_packed_m4, ukr_avx512_f64_rows_m4, ukr_avx512_f64_cols_m4},
+    {ukr_avx512_f64_packed_m4half, ukr_avx512_f64_rows_m4half, ukr_avx512_f64_cols_m4half},
     NULL, NULL};
 #endif
 

@@ -38,9 +38,10 @@ typedef struct G(gkern) {
     int mr, nr;
     int64_t mc, kc, nc;
     G(ukr_fn) ukr[3];             /* by GEMM_A_* */
-    /* optional MR x NR/2 kernels (NULL: none) for a right-edge panel at most NR/2 wide, by
-     * GEMM_A_*: the same sums per element as ukr[], on half the vectors */
-    G(ukr_fn) half[3];
+    /* optional narrower kernels (NULL: none), by GEMM_A_*, with the same sums per element as
+     * ukr[]: half, MR x NR/2 for a right-edge panel at most NR/2 wide; m4, 4 x NR for a
+     * bottom edge of at most 4 rows (MR is 6 where they exist); m4half, 4 x NR/2 */
+    G(ukr_fn) half[3], m4[3], m4half[3];
     /* optional packers of a full panel, NULL: the loops below. pack_a_rows: MR rows of a
      * row-major A (lda apart) for kc values; pack_b_cols: NR columns of a transposed B
      * (ldb apart) */
@@ -192,20 +193,19 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
 }
 
 /* One MR x NR tile (or the me x ne corner of one, through a buffer), op(A) read as `mode`
- * (GEMM_A_*). A corner at most NR/2 wide runs on the half-width kernel when the family has
- * one: a right-edge panel of 4 columns (n = 100) would otherwise cost a full 16-wide tile. */
+ * (GEMM_A_*). A corner at most NR/2 wide, or at most 4 rows high, runs on the narrower kernel
+ * when the family has one: a right-edge panel of 4 columns (n = 100) or a bottom edge of 4
+ * rows (m = 64) would otherwise cost a whole tile. */
 static inline void G(tile)(const G(gkern) *kr, int mode, int64_t kc, const GT *a, int64_t lda,
                            const GT *b, int64_t ldb, GT *c, int64_t ldc, int64_t me,
                            int64_t ne, GT alpha, GT beta)
 {
     const int nr = kr->nr;
-    G(ukr_fn) ukr = kr->ukr[mode];
-    int64_t w = nr;
-    if (ne <= nr / 2 && kr->half[mode]) {
-        ukr = kr->half[mode];
-        w = nr / 2;
-    }
-    if (me == kr->mr && ne == w) {
+    const int narrow = ne <= nr / 2 && kr->half[mode], low = me <= 4 && kr->m4[mode];
+    G(ukr_fn) ukr = low ? (narrow ? kr->m4half[mode] : kr->m4[mode])
+                        : (narrow ? kr->half[mode] : kr->ukr[mode]);
+    const int64_t w = narrow ? nr / 2 : nr, h = low ? 4 : kr->mr;
+    if (me == h && ne == w) {
         ukr(kc, a, lda, b, ldb, c, ldc, alpha, beta);
         return;
     }
