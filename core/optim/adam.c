@@ -38,12 +38,6 @@ bool em__optim_force_composed(void)
     return atomic_load(&force_composed) != 0;
 }
 
-static bool flat_like(const em__tensor *t, const em__tensor *p)
-{
-    return t && t->dtype == p->dtype && em__is_contiguous(t) && t->ndim == p->ndim &&
-           !memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
-}
-
 /* The update through the adam kernel: *used false (and nothing recorded) when it does not
  * apply; else the new value (NULL on failure, recorded) and the new state in out[]. */
 static em_tensor *fused(em_optim *o, int i, em_tensor *ph, em_tensor *gh, int64_t step,
@@ -60,12 +54,12 @@ static em_tensor *fused(em_optim *o, int i, em_tensor *ph, em_tensor *gh, int64_
     const int n_st = a->amsgrad ? 3 : 2;
     bool first = !st[0];
     em__tensor *in[5] = {p, g, NULL, NULL, NULL};
-    if (!flat_like(p, p) || !flat_like(g, p))
+    if (!em__optim_flat_like(p, p) || !em__optim_flat_like(g, p))
         return NULL;
     for (int k = 0; k < n_st; k++) {
         if (!st[k] != first)
             return NULL;   /* a partial state: the composed path knows what to do */
-        if (!first && !flat_like(in[2 + k] = em__obj(st[k]), p))
+        if (!first && !em__optim_flat_like(in[2 + k] = em__obj(st[k]), p))
             return NULL;
     }
     *used = true;

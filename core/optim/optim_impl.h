@@ -6,6 +6,8 @@
 
 #include "internal.h"
 
+#include <string.h>
+
 #define EM__OPTIM_STATES 3
 
 typedef enum em__optim_kind { EM__OPT_SGD, EM__OPT_ADAM, EM__OPT_ADAMW, EM__OPT_RMSPROP } em__optim_kind;
@@ -29,6 +31,14 @@ EM_INTERNAL em_tensor *em__adam_update(em_optim *o, int i, em_tensor *p, em_tens
                                        int64_t step, em_tensor **out);
 EM_INTERNAL em_tensor *em__rmsprop_update(em_optim *o, int i, em_tensor *p, em_tensor *g,
                                           em_tensor **out);
+
+/* Whether t can be an operand of a fused optimizer kernel beside the parameter p: present,
+ * contiguous, of p's dtype and shape (the kernels see every operand as one flat run). */
+static inline bool em__optim_flat_like(const em__tensor *t, const em__tensor *p)
+{
+    return t && t->dtype == p->dtype && em__is_contiguous(t) && t->ndim == p->ndim &&
+           !memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
+}
 
 /* Test hook (adam.c, em__test_optim_composed): true while the fused optimizer kernels (adam,
  * sgd) are to be bypassed, so that tests compare them with the composed steps. */

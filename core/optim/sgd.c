@@ -23,7 +23,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct em_sgd {
     em_sgd_options opt;
@@ -116,12 +115,6 @@ static em_status live_params(em_sgd *s, const char *what, em_context **ctx)
     return EM_OK;
 }
 
-static bool flat_like(const em__tensor *t, const em__tensor *p)
-{
-    return t && t->dtype == p->dtype && em__is_contiguous(t) && t->ndim == p->ndim &&
-           !memcmp(t->shape, p->shape, sizeof(int64_t) * (size_t)p->ndim);
-}
-
 /* Parameter i's step through the backend's sgd kernel (ABI 1.7): *used false (and nothing
  * recorded) when it does not apply (an older plugin, an undeclared dtype, a non-contiguous
  * operand); else the new value (held by the step's scope; NULL on failure, recorded) and the
@@ -134,12 +127,12 @@ static em__tensor *fused(em_sgd *s, int i, bool *used)
         return NULL;
     em__tensor *p = em__obj(s->params[i]), *g = p->grad;
     em_context *ctx = p->ctx;
-    if (!em__kernel_native(ctx, EM_KERNEL_OFFSET(sgd), p->dtype) || !flat_like(p, p) ||
-        !flat_like(g, p))
+    if (!em__kernel_native(ctx, EM_KERNEL_OFFSET(sgd), p->dtype) ||
+        !em__optim_flat_like(p, p) || !em__optim_flat_like(g, p))
         return NULL;
     const bool mom = o->momentum != 0, first = !s->momentum[i];
     em__tensor *in[3] = {p, g, NULL};
-    if (mom && !first && !flat_like(in[2] = em__obj(s->momentum[i]), p))
+    if (mom && !first && !em__optim_flat_like(in[2] = em__obj(s->momentum[i]), p))
         return NULL;
     *used = true;
     em__tensor *res[2] = {NULL, NULL};
