@@ -117,28 +117,40 @@ static void adam_task(void *arg, int64_t t, int worker)
     j->fn(j->key, lo, hi, j->o, j->in, &j->c);
 }
 
-/* v is contiguous row-major with n elements of dt */
-static em_status adam_view(cpu_inst *inst, const em_kview *v, const char *what, int32_t dt,
-                           int64_t *n)
+em_status cpu_optim_view(cpu_inst *inst, const char *kname, const em_kview *v,
+                         const char *what, int32_t dt, int64_t *n)
 {
-    em_status st = cpu_check_view(inst, "adam", what, v);
+    em_status st = cpu_check_view(inst, kname, what, v);
     if (st != EM_OK)
         return st;
     if (v->dtype != dt)
-        return cpu_mismatch(inst, "adam", what, v->dtype, dt);
+        return cpu_mismatch(inst, kname, what, v->dtype, dt);
     int64_t count = 1, want = 1;
     for (int d = v->ndim - 1; d >= 0; d--) {
         if (v->shape[d] != 1 && v->strides[d] != want)
-            return CPU_ERR(inst, EM_ERR_INVALID, "adam: %s is not contiguous (stride %lld in "
-                           "dim %d)", what, (long long)v->strides[d], d);
+            return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s is not contiguous (stride %lld in "
+                           "dim %d)", kname, what, (long long)v->strides[d], d);
         want *= v->shape[d];
         count *= v->shape[d];
     }
     if (*n >= 0 && count != *n)
-        return CPU_ERR(inst, EM_ERR_INVALID, "adam: %s has %lld elements, out has %lld", what,
-                       (long long)count, (long long)*n);
+        return CPU_ERR(inst, EM_ERR_INVALID, "%s: %s has %lld elements, out has %lld", kname,
+                       what, (long long)count, (long long)*n);
     *n = count;
     return EM_OK;
+}
+
+int64_t cpu_optim_chunk(cpu_inst *inst, int64_t n)
+{
+    int nt = n >= PAR_CHEAP ? cpu_threads(inst) : 1;
+    if (nt > 1 && n < PAR_CONTENDED && cpu_contended(inst))
+        nt = 1;
+    if (nt <= 1)
+        return n;
+    int64_t chunk = n / ((int64_t)nt * 4);
+    if (chunk < PAR_CHUNK_MIN)
+        chunk = PAR_CHUNK_MIN;
+    return (chunk + 1023) & ~(int64_t)1023;
 }
 
 em_status cpu_k_adam(void *dev, const em_kargs *ka)
@@ -168,10 +180,10 @@ em_status cpu_k_adam(void *dev, const em_kargs *ka)
     memset(&j, 0, sizeof j);
     size_t esz = emk_dtype_size(dt);
     for (uint32_t k = 0; k < n_out && st == EM_OK; k++)
-        if ((st = adam_view(inst, ka->outs[k], onames[k], dt, &n)) == EM_OK)
+        if ((st = cpu_optim_view(inst, "adam", ka->outs[k], onames[k], dt, &n)) == EM_OK)
             j.o[k] = (char *)ka->outs[k]->buf + ka->outs[k]->offset * (int64_t)esz;
     for (uint32_t k = 0; k < n_in && st == EM_OK; k++)
-        if ((st = adam_view(inst, ka->ins[k], inames[k], dt, &n)) == EM_OK)
+        if ((st = cpu_optim_view(inst, "adam", ka->ins[k], inames[k], dt, &n)) == EM_OK)
             j.in[k] = (const char *)ka->ins[k]->buf + ka->ins[k]->offset * (int64_t)esz;
     if (st != EM_OK)
         return st;
@@ -184,17 +196,7 @@ em_status cpu_k_adam(void *dev, const em_kargs *ka)
     j.n = n;
     if (n == 0)
         return EM_OK;
-    int nt = n >= PAR_CHEAP ? cpu_threads(inst) : 1;
-    if (nt > 1 && n < PAR_CONTENDED && cpu_contended(inst))
-        nt = 1;
-    if (nt <= 1) {
-        j.fn(j.key, 0, n, j.o, j.in, &j.c);
-        return EM_OK;
-    }
-    int64_t chunk = n / ((int64_t)nt * 4);
-    if (chunk < PAR_CHUNK_MIN)
-        chunk = PAR_CHUNK_MIN;
-    j.chunk = (chunk + 1023) & ~(int64_t)1023;
+    j.chunk = cpu_optim_chunk(inst, n);
     cpu_parallel(inst, (n + j.chunk - 1) / j.chunk, adam_task, &j);
     return EM_OK;
 }

@@ -43,6 +43,13 @@ typedef struct ew_plan {
 CPU_HIDDEN void cpu_ew_walk(const ew_plan *pl, int64_t start, int64_t count);
 /* Walk everything, on the pool when numel >= par_min (a PAR_* hint). */
 CPU_HIDDEN void cpu_ew_run(cpu_inst *inst, ew_plan *pl, int64_t par_min);
+/* The fused optimizer kernels (cpu_adam.c, cpu_sgd.c): v holds contiguous row-major elements
+ * of dt, as many as *n (*n < 0: any number, stored in *n); else an error naming kname and
+ * what. And the chunk a pass over n elements is cut into for the pool (n itself where it runs
+ * on the calling thread): a few chunks per thread, multiples of 1024. */
+CPU_HIDDEN em_status cpu_optim_view(cpu_inst *inst, const char *kname, const em_kview *v,
+                                    const char *what, int32_t dt, int64_t *n);
+CPU_HIDDEN int64_t cpu_optim_chunk(cpu_inst *inst, int64_t n);
 /* Whether dt is a dtype the cpu backend knows. */
 CPU_HIDDEN int cpu_valid_dtype(int32_t dt);
 CPU_HIDDEN em_status cpu_check_view(cpu_inst *inst, const char *kname, const char *what,
