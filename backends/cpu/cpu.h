@@ -19,6 +19,10 @@
 #define POOL_SPIN_NS_DEFAULT 300000
 #endif
 
+/* the most threads that get a run of a job's tasks of their own (cpu_pool.c); threads
+ * beyond it share runs */
+#define CPU_POOL_GROUPS 64
+
 /* gemm micro-kernel families, chosen once per instance from what the host CPU supports */
 /* (ordered: each level has the one below it; AVX-512 instances run the AVX2 elementwise
  * kernels and only gemm in 512-bit registers) */
@@ -68,7 +72,13 @@ typedef struct cpu_pool {
     cpu_task_fn fn;
     void *arg;
     int64_t ntasks;
-    atomic_int_fast64_t next;    /* next task index to hand out */
+    /* tasks are cut into ngroups contiguous runs, one per thread (cpu_pool.c); next[g] is
+     * the next task of run g to hand out, each on its own cache line */
+    int ngroups;
+    struct {
+        atomic_int_fast64_t v;
+        char pad[64 - sizeof(atomic_int_fast64_t)];
+    } next[CPU_POOL_GROUPS];
     unsigned fork_gen;           /* the fork generation it was started in (cpu_pool.c) */
 } cpu_pool;
 
