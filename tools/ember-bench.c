@@ -4,13 +4,17 @@
  * minimum µs per step, GFLOP/s (GB/s for memory-bound ops) and peak device memory.
  * Each result line starts "<workload> <median> us/step" so scripts can grep it.
  *
- *   ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N] [--isa LIST]
+ *   ember-bench [--config PATH]... [--backend NAME[:INDEX]] [--threads N] [--isa LIST]
  *               [--workload NAME]... [--steps N] [--reps R] [--warmup W] [--list]
  *
  * --threads N sets [cpu] threads (as if written in device.ini) so that comparisons with
  * other libraries can pin every side to the same thread count. --isa generic,avx2,avx512
  * opens one context per [cpu] isa and runs each workload on each of them in turn, so the
- * cpu backend's kernel families are compared in one run.
+ * cpu backend's kernel families are compared in one run. --config given more than once
+ * does the same for device.ini files: two builds of a plugin (`library =`), two backends,
+ * two thread counts. Their repetitions alternate, and the ratio printed is the median of
+ * the ratios of repetitions run side by side: on a shared machine a slow spell then slows
+ * both sides of a ratio, where a ratio of two separate runs would carry it whole.
  */
 #include <ember/ember.h>
 
@@ -343,7 +347,14 @@ static void timing_discard(timing *tm)
 
 /* prints the result line (isa: the context's [cpu] isa when --isa compares several, else
  * NULL), stores the median in *med_out, and releases the workload's tensors */
-static int timing_finish(timing *tm, const char *isa, double *med_out)
+/* the median of n values (sorted in place) */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int timing_finish(timing *tm, const char *label, double *med_out)
 {
     em_context *ctx = tm->b.ctx;
     const workload *w = tm->w;
@@ -355,8 +366,7 @@ static int timing_finish(timing *tm, const char *isa, double *med_out)
         em_context_clear_error(ctx);
         rc = 1;
     } else {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
-        double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        double med = median(t, reps);
         char rate[64] = "";
         if (w->flops > 0)
             snprintf(rate, sizeof rate, ", %.1f GFLOP/s", w->flops / med * 1e-3);
@@ -364,7 +374,7 @@ static int timing_finish(timing *tm, const char *isa, double *med_out)
             snprintf(rate, sizeof rate, ", %.1f GB/s", w->bytes / med * 1e-3);
         printf("%-14s %10.2f us/step  (min %.2f, %d reps x %d steps%s, peak device %.1f MiB%s%s)\n",
                w->name, med, t[0], reps, tm->steps, rate,
-               em_context_memory_peak(ctx) / 1048576.0, isa ? ", isa " : "", isa ? isa : "");
+               em_context_memory_peak(ctx) / 1048576.0, label ? ", " : "", label ? label : "");
         fflush(stdout);
         if (med_out)
             *med_out = med;
@@ -375,13 +385,16 @@ static int timing_finish(timing *tm, const char *isa, double *med_out)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ember-bench [--config PATH] [--backend NAME[:INDEX]] [--threads N]\n"
+    fprintf(f, "usage: ember-bench [--config PATH]... [--backend NAME[:INDEX]] [--threads N]\n"
                "                   [--isa LIST] [--workload NAME]... [--steps N] [--reps R]\n"
                "                   [--warmup W] [--list]\n"
                "Runs the named workloads (all if none named) on the backend from device.ini, or\n"
                "the one given by --backend (same meaning as EMBER_DEVICE). --threads sets the\n"
                "cpu backend's [cpu] threads (0: one per core). --isa generic,avx2,avx512 runs\n"
-               "every workload once per listed [cpu] isa, in turn, and prints their ratios.\n");
+               "every workload once per listed [cpu] isa, in turn, and prints their ratios.\n"
+               "--config more than once does the same for each device.ini given (e.g. two\n"
+               "builds of a plugin through [cpu] library =); ratios are the median over\n"
+               "repetitions of each side-by-side pair's ratio.\n");
 }
 
 /* A context from the file em_context_create would read (or config), with [cpu] threads
@@ -408,17 +421,22 @@ static em_status open_context(em_context **ctx, const char *config, const char *
 }
 
 #define MAX_ISAS 8
+#define MAX_CTXS 8
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL, *backend = NULL, *threads = NULL, *isa_list = NULL;
+    const char *configs[MAX_CTXS], *backend = NULL, *threads = NULL, *isa_list = NULL;
     const char *names[64];
-    int n_names = 0, steps = 0, reps = 7, warmup = 2;
+    int n_names = 0, n_configs = 0, steps = 0, reps = 7, warmup = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--config") && i + 1 < argc)
-            config = argv[++i];
-        else if (!strcmp(a, "--backend") && i + 1 < argc)
+        if (!strcmp(a, "--config") && i + 1 < argc) {
+            if (n_configs == MAX_CTXS) {
+                fprintf(stderr, "ember-bench: --config: at most %d\n", MAX_CTXS);
+                return 2;
+            }
+            configs[n_configs++] = argv[++i];
+        } else if (!strcmp(a, "--backend") && i + 1 < argc)
             backend = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc)
             threads = argv[++i];
@@ -478,13 +496,29 @@ int main(int argc, char **argv)
     }
     if (backend && setenv("EMBER_DEVICE", backend, 1) != 0)
         return 2;
-    em_context *ctxs[MAX_ISAS];
-    const int n_ctx = n_isa ? n_isa : 1;
+    /* one context per (config, isa): the configs given (or the located one), times the isas */
+    const int n_cfg = n_configs ? n_configs : 1, n_is = n_isa ? n_isa : 1;
+    const int n_ctx = n_cfg * n_is;
+    if (n_ctx > MAX_CTXS) {
+        fprintf(stderr, "ember-bench: --config times --isa: at most %d contexts\n", MAX_CTXS);
+        return 2;
+    }
+    em_context *ctxs[MAX_CTXS];
+    char labels[MAX_CTXS][320];
     for (int c = 0; c < n_ctx; c++) {
-        em_status cst = open_context(&ctxs[c], config, threads, n_isa ? isas[c] : NULL);
+        const char *config = n_configs ? configs[c / n_is] : NULL;
+        const char *isa = n_isa ? isas[c % n_is] : NULL;
+        labels[c][0] = 0;
+        if (n_configs > 1 && isa)
+            snprintf(labels[c], sizeof labels[c], "config %s, isa %s", config, isa);
+        else if (n_configs > 1)
+            snprintf(labels[c], sizeof labels[c], "config %s", config);
+        else if (isa)
+            snprintf(labels[c], sizeof labels[c], "isa %s", isa);
+        em_status cst = open_context(&ctxs[c], config, threads, isa);
         if (cst != EM_OK) {
-            if (n_isa)
-                fprintf(stderr, "ember-bench: isa %s: %s\n", isas[c], em_last_error());
+            if (labels[c][0])
+                fprintf(stderr, "ember-bench: %s: %s\n", labels[c], em_last_error());
             else
                 fprintf(stderr, "ember-bench: %s\n", em_last_error());
             while (c-- > 0)
@@ -505,8 +539,7 @@ int main(int argc, char **argv)
             want |= !strcmp(names[k], workloads[w].name);
         if (!want)
             continue;
-        double med[MAX_ISAS];
-        timing tm[MAX_ISAS];
+        timing tm[MAX_CTXS];
         int ok = 1;
         for (int c = 0; c < n_ctx && ok; c++)
             if (timing_start(&tm[c], ctxs[c], &workloads[w], steps, reps, warmup) != 0) {
@@ -521,15 +554,34 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++)
             for (int c = 0; c < n_ctx; c++)
                 timing_rep(&tm[c]);
+        /* each context's ratio to the first, repetition by repetition (before
+         * timing_finish sorts the times) */
+        double ratio[MAX_CTXS] = {0};
+        if (n_ctx > 1) {
+            double *rr = malloc(sizeof *rr * (size_t)reps);
+            for (int c = 1; c < n_ctx && rr; c++) {
+                int n = tm[c].done < tm[0].done ? tm[c].done : tm[0].done;
+                for (int r = 0; r < n; r++)
+                    rr[r] = tm[c].t[r] / tm[0].t[r];
+                ratio[c] = n > 0 ? median(rr, n) : NAN;
+            }
+            free(rr);
+        }
         for (int c = 0; c < n_ctx; c++)
-            if (timing_finish(&tm[c], n_isa ? isas[c] : NULL, &med[c]) != 0) {
+            if (timing_finish(&tm[c], labels[c][0] ? labels[c] : NULL, NULL) != 0) {
                 ok = 0;
                 rc = 1;
             }
-        if (n_isa > 1 && ok) {
+        if (n_ctx > 1 && ok) {
             printf("# %s:", workloads[w].name);
-            for (int c = 1; c < n_isa; c++)
-                printf(" %s/%s %.3f", isas[c], isas[0], med[c] / med[0]);
+            for (int c = 1; c < n_ctx; c++) {
+                if (n_configs > 1 && n_isa)
+                    printf(" (%s)/(%s) %.3f", labels[c], labels[0], ratio[c]);
+                else if (n_configs > 1)
+                    printf(" %s/%s %.3f", configs[c], configs[0], ratio[c]);
+                else
+                    printf(" %s/%s %.3f", isas[c], isas[0], ratio[c]);
+            }
             printf("\n");
         }
         fflush(stdout);
