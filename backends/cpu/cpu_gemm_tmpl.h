@@ -445,8 +445,12 @@ static void G(gemm_direct)(G(gjob) *j, int nt, GT *bbuf, GT *kbuf)
     }
     cpu_parallel(j->inst, ntasks, G(task_direct), j);
     if (j->ks > 1) {
-        /* rows in blocks of ~16K elements (at least one row) */
+        /* rows in blocks of ~16K elements (at least one row), and at least one block per
+         * thread: the seed's 64 x 100 would otherwise be summed by one thread alone */
         int64_t rows = 16384 / (j->n > 0 ? j->n : 1);
+        const int64_t per = (j->m + nt - 1) / nt;
+        if (rows > per)
+            rows = per;
         j->bm = rows < 1 ? 1 : rows;
         const int64_t nb = (j->m + j->bm - 1) / j->bm;
         if ((j->ks - 1) * j->m * j->n >= 32768)
