@@ -192,6 +192,66 @@ AVX2_UKR4(double, f64, GEMM_A_PACKED, ukr_avx2_f64_packed)
 AVX2_UKR4(double, f64, GEMM_A_ROWS, ukr_avx2_f64_rows)
 AVX2_UKR4(double, f64, GEMM_A_COLS, ukr_avx2_f64_cols)
 
+/* A right edge at most 4 columns wide (n = 100 leaves 4), with the rows in the vector
+ * lanes: for each p, one load of a packed 6-row A panel (lanes 6 and 7 masked off), one
+ * broadcast of B[p][j] per column, one FMA per column. The 6 x 16 tile needs 6 broadcasts
+ * of A per p for 12 FMAs; a 6 x 8 (or 12 x 8) kernel on the edge needs as many broadcasts
+ * for half the FMAs, and measured as slow as a full tile, for 4 useful columns of 16. Here
+ * two panels (12 rows) take 2 loads, 4 broadcasts and 8 FMAs per p. Each element is the
+ * same chain of fma(a[i][p], b[p][j], acc) over p ascending from zero as in the tiles
+ * (a product's operands commute exactly), so the bits are theirs. t receives the raw sums,
+ * np * 6 rows of 4; the caller writes them back as it does a buffered tile. */
+AVX2_FN static void edge4_f32_avx2(int64_t kc, int np, const float *a, const float *b,
+                                   int64_t ldb, float *t)
+{
+    const __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    const float *a1 = a + 6 * kc;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
+    __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    if (np == 2) {
+#pragma GCC unroll 2
+        for (int64_t p = 0; p < kc; p++) {
+            const __m256 x0 = _mm256_maskload_ps(a + p * 6, m6);
+            const __m256 x1 = _mm256_maskload_ps(a1 + p * 6, m6);
+            const float *bp = b + p * ldb;
+            __m256 bj = _mm256_broadcast_ss(bp);
+            c00 = _mm256_fmadd_ps(x0, bj, c00);
+            c10 = _mm256_fmadd_ps(x1, bj, c10);
+            bj = _mm256_broadcast_ss(bp + 1);
+            c01 = _mm256_fmadd_ps(x0, bj, c01);
+            c11 = _mm256_fmadd_ps(x1, bj, c11);
+            bj = _mm256_broadcast_ss(bp + 2);
+            c02 = _mm256_fmadd_ps(x0, bj, c02);
+            c12 = _mm256_fmadd_ps(x1, bj, c12);
+            bj = _mm256_broadcast_ss(bp + 3);
+            c03 = _mm256_fmadd_ps(x0, bj, c03);
+            c13 = _mm256_fmadd_ps(x1, bj, c13);
+        }
+    } else {
+        for (int64_t p = 0; p < kc; p++) {
+            const __m256 x0 = _mm256_maskload_ps(a + p * 6, m6);
+            const float *bp = b + p * ldb;
+            c00 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(bp), c00);
+            c01 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(bp + 1), c01);
+            c02 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(bp + 2), c02);
+            c03 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(bp + 3), c03);
+        }
+    }
+    float s[8][8];
+    _mm256_storeu_ps(s[0], c00);
+    _mm256_storeu_ps(s[1], c01);
+    _mm256_storeu_ps(s[2], c02);
+    _mm256_storeu_ps(s[3], c03);
+    _mm256_storeu_ps(s[4], c10);
+    _mm256_storeu_ps(s[5], c11);
+    _mm256_storeu_ps(s[6], c12);
+    _mm256_storeu_ps(s[7], c13);
+    for (int q = 0; q < np; q++)
+        for (int r = 0; r < 6; r++)
+            for (int j = 0; j < 4; j++)
+                t[(q * 6 + r) * 4 + j] = s[q * 4 + j][r];
+}
+
 /* Packing that transposes (a row-major A into MR-interleaved panels, a transposed B into
  * NR-wide ones), 8 x 8 blocks at a time in registers rather than one element per load: the
  * scalar loops cost a fifth of a forward nn.Linear (x @ weight^T packs both ways). They
@@ -481,35 +541,35 @@ static int cpu_gemm_direct(const cpu_inst *inst, int64_t m, int64_t n, int64_t k
  * on the machine's caches. */
 static const gkern_f32 kern_f32_generic = {
     4, 8, 128, 256, 2048, {ukr_generic_packed_f32, ukr_generic_rows_f32, ukr_generic_cols_f32},
-    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL};
+    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL, NULL};
 static const gkern_f64 kern_f64_generic = {
     4, 4, 96, 256, 2048, {ukr_generic_packed_f64, ukr_generic_rows_f64, ukr_generic_cols_f64},
-    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL};
+    {NULL, NULL, NULL}, {NULL, NULL, NULL}, {NULL, NULL, NULL}, NULL, NULL, NULL};
 #ifdef CPU_HAVE_AVX2
 static const gkern_f32 kern_f32_avx2 = {
     6, 16, 120, 256, 3072, {ukr_avx2_f32_packed, ukr_avx2_f32_rows, ukr_avx2_f32_cols},
     {ukr_avx2_f32_packed_half, ukr_avx2_f32_rows_half, ukr_avx2_f32_cols_half},
     {ukr_avx2_f32_packed_m4, ukr_avx2_f32_rows_m4, ukr_avx2_f32_cols_m4},
     {ukr_avx2_f32_packed_m4half, ukr_avx2_f32_rows_m4half, ukr_avx2_f32_cols_m4half},
-    pack_a6_rows_f32_avx2, pack_b16_cols_f32_avx2};
+    pack_a6_rows_f32_avx2, pack_b16_cols_f32_avx2, edge4_f32_avx2};
 static const gkern_f64 kern_f64_avx2 = {
     6, 8, 96, 256, 2048, {ukr_avx2_f64_packed, ukr_avx2_f64_rows, ukr_avx2_f64_cols},
     {ukr_avx2_f64_packed_half, ukr_avx2_f64_rows_half, ukr_avx2_f64_cols_half},
     {ukr_avx2_f64_packed_m4, ukr_avx2_f64_rows_m4, ukr_avx2_f64_cols_m4},
     {ukr_avx2_f64_packed_m4half, ukr_avx2_f64_rows_m4half, ukr_avx2_f64_cols_m4half},
-    NULL, NULL};
+    NULL, NULL, NULL};
 static const gkern_f32 kern_f32_avx512 = {
     6, 32, 120, 256, 3072, {ukr_avx512_f32_packed, ukr_avx512_f32_rows, ukr_avx512_f32_cols},
     {ukr_avx512_f32_packed_half, ukr_avx512_f32_rows_half, ukr_avx512_f32_cols_half},
     {ukr_avx512_f32_packed_m4, ukr_avx512_f32_rows_m4, ukr_avx512_f32_cols_m4},
     {ukr_avx512_f32_packed_m4half, ukr_avx512_f32_rows_m4half, ukr_avx512_f32_cols_m4half},
-    pack_a6_rows_f32_avx2, pack_b32_cols_f32_avx2};
+    pack_a6_rows_f32_avx2, pack_b32_cols_f32_avx2, edge4_f32_avx2};
 static const gkern_f64 kern_f64_avx512 = {
     6, 16, 96, 256, 2048, {ukr_avx512_f64_packed, ukr_avx512_f64_rows, ukr_avx512_f64_cols},
     {ukr_avx512_f64_packed_half, ukr_avx512_f64_rows_half, ukr_avx512_f64_cols_half},
     {ukr_avx512_f64_packed_m4, ukr_avx512_f64_rows_m4, ukr_avx512_f64_cols_m4},
     {ukr_avx512_f64_packed_m4half, ukr_avx512_f64_rows_m4half, ukr_avx512_f64_cols_m4half},
-    NULL, NULL};
+    NULL, NULL, NULL};
 #endif
 
 /* MC from the L2 (half of it for the A block), NC from the L3 (a quarter for the B block,

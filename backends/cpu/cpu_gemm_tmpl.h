@@ -47,6 +47,10 @@ typedef struct G(gkern) {
      * (ldb apart) */
     void (*pack_a_rows)(const GT *A, int64_t lda, int64_t kc, GT *d);
     void (*pack_b_cols)(const GT *B, int64_t ldb, int64_t kc, GT *d);
+    /* optional, NULL: none. A right edge at most 4 columns wide, np (1 or 2) packed MR = 6
+     * row panels at a time (MR * kc apart), B rows ldb apart (4 readable values each): the
+     * raw sums into t (np * 6 rows of 4), with the same sums per element as ukr[] */
+    void (*edge4)(int64_t kc, int np, const GT *a, const GT *b, int64_t ldb, GT *t);
 } G(gkern);
 
 /* Portable micro-kernel: a small accumulator array gcc keeps in SSE/NEON registers. The
@@ -223,6 +227,27 @@ static inline void G(tile)(const G(gkern) *kr, int mode, int64_t kc, const GT *a
     }
 }
 
+/* Rows [0, np * MR) (np of 1 or 2 packed panels, MR * kc apart) of a right edge ne <= 4
+ * columns wide, on the family's edge4 kernel; written back as tile() writes a buffered
+ * tile, so the bits are those of tile(). */
+static inline void G(tile_edge4)(const G(gkern) *kr, int np, int64_t kc, const GT *ap,
+                                 const GT *b, int64_t ldb, GT *c, int64_t ldc, int64_t ne,
+                                 GT alpha, GT beta)
+{
+    GT t[2 * GEMM_MAX_MR * 4];
+    kr->edge4(kc, np, ap, b, ldb, t);
+    for (int64_t i = 0; i < np * kr->mr; i++) {
+        GT *ci = c + i * ldc;
+        const GT *ti = t + i * 4;
+        if (beta == 0)
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j];
+        else
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j] + beta * ci[j];
+    }
+}
+
 /* C[0:mc, jr0:jr1] (C already offset to the block's corner) from packed A and B. */
 static void G(macro)(const G(gkern) *kr, int64_t mc, int64_t kc, int64_t nc, int64_t jr0,
                      int64_t jr1, const GT *ap, const GT *bp, GT *C, int64_t ldc, GT alpha,
@@ -231,7 +256,15 @@ static void G(macro)(const G(gkern) *kr, int64_t mc, int64_t kc, int64_t nc, int
     const int mr = kr->mr, nr = kr->nr;
     for (int64_t jr = jr0; jr < jr1 && jr < nc; jr += nr) {
         const int64_t ne = nc - jr < nr ? nc - jr : nr;
-        for (int64_t ir = 0; ir < mc; ir += mr) {
+        int64_t ir = 0;
+        if (ne <= 4 && kr->edge4)
+            while (ir + mr <= mc) {
+                const int np = ir + 2 * mr <= mc ? 2 : 1;
+                G(tile_edge4)(kr, np, kc, ap + ir * kc, bp + jr * kc, nr, C + ir * ldc + jr,
+                              ldc, ne, alpha, beta);
+                ir += np * mr;
+            }
+        for (; ir < mc; ir += mr) {
             const int64_t me = mc - ir < mr ? mc - ir : mr;
             G(tile)(kr, GEMM_A_PACKED, kc, ap + ir * kc, 0, bp + jr * kc, nr,
                     C + ir * ldc + jr, ldc, me, ne, alpha, beta);
@@ -319,7 +352,20 @@ static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT
                     bp = bscr;
                     ldbp = nr;
                 }
-                for (int64_t ir = ic; ir < ie; ir += mr) {
+                int64_t ir = ic;
+                if (ne <= 4 && kr->edge4 && j->packa) {
+                    /* the whole panels above the bottom edge's, two at a time, from the
+                     * block's packed A (packing A for the edge alone would cost more than
+                     * the edge does in place) */
+                    const int64_t full_end = iedge >= ic && iedge < ie ? iedge : ie;
+                    while (ir + mr <= full_end) {
+                        const int np = ir + 2 * mr <= full_end ? 2 : 1;
+                        G(tile_edge4)(kr, np, kc, ascr + (ir - ic) * kc, bp, ldbp,
+                                      C + ir * ldc + jr, ldc, ne, j->alpha, beta);
+                        ir += np * mr;
+                    }
+                }
+                for (; ir < ie; ir += mr) {
                     GT *c = C + ir * ldc + jr;
                     const int64_t me = j->m - ir < mr ? j->m - ir : mr;
                     if (j->packa || ir == iedge) {
