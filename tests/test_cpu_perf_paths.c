@@ -85,12 +85,15 @@ typedef struct gcase {
 } gcase;
 
 /* the seed's five products, tile edges in every direction, deep k (split over threads),
- * skinny and wide shapes for both paths, and sizes where the packed path is chosen */
+ * skinny and wide shapes for both paths, sizes where the packed path is chosen, and a B
+ * whose rows are a multiple of 4 KiB apart */
 static const gcase g_cases[] = {
     {64, 100, 1000}, {1000, 100, 64}, {64, 10, 100}, {100, 10, 64}, {64, 100, 10},
     {1, 1, 1},       {7, 13, 5},      {1, 50, 1},    {50, 1, 3},    {33, 65, 17},
     {70, 130, 90},   {13, 37, 999},   {2, 3, 3000},  {5, 300, 700}, {300, 5, 700},
     {6, 16, 256},    {12, 32, 600},   {600, 40, 300}, {255, 257, 300}, {70, 300, 300},
+    /* B rows 4 KiB apart (f32) and 8 KiB (f64): the direct path copies its panels */
+    {30, 1024, 40},
 };
 
 typedef struct gsetup {

@@ -14,7 +14,7 @@
  * - direct: no packing. The micro-kernel broadcasts op(A) straight from the caller's rows
  *   (row-major A) or columns (transposed A) and loads rows of B in place (row-major B,
  *   rows ldb apart); only panels cut by an edge of A or B are copied, zero-padded, into
- *   per-worker scratch. Threads split C into blocks of whole MR x NR tiles, one fork per
+ *   per-worker scratch (and B's panels when its rows are a multiple of 4 KiB apart). Threads split C into blocks of whole MR x NR tiles, one fork per
  *   product and no barrier. This is what small and skinny products (a training step's
  *   64 x 1000 x 100 layers and their gradients) want: packing them costs as much as
  *   multiplying, and forking twice per k slice costs more than the work.
@@ -161,6 +161,17 @@ static void G(pack_a)(const G(gkern) *kr, const GT *A, int64_t lda, int ta, int6
 
 /* op(B)[p0:p0+kc, j0+jr0 : j0+jr1] into NR-wide panels (jr0 a multiple of NR; panel jr
  * lives at dst + jr*kc whichever thread packs it); columns past nc are zero. */
+/* kc rows of W values, ldb apart, into d: with W a constant and loop distribution off (as
+ * for pack_a), a few vector moves a row rather than a call to memmove per row */
+static inline __attribute__((always_inline)) void
+G(copy_rows)(GT *restrict d, const GT *restrict src, int64_t ldb, int64_t kc, const int w)
+{
+    for (int64_t p = 0; p < kc; p++)
+        for (int j = 0; j < w; j++)
+            d[p * w + j] = src[p * ldb + j];
+}
+
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
 static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int64_t p0,
                       int64_t kc, int64_t j0, int64_t nc, int64_t jr0, int64_t jr1, GT *dst)
 {
@@ -168,7 +179,15 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
     for (int64_t jr = jr0; jr < jr1 && jr < nc; jr += nr) {
         const int64_t ne = nc - jr < nr ? nc - jr : nr;
         GT *d = dst + jr * kc;
-        if (!tb) {
+        if (!tb && ne == nr && (nr == 8 || nr == 16 || nr == 32)) {
+            const GT *src = B + p0 * ldb + j0 + jr;
+            if (nr == 8)
+                G(copy_rows)(d, src, ldb, kc, 8);
+            else if (nr == 16)
+                G(copy_rows)(d, src, ldb, kc, 16);
+            else
+                G(copy_rows)(d, src, ldb, kc, 32);
+        } else if (!tb) {
             for (int64_t p = 0; p < kc; p++) {
                 const GT *src = B + (p0 + p) * ldb + j0 + jr;
                 GT *dp = d + p * nr;
@@ -325,6 +344,7 @@ static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT
     const int mr = kr->mr, nr = kr->nr;
     GT *bscr = scr, *ascr = scr + kr->kc * nr;
     const int amode = j->ta ? GEMM_A_COLS : GEMM_A_ROWS;
+    const int pack_full = ((size_t)j->ldb * sizeof(GT)) % 4096 == 0;
     const int64_t chunk = j->packa ? kr->mc : i1 - i0;
     /* the bottom edge panel, if this block has it */
     const int64_t iedge = i1 == j->m && j->m % mr ? j->m - j->m % mr : -1;
@@ -344,10 +364,14 @@ static void G(direct_block)(const G(gjob) *j, const GT *A, const GT *B, const GT
                 if (bpre) {
                     bp = bpre + pc * j->npad + jr * kc;
                     ldbp = nr;
-                } else if (ne == nr) {
+                } else if (ne == nr && !(pack_full && ie - ic >= 4 * mr)) {
                     bp = B + pc * j->ldb + jr;
                     ldbp = j->ldb;
                 } else {
+                    /* an edge panel; or a full one whose rows are a multiple of 4 KiB
+                     * apart, which all fall in one set of the L1 cache (the micro-kernel
+                     * ran at half speed on them in place), when at least 4 row panels
+                     * read the copy */
                     G(pack_b)(kr, B, j->ldb, 0, pc, kc, jr, ne, 0, ne, bscr);
                     bp = bscr;
                     ldbp = nr;
