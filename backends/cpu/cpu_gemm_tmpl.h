@@ -159,8 +159,6 @@ static void G(pack_a)(const G(gkern) *kr, const GT *A, int64_t lda, int ta, int6
     }
 }
 
-/* op(B)[p0:p0+kc, j0+jr0 : j0+jr1] into NR-wide panels (jr0 a multiple of NR; panel jr
- * lives at dst + jr*kc whichever thread packs it); columns past nc are zero. */
 /* kc rows of W values, ldb apart, into d: with W a constant and loop distribution off (as
  * for pack_a), a few vector moves a row rather than a call to memmove per row */
 static inline __attribute__((always_inline)) void
@@ -171,7 +169,11 @@ G(copy_rows)(GT *restrict d, const GT *restrict src, int64_t ldb, int64_t kc, co
             d[p * w + j] = src[p * ldb + j];
 }
 
+/* op(B)[p0:p0+kc, j0+jr0 : j0+jr1] into NR-wide panels (jr0 a multiple of NR; panel jr
+ * lives at dst + jr*kc whichever thread packs it); columns past nc are zero. */
+#if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int64_t p0,
                       int64_t kc, int64_t j0, int64_t nc, int64_t jr0, int64_t jr1, GT *dst)
 {
