@@ -217,6 +217,23 @@ static void G(pack_b)(const G(gkern) *kr, const GT *B, int64_t ldb, int tb, int6
     }
 }
 
+/* The me x ne corner of raw sums t (rows ldt apart) into C = alpha * t + beta * C: every
+ * tile that goes through a buffer is written back here, so all of them round alike. */
+static inline void G(tile_back)(const GT *t, int64_t ldt, int64_t me, int64_t ne, GT *c,
+                                int64_t ldc, GT alpha, GT beta)
+{
+    for (int64_t i = 0; i < me; i++) {
+        GT *ci = c + i * ldc;
+        const GT *ti = t + i * ldt;
+        if (beta == 0)
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j];
+        else
+            for (int64_t j = 0; j < ne; j++)
+                ci[j] = alpha * ti[j] + beta * ci[j];
+    }
+}
+
 /* One MR x NR tile (or the me x ne corner of one, through a buffer), op(A) read as `mode`
  * (GEMM_A_*). A corner at most NR/2 wide, or at most 4 rows high, runs on the narrower kernel
  * when the family has one: a right-edge panel of 4 columns (n = 100) or a bottom edge of 4
@@ -236,16 +253,7 @@ static inline void G(tile)(const G(gkern) *kr, int mode, int64_t kc, const GT *a
     }
     GT tile[GEMM_MAX_MR * GEMM_MAX_NR] __attribute__((aligned(64)));
     ukr(kc, a, lda, b, ldb, tile, nr, 1, 0);
-    for (int64_t i = 0; i < me; i++) {
-        GT *ci = c + i * ldc;
-        const GT *ti = tile + i * nr;
-        if (beta == 0)
-            for (int64_t j = 0; j < ne; j++)
-                ci[j] = alpha * ti[j];
-        else
-            for (int64_t j = 0; j < ne; j++)
-                ci[j] = alpha * ti[j] + beta * ci[j];
-    }
+    G(tile_back)(tile, nr, me, ne, c, ldc, alpha, beta);
 }
 
 /* Rows [0, np * MR) (np of 1 or 2 packed panels, MR * kc apart) of a right edge ne <= 4
@@ -257,16 +265,7 @@ static inline void G(tile_edge4)(const G(gkern) *kr, int np, int64_t kc, const G
 {
     GT t[2 * GEMM_MAX_MR * 4];
     kr->edge4(kc, np, ap, b, ldb, t);
-    for (int64_t i = 0; i < np * kr->mr; i++) {
-        GT *ci = c + i * ldc;
-        const GT *ti = t + i * 4;
-        if (beta == 0)
-            for (int64_t j = 0; j < ne; j++)
-                ci[j] = alpha * ti[j];
-        else
-            for (int64_t j = 0; j < ne; j++)
-                ci[j] = alpha * ti[j] + beta * ci[j];
-    }
+    G(tile_back)(t, 4, np * kr->mr, ne, c, ldc, alpha, beta);
 }
 
 /* C[0:mc, jr0:jr1] (C already offset to the block's corner) from packed A and B. */
