@@ -61,6 +61,30 @@ static em_status flat_view(cu_dev *d, const char *kname, const em_kview *v, cons
     return EM_OK;
 }
 
+/* The operands of a fused step, outs[0..max_out) then ins[0..max_out + max_in) (names[] in
+ * that order), each checked flat with n elements of dt, as device pointers; those the flags
+ * leave out stay null (the kernel never touches them). */
+static em_status optim_pointers(cu_dev *d, const char *kname, const em_kargs *ka, int max_out,
+                                int max_in, const char *const *names, int32_t dt, char **ptr,
+                                int64_t *n)
+{
+    const size_t esz = dt == EM_F32 ? 4 : 8;
+    *n = -1;
+    for (int k = 0; k < max_out + max_in; k++) {
+        const em_kview *v = k < max_out ? (k < (int)ka->n_out ? ka->outs[k] : nullptr)
+                                        : (k - max_out < (int)ka->n_in ? ka->ins[k - max_out]
+                                                                       : nullptr);
+        ptr[k] = nullptr;
+        if (!v)
+            continue;
+        em_status st = flat_view(d, kname, v, names[k], dt, n);
+        if (st != EM_OK)
+            return st;
+        ptr[k] = (char *)v->buf + v->offset * (int64_t)esz;
+    }
+    return EM_OK;
+}
+
 template <class T, class SC>
 static void launch(cu_dev *d, int flags, const double *sc, int64_t n, T *const *o,
                    const T *const *in)
@@ -93,19 +117,11 @@ em_status cu_k_adam(void *dev, const em_kargs *ka)
     static const char *const names[9] = {"outs[0] (p')", "outs[1] (m')", "outs[2] (v')",
                                          "outs[3] (vmax')", "ins[0] (p)", "ins[1] (g)",
                                          "ins[2] (m)", "ins[3] (v)", "ins[4] (vmax)"};
-    int64_t n = -1;
-    char *ptr[9] = {0};
-    const size_t esz = dt == EM_F32 ? 4 : 8;
-    em_status st;
-    for (int k = 0; k < 9; k++) {
-        const em_kview *v = k < 4 ? (k < (int)n_out ? ka->outs[k] : nullptr)
-                                  : (k - 4 < (int)n_in ? ka->ins[k - 4] : nullptr);
-        if (!v)
-            continue;
-        if ((st = flat_view(d, "adam", v, names[k], dt, &n)) != EM_OK)
-            return st;
-        ptr[k] = (char *)v->buf + v->offset * (int64_t)esz;
-    }
+    int64_t n;
+    char *ptr[9];
+    em_status st = optim_pointers(d, "adam", ka, 4, 5, names, dt, ptr, &n);
+    if (st != EM_OK)
+        return st;
     if (n == 0)
         return EM_OK;
     if ((st = cu_enter(d)) != EM_OK)
@@ -157,19 +173,11 @@ em_status cu_k_sgd(void *dev, const em_kargs *ka)
         return unsupported(d, "sgd", dt);
     static const char *const names[5] = {"outs[0] (p')", "outs[1] (b')", "ins[0] (p)",
                                          "ins[1] (g)", "ins[2] (b)"};
-    int64_t n = -1;
-    char *ptr[5] = {0};
-    const size_t esz = dt == EM_F32 ? 4 : 8;
-    em_status st;
-    for (int k = 0; k < 5; k++) {
-        const em_kview *v = k < 2 ? (k < (int)n_out ? ka->outs[k] : nullptr)
-                                  : (k - 2 < (int)n_in ? ka->ins[k - 2] : nullptr);
-        if (!v)
-            continue;
-        if ((st = flat_view(d, "sgd", v, names[k], dt, &n)) != EM_OK)
-            return st;
-        ptr[k] = (char *)v->buf + v->offset * (int64_t)esz;
-    }
+    int64_t n;
+    char *ptr[5];
+    em_status st = optim_pointers(d, "sgd", ka, 2, 3, names, dt, ptr, &n);
+    if (st != EM_OK)
+        return st;
     if (n == 0)
         return EM_OK;
     if ((st = cu_enter(d)) != EM_OK)
